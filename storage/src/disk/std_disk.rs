@@ -1,0 +1,1 @@
+//! pwrite disk (to be written).

@@ -1,0 +1,84 @@
+//! A transition: the one record that moves a shard from one state to the next.
+//! It is the `data` of a Raft entry. Everything the state machine needs is inside it,
+//! including the time (`time_ms`): the state machine reads no clock.
+
+use bytes::Bytes;
+
+/// Identifies one run of a workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RunKey {
+    pub namespace: String,
+    pub workflow_id: String,
+    pub run_id: String,
+}
+
+/// Identifies a workflow (all its runs).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkflowKey {
+    pub namespace: String,
+    pub workflow_id: String,
+}
+
+impl RunKey {
+    pub fn workflow(&self) -> WorkflowKey {
+        WorkflowKey { namespace: self.namespace.clone(), workflow_id: self.workflow_id.clone() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum QueueKind {
+    Workflow = 1,
+    Activity = 2,
+}
+
+/// A task queue backlog.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueKey {
+    pub namespace: String,
+    pub name: String,
+    pub kind: QueueKind,
+}
+
+/// Deduplicates retried requests: a transition carrying a key already applied
+/// (within the dedupe retention) changes nothing and returns the first outcome's
+/// `result`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestDedupe {
+    pub namespace: String,
+    pub request_id: String,
+    /// What the first application answered (chosen by the proposer, e.g. a run id).
+    pub result: Bytes,
+}
+
+/// One change inside a transition. All ops of a transition apply, or none does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Creates a run and makes it the workflow's current run. Fails if the workflow
+    /// already has an open run, or the run exists.
+    CreateRun { run: RunKey, state: Bytes },
+    /// Appends history events; `first_event_id` must equal the run's next event id
+    /// (event ids are dense from 1). `events` must not be empty.
+    AppendEvents { run: RunKey, first_event_id: u64, events: Vec<Bytes> },
+    /// Replaces the run's mutable state (opaque to storage).
+    SetState { run: RunKey, state: Bytes },
+    /// Closes the run at the transition's time; it is dropped after the retention.
+    CloseRun { run: RunKey },
+    /// Adds a task to a backlog; the state machine assigns its id.
+    Enqueue { queue: QueueKey, run: RunKey, task: Bytes },
+    /// Removes a task from a backlog.
+    Ack { queue: QueueKey, task_id: u64 },
+    /// Adds a timer firing at `due_ms`; the state machine assigns its id.
+    AddTimer { run: RunKey, due_ms: i64, payload: Bytes },
+    /// Removes a timer.
+    RemoveTimer { timer_id: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// Proposer's wall-clock time in ms since the Unix epoch: the only time the state
+    /// machine knows. Drives retention.
+    pub time_ms: i64,
+    pub dedupe: Option<RequestDedupe>,
+    pub ops: Vec<Op>,
+}
