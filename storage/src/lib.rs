@@ -32,6 +32,7 @@ pub mod codec;
 pub mod disk;
 pub mod error;
 pub mod log;
+pub mod reclaim;
 pub mod records;
 pub mod state;
 

@@ -16,10 +16,38 @@
 //!   slice of the segment's memory map.
 //! - [`NodeLog::open`] checks every CRC, truncates a torn tail of the newest segment
 //!   and refuses to open on corruption anywhere else, naming file and offset.
+//!
+//! Layout: [`frame`] (record framing) and [`segment`] (file header, names) are pure
+//! codecs; [`scan`] is recovery's pure core (chain of batches, torn tail vs
+//! corruption); `recover` applies it to the files at open; `writer` is the group
+//! commit thread; `shared` holds the segment table and read path; `node` is the
+//! [`NodeLog`] handle.
 
 use std::path::PathBuf;
 
+use bytes::Bytes;
+
 use crate::disk::IoMode;
+use crate::error::{Result, StorageError};
+use crate::records::RecordKind;
+
+pub mod frame;
+mod node;
+mod recover;
+pub mod scan;
+pub mod segment;
+mod shared;
+mod writer;
+
+pub use node::NodeLog;
+
+use frame::{FRAME_HEADER_BYTES, FRAME_PAYLOAD_MAX};
+use segment::SEGMENT_HEADER_BYTES;
+
+/// Largest segment file accepted (64 GiB).
+pub const SEGMENT_BYTES_MAX: u64 = 64 << 30;
+/// Longest a writer waits for more appenders (1 s).
+pub const BATCH_WAIT_US_MAX: u64 = 1_000_000;
 
 /// Node log tunables. Every limit is explicit.
 #[derive(Debug, Clone)]
@@ -59,9 +87,140 @@ impl LogConfig {
     }
 }
 
+impl LogConfig {
+    /// Checks every limit; [`NodeLog::open`] calls it.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(StorageError::Config(msg));
+        if self.dir.as_os_str().is_empty() {
+            return bad("log dir is empty".into());
+        }
+        if self.record_bytes_max == 0 || self.record_bytes_max > FRAME_PAYLOAD_MAX {
+            return bad(format!("record_bytes_max {} not in 1..={FRAME_PAYLOAD_MAX}", self.record_bytes_max));
+        }
+        let needed = (SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES) as u64 + self.record_bytes_max as u64;
+        if self.segment_bytes < needed || self.segment_bytes > SEGMENT_BYTES_MAX {
+            return bad(format!(
+                "segment_bytes {} not in {needed}..={SEGMENT_BYTES_MAX} (header + one frame of record_bytes_max)",
+                self.segment_bytes
+            ));
+        }
+        for (name, value) in [
+            ("batch_bytes_max", self.batch_bytes_max),
+            ("batch_records_max", self.batch_records_max),
+            ("queue_depth_max", self.queue_depth_max),
+        ] {
+            if value == 0 {
+                return bad(format!("{name} must be at least 1"));
+            }
+        }
+        if self.batch_wait_us > BATCH_WAIT_US_MAX {
+            return bad(format!("batch_wait_us {} above {BATCH_WAIT_US_MAX}", self.batch_wait_us));
+        }
+        Ok(())
+    }
+
+    /// Frame bytes one append call may carry: what fits in an empty segment.
+    pub fn append_bytes_max(&self) -> u64 {
+        self.segment_bytes.saturating_sub(SEGMENT_HEADER_BYTES as u64)
+    }
+}
+
 /// Where a record lives: the segment and the byte offset of its frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LogPosition {
     pub segment_id: u64,
     pub offset: u64,
+}
+
+/// One record to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub kind: RecordKind,
+    pub payload: Bytes,
+}
+
+impl Record {
+    pub fn new(kind: RecordKind, payload: impl Into<Bytes>) -> Self {
+        Self { kind, payload: payload.into() }
+    }
+}
+
+/// What [`NodeLog::open`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecoveryReport {
+    /// Segment files after recovery.
+    pub segments: usize,
+    /// Valid records found (each passed to `visit`).
+    pub records: u64,
+    /// Bytes of those records' frames (headers + payloads).
+    pub bytes: u64,
+    /// The torn tail cut from the newest segment, if any.
+    pub torn_tail: Option<TornTail>,
+}
+
+/// A torn write at the end of the newest segment, zeroed by recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TornTail {
+    pub segment_id: u64,
+    /// Where the data now ends (the start of the unfinished write batch).
+    pub offset: u64,
+    /// Non-zero bytes zeroed from `offset` on.
+    pub bytes_dropped: u64,
+}
+
+/// One segment file as [`NodeLog::segments`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub id: u64,
+    pub path: PathBuf,
+    /// End offset of the durable data (header included).
+    pub bytes_used: u64,
+    /// The segment appends go to; it cannot be deleted.
+    pub active: bool,
+}
+
+/// Writer counters since open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogStats {
+    /// Write batches made durable.
+    pub batches: u64,
+    /// Records in them.
+    pub records: u64,
+    /// Frame bytes in them.
+    pub bytes: u64,
+    /// `fdatasync` calls issued by the writer (batches and new segment headers).
+    pub syncs: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid() {
+        LogConfig::new("/tmp/x").validate().unwrap();
+    }
+
+    #[test]
+    fn invalid_configs_are_rejected() {
+        let base = LogConfig::new("/tmp/x");
+        let cases: Vec<(&str, Box<dyn Fn(&mut LogConfig)>)> = vec![
+            ("empty dir", Box::new(|c| c.dir = PathBuf::new())),
+            ("zero record max", Box::new(|c| c.record_bytes_max = 0)),
+            ("record does not fit", Box::new(|c| c.segment_bytes = c.record_bytes_max as u64 + 79)),
+            ("huge segment", Box::new(|c| c.segment_bytes = SEGMENT_BYTES_MAX + 1)),
+            ("zero batch bytes", Box::new(|c| c.batch_bytes_max = 0)),
+            ("zero batch records", Box::new(|c| c.batch_records_max = 0)),
+            ("zero queue", Box::new(|c| c.queue_depth_max = 0)),
+            ("long wait", Box::new(|c| c.batch_wait_us = BATCH_WAIT_US_MAX + 1)),
+        ];
+        for (name, edit) in cases {
+            let mut c = base.clone();
+            edit(&mut c);
+            assert!(matches!(c.validate(), Err(StorageError::Config(_))), "{name} accepted");
+        }
+        let mut tight = base.clone();
+        tight.segment_bytes = tight.record_bytes_max as u64 + 80;
+        tight.validate().expect("exactly header + one max frame fits");
+    }
 }

@@ -32,6 +32,16 @@ pub enum QueueKind {
     Activity = 2,
 }
 
+impl QueueKind {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(Self::Workflow),
+            2 => Some(Self::Activity),
+            _ => None,
+        }
+    }
+}
+
 /// A task queue backlog.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueueKey {

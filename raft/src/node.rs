@@ -1,0 +1,392 @@
+//! A node: the node log, and one Raft group (driver task) per shard on top of it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hourglass_storage::disk::{self, Disk};
+use hourglass_storage::log::{LogConfig, NodeLog, RecoveryReport};
+use hourglass_storage::records::{RecordKind, ShardId};
+use hourglass_storage::state::{Applied, RunKey, ShardConfig, ShardState, Transition};
+use hourglass_storage::StorageError;
+use parking_lot::{Mutex, RwLock};
+use raft::eraftpb::ConfState;
+use raft::RawNode;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::driver::{Driver, DriverConfig, ShardMsg};
+use crate::error::{RaftError, Result};
+use crate::log_storage::{record_to_conf_state, ShardLog};
+use crate::recovery::{self, RecoveredShard};
+use crate::snapshot::{SnapshotDir, SnapshotFile};
+use crate::status::ShardStatus;
+use crate::transport::{NoPeers, Transport};
+
+/// Everything a node needs to start. Every limit is explicit.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Data directory: `log/` holds the segments, `snapshots/` the shard snapshots.
+    pub dir: PathBuf,
+    /// This node's Raft id (non-zero).
+    pub node_id: u64,
+    pub shard_count: u32,
+    /// Node log settings; `log.dir` is overridden to `dir/log`.
+    pub log: LogConfig,
+    pub shard: ShardConfig,
+    /// Raft tick interval; elections take `election_tick` ticks.
+    pub tick_ms: u64,
+    pub election_tick: usize,
+    pub heartbeat_tick: usize,
+    /// Take a snapshot (and compact the Raft log) after this many applied entries.
+    pub snapshot_interval_entries: u64,
+    /// Most proposals queued per shard before `propose` fails with `Overloaded`.
+    pub proposal_queue_max: usize,
+    /// How long `open` waits for every shard to elect a leader.
+    pub leader_wait_ms: u64,
+}
+
+impl NodeConfig {
+    pub fn new(dir: impl Into<PathBuf>, shard_count: u32) -> Self {
+        let dir = dir.into();
+        Self {
+            log: LogConfig::new(dir.join("log")),
+            dir,
+            node_id: 1,
+            shard_count,
+            shard: ShardConfig::default(),
+            tick_ms: 100,
+            election_tick: 10,
+            heartbeat_tick: 3,
+            snapshot_interval_entries: 50_000,
+            proposal_queue_max: 4096,
+            leader_wait_ms: 10_000,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let fail = |m: &str| Err(RaftError::Config(m.to_string()));
+        if self.node_id == 0 {
+            return fail("node_id must not be 0 (raft reserves it)");
+        }
+        if self.shard_count == 0 {
+            return fail("shard_count must be at least 1");
+        }
+        if self.tick_ms == 0 || self.heartbeat_tick == 0 || self.election_tick <= self.heartbeat_tick {
+            return fail("need tick_ms > 0 and election_tick > heartbeat_tick > 0");
+        }
+        if self.proposal_queue_max == 0 || self.snapshot_interval_entries == 0 {
+            return fail("proposal_queue_max and snapshot_interval_entries must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct ShardHandle {
+    pub inbox: mpsc::Sender<ShardMsg>,
+    pub state: Arc<RwLock<ShardState>>,
+    pub status: Arc<ShardStatus>,
+}
+
+/// A running node. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+struct NodeInner {
+    config: NodeConfig,
+    log: NodeLog,
+    shards: Vec<ShardHandle>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    recovery: RecoveryReport,
+}
+
+impl Node {
+    /// Opens (or creates) the node in `config.dir` on the real disk.
+    pub async fn open(config: NodeConfig) -> Result<Node> {
+        let disk = disk::open_disk(config.log.io_mode).map_err(|e| StorageError::io("open disk", &config.dir, e))?;
+        Self::open_with(disk, config, Arc::new(NoPeers)).await
+    }
+
+    /// Opens the node on `disk` with `transport`. Recovers the log, loads snapshots,
+    /// starts one driver per shard and waits until every shard has a leader.
+    pub async fn open_with(disk: Arc<dyn Disk>, mut config: NodeConfig, transport: Arc<dyn Transport>) -> Result<Node> {
+        config.validate()?;
+        config.log.dir = config.dir.join("log");
+        let snapshots = Arc::new(SnapshotDir::open(disk.clone(), config.dir.join("snapshots"))?);
+        let mut snaps = Vec::with_capacity(config.shard_count as usize);
+        for shard in 0..config.shard_count {
+            snaps.push(snapshots.load_newest(shard)?);
+        }
+        let mut recovered = vec![RecoveredShard::default(); config.shard_count as usize];
+        let (log, report) =
+            NodeLog::open(disk, config.log.clone(), &mut |pos, kind, payload| recovery::visit(&mut recovered, pos, kind, payload))?;
+        tracing::info!(segments = report.segments, records = report.records, bytes = report.bytes, torn_tail = ?report.torn_tail, "node log recovered");
+
+        let incarnation = incarnation();
+        let mut shards = Vec::with_capacity(config.shard_count as usize);
+        let mut tasks = Vec::with_capacity(config.shard_count as usize);
+        for (shard, (rec, snap)) in recovered.into_iter().zip(snaps).enumerate() {
+            let shard = shard as ShardId;
+            let (handle, driver, inbox) =
+                start_shard(shard, &config, &log, rec, snap, &snapshots, &transport, incarnation).await?;
+            tasks.push(tokio::spawn(driver.run(inbox)));
+            shards.push(handle);
+        }
+        let node = Node { inner: Arc::new(NodeInner { config, log, shards, tasks: Mutex::new(tasks), recovery: report }) };
+        node.wait_for_leaders().await?;
+        Ok(node)
+    }
+
+    async fn wait_for_leaders(&self) -> Result<()> {
+        let wait = Duration::from_millis(self.inner.config.leader_wait_ms);
+        for (shard, handle) in self.inner.shards.iter().enumerate() {
+            let shard = shard as ShardId;
+            match tokio::time::timeout(wait, handle.status.wait_for_leader()).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err(RaftError::Stopped { shard, reason: handle.status.stopped().unwrap_or_default() });
+                }
+                Err(_) => return Err(RaftError::NotLeader { shard, leader: None }),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn shard_count(&self) -> u32 {
+        self.inner.config.shard_count
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    pub fn log(&self) -> &NodeLog {
+        &self.inner.log
+    }
+
+    /// What recovery found when this node opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.recovery
+    }
+
+    fn handle(&self, shard: ShardId) -> Result<&ShardHandle> {
+        self.inner
+            .shards
+            .get(shard as usize)
+            .ok_or(RaftError::NoSuchShard { shard, shard_count: self.inner.config.shard_count })
+    }
+
+    /// Proposes `transition` to `shard`'s group; resolves once it is committed
+    /// (durable on a majority) and applied, with the state machine's answer.
+    pub async fn propose(&self, shard: ShardId, transition: &Transition) -> Result<Applied> {
+        let handle = self.handle(shard)?;
+        let data = transition.encode();
+        let max = self.inner.config.log.record_bytes_max as usize;
+        // The entry record adds its own header (shard, term, index, context) to the data.
+        if data.len() + 64 > max {
+            return Err(StorageError::RecordTooLarge { bytes: data.len() + 64, max }.into());
+        }
+        let (reply, answer) = oneshot::channel();
+        let msg = ShardMsg::Propose { data: Vec::from(data), reply };
+        handle.inbox.try_send(msg).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                RaftError::Overloaded { shard, queue_max: self.inner.config.proposal_queue_max }
+            }
+            mpsc::error::TrySendError::Closed(_) => stopped(shard, &handle.status),
+        })?;
+        answer.await.map_err(|_| stopped(shard, &handle.status))?
+    }
+
+    /// Delivers a Raft message from a peer to `shard`'s group: the entry point of a
+    /// node-to-node transport. Fails with `Overloaded` rather than blocking.
+    pub fn step(&self, shard: ShardId, message: raft::eraftpb::Message) -> Result<()> {
+        let handle = self.handle(shard)?;
+        handle.inbox.try_send(ShardMsg::Step(Box::new(message))).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                RaftError::Overloaded { shard, queue_max: self.inner.config.proposal_queue_max }
+            }
+            mpsc::error::TrySendError::Closed(_) => stopped(shard, &handle.status),
+        })
+    }
+
+    /// Runs `read` against the shard's applied state.
+    pub fn read<R>(&self, shard: ShardId, read: impl FnOnce(&ShardState) -> R) -> Result<R> {
+        Ok(read(&self.handle(shard)?.state.read()))
+    }
+
+    /// The leader of `shard`'s group, if known.
+    pub fn leader(&self, shard: ShardId) -> Result<Option<u64>> {
+        Ok(self.handle(shard)?.status.leader())
+    }
+
+    /// Events of `run` with ids `from_event_id..` (at most `max_events`), read from the
+    /// log through the run's history index.
+    pub fn read_history(&self, shard: ShardId, run: &RunKey, from_event_id: u64, max_events: usize) -> Result<Vec<(u64, Bytes)>> {
+        crate::history::read(self, shard, run, from_event_id, max_events)
+    }
+
+    /// Snapshots `shard` now and rewrites its Raft metadata records at the log head.
+    pub async fn checkpoint(&self, shard: ShardId) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.send(shard, ShardMsg::Checkpoint(reply)).await?;
+        let status = self.handle(shard)?.status.clone();
+        answer.await.map_err(|_| stopped(shard, &status))?
+    }
+
+    pub(crate) async fn raft_live_positions(&self, shard: ShardId) -> Result<Vec<hourglass_storage::LogPosition>> {
+        let (reply, answer) = oneshot::channel();
+        self.send(shard, ShardMsg::RaftLivePositions(reply)).await?;
+        answer.await.map_err(|_| stopped(shard, &self.handle(shard).expect("checked by send").status))
+    }
+
+    pub(crate) fn state(&self, shard: ShardId) -> Result<&Arc<RwLock<ShardState>>> {
+        Ok(&self.handle(shard)?.state)
+    }
+
+    async fn send(&self, shard: ShardId, msg: ShardMsg) -> Result<()> {
+        let handle = self.handle(shard)?;
+        handle.inbox.send(msg).await.map_err(|_| stopped(shard, &handle.status))
+    }
+
+    /// Stops every shard after its in-flight proposals are committed, then the log.
+    pub async fn shutdown(&self) {
+        for handle in &self.inner.shards {
+            let (done, finished) = oneshot::channel();
+            if handle.inbox.send(ShardMsg::Shutdown(done)).await.is_ok() {
+                let _ = finished.await;
+            }
+        }
+        let tasks = std::mem::take(&mut *self.inner.tasks.lock());
+        for task in tasks {
+            let _ = task.await;
+        }
+        self.inner.log.shutdown();
+    }
+}
+
+fn stopped(shard: ShardId, status: &ShardStatus) -> RaftError {
+    RaftError::Stopped { shard, reason: status.stopped().unwrap_or_else(|| "shard driver is gone".into()) }
+}
+
+/// A number that differs between runs of the process, so proposals of an earlier run
+/// replayed from the log are never mistaken for this run's.
+fn incarnation() -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start_shard(
+    shard: ShardId,
+    config: &NodeConfig,
+    log: &NodeLog,
+    rec: RecoveredShard,
+    snap: Option<SnapshotFile>,
+    snapshots: &Arc<SnapshotDir>,
+    transport: &Arc<dyn Transport>,
+    incarnation: u64,
+) -> Result<(ShardHandle, Driver, mpsc::Receiver<ShardMsg>)> {
+    let mut store = ShardLog::new(shard, log.clone());
+    let state = match &snap {
+        Some(s) => ShardState::restore(shard, config.shard.clone(), s.data.clone())
+            .map_err(|e| RaftError::Snapshot { file: crate::snapshot::file_name(shard, s.index), detail: e.to_string() })?,
+        None => ShardState::new(shard, config.shard.clone()),
+    };
+    if let Some(s) = &snap {
+        if state.applied_index() != s.index {
+            return Err(RaftError::Snapshot {
+                file: crate::snapshot::file_name(shard, s.index),
+                detail: format!("state applied index {} differs from snapshot index {}", state.applied_index(), s.index),
+            });
+        }
+        store.set_conf_state(record_to_conf_state(&s.conf_state));
+    }
+    if let Some((cs, pos)) = &rec.conf_state {
+        store.set_conf_state(record_to_conf_state(cs));
+        store.conf_state_pos = Some(*pos);
+    }
+    if let Some((hs, pos)) = &rec.hard_state {
+        let mut hard = raft::eraftpb::HardState::default();
+        hard.term = hs.term;
+        hard.vote = hs.vote;
+        hard.commit = hs.commit;
+        store.set_hard_state(hard);
+        store.hard_state_pos = Some(*pos);
+    }
+    if let Some(s) = &snap {
+        store.apply_snapshot_meta(s.index, s.term, Some(s.data.clone()));
+    }
+    let fresh = rec.entries.is_empty() && snap.is_none() && store.conf_state().voters.is_empty();
+    for (index, term, pos) in &rec.entries {
+        store.record_entry(*index, *term, *pos).map_err(|detail| StorageError::Corrupt {
+            file: config.log.dir.clone(),
+            offset: pos.offset,
+            detail,
+        })?;
+    }
+    clamp_commit(&mut store);
+    if fresh {
+        let mut cs = ConfState::default();
+        cs.voters = vec![config.node_id];
+        store.set_conf_state(cs);
+        let positions = log
+            .append(vec![hourglass_storage::log::Record { kind: RecordKind::ConfState, payload: store.conf_state_record().encode() }])
+            .await?;
+        store.conf_state_pos = positions.first().copied();
+    }
+    let single_member = store.conf_state().voters == [config.node_id];
+    let applied = store.snapshot_index();
+    let raft_config = raft::Config {
+        id: config.node_id,
+        election_tick: config.election_tick,
+        heartbeat_tick: config.heartbeat_tick,
+        applied,
+        max_size_per_msg: 1 << 20,
+        max_inflight_msgs: 256,
+        pre_vote: true,
+        ..Default::default()
+    };
+    raft_config.validate()?;
+    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    let mut raw = RawNode::new(&raft_config, store, &logger)?;
+    if single_member {
+        raw.campaign()?;
+    }
+    let (inbox_tx, inbox) = mpsc::channel(config.proposal_queue_max);
+    let state = Arc::new(RwLock::new(state));
+    let status = Arc::new(ShardStatus::default());
+    let driver = Driver {
+        shard,
+        raw,
+        log: log.clone(),
+        state: state.clone(),
+        snapshots: snapshots.clone(),
+        transport: transport.clone(),
+        status: status.clone(),
+        config: DriverConfig {
+            tick: Duration::from_millis(config.tick_ms),
+            snapshot_interval_entries: config.snapshot_interval_entries,
+            batch_messages_max: 1024,
+        },
+        incarnation,
+        next_proposal: 0,
+        waiters: Default::default(),
+        hard_state_dirty: false,
+    };
+    Ok((ShardHandle { inbox: inbox_tx, state, status }, driver, inbox))
+}
+
+/// The durable commit index may not exceed what the log holds (it never should; a
+/// log cut by hand would be the only way).
+fn clamp_commit(store: &mut ShardLog) {
+    let last = store.last_index_value();
+    if store.hard_state().commit > last {
+        tracing::warn!(shard = store.shard(), commit = store.hard_state().commit, last, "commit index beyond the log; clamped");
+        let mut hs = store.hard_state().clone();
+        hs.commit = last;
+        store.set_hard_state(hs);
+    }
+}
