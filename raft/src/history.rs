@@ -15,13 +15,7 @@ use crate::node::Node;
 /// the run is unknown or has no events at or after `from_event_id`.
 pub(crate) fn read(node: &Node, shard: ShardId, run: &RunKey, from_event_id: u64, max_events: usize) -> Result<Vec<(u64, Bytes)>> {
     let refs = node.read(shard, |state| {
-        state.run(run).map(|r| {
-            r.history()
-                .iter()
-                .filter(|b| b.first_event_id + b.count > from_event_id)
-                .copied()
-                .collect::<Vec<_>>()
-        })
+        state.run(run).map(|r| r.history_from(from_event_id).to_vec())
     })?;
     let mut out = Vec::new();
     for batch in refs.unwrap_or_default() {

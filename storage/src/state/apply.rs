@@ -19,6 +19,10 @@ impl ShardState {
     ///    one fails, none applies and the error names it;
     /// 3. on success the dedupe key is remembered with `t.time_ms`, and closed runs
     ///    and dedupe entries past their retention as of `t.time_ms` are dropped.
+    ///
+    /// `pos` must be a record no history batch refers to yet (each entry has its
+    /// own record); a run already referring to it is a caller bug and panics, since
+    /// going on would let this replica diverge.
     pub fn apply(&mut self, index: u64, pos: LogPosition, t: &Transition) -> Result<Applied, ApplyError> {
         self.advance(index)?;
         if let Some(result) = self.duplicate_result(t) {

@@ -95,7 +95,8 @@ mod tests {
 
     #[test]
     fn every_nonsense_value_is_rejected() {
-        let cases: [(&str, fn(&mut ShardConfig)); 6] = [
+        type Breaker = fn(&mut ShardConfig);
+        let cases: [(&str, Breaker); 6] = [
             ("closed_run_retention_ms", |c| c.closed_run_retention_ms = -1),
             ("dedupe_retention_ms", |c| c.dedupe_retention_ms = -1),
             ("history_events_max", |c| c.history_events_max = 0),

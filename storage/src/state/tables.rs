@@ -104,7 +104,8 @@ impl Tables {
         let prev = match run {
             Some(run) => {
                 assert!(self.runs.contains_key(&run), "current run {run:?} must exist");
-                assert_eq!(run.workflow(), wf, "current run must belong to the workflow");
+                let same = run.namespace == wf.namespace && run.workflow_id == wf.workflow_id;
+                assert!(same, "current run {run:?} must belong to {wf:?}");
                 self.memory += footprint;
                 self.current.insert(wf, run)
             }

@@ -42,9 +42,14 @@ fn verify_runs(t: &Tables) -> Result<(), InvariantError> {
         match run.close_time_ms {
             None => {
                 open += 1;
-                ensure!(t.current.get(&key.workflow()) == Some(key), "open run {key:?} is not its workflow's current run");
+                ensure!(
+                    t.current.get(&key.workflow()) == Some(key),
+                    "open run {key:?} is not its workflow's current run"
+                );
             }
-            Some(at) => ensure!(t.closed.contains(&(at, key.clone())), "closed run {key:?} missing from the retention index"),
+            Some(at) => {
+                ensure!(t.closed.contains(&(at, key.clone())), "closed run {key:?} missing from the retention index")
+            }
         }
     }
     ensure!(open == t.open_runs, "{open} open runs, counter says {}", t.open_runs);
@@ -58,7 +63,10 @@ fn verify_history(t: &Tables, key: &Arc<RunKey>, run: &RunState) -> Result<(), I
     let mut positions = BTreeSet::new();
     for batch in &run.history {
         ensure!(batch.count > 0 && batch.first_event_id == next, "run {key:?} history not dense at {next}: {batch:?}");
-        next = batch.first_event_id.checked_add(batch.count).ok_or_else(|| InvariantError(format!("run {key:?} event ids overflow")))?;
+        next = batch
+            .first_event_id
+            .checked_add(batch.count)
+            .ok_or_else(|| InvariantError(format!("run {key:?} event ids overflow")))?;
         ensure!(positions.insert(batch.pos), "run {key:?} refers to {:?} twice", batch.pos);
         ensure!(t.positions.contains(&(batch.pos, key.clone())), "batch {batch:?} of {key:?} not indexed");
     }
@@ -117,9 +125,17 @@ fn verify_timers(t: &Tables) -> Result<(), InvariantError> {
 }
 
 fn verify_dedupe(t: &Tables) -> Result<(), InvariantError> {
-    ensure!(t.dedupe_expiry.len() == t.dedupe.len(), "expiry index has {} of {} entries", t.dedupe_expiry.len(), t.dedupe.len());
+    ensure!(
+        t.dedupe_expiry.len() == t.dedupe.len(),
+        "expiry index has {} of {} entries",
+        t.dedupe_expiry.len(),
+        t.dedupe.len()
+    );
     for (key, entry) in &t.dedupe {
-        ensure!(t.dedupe_expiry.contains(&(entry.applied_ms, key.clone())), "dedupe {key:?} missing from the expiry index");
+        ensure!(
+            t.dedupe_expiry.contains(&(entry.applied_ms, key.clone())),
+            "dedupe {key:?} missing from the expiry index"
+        );
     }
     Ok(())
 }
