@@ -2,15 +2,17 @@
 //!
 //! Each file (inode) has `durable` bytes (what survives a crash for sure) and
 //! `current` bytes (what reads see), plus the list of writes and length changes
-//! since the last `sync_data`. Directory entries have a current and a durable
-//! view; `sync_dir` makes a directory's current entries durable.
+//! since the last `sync_data`. Directory changes (create, remove, rename) go to an
+//! ordered journal: `sync_dir` makes the journal durable up to the directory's last
+//! change, and a crash keeps a random prefix of the rest (metadata can reach the
+//! disk before it is asked to, but in order, as on a journaling file system).
 //!
 //! [`SimDisk::crash`] halts this disk (every later call fails, like a machine that
 //! lost power) and returns a new disk holding what a restart could find: the
-//! durable directory entries, each file's durable bytes, plus — chosen by the seeded
-//! generator — none, all, a prefix (with the next write torn at 512-byte sector
-//! granularity), or a random subset of sectors of the unsynced writes, applied in
-//! any order. Faults can be armed: fail a future write (partially applied) or sync
+//! durable directory entries plus a prefix of the journal; each file's durable
+//! bytes plus — chosen by the seeded generator — none, all, a prefix (with the next
+//! write torn at 512-byte sector granularity), or a random subset of sectors of the
+//! unsynced writes, applied in any order. Faults can be armed: fail a future write (partially applied) or sync
 //! (data stays unsynced), flip a bit, or hold syncs until released. Deterministic
 //! for a seed; no clock.
 
@@ -25,8 +27,8 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use super::{Disk, DiskFile};
 
 mod model;
-use model::{some_sectors, Inode, Op, SplitMix64};
 pub use model::SECTOR_BYTES;
+use model::{some_sectors, DirOp, Inode, Op, SplitMix64};
 
 /// Counters of what the disk was asked to do.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -56,6 +58,8 @@ struct State {
     inodes: BTreeMap<u64, Inode>,
     names: BTreeMap<PathBuf, u64>,
     durable_names: BTreeMap<PathBuf, u64>,
+    /// Directory changes since they were last made durable, oldest first.
+    dir_journal: Vec<DirOp>,
     dirs: BTreeSet<PathBuf>,
     next_inode: u64,
     /// Fail the write (sync) after this many more succeed.
@@ -97,8 +101,11 @@ impl SimDisk {
         self.shared.sync_released.notify_all();
         let mut rng = SplitMix64(st.rng.next());
         let mut next = State { rng: SplitMix64(rng.next()), next_inode: 1, dirs: st.dirs.clone(), ..State::default() };
+        let mut names = st.durable_names.clone();
+        let kept = rng.below(st.dir_journal.len() as u64 + 1) as usize;
+        st.dir_journal[..kept].iter().for_each(|op| op.apply(&mut names));
         let mut renumbered = BTreeMap::new();
-        for (name, ino) in &st.durable_names {
+        for (name, ino) in &names {
             let new_ino = *renumbered.entry(*ino).or_insert_with(|| {
                 let image = st.inodes.get(ino).map(|i| i.crash_image(&mut rng)).unwrap_or_default();
                 let id = next.next_inode;
@@ -156,6 +163,7 @@ impl SimDisk {
         if let Some(dir) = path.parent() {
             add_dirs(&mut st, dir);
         }
+        commit_journal(&mut st, usize::MAX);
         let ino = new_inode(&mut st, Inode { durable: contents.to_vec(), current: contents.to_vec(), pending: vec![] });
         st.names.insert(path.to_path_buf(), ino);
         st.durable_names.insert(path.to_path_buf(), ino);
@@ -183,6 +191,20 @@ fn add_dirs(st: &mut State, dir: &Path) {
     }
 }
 
+/// Makes the first `upto` journaled directory changes durable.
+fn commit_journal(st: &mut State, upto: usize) {
+    let upto = upto.min(st.dir_journal.len());
+    let State { dir_journal, durable_names, .. } = st;
+    for op in dir_journal.drain(..upto) {
+        op.apply(durable_names);
+    }
+}
+
+fn link(st: &mut State, op: DirOp) {
+    op.apply(&mut st.names);
+    st.dir_journal.push(op);
+}
+
 fn new_inode(st: &mut State, inode: Inode) -> u64 {
     let ino = st.next_inode;
     st.next_inode += 1;
@@ -206,7 +228,7 @@ impl Disk for SimDisk {
         let len = usize::try_from(len_bytes).map_err(|_| err(io::ErrorKind::InvalidInput, "too long".into()))?;
         let inode = Inode { durable: vec![], current: vec![0; len], pending: vec![Op::SetLen(len_bytes)] };
         let ino = new_inode(&mut st, inode);
-        st.names.insert(path.to_path_buf(), ino);
+        link(&mut st, DirOp::Link { path: path.to_path_buf(), ino });
         Ok(Arc::new(SimFile { disk: self.clone(), ino, path: path.to_path_buf() }))
     }
     fn open(&self, path: &Path) -> io::Result<Arc<dyn DiskFile>> {
@@ -230,21 +252,35 @@ impl Disk for SimDisk {
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut st = self.lock()?;
-        st.names.remove(path).map(|_| ()).ok_or_else(|| not_found(path))
+        if !st.names.contains_key(path) {
+            return Err(not_found(path));
+        }
+        link(&mut st, DirOp::Unlink { path: path.to_path_buf() });
+        Ok(())
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = self.lock()?;
-        let ino = st.names.remove(from).ok_or_else(|| not_found(from))?;
-        st.names.insert(to.to_path_buf(), ino);
+        if !st.names.contains_key(from) {
+            return Err(not_found(from));
+        }
+        link(&mut st, DirOp::Rename { from: from.to_path_buf(), to: to.to_path_buf() });
         Ok(())
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.lock()?;
         st.stats.dir_syncs += 1;
-        st.durable_names.retain(|p, _| parent_of(p) != dir);
-        let current: Vec<(PathBuf, u64)> =
-            st.names.iter().filter(|(p, _)| parent_of(p) == dir).map(|(p, i)| (p.clone(), *i)).collect();
-        st.durable_names.extend(current);
+        // Like a journaling file system: everything journaled up to the last change
+        // in `dir` becomes durable with it.
+        let last = st.dir_journal.iter().rposition(|op| op.touches(dir));
+        commit_journal(&mut st, last.map_or(0, |i| i + 1));
+        debug_assert!(
+            st.names
+                .iter()
+                .filter(|(p, _)| parent_of(p) == dir)
+                .eq(st.durable_names.iter().filter(|(p, _)| parent_of(p) == dir)),
+            "after sync_dir the durable entries of {} equal the current ones",
+            dir.display()
+        );
         Ok(())
     }
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
@@ -324,7 +360,10 @@ impl DiskFile for SimFile {
         for op in inode.pending.drain(..) {
             op.apply(&mut inode.durable);
         }
-        debug_assert!(inode.durable.len() == inode.current.len(), "a synced file's durable bytes equal its current bytes");
+        debug_assert!(
+            inode.durable.len() == inode.current.len(),
+            "a synced file's durable bytes equal its current bytes"
+        );
         Ok(())
     }
 
@@ -383,7 +422,7 @@ mod tests {
 
     #[test]
     fn unsynced_entries_and_writes_may_vanish() {
-        let mut lost_file = false;
+        let (mut lost_file, mut kept_file) = (false, false);
         let mut torn = false;
         for seed in 0..64 {
             let (disk, path) = setup(seed);
@@ -394,11 +433,12 @@ mod tests {
             disk.create(Path::new("/d/g"), 10).unwrap();
             let after = disk.crash();
             lost_file |= after.contents(Path::new("/d/g")).is_none();
+            kept_file |= after.contents(Path::new("/d/g")).is_some();
             let image = after.contents(&path).unwrap();
             assert!(image.iter().all(|b| *b <= 1));
             torn |= image.len() == 2048 && image.contains(&0) && image.contains(&1);
         }
-        assert!(lost_file, "an unsynced directory entry is lost");
+        assert!(lost_file && kept_file, "an unsynced directory entry may be lost or kept");
         assert!(torn, "some crash tears the unsynced write at sector granularity");
     }
 

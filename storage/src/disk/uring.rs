@@ -210,8 +210,7 @@ impl Ring {
         let entry = entry.user_data(user_data);
         // SAFETY: the entry's buffers are borrowed by our caller for the whole call,
         // and we return only after reaping its completion (or poison the ring).
-        unsafe { st.ring.submission().push(&entry) }
-            .map_err(|_| io::Error::other("io_uring submission queue full"))?;
+        unsafe { st.ring.submission().push(&entry) }.map_err(|_| io::Error::other("io_uring submission queue full"))?;
         loop {
             match st.ring.submit_and_wait(1) {
                 Ok(_) => {}

@@ -20,8 +20,8 @@
 //! Layout: [`frame`] (record framing) and [`segment`] (file header, names) are pure
 //! codecs; [`scan`] is recovery's pure core (chain of batches, torn tail vs
 //! corruption); `recover` applies it to the files at open; `writer` is the group
-//! commit thread; `shared` holds the segment table and read path; `node` is the
-//! [`NodeLog`] handle.
+//! commit thread; `shared` holds the segment table and read path; `delete` removes
+//! segments without leaving id gaps; `node` is the [`NodeLog`] handle.
 
 use std::path::PathBuf;
 
@@ -31,6 +31,7 @@ use crate::disk::IoMode;
 use crate::error::{Result, StorageError};
 use crate::records::RecordKind;
 
+mod delete;
 pub mod frame;
 mod node;
 mod recover;
@@ -204,15 +205,16 @@ mod tests {
     #[test]
     fn invalid_configs_are_rejected() {
         let base = LogConfig::new("/tmp/x");
-        let cases: Vec<(&str, Box<dyn Fn(&mut LogConfig)>)> = vec![
-            ("empty dir", Box::new(|c| c.dir = PathBuf::new())),
-            ("zero record max", Box::new(|c| c.record_bytes_max = 0)),
-            ("record does not fit", Box::new(|c| c.segment_bytes = c.record_bytes_max as u64 + 79)),
-            ("huge segment", Box::new(|c| c.segment_bytes = SEGMENT_BYTES_MAX + 1)),
-            ("zero batch bytes", Box::new(|c| c.batch_bytes_max = 0)),
-            ("zero batch records", Box::new(|c| c.batch_records_max = 0)),
-            ("zero queue", Box::new(|c| c.queue_depth_max = 0)),
-            ("long wait", Box::new(|c| c.batch_wait_us = BATCH_WAIT_US_MAX + 1)),
+        type Edit = fn(&mut LogConfig);
+        let cases: [(&str, Edit); 8] = [
+            ("empty dir", |c| c.dir = PathBuf::new()),
+            ("zero record max", |c| c.record_bytes_max = 0),
+            ("record does not fit", |c| c.segment_bytes = c.record_bytes_max as u64 + 79),
+            ("huge segment", |c| c.segment_bytes = SEGMENT_BYTES_MAX + 1),
+            ("zero batch bytes", |c| c.batch_bytes_max = 0),
+            ("zero batch records", |c| c.batch_records_max = 0),
+            ("zero queue", |c| c.queue_depth_max = 0),
+            ("long wait", |c| c.batch_wait_us = BATCH_WAIT_US_MAX + 1),
         ];
         for (name, edit) in cases {
             let mut c = base.clone();

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
 
+use super::delete;
 use super::frame::frame_len;
 use super::recover::{recover, Recovered};
 use super::shared::Shared;
@@ -18,7 +19,8 @@ use crate::error::{Result, StorageError};
 use crate::records::RecordKind;
 
 /// The node log. Cheap to clone; the writer thread stops at [`NodeLog::shutdown`]
-/// or when the last clone is dropped.
+/// or when the last clone is dropped. Both block the calling thread until the
+/// appends already queued are written.
 #[derive(Clone)]
 pub struct NodeLog {
     inner: Arc<Inner>,
@@ -48,8 +50,9 @@ impl Drop for Inner {
     }
 }
 
-fn writer_gone() -> StorageError {
-    StorageError::LogFailed { reason: "the writer thread stopped unexpectedly".into() }
+fn writer_gone(shared: &Shared) -> StorageError {
+    let reason = shared.failure().unwrap_or_else(|| "the writer thread stopped unexpectedly".into());
+    StorageError::LogFailed { reason }
 }
 
 impl NodeLog {
@@ -61,10 +64,10 @@ impl NodeLog {
         visit: &mut dyn FnMut(LogPosition, RecordKind, Bytes) -> Result<()>,
     ) -> Result<(NodeLog, RecoveryReport)> {
         config.validate()?;
-        let Recovered { segments, active, next_batch_seq, report } = recover(&*disk, &config, visit)?;
+        let Recovered { segments, hollow, active, next_batch_seq, report } = recover(&*disk, &config, visit)?;
         let (tx, rx) = mpsc::sync_channel(config.queue_depth_max);
         let dir = config.dir.clone();
-        let shared = Arc::new(Shared::new(disk, config, segments));
+        let shared = Arc::new(Shared::new(disk, config, segments, hollow));
         let writer = Writer::new(shared.clone(), rx, active, next_batch_seq);
         let thread = std::thread::Builder::new()
             .name("hourglass-log-writer".into())
@@ -89,7 +92,7 @@ impl NodeLog {
         let Some(frame_bytes) = self.admit(&records)? else { return Ok(Vec::new()) };
         let (tx, rx) = oneshot::channel();
         self.enqueue(Request { records, frame_bytes, reply: Reply::Async(tx) })?;
-        rx.await.unwrap_or_else(|_| Err(writer_gone()))
+        rx.await.unwrap_or_else(|_| Err(writer_gone(&self.inner.shared)))
     }
 
     /// [`NodeLog::append`] for threads outside an async runtime (or inside one,
@@ -98,7 +101,7 @@ impl NodeLog {
         let Some(frame_bytes) = self.admit(&records)? else { return Ok(Vec::new()) };
         let (tx, rx) = mpsc::sync_channel::<AppendResult>(1);
         self.enqueue(Request { records, frame_bytes, reply: Reply::Blocking(tx) })?;
-        rx.recv().unwrap_or_else(|_| Err(writer_gone()))
+        rx.recv().unwrap_or_else(|_| Err(writer_gone(&self.inner.shared)))
     }
 
     /// Checks an append before queueing; `None` for an empty one (nothing to do).
@@ -129,7 +132,7 @@ impl NodeLog {
             TrySendError::Full(_) => {
                 StorageError::Overloaded { queue_depth_max: self.inner.shared.config.queue_depth_max }
             }
-            TrySendError::Disconnected(_) => writer_gone(),
+            TrySendError::Disconnected(_) => writer_gone(&self.inner.shared),
         })
     }
 
@@ -144,10 +147,11 @@ impl NodeLog {
         self.inner.shared.segments()
     }
 
-    /// Deletes the oldest segment. Refuses the active segment and any other than the
-    /// oldest (a gap in segment ids is corruption at the next open).
+    /// Deletes a sealed segment (never the active one); its records can no longer
+    /// be read. The oldest segment is unlinked; a younger one is replaced by a
+    /// header-only "hollow" file so segment ids stay contiguous (see `format.md`).
     pub fn delete_segment(&self, segment_id: u64) -> Result<()> {
-        self.inner.shared.delete_segment(segment_id)
+        delete::delete_segment(&self.inner.shared, segment_id)
     }
 
     /// Why the log failed, if it did.

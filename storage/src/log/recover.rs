@@ -6,6 +6,9 @@
 //! - Segment ids must be contiguous; a gap is corruption.
 //! - A bad header is corruption, except on the newest segment when no valid frame
 //!   follows it: a crash while the segment was being created. That file is removed.
+//! - A hollow segment (deleted, see `delete.rs`) has no records but still carries
+//!   the chain; it is never the newest. Hollow segments older than every live one
+//!   are unlinked; leftover temporary files of an interrupted hollowing removed.
 //! - Each header must agree with its predecessor: first batch number follows the
 //!   predecessor's last batch, and the predecessor's data ends where the header
 //!   says it did when the segment was created (a lost tail of a sealed segment).
@@ -18,8 +21,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::delete::unlink_leading_hollow;
 use super::scan::{find_any_frame, scan_segment, Verdict};
-use super::segment::{create_segment, parse_segment_file_name, segment_path, SegmentHeader, SEGMENT_HEADER_BYTES};
+use super::segment::{
+    create_segment, is_hollow_temp_name, parse_segment_file_name, segment_path, HollowEnd, SegmentHeader,
+    SEGMENT_HEADER_BYTES,
+};
 use super::shared::SegmentEntry;
 use super::writer::Active;
 use super::{LogConfig, LogPosition, RecoveryReport, TornTail};
@@ -36,6 +43,7 @@ pub(super) type Visit<'a> = &'a mut dyn FnMut(LogPosition, RecordKind, Bytes) ->
 
 pub(super) struct Recovered {
     pub(super) segments: BTreeMap<u64, SegmentEntry>,
+    pub(super) hollow: BTreeMap<u64, SegmentHeader>,
     pub(super) active: Active,
     pub(super) next_batch_seq: u32,
     pub(super) report: RecoveryReport,
@@ -60,39 +68,55 @@ pub(super) fn recover(disk: &dyn Disk, config: &LogConfig, visit: Visit<'_>) -> 
     let mut ids = list_segment_ids(disk, dir)?;
     let removed = drop_torn_creation(disk, config, &mut ids)?;
     let mut segments = BTreeMap::new();
+    let mut hollow = BTreeMap::new();
     let mut report = RecoveryReport::default();
     let mut prev: Option<Prev> = None;
     for (i, id) in ids.iter().enumerate() {
         let newest = i + 1 == ids.len();
-        let (next, file) = recover_segment(disk, config, *id, newest, prev.as_ref(), &mut report, visit)?;
-        segments.insert(*id, SegmentEntry { path: next.path.clone(), file, bytes_used: next.end, active: false });
+        let (next, header, found) = recover_segment(disk, config, *id, newest, prev.as_ref(), &mut report, visit)?;
+        match found {
+            Some(file) => {
+                let entry = SegmentEntry { header, path: next.path.clone(), file, bytes_used: next.end, active: false };
+                segments.insert(*id, entry);
+            }
+            None => {
+                hollow.insert(*id, header);
+            }
+        }
         prev = Some(next);
     }
     let (active, next_batch_seq) = match prev {
         Some(p) => {
-            let file = segments.get(&p.id).expect("just inserted").file.clone();
+            let file = segments.get(&p.id).expect("the newest segment is live").file.clone();
             (Active { id: p.id, file, end: p.end, capacity: p.capacity }, p.next_seq)
         }
         None => create_first(disk, config, removed.unwrap_or(1), &mut segments)?,
     };
     segments.get_mut(&active.id).expect("active segment is in the table").active = true;
+    let oldest_live = *segments.keys().next().expect("the active segment is live");
+    unlink_leading_hollow(disk, dir, oldest_live, &mut hollow)?;
     report.segments = segments.len();
-    Ok(Recovered { segments, active, next_batch_seq, report })
+    Ok(Recovered { segments, hollow, active, next_batch_seq, report })
 }
 
-/// Sorted segment ids in `dir`; other files are ignored, gaps are corruption.
 fn list_segment_ids(disk: &dyn Disk, dir: &Path) -> Result<Vec<u64>> {
     let names = disk.list(dir).map_err(|e| StorageError::io("list log directory", dir, e))?;
-    let mut ids: Vec<u64> = names
-        .iter()
-        .filter_map(|name| {
-            let id = parse_segment_file_name(name);
-            if id.is_none() {
-                tracing::warn!(dir = %dir.display(), %name, "ignoring a file that is not a log segment");
-            }
-            id
-        })
-        .collect();
+    let mut ids = Vec::with_capacity(names.len());
+    let mut strays = 0;
+    for name in &names {
+        if let Some(id) = parse_segment_file_name(name) {
+            ids.push(id);
+        } else if is_hollow_temp_name(name) {
+            let path = dir.join(name);
+            disk.remove(&path).map_err(|e| StorageError::io("remove leftover hollow segment", &path, e))?;
+            strays += 1;
+        } else {
+            tracing::warn!(dir = %dir.display(), %name, "ignoring a file that is not a log segment");
+        }
+    }
+    if strays > 0 {
+        disk.sync_dir(dir).map_err(|e| StorageError::io("sync log directory", dir, e))?;
+    }
     ids.sort_unstable();
     if let Some(w) = ids.windows(2).find(|w| w[1] != w[0] + 1) {
         let detail = format!("segment ids jump from {} to {}: segments are missing", w[0], w[1]);
@@ -117,7 +141,7 @@ fn drop_torn_creation(disk: &dyn Disk, config: &LogConfig, ids: &mut Vec<u64>) -
     let Some(&newest) = ids.last() else { return Ok(None) };
     let path = segment_path(&config.dir, newest);
     let (_, bytes) = load(disk, &path)?;
-    let Err(why) = SegmentHeader::decode(&bytes) else { return Ok(None) };
+    let Err(why) = SegmentHeader::decode_any(&bytes) else { return Ok(None) };
     if let Some(offset) = find_any_frame(&bytes, SEGMENT_HEADER_BYTES) {
         return Err(corrupt(&path, 0, format!("{why}, yet a valid frame follows at offset {offset}")));
     }
@@ -128,6 +152,11 @@ fn drop_torn_creation(disk: &dyn Disk, config: &LogConfig, ids: &mut Vec<u64>) -
     Ok(Some(newest))
 }
 
+/// What recovering one segment yields: what its successor is checked against, its
+/// header, and its file (`None` if hollow).
+type SegmentFound = (Prev, SegmentHeader, Option<Arc<dyn DiskFile>>);
+
+/// Checks segment `id` and hands its records to `visit`.
 fn recover_segment(
     disk: &dyn Disk,
     config: &LogConfig,
@@ -136,15 +165,19 @@ fn recover_segment(
     prev: Option<&Prev>,
     report: &mut RecoveryReport,
     visit: Visit<'_>,
-) -> Result<(Prev, Arc<dyn DiskFile>)> {
+) -> Result<SegmentFound> {
     let path = segment_path(&config.dir, id);
     let (file, bytes) = load(disk, &path)?;
-    let header = SegmentHeader::decode(&bytes).map_err(|e| corrupt(&path, 0, e.to_string()))?;
+    let (header, hollow) = SegmentHeader::decode_any(&bytes).map_err(|e| corrupt(&path, 0, e.to_string()))?;
     if header.segment_id != id {
         return Err(corrupt(&path, 16, format!("header names segment {}, file name {id}", header.segment_id)));
     }
     if let Some(prev) = prev {
         check_follows(prev, &header, &path)?;
+    }
+    if let Some(end) = hollow {
+        let prev = check_hollow(id, path, end, bytes.len(), newest)?;
+        return Ok((prev, header, None));
     }
     let scan = scan_segment(&bytes, SEGMENT_HEADER_BYTES, header.first_batch_seq, &mut |offset, frame| {
         visit(LogPosition { segment_id: id, offset }, frame.kind, frame.payload)
@@ -160,7 +193,21 @@ fn recover_segment(
     report.records += scan.records;
     report.bytes += scan.bytes;
     let prev = Prev { id, path, end: scan.end, next_seq: scan.next_batch_seq, capacity: bytes.len() as u64 };
-    Ok((prev, file))
+    Ok((prev, header, Some(file)))
+}
+
+/// A hollow segment is exactly its header, never the newest, and ends past its header.
+fn check_hollow(id: u64, path: PathBuf, end: HollowEnd, len: usize, newest: bool) -> Result<Prev> {
+    if newest {
+        return Err(corrupt(&path, 32, "the newest segment is hollow (deleted): its successor is missing".into()));
+    }
+    if len != SEGMENT_HEADER_BYTES {
+        return Err(corrupt(&path, SEGMENT_HEADER_BYTES as u64, format!("hollow segment is {len} bytes long")));
+    }
+    if end.data_end < SEGMENT_HEADER_BYTES as u64 {
+        return Err(corrupt(&path, 40, format!("hollow segment data end {} inside the header", end.data_end)));
+    }
+    Ok(Prev { id, path, end: end.data_end, next_seq: end.next_batch_seq, capacity: SEGMENT_HEADER_BYTES as u64 })
 }
 
 /// Checks that segment `header` continues `prev` exactly.
@@ -209,7 +256,8 @@ fn create_first(
     let header = SegmentHeader { segment_id: id, first_batch_seq: FIRST_BATCH_SEQ, prev_segment_end: 0 };
     let file = create_segment(disk, &config.dir, header, config.segment_bytes)?;
     let end = SEGMENT_HEADER_BYTES as u64;
-    let entry = SegmentEntry { path: segment_path(&config.dir, id), file: file.clone(), bytes_used: end, active: false };
+    let path = segment_path(&config.dir, id);
+    let entry = SegmentEntry { header, path, file: file.clone(), bytes_used: end, active: false };
     segments.insert(id, entry);
     Ok((Active { id, file, end, capacity: config.segment_bytes }, FIRST_BATCH_SEQ))
 }

@@ -76,8 +76,14 @@ impl fmt::Display for DamageReason {
 pub enum Verdict {
     Clean,
     /// Cut the segment at `offset` (zero `bytes_dropped` bytes from there).
-    TornTail { offset: u64, bytes_dropped: u64 },
-    Corrupt { offset: u64, detail: String },
+    TornTail {
+        offset: u64,
+        bytes_dropped: u64,
+    },
+    Corrupt {
+        offset: u64,
+        detail: String,
+    },
 }
 
 impl SegmentScan {
@@ -222,7 +228,13 @@ mod tests {
             for (j, len) in batch.iter().enumerate() {
                 offsets.push(out.len());
                 let payload = vec![(i * 16 + j) as u8 | 1; *len];
-                encode_frame(&mut out, first_seq.wrapping_add(i as u32), RecordKind::RaftEntry, j + 1 == batch.len(), &payload);
+                encode_frame(
+                    &mut out,
+                    first_seq.wrapping_add(i as u32),
+                    RecordKind::RaftEntry,
+                    j + 1 == batch.len(),
+                    &payload,
+                );
             }
         }
         out.resize(total, 0);
@@ -298,7 +310,10 @@ mod tests {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    if x % 3 == 0 { 0 } else { (x % 5) as u8 }
+                    match x % 3 {
+                        0 => 0,
+                        _ => (x % 5) as u8,
+                    }
                 })
                 .collect();
             let s = scan_segment::<()>(&Bytes::from(bytes), 8.min(len), 0, &mut |_, _| Ok(())).unwrap();

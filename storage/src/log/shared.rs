@@ -10,7 +10,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use super::frame::{decode_frame_at, frame_len, payload_len, FRAME_HEADER_BYTES};
-use super::segment::SEGMENT_HEADER_BYTES;
+use super::segment::{SegmentHeader, SEGMENT_HEADER_BYTES};
 use super::{LogConfig, LogPosition, LogStats, SegmentInfo};
 use crate::disk::{Disk, DiskFile};
 use crate::error::{Result, StorageError};
@@ -19,6 +19,7 @@ use crate::records::RecordKind;
 /// One open segment.
 #[derive(Clone)]
 pub(super) struct SegmentEntry {
+    pub(super) header: SegmentHeader,
     pub(super) path: PathBuf,
     pub(super) file: Arc<dyn DiskFile>,
     /// End of durable data: reads beyond it are refused.
@@ -29,10 +30,11 @@ pub(super) struct SegmentEntry {
 pub(super) struct Shared {
     pub(super) disk: Arc<dyn Disk>,
     pub(super) config: LogConfig,
-    segments: RwLock<BTreeMap<u64, SegmentEntry>>,
+    /// Live segments (hollow ones are not readable and not listed).
+    pub(super) segments: RwLock<BTreeMap<u64, SegmentEntry>>,
+    /// Hollow segments on disk, by id. Its lock also serializes deletions.
+    pub(super) hollow: Mutex<BTreeMap<u64, SegmentHeader>>,
     failure: OnceLock<String>,
-    /// Serializes deletions so unlinks become durable oldest first.
-    delete_lock: Mutex<()>,
     batches: AtomicU64,
     records: AtomicU64,
     bytes: AtomicU64,
@@ -40,14 +42,21 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn new(disk: Arc<dyn Disk>, config: LogConfig, segments: BTreeMap<u64, SegmentEntry>) -> Self {
+    pub(super) fn new(
+        disk: Arc<dyn Disk>,
+        config: LogConfig,
+        segments: BTreeMap<u64, SegmentEntry>,
+        hollow: BTreeMap<u64, SegmentHeader>,
+    ) -> Self {
         assert_eq!(segments.values().filter(|s| s.active).count(), 1, "exactly one active segment after recovery");
+        assert!(segments.values().next_back().is_some_and(|s| s.active), "the newest segment is the active one");
+        assert!(hollow.keys().all(|id| !segments.contains_key(id)), "a segment is live or hollow, not both");
         Self {
             disk,
             config,
             segments: RwLock::new(segments),
+            hollow: Mutex::new(hollow),
             failure: OnceLock::new(),
-            delete_lock: Mutex::new(()),
             batches: AtomicU64::new(0),
             records: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -142,30 +151,5 @@ impl Shared {
             detail: format!("record read back: {e}"),
         })?;
         Ok((frame.kind, frame.payload))
-    }
-
-    /// Deletes the oldest segment (never the active one): unlink, then sync the dir.
-    pub(super) fn delete_segment(&self, id: u64) -> Result<()> {
-        let _serial = self.delete_lock.lock();
-        let entry = {
-            let mut segs = self.segments.write();
-            let entry = segs.get(&id).ok_or_else(|| StorageError::NoRecord {
-                pos: LogPosition { segment_id: id, offset: 0 },
-                detail: "no such segment to delete".into(),
-            })?;
-            let oldest = *segs.keys().next().expect("a log always has a segment");
-            if entry.active || id != oldest {
-                return Err(StorageError::Config(format!(
-                    "cannot delete segment {id}: only the oldest sealed segment ({oldest}) may be deleted"
-                )));
-            }
-            segs.remove(&id).expect("present")
-        };
-        let dir = &self.config.dir;
-        if let Err(e) = self.disk.remove(&entry.path) {
-            self.segments.write().insert(id, entry.clone());
-            return Err(StorageError::io("remove segment", entry.path, e));
-        }
-        self.disk.sync_dir(dir).map_err(|e| StorageError::io("sync log directory", dir.clone(), e))
     }
 }

@@ -77,6 +77,9 @@ impl Writer {
     /// Runs until every sender is gone and the queue is drained.
     pub(super) fn run(mut self) {
         let mut batch = Vec::new();
+        // Declared after `batch`, so on a panic it drops first: the failed state is
+        // set before the batch's reply channels close.
+        let _guard = FailOnPanic(self.shared.clone());
         while let Some(first) = self.held.take().or_else(|| self.rx.recv().ok()) {
             if let Some(reason) = self.shared.failure() {
                 first.reply.send(Err(StorageError::LogFailed { reason }));
@@ -184,22 +187,40 @@ impl Writer {
     /// Creates the next segment and makes it active.
     fn roll(&mut self) -> Result<()> {
         let cfg = &self.shared.config;
-        let header = SegmentHeader {
-            segment_id: self.active.id + 1,
-            first_batch_seq: self.next_seq,
-            prev_segment_end: self.active.end,
-        };
+        let segment_id =
+            self.active.id.checked_add(1).ok_or_else(|| {
+                StorageError::Config(format!("segment id {} is the last possible one", self.active.id))
+            })?;
+        let header = SegmentHeader { segment_id, first_batch_seq: self.next_seq, prev_segment_end: self.active.end };
         let file = create_segment(&*self.shared.disk, &cfg.dir, header, cfg.segment_bytes)?;
         self.shared.count_sync();
         let path = segment_path(&cfg.dir, header.segment_id);
-        let entry = SegmentEntry { path, file: file.clone(), bytes_used: SEGMENT_HEADER_BYTES as u64, active: true };
+        let entry =
+            SegmentEntry { header, path, file: file.clone(), bytes_used: SEGMENT_HEADER_BYTES as u64, active: true };
         self.shared.install_active(header.segment_id, entry);
         let old = mem::replace(
             &mut self.active,
             Active { id: header.segment_id, file, end: SEGMENT_HEADER_BYTES as u64, capacity: cfg.segment_bytes },
         );
-        tracing::debug!(sealed = old.id, bytes = old.end, active = header.segment_id, "node log rolled to a new segment");
+        tracing::debug!(
+            sealed = old.id,
+            bytes = old.end,
+            active = header.segment_id,
+            "node log rolled to a new segment"
+        );
         Ok(())
+    }
+}
+
+/// Turns a panic of the writer (a bug) into the failed state, so appenders and
+/// `NodeLog::failure` say what happened.
+struct FailOnPanic(Arc<Shared>);
+
+impl Drop for FailOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.fail("the writer thread panicked (see the panic message in the process log)".into());
+        }
     }
 }
 

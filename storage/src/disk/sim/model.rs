@@ -2,6 +2,9 @@
 //! operations, and what of them a crash may leave. Pure; randomness comes from a
 //! seeded [`SplitMix64`].
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
 /// Size of the unit a torn write tears at.
 pub const SECTOR_BYTES: u64 = 512;
 
@@ -36,6 +39,43 @@ fn write_into(image: &mut Vec<u8>, offset: u64, data: &[u8]) {
     image[start..end].copy_from_slice(data);
 }
 
+/// A directory change not yet made durable by `sync_dir`. Unsynced changes form an
+/// ordered journal: a crash keeps a prefix of it (metadata may reach the disk
+/// before anyone asks, but in order).
+#[derive(Clone, Debug)]
+pub(super) enum DirOp {
+    Link { path: PathBuf, ino: u64 },
+    Unlink { path: PathBuf },
+    Rename { from: PathBuf, to: PathBuf },
+}
+
+impl DirOp {
+    pub(super) fn apply(&self, names: &mut BTreeMap<PathBuf, u64>) {
+        match self {
+            DirOp::Link { path, ino } => {
+                names.insert(path.clone(), *ino);
+            }
+            DirOp::Unlink { path } => {
+                names.remove(path);
+            }
+            DirOp::Rename { from, to } => {
+                if let Some(ino) = names.remove(from) {
+                    names.insert(to.clone(), ino);
+                }
+            }
+        }
+    }
+
+    /// Whether the change alters an entry of `dir`.
+    pub(super) fn touches(&self, dir: &Path) -> bool {
+        let in_dir = |p: &Path| p.parent() == Some(dir);
+        match self {
+            DirOp::Link { path, .. } | DirOp::Unlink { path } => in_dir(path),
+            DirOp::Rename { from, to } => in_dir(from) || in_dir(to),
+        }
+    }
+}
+
 /// `[start, end)` pieces of a write at `offset`, split at absolute sector boundaries.
 fn sectors(offset: u64, len: usize) -> impl Iterator<Item = (usize, usize)> {
     let end = offset + len as u64;
@@ -63,7 +103,11 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
     pub(super) fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
+        if n == 0 {
+            0
+        } else {
+            self.next() % n
+        }
     }
     pub(super) fn coin(&mut self) -> bool {
         self.next() & 1 == 1
@@ -107,7 +151,13 @@ fn apply_some_sectors(op: &Op, image: &mut Vec<u8>, rng: &mut SplitMix64) {
 /// A random part of `op`: each sector of a write kept with probability 1/2.
 pub(super) fn some_sectors(op: &Op, rng: &mut SplitMix64) -> Vec<Op> {
     match op {
-        Op::SetLen(_) => if rng.coin() { vec![op.clone()] } else { vec![] },
+        Op::SetLen(_) => {
+            if rng.coin() {
+                vec![op.clone()]
+            } else {
+                vec![]
+            }
+        }
         Op::Write { offset, data } => sectors(*offset, data.len())
             .filter(|_| rng.coin())
             .map(|(start, end)| Op::Write { offset: offset + start as u64, data: data[start..end].to_vec() })
