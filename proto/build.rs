@@ -1,0 +1,71 @@
+//! Generates the tonic *server* for `temporal.api.workflowservice.v1.WorkflowService`
+//! from the descriptor set `temporalio-protos` exports, pointing every message type at
+//! that crate (`extern_path`), so no message is generated twice and no protoc runs.
+//!
+//! Methods Hourglass does not implement fall back to generated default stubs; their
+//! message is rewritten to name the method, so a client sees exactly what is missing.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+const SERVICE_FILE: &str = "temporal/api/workflowservice/v1/service.proto";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let descriptor_path = std::env::var("DEP_TEMPORALIO_PROTOS_DESCRIPTOR_PATH")
+        .map_err(|_| "temporalio-protos did not export DEP_TEMPORALIO_PROTOS_DESCRIPTOR_PATH")?;
+    println!("cargo:rerun-if-changed={descriptor_path}");
+    println!("cargo:rerun-if-changed=build.rs");
+    let all = prost_types::FileDescriptorSet::decode(std::fs::read(&descriptor_path)?.as_slice())?;
+    let service_only = prost_types::FileDescriptorSet {
+        file: all.file.into_iter().filter(|f| f.name() == SERVICE_FILE).collect(),
+    };
+    if service_only.file.len() != 1 {
+        return Err(format!("{SERVICE_FILE} not found in {descriptor_path}").into());
+    }
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .build_transport(false)
+        .generate_default_stubs(true)
+        .extern_path(".temporal", "::temporalio_protos::protos::temporal")
+        .out_dir(&out_dir)
+        .compile_fds(service_only)?;
+    name_unimplemented_methods(&out_dir.join("temporal.api.workflowservice.v1.rs"))?;
+    Ok(())
+}
+
+/// Replaces tonic's generic "Not yet implemented" with a message naming the method.
+fn name_unimplemented_methods(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    const STUB: &str = "\"Not yet implemented\"";
+    let code = std::fs::read_to_string(path)?;
+    let mut out = String::with_capacity(code.len() + 16 * 1024);
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find(STUB) {
+        let before = &rest[..at];
+        let method = before
+            .rfind("async fn ")
+            .map(|i| before[i + 9..].split(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap_or(""))
+            .unwrap_or("");
+        out.push_str(before);
+        out.push_str(&format!(
+            "\"Hourglass does not implement WorkflowService/{} (method {method} is unimplemented)\"",
+            to_pascal(method)
+        ));
+        rest = &rest[at + STUB.len()..];
+    }
+    out.push_str(rest);
+    std::fs::write(path, out)?;
+    Ok(())
+}
+
+fn to_pascal(snake: &str) -> String {
+    snake
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
