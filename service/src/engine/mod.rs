@@ -1,0 +1,244 @@
+//! The history engine: Temporal semantics over the shard state machine.
+//!
+//! Every handler follows one pattern: take the workflow's lock, load the run's
+//! [`state::ExecutionState`], build a [`txn::RunTxn`] (events, new state, tasks,
+//! timers), and [`Engine::commit`] it — one proposal to the shard's Raft group,
+//! answered after it is durable and applied. After the commit, matching learns the
+//! tasks it enqueued and the shard's timer service re-checks its next deadline.
+
+pub mod state;
+pub mod tasks;
+pub mod token;
+pub mod txn;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use hourglass_raft::Node;
+use hourglass_storage::records::ShardId;
+use hourglass_storage::state::{Applied, QueueKey, RunKey, WorkflowKey};
+use parking_lot::Mutex;
+use prost::Message;
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+
+use crate::error::{Result, ServiceError};
+use crate::matching::{Matching, TaskRef};
+use state::ExecutionState;
+use txn::{RunTxn, TxnEffects};
+
+/// Wall-clock time source (a seam for tests).
+pub trait Clock: Send + Sync + 'static {
+    fn now_ms(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    }
+}
+
+/// Engine limits and defaults. Every limit is explicit.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Largest payload-bearing field accepted (input, result, details...), bytes.
+    pub blob_bytes_max: usize,
+    /// Default workflow task timeout when the start request sets none.
+    pub default_workflow_task_timeout_ms: i64,
+    /// Upper bound of a workflow task timeout.
+    pub workflow_task_timeout_max_ms: i64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { blob_bytes_max: 2 << 20, default_workflow_task_timeout_ms: 10_000, workflow_task_timeout_max_ms: 120_000 }
+    }
+}
+
+/// A run as loaded for a transaction.
+pub struct LoadedRun {
+    pub key: RunKey,
+    pub state: ExecutionState,
+    pub next_event_id: i64,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+struct EngineInner {
+    node: Node,
+    matching: Matching,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    locks: Mutex<HashMap<WorkflowKey, Weak<AsyncMutex<()>>>>,
+    timer_wakeups: Vec<tokio::sync::Notify>,
+}
+
+/// Holds a workflow's lock: at most one transaction per workflow id is built at a time.
+pub struct WorkflowGuard {
+    _guard: OwnedMutexGuard<()>,
+}
+
+impl Engine {
+    pub fn new(node: Node, config: EngineConfig, clock: Arc<dyn Clock>) -> Self {
+        let shards = node.shard_count() as usize;
+        let timer_wakeups = (0..shards).map(|_| tokio::sync::Notify::new()).collect();
+        Self {
+            inner: Arc::new(EngineInner {
+                node,
+                matching: Matching::default(),
+                clock,
+                config,
+                locks: Mutex::new(HashMap::new()),
+                timer_wakeups,
+            }),
+        }
+    }
+
+    pub fn node(&self) -> &Node {
+        &self.inner.node
+    }
+    pub fn matching(&self) -> &Matching {
+        &self.inner.matching
+    }
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+    pub fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// The shard owning a workflow: a stable hash (FNV-1a) of namespace and id.
+    pub fn shard_for(&self, namespace: &str, workflow_id: &str) -> ShardId {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in namespace.bytes().chain([0u8]).chain(workflow_id.bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        (h % u64::from(self.inner.node.shard_count())) as ShardId
+    }
+
+    pub fn shard_of_run(&self, key: &RunKey) -> ShardId {
+        self.shard_for(&key.namespace, &key.workflow_id)
+    }
+
+    /// Serializes transactions on one workflow id (all its runs).
+    pub async fn lock_workflow(&self, namespace: &str, workflow_id: &str) -> WorkflowGuard {
+        let key = WorkflowKey { namespace: namespace.to_string(), workflow_id: workflow_id.to_string() };
+        let mutex = {
+            let mut locks = self.inner.locks.lock();
+            if locks.len() > 4096 {
+                locks.retain(|_, weak| weak.strong_count() > 0);
+            }
+            match locks.get(&key).and_then(Weak::upgrade) {
+                Some(m) => m,
+                None => {
+                    let m = Arc::new(AsyncMutex::new(()));
+                    locks.insert(key, Arc::downgrade(&m));
+                    m
+                }
+            }
+        };
+        WorkflowGuard { _guard: mutex.lock_owned().await }
+    }
+
+    /// The current run of a workflow: (run id, open).
+    pub fn current_run(&self, namespace: &str, workflow_id: &str) -> Result<Option<(String, bool)>> {
+        let shard = self.shard_for(namespace, workflow_id);
+        let wf = WorkflowKey { namespace: namespace.to_string(), workflow_id: workflow_id.to_string() };
+        Ok(self.inner.node.read(shard, |s| s.current_run(&wf).map(|c| (c.run_id.to_string(), c.open)))?)
+    }
+
+    /// Resolves an empty run id to the current run.
+    pub fn resolve_run(&self, namespace: &str, workflow_id: &str, run_id: &str) -> Result<RunKey> {
+        let run_id = if run_id.is_empty() {
+            self.current_run(namespace, workflow_id)?
+                .map(|(id, _)| id)
+                .ok_or_else(|| ServiceError::NotFound(format!("workflow {workflow_id} not found")))?
+        } else {
+            run_id.to_string()
+        };
+        Ok(RunKey { namespace: namespace.to_string(), workflow_id: workflow_id.to_string(), run_id })
+    }
+
+    /// Loads a run's state; `None` if the run does not exist (or was dropped).
+    pub fn load(&self, key: &RunKey) -> Result<Option<LoadedRun>> {
+        let shard = self.shard_of_run(key);
+        let raw = self.inner.node.read(shard, |s| s.run(key).map(|r| (r.state().clone(), r.next_event_id())))?;
+        let Some((bytes, next_event_id)) = raw else { return Ok(None) };
+        let state = ExecutionState::decode(bytes.as_ref())
+            .map_err(|e| ServiceError::Internal(format!("mutable state of {key:?} does not decode: {e}")))?;
+        Ok(Some(LoadedRun { key: key.clone(), state, next_event_id: next_event_id as i64 }))
+    }
+
+    /// Loads a run or fails with `NotFound`.
+    pub fn load_existing(&self, key: &RunKey) -> Result<LoadedRun> {
+        self.load(key)?.ok_or_else(|| ServiceError::NotFound(format!("workflow execution {}/{} not found", key.workflow_id, key.run_id)))
+    }
+
+    /// A transaction on a loaded run at the current time.
+    pub fn txn(&self, run: LoadedRun) -> RunTxn {
+        RunTxn::existing(run.key, self.now_ms(), run.state, run.next_event_id)
+    }
+
+    /// Proposes `txn` to its shard and waits until it is committed and applied. Then
+    /// hands enqueued tasks to matching and wakes the shard's timer service.
+    pub async fn commit(&self, txn: RunTxn) -> Result<TxnEffects> {
+        self.commit_with(txn, None).await.map(|(effects, _)| effects)
+    }
+
+    /// Like [`Engine::commit`], with request dedupe: a duplicate returns the first
+    /// commit's `result` and changes nothing.
+    pub async fn commit_with(
+        &self,
+        txn: RunTxn,
+        dedupe: Option<hourglass_storage::state::RequestDedupe>,
+    ) -> Result<(TxnEffects, Option<bytes::Bytes>)> {
+        let shard = self.shard_of_run(&txn.key);
+        let key = txn.key.clone();
+        let (mut transition, effects) = txn.into_transition();
+        transition.dedupe = dedupe;
+        match self.inner.node.propose(shard, &transition).await? {
+            Applied::Duplicate { result } => Ok((TxnEffects::default(), Some(result))),
+            Applied::Done { task_ids, .. } => {
+                assert_eq!(task_ids.len(), effects.enqueued.len(), "one assigned id per enqueued task");
+                for (task, id) in effects.enqueued.iter().zip(task_ids) {
+                    self.inner.matching.add(task.queue.clone(), TaskRef { shard, task_id: id, run: key.clone(), payload: task.payload.clone() });
+                }
+                if effects.timers_added > 0 {
+                    self.inner.timer_wakeups[shard as usize].notify_one();
+                }
+                Ok((effects, None))
+            }
+        }
+    }
+
+    /// Woken when a commit adds a timer to `shard`.
+    pub fn timer_wakeup(&self, shard: ShardId) -> &tokio::sync::Notify {
+        &self.inner.timer_wakeups[shard as usize]
+    }
+
+    /// Hands every task in every shard's backlog to matching (after a restart).
+    pub fn load_backlogs(&self) -> Result<usize> {
+        let mut loaded = 0;
+        for shard in 0..self.inner.node.shard_count() {
+            let tasks: Vec<(QueueKey, u64, RunKey, bytes::Bytes)> = self.inner.node.read(shard, |s| {
+                s.queues()
+                    .flat_map(|q| s.backlog(q).map(move |(id, t)| (q.clone(), id, t.run().clone(), t.payload().clone())))
+                    .collect()
+            })?;
+            for (queue, task_id, run, payload) in tasks {
+                let Ok(payload) = tasks::TaskPayload::decode(payload.as_ref()) else {
+                    tracing::error!(shard, task_id, "backlog task payload does not decode; left in place");
+                    continue;
+                };
+                self.inner.matching.add(queue, TaskRef { shard, task_id, run, payload });
+                loaded += 1;
+            }
+        }
+        Ok(loaded)
+    }
+}

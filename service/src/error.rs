@@ -1,0 +1,115 @@
+//! Service errors, and the one place they become gRPC statuses.
+
+use hourglass_raft::RaftError;
+use hourglass_storage::StorageError;
+use prost::Message;
+use temporalio_protos::protos::google::rpc::Status as RpcStatus;
+use temporalio_protos::protos::temporal::api::errordetails::v1 as details;
+use tonic::{Code, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("namespace {0} is not found")]
+    NamespaceNotFound(String),
+    /// A workflow with this id is already running.
+    #[error("workflow execution already started")]
+    WorkflowAlreadyStarted { start_request_id: String, run_id: String },
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
+    #[error("{0}")]
+    Unavailable(String),
+    /// A workflow task tried to close the workflow while new events were waiting.
+    #[error("UnhandledCommand")]
+    UnhandledCommand,
+    /// A query handler failed on the worker.
+    #[error("{0}")]
+    QueryFailed(String),
+    #[error("{0}")]
+    DeadlineExceeded(String),
+    #[error("{0}")]
+    Unimplemented(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+impl From<RaftError> for ServiceError {
+    fn from(e: RaftError) -> Self {
+        match e {
+            RaftError::NotLeader { shard, leader } => {
+                ServiceError::Unavailable(format!("shard {shard} has no leader on this node (leader hint: {leader:?}); retry"))
+            }
+            RaftError::Overloaded { .. } => ServiceError::ResourceExhausted(e.to_string()),
+            RaftError::Stopped { .. } => ServiceError::Unavailable(e.to_string()),
+            RaftError::Storage(s) => s.into(),
+            RaftError::Rejected(r) => {
+                ServiceError::FailedPrecondition(format!("the transition was rejected by the shard state machine: {r}"))
+            }
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<StorageError> for ServiceError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::RecordTooLarge { .. } => ServiceError::InvalidArgument(format!("request too large to store: {e}")),
+            StorageError::Overloaded { .. } => ServiceError::ResourceExhausted(e.to_string()),
+            StorageError::LogFailed { .. } | StorageError::Closed => ServiceError::Unavailable(e.to_string()),
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+fn with_detail(code: Code, message: String, type_name: &str, detail: Vec<u8>) -> Status {
+    let status = RpcStatus {
+        code: code as i32,
+        message: message.clone(),
+        details: vec![prost_wkt_types::Any { type_url: format!("type.googleapis.com/{type_name}"), value: detail }],
+    };
+    Status::with_details(code, message, status.encode_to_vec().into())
+}
+
+impl From<ServiceError> for Status {
+    fn from(e: ServiceError) -> Self {
+        let message = e.to_string();
+        match e {
+            ServiceError::InvalidArgument(_) | ServiceError::UnhandledCommand => Status::invalid_argument(message),
+            ServiceError::NotFound(_) => Status::not_found(message),
+            ServiceError::NamespaceNotFound(namespace) => with_detail(
+                Code::NotFound,
+                message,
+                "temporal.api.errordetails.v1.NamespaceNotFoundFailure",
+                details::NamespaceNotFoundFailure { namespace }.encode_to_vec(),
+            ),
+            ServiceError::WorkflowAlreadyStarted { start_request_id, run_id } => with_detail(
+                Code::AlreadyExists,
+                message,
+                "temporal.api.errordetails.v1.WorkflowExecutionAlreadyStartedFailure",
+                details::WorkflowExecutionAlreadyStartedFailure { start_request_id, run_id, ..Default::default() }.encode_to_vec(),
+            ),
+            ServiceError::AlreadyExists(_) => Status::already_exists(message),
+            ServiceError::FailedPrecondition(_) => Status::failed_precondition(message),
+            ServiceError::ResourceExhausted(_) => Status::resource_exhausted(message),
+            ServiceError::Unavailable(_) => Status::unavailable(message),
+            ServiceError::QueryFailed(_) => with_detail(
+                Code::InvalidArgument,
+                message,
+                "temporal.api.errordetails.v1.QueryFailedFailure",
+                details::QueryFailedFailure::default().encode_to_vec(),
+            ),
+            ServiceError::DeadlineExceeded(_) => Status::deadline_exceeded(message),
+            ServiceError::Unimplemented(_) => Status::unimplemented(message),
+            ServiceError::Internal(_) => Status::internal(message),
+        }
+    }
+}

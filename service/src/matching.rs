@@ -1,0 +1,174 @@
+//! Matching: hands backlog tasks to long-polling workers.
+//!
+//! The durable part of a task queue is the backlog in each shard's state machine; this
+//! is the in-memory dispatch in front of it, per (namespace, queue, kind), fed by
+//! commits and, after a restart, by [`crate::engine::Engine::load_backlogs`]. A task
+//! leaves the backlog only when the transition that starts it commits, so a task given
+//! to a poller that vanished is put back, never lost.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hourglass_storage::records::ShardId;
+use hourglass_storage::state::{QueueKey, RunKey};
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use crate::engine::tasks::TaskPayload;
+
+/// A task as matching sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRef {
+    pub shard: ShardId,
+    pub task_id: u64,
+    pub run: RunKey,
+    pub payload: TaskPayload,
+}
+
+#[derive(Default, Clone)]
+pub struct Matching {
+    queues: Arc<Mutex<HashMap<QueueKey, Queue>>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    ready: VecDeque<TaskRef>,
+    waiters: VecDeque<(u64, oneshot::Sender<TaskRef>)>,
+    next_waiter: u64,
+}
+
+impl Matching {
+    /// Offers a task to the oldest live waiter, or keeps it ready.
+    pub fn add(&self, queue: QueueKey, task: TaskRef) {
+        let mut queues = self.queues.lock();
+        let q = queues.entry(queue).or_default();
+        let mut task = task;
+        while let Some((_, tx)) = q.waiters.pop_front() {
+            match tx.send(task) {
+                Ok(()) => return,
+                Err(back) => task = back,
+            }
+        }
+        q.ready.push_back(task);
+    }
+
+    /// Puts a task taken by a poll back at the head of its queue.
+    pub fn requeue(&self, queue: QueueKey, task: TaskRef) {
+        let mut queues = self.queues.lock();
+        let q = queues.entry(queue).or_default();
+        let mut task = task;
+        while let Some((_, tx)) = q.waiters.pop_front() {
+            match tx.send(task) {
+                Ok(()) => return,
+                Err(back) => task = back,
+            }
+        }
+        q.ready.push_front(task);
+    }
+
+    /// Waits up to `wait` for a task. Cancellation-safe: if the caller goes away, its
+    /// waiter is removed, and a task already handed to it is put back.
+    pub async fn poll(&self, queue: &QueueKey, wait: Duration) -> Option<TaskRef> {
+        let (id, rx) = {
+            let mut queues = self.queues.lock();
+            let q = queues.entry(queue.clone()).or_default();
+            if let Some(task) = q.ready.pop_front() {
+                return Some(task);
+            }
+            let (tx, rx) = oneshot::channel();
+            let id = q.next_waiter;
+            q.next_waiter += 1;
+            q.waiters.push_back((id, tx));
+            (id, rx)
+        };
+        let mut guard = WaiterGuard { matching: self, queue, id, rx: Some(rx) };
+        let rx = guard.rx.as_mut().expect("set above");
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(task)) => {
+                guard.rx = None;
+                Some(task)
+            }
+            _ => None,
+        }
+    }
+
+    /// Tasks ready (not yet handed out) in `queue`.
+    pub fn ready_len(&self, queue: &QueueKey) -> usize {
+        self.queues.lock().get(queue).map_or(0, |q| q.ready.len())
+    }
+}
+
+struct WaiterGuard<'a> {
+    matching: &'a Matching,
+    queue: &'a QueueKey,
+    id: u64,
+    rx: Option<oneshot::Receiver<TaskRef>>,
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        let Some(mut rx) = self.rx.take() else { return };
+        rx.close();
+        if let Ok(task) = rx.try_recv() {
+            self.matching.requeue(self.queue.clone(), task);
+            return;
+        }
+        let mut queues = self.matching.queues.lock();
+        if let Some(q) = queues.get_mut(self.queue) {
+            q.waiters.retain(|(id, _)| *id != self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hourglass_storage::state::QueueKind;
+
+    fn queue() -> QueueKey {
+        QueueKey { namespace: "ns".into(), name: "tq".into(), kind: QueueKind::Workflow }
+    }
+
+    fn task(id: u64) -> TaskRef {
+        TaskRef {
+            shard: 0,
+            task_id: id,
+            run: RunKey { namespace: "ns".into(), workflow_id: "w".into(), run_id: "r".into() },
+            payload: TaskPayload::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn ready_tasks_go_first_in_order() {
+        let m = Matching::default();
+        m.add(queue(), task(1));
+        m.add(queue(), task(2));
+        assert_eq!(m.poll(&queue(), Duration::from_millis(1)).await.unwrap().task_id, 1);
+        assert_eq!(m.poll(&queue(), Duration::from_millis(1)).await.unwrap().task_id, 2);
+        assert!(m.poll(&queue(), Duration::from_millis(1)).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_poller_gets_a_new_task() {
+        let m = Matching::default();
+        let m2 = m.clone();
+        let poll = tokio::spawn(async move { m2.poll(&queue(), Duration::from_secs(5)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        m.add(queue(), task(7));
+        assert_eq!(poll.await.unwrap().unwrap().task_id, 7);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_poll_loses_no_task() {
+        let m = Matching::default();
+        let m2 = m.clone();
+        let poll = tokio::spawn(async move { m2.poll(&queue(), Duration::from_secs(5)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        poll.abort();
+        let _ = poll.await;
+        m.add(queue(), task(9));
+        assert_eq!(m.ready_len(&queue()), 1, "the dead waiter was removed, the task is kept");
+        assert_eq!(m.poll(&queue(), Duration::from_millis(1)).await.unwrap().task_id, 9);
+    }
+}
