@@ -17,5 +17,7 @@
 //!   place) and changes nothing.
 
 pub mod engine;
+pub mod frontend;
+pub mod namespaces;
 pub mod error;
 pub mod matching;

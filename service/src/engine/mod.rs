@@ -6,10 +6,14 @@
 //! answered after it is durable and applied. After the commit, matching learns the
 //! tasks it enqueued and the shard's timer service re-checks its next deadline.
 
+pub mod activity;
+pub mod lifecycle;
 pub mod state;
 pub mod tasks;
 pub mod token;
 pub mod txn;
+pub mod wft;
+pub mod workflow_task;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -197,21 +201,48 @@ impl Engine {
         txn: RunTxn,
         dedupe: Option<hourglass_storage::state::RequestDedupe>,
     ) -> Result<(TxnEffects, Option<bytes::Bytes>)> {
-        let shard = self.shard_of_run(&txn.key);
-        let key = txn.key.clone();
-        let (mut transition, effects) = txn.into_transition();
-        transition.dedupe = dedupe;
+        let (mut effects, duplicate) = self.commit_many(vec![txn], dedupe).await?;
+        Ok((effects.pop().unwrap_or_default(), duplicate))
+    }
+
+    /// Commits several runs' transactions as ONE transition (e.g. continue-as-new: the
+    /// old run closes and the new one starts atomically). All must be on one shard,
+    /// which holds for runs of one workflow id.
+    pub async fn commit_many(
+        &self,
+        txns: Vec<RunTxn>,
+        dedupe: Option<hourglass_storage::state::RequestDedupe>,
+    ) -> Result<(Vec<TxnEffects>, Option<bytes::Bytes>)> {
+        let first = txns.first().ok_or_else(|| ServiceError::Internal("commit of no transactions".into()))?;
+        let shard = self.shard_of_run(&first.key);
+        let time_ms = first.now_ms;
+        let mut ops = Vec::new();
+        let mut all_effects = Vec::with_capacity(txns.len());
+        let mut keys = Vec::with_capacity(txns.len());
+        for txn in txns {
+            if self.shard_of_run(&txn.key) != shard {
+                return Err(ServiceError::Internal(format!("runs of one transition span shards: {:?}", txn.key)));
+            }
+            keys.push(txn.key.clone());
+            let (t, effects) = txn.into_transition();
+            ops.extend(t.ops);
+            all_effects.push(effects);
+        }
+        let transition = hourglass_storage::state::Transition { time_ms, dedupe, ops };
         match self.inner.node.propose(shard, &transition).await? {
-            Applied::Duplicate { result } => Ok((TxnEffects::default(), Some(result))),
+            Applied::Duplicate { result } => Ok((all_effects.iter().map(|_| TxnEffects::default()).collect(), Some(result))),
             Applied::Done { task_ids, .. } => {
-                assert_eq!(task_ids.len(), effects.enqueued.len(), "one assigned id per enqueued task");
-                for (task, id) in effects.enqueued.iter().zip(task_ids) {
-                    self.inner.matching.add(task.queue.clone(), TaskRef { shard, task_id: id, run: key.clone(), payload: task.payload.clone() });
+                let enqueued = all_effects.iter().zip(&keys).flat_map(|(e, k)| e.enqueued.iter().map(move |t| (k, t)));
+                let enqueued: Vec<_> = enqueued.collect();
+                assert_eq!(task_ids.len(), enqueued.len(), "one assigned id per enqueued task");
+                for ((run, task), id) in enqueued.into_iter().zip(task_ids) {
+                    let task_ref = TaskRef { shard, task_id: id, run: run.clone(), payload: task.payload.clone() };
+                    self.inner.matching.add(task.queue.clone(), task_ref);
                 }
-                if effects.timers_added > 0 {
+                if all_effects.iter().any(|e| e.timers_added > 0) {
                     self.inner.timer_wakeups[shard as usize].notify_one();
                 }
-                Ok((effects, None))
+                Ok((all_effects, None))
             }
         }
     }

@@ -59,4 +59,8 @@ pub enum TimerKind {
     WorkflowExecutionTimeout = 9,
     /// Start delay / retry or cron backoff over: schedule the first workflow task.
     WorkflowStartBackoff = 10,
+    /// Durable outbox: start the child initiated at `event_id` (due immediately).
+    StartChild = 11,
+    /// Durable outbox: tell the parent this (closed) run's outcome (due immediately).
+    NotifyParent = 12,
 }

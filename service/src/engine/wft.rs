@@ -1,0 +1,56 @@
+//! Shared workflow-task rules every area uses: the buffering rule for events that
+//! arrive from outside a workflow task, and scheduling a workflow task.
+
+use temporalio_protos::protos::temporal::api::enums::v1::TaskQueueKind;
+use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
+use temporalio_protos::protos::temporal::api::history::v1::WorkflowTaskScheduledEventAttributes;
+use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
+
+use super::state::WorkflowTaskInfo;
+use super::tasks::TaskKind;
+use super::txn::{duration, RunTxn};
+
+/// Adds an event that came from outside a workflow task (signal, activity result,
+/// timer fired, cancel request, child result...). If a workflow task is in flight the
+/// event is buffered until it ends; otherwise it is appended, and a workflow task is
+/// scheduled if none is outstanding.
+pub fn add_external_event(txn: &mut RunTxn, attributes: Attributes) {
+    if txn.state.workflow_task_started() {
+        txn.buffer_event(attributes);
+    } else {
+        txn.add_event(attributes);
+        ensure_workflow_task(txn);
+    }
+}
+
+/// Schedules a workflow task unless one is scheduled or started; returns its
+/// scheduled event id when it scheduled one.
+pub fn ensure_workflow_task(txn: &mut RunTxn) -> Option<i64> {
+    if txn.state.has_workflow_task() || !txn.state.is_open() {
+        return None;
+    }
+    Some(schedule_workflow_task(txn, txn.state.workflow_task_attempt.max(1)))
+}
+
+/// Appends WorkflowTaskScheduled with `attempt`, records it in the state and enqueues
+/// it on the workflow's task queue. The caller guarantees none is outstanding.
+pub fn schedule_workflow_task(txn: &mut RunTxn, attempt: i32) -> i64 {
+    assert!(txn.state.workflow_task.is_none(), "at most one workflow task per run");
+    let task_queue = txn.state.task_queue.clone();
+    let timeout_ms = txn.state.workflow_task_timeout_ms;
+    let scheduled_event_id = txn.add_event(Attributes::WorkflowTaskScheduledEventAttributes(WorkflowTaskScheduledEventAttributes {
+        task_queue: Some(TaskQueue { name: task_queue.clone(), kind: TaskQueueKind::Normal as i32, normal_name: String::new() }),
+        start_to_close_timeout: Some(duration(timeout_ms)),
+        attempt,
+    }));
+    txn.state.workflow_task = Some(WorkflowTaskInfo {
+        scheduled_event_id,
+        attempt,
+        scheduled_time_ms: txn.now_ms,
+        task_queue: task_queue.clone(),
+        timeout_ms,
+        ..Default::default()
+    });
+    txn.enqueue(TaskKind::WorkflowTask, &task_queue, scheduled_event_id, attempt);
+    scheduled_event_id
+}
