@@ -60,6 +60,15 @@ impl Default for EngineConfig {
     }
 }
 
+/// Why a command in a workflow task completion is refused: the workflow task fails
+/// with `cause` (`temporal.api.enums.v1.WorkflowTaskFailedCause`) and nothing of that
+/// completion is applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandFailure {
+    pub cause: i32,
+    pub message: String,
+}
+
 /// A run as loaded for a transaction.
 pub struct LoadedRun {
     pub key: RunKey,
