@@ -29,6 +29,28 @@ impl StdDisk {
     }
 }
 
+/// The directory half of [`Disk`] for disks on the real file system (`std::fs`).
+macro_rules! std_dir_ops {
+    () => {
+        fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+            $crate::disk::std_disk::list_dir(dir)
+        }
+        fn remove(&self, path: &Path) -> io::Result<()> {
+            std::fs::remove_file(path)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            std::fs::rename(from, to)
+        }
+        fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+            $crate::disk::std_disk::sync_dir(dir)
+        }
+        fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+            std::fs::create_dir_all(dir)
+        }
+    };
+}
+pub(crate) use std_dir_ops;
+
 impl Disk for StdDisk {
     fn create(&self, path: &Path, len_bytes: u64) -> io::Result<Arc<dyn DiskFile>> {
         Ok(Arc::new(StdFile { inner: MappedFile::create(path, len_bytes)? }))
@@ -36,21 +58,7 @@ impl Disk for StdDisk {
     fn open(&self, path: &Path) -> io::Result<Arc<dyn DiskFile>> {
         Ok(Arc::new(StdFile { inner: MappedFile::open(path)? }))
     }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        list_dir(dir)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        fs::remove_file(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        fs::rename(from, to)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        sync_dir(dir)
-    }
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir_all(dir)
-    }
+    std_dir_ops!();
     fn kind(&self) -> &'static str {
         "pwrite"
     }

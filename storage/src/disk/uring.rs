@@ -13,7 +13,6 @@
 //! memory (writes), and the kernel copies iovecs at submission, so a poisoned ring
 //! cannot scribble on freed memory.
 
-use std::fs;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -23,7 +22,7 @@ use bytes::Bytes;
 use io_uring::{opcode, squeue, types, IoUring, Probe};
 use parking_lot::Mutex;
 
-use super::std_disk::{list_dir, sync_dir, MappedFile};
+use super::std_disk::MappedFile;
 use super::{Disk, DiskFile};
 
 const RING_ENTRIES: u32 = 8;
@@ -71,21 +70,7 @@ impl Disk for UringDisk {
     fn open(&self, path: &Path) -> io::Result<Arc<dyn DiskFile>> {
         Ok(Arc::new(UringFile { inner: MappedFile::open(path)?, ring: self.ring.clone() }))
     }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        list_dir(dir)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        fs::remove_file(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        fs::rename(from, to)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        sync_dir(dir)
-    }
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir_all(dir)
-    }
+    super::std_disk::std_dir_ops!();
     fn kind(&self) -> &'static str {
         "io_uring"
     }
