@@ -21,3 +21,5 @@ pub mod frontend;
 pub mod namespaces;
 pub mod error;
 pub mod matching;
+pub mod server;
+pub mod timers;

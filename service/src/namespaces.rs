@@ -1,11 +1,53 @@
-//! The namespace registry. (Being made durable: see the system RPCs.)
+//! The namespace registry, durable in the shard state machine.
+//!
+//! **Where the records live.** All namespace records are one registry: the mutable
+//! state of a single run, `(SYSTEM_NAMESPACE, "namespaces", "registry")`, encoded
+//! as [`StoredRegistry`]. It lives in the shard [`Engine::shard_for`] assigns it, so it
+//! is replicated, snapshotted and recovered like any run. The run is never closed (so
+//! retention never drops it) and has no history events. Namespaces are few and change
+//! rarely, so a change rewrites the whole registry: one transition, one durable write,
+//! and a restart reads one key instead of scanning every run.
+//!
+//! **Invariants.**
+//! - The in-memory map always equals the last committed registry: a change is
+//!   applied to the map only after its transition is committed.
+//! - Changes are serialized by an async mutex, so no committed change is lost by a
+//!   concurrent read-modify-write.
+//! - [`SYSTEM_NAMESPACE`] is reserved: it can't be registered, described or used.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use hourglass_storage::records::ShardId;
+use hourglass_storage::state::{Op, RunKey, Transition};
 use parking_lot::RwLock;
+use prost::Message;
 
+use crate::engine::Engine;
 use crate::error::{Result, ServiceError};
+
+/// The reserved namespace holding Hourglass's own records (never visible through the API).
+pub const SYSTEM_NAMESPACE: &str = "__hourglass_system";
+/// Names starting with this are reserved for Hourglass.
+pub const RESERVED_PREFIX: &str = "__hourglass";
+/// The namespace created on a fresh data directory.
+pub const DEFAULT_NAMESPACE: &str = "default";
+/// Retention of the `default` namespace: 24 h, as Temporal's dev server reports it
+/// (`workflow_execution_retention_ttl: 86400s`), and the storage's closed-run retention.
+pub const DEFAULT_NAMESPACE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+/// Retention of a namespace registered without one (the `temporal` CLI's default).
+pub const REGISTER_DEFAULT_RETENTION_MS: i64 = 72 * 60 * 60 * 1000;
+
+/// Longest namespace name, bytes.
+pub const NAME_BYTES_MAX: usize = 255;
+/// Longest description or owner email, bytes.
+pub const TEXT_BYTES_MAX: usize = 1024;
+/// Most namespaces a registry holds (it is rewritten whole on every change).
+pub const NAMESPACES_MAX: usize = 1000;
+
+const REGISTRY_WORKFLOW_ID: &str = "namespaces";
+const REGISTRY_RUN_ID: &str = "registry";
 
 /// What the service keeps of a namespace.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,20 +55,150 @@ pub struct NamespaceRecord {
     pub name: String,
     pub id: String,
     pub description: String,
+    pub owner_email: String,
+    /// Retention of closed runs the namespace asks for, ms (reported by
+    /// DescribeNamespace; storage currently applies one shard-wide retention).
     pub retention_ms: i64,
+    /// When it was registered, ms since the epoch.
+    pub created_ms: i64,
 }
 
+impl NamespaceRecord {
+    /// A new namespace with a fresh id.
+    pub fn new(name: impl Into<String>, retention_ms: i64, created_ms: i64) -> Self {
+        Self {
+            name: name.into(),
+            id: uuid::Uuid::new_v4().to_string(),
+            description: String::new(),
+            owner_email: String::new(),
+            retention_ms,
+            created_ms,
+        }
+    }
+}
+
+/// The encoded form of one record (the registry run's state is a [`StoredRegistry`]).
+#[derive(Clone, PartialEq, Message)]
+pub struct StoredNamespace {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub id: String,
+    #[prost(string, tag = "3")]
+    pub description: String,
+    #[prost(string, tag = "4")]
+    pub owner_email: String,
+    #[prost(int64, tag = "5")]
+    pub retention_ms: i64,
+    #[prost(int64, tag = "6")]
+    pub created_ms: i64,
+}
+
+/// Every namespace record: the mutable state of the registry run.
+#[derive(Clone, PartialEq, Message)]
+pub struct StoredRegistry {
+    #[prost(message, repeated, tag = "1")]
+    pub namespaces: Vec<StoredNamespace>,
+}
+
+impl From<&NamespaceRecord> for StoredNamespace {
+    fn from(r: &NamespaceRecord) -> Self {
+        Self {
+            name: r.name.clone(),
+            id: r.id.clone(),
+            description: r.description.clone(),
+            owner_email: r.owner_email.clone(),
+            retention_ms: r.retention_ms,
+            created_ms: r.created_ms,
+        }
+    }
+}
+
+impl From<StoredNamespace> for NamespaceRecord {
+    fn from(s: StoredNamespace) -> Self {
+        Self {
+            name: s.name,
+            id: s.id,
+            description: s.description,
+            owner_email: s.owner_email,
+            retention_ms: s.retention_ms,
+            created_ms: s.created_ms,
+        }
+    }
+}
+
+/// Where the registry is stored.
+struct Store {
+    engine: Engine,
+    key: RunKey,
+    shard: ShardId,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_name: RwLock<BTreeMap<String, NamespaceRecord>>,
+    /// `None` for an in-memory registry (unit tests of other areas).
+    store: Option<Store>,
+    /// Serializes changes (read-modify-write of the registry).
+    write: tokio::sync::Mutex<()>,
+}
+
+/// The namespace registry. Cheap to clone.
+///
+/// [`Namespaces::open`] gives the durable registry the server uses;
+/// `Namespaces::default()` an in-memory one for tests (its changes are not stored).
 #[derive(Clone, Default)]
 pub struct Namespaces {
-    by_name: Arc<RwLock<BTreeMap<String, NamespaceRecord>>>,
+    inner: Arc<Inner>,
 }
 
 impl Namespaces {
-    pub fn get(&self, name: &str) -> Option<NamespaceRecord> {
-        self.by_name.read().get(name).cloned()
+    /// Loads the registry from storage; on a fresh data directory, creates it with
+    /// the `default` namespace (one committed transition).
+    pub async fn open(engine: &Engine) -> Result<Namespaces> {
+        let key = RunKey {
+            namespace: SYSTEM_NAMESPACE.to_string(),
+            workflow_id: REGISTRY_WORKFLOW_ID.to_string(),
+            run_id: REGISTRY_RUN_ID.to_string(),
+        };
+        let shard = engine.shard_for(&key.namespace, &key.workflow_id);
+        let stored = engine.node().read(shard, |s| s.run(&key).map(|r| r.state().clone()))?;
+        let store = Store { engine: engine.clone(), key, shard };
+        let records = match stored {
+            Some(bytes) => {
+                let registry = StoredRegistry::decode(bytes.as_ref())
+                    .map_err(|e| ServiceError::Internal(format!("the namespace registry does not decode: {e}")))?;
+                let records: Vec<NamespaceRecord> = registry.namespaces.into_iter().map(NamespaceRecord::from).collect();
+                tracing::info!(namespaces = records.len(), shard, "namespace registry loaded");
+                records
+            }
+            None => {
+                let now = engine.now_ms();
+                let default = NamespaceRecord::new(DEFAULT_NAMESPACE, DEFAULT_NAMESPACE_RETENTION_MS, now);
+                let records = vec![default];
+                store.write(&records, true, now).await?;
+                tracing::info!(shard, "namespace registry created with the default namespace");
+                records
+            }
+        };
+        let by_name = records.into_iter().map(|r| (r.name.clone(), r)).collect();
+        Ok(Namespaces {
+            inner: Arc::new(Inner { by_name: RwLock::new(by_name), store: Some(store), write: Default::default() }),
+        })
     }
 
-    /// The namespace, or `InvalidArgument` (empty name) / `NotFound`.
+    /// The namespace named `name`, if registered.
+    pub fn get(&self, name: &str) -> Option<NamespaceRecord> {
+        self.inner.by_name.read().get(name).cloned()
+    }
+
+    /// The namespace whose id is `id`, if registered.
+    pub fn get_by_id(&self, id: &str) -> Option<NamespaceRecord> {
+        self.inner.by_name.read().values().find(|r| r.id == id).cloned()
+    }
+
+    /// The namespace, or `InvalidArgument` (empty name) / `NotFound` with a
+    /// `NamespaceNotFoundFailure` detail.
     pub fn require(&self, name: &str) -> Result<NamespaceRecord> {
         if name.is_empty() {
             return Err(ServiceError::InvalidArgument("namespace is required".into()));
@@ -34,11 +206,109 @@ impl Namespaces {
         self.get(name).ok_or_else(|| ServiceError::NamespaceNotFound(name.to_string()))
     }
 
+    /// Adds a record to the in-memory map only (tests). The durable path is
+    /// [`Namespaces::register`].
     pub fn insert(&self, record: NamespaceRecord) {
-        self.by_name.write().insert(record.name.clone(), record);
+        self.inner.by_name.write().insert(record.name.clone(), record);
     }
 
+    /// Registers a new namespace durably. `AlreadyExists` if the name is taken,
+    /// `InvalidArgument` for a bad name or fields.
+    pub async fn register(&self, record: NamespaceRecord) -> Result<NamespaceRecord> {
+        validate(&record)?;
+        let _write = self.inner.write.lock().await;
+        let mut records = {
+            let by_name = self.inner.by_name.read();
+            if by_name.contains_key(&record.name) {
+                return Err(ServiceError::AlreadyExists(format!("namespace {} already exists", record.name)));
+            }
+            if by_name.len() >= NAMESPACES_MAX {
+                return Err(ServiceError::ResourceExhausted(format!("at most {NAMESPACES_MAX} namespaces can be registered")));
+            }
+            by_name.values().cloned().collect::<Vec<_>>()
+        };
+        records.push(record.clone());
+        if let Some(store) = &self.inner.store {
+            store.write(&records, false, store.engine.now_ms()).await?;
+        }
+        self.inner.by_name.write().insert(record.name.clone(), record.clone());
+        tracing::info!(namespace = %record.name, id = %record.id, retention_ms = record.retention_ms, "namespace registered");
+        Ok(record)
+    }
+
+    /// Every namespace, ordered by name.
     pub fn list(&self) -> Vec<NamespaceRecord> {
-        self.by_name.read().values().cloned().collect()
+        self.inner.by_name.read().values().cloned().collect()
+    }
+}
+
+impl Store {
+    /// Commits `records` as the registry's new state (creating the run if `create`).
+    async fn write(&self, records: &[NamespaceRecord], create: bool, now_ms: i64) -> Result<()> {
+        let registry = StoredRegistry { namespaces: records.iter().map(StoredNamespace::from).collect() };
+        let state = Bytes::from(registry.encode_to_vec());
+        let op = if create {
+            Op::CreateRun { run: self.key.clone(), state }
+        } else {
+            Op::SetState { run: self.key.clone(), state }
+        };
+        let transition = Transition { time_ms: now_ms, dedupe: None, ops: vec![op] };
+        self.engine.node().propose(self.shard, &transition).await?;
+        Ok(())
+    }
+}
+
+/// Checks a record about to be registered.
+fn validate(record: &NamespaceRecord) -> Result<()> {
+    let name = &record.name;
+    let bad = |m: String| Err(ServiceError::InvalidArgument(m));
+    if name.is_empty() {
+        return bad("namespace name is required".into());
+    }
+    if name.len() > NAME_BYTES_MAX {
+        return bad(format!("namespace name is longer than {NAME_BYTES_MAX} bytes"));
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        return bad(format!("namespace name {name:?} may contain only ASCII letters, digits, '-', '_' and '.'"));
+    }
+    if name.starts_with(RESERVED_PREFIX) {
+        return bad(format!("namespace names starting with {RESERVED_PREFIX:?} are reserved"));
+    }
+    if record.description.len() > TEXT_BYTES_MAX || record.owner_email.len() > TEXT_BYTES_MAX {
+        return bad(format!("namespace description and owner email are limited to {TEXT_BYTES_MAX} bytes"));
+    }
+    if record.retention_ms < 0 {
+        return bad("workflow_execution_retention_period must not be negative".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn in_memory_registry_rejects_duplicates_and_bad_names() {
+        let ns = Namespaces::default();
+        ns.register(NamespaceRecord::new("a", 1, 0)).await.unwrap();
+        assert!(matches!(ns.register(NamespaceRecord::new("a", 1, 0)).await, Err(ServiceError::AlreadyExists(_))));
+        for bad in ["", "has space", "__hourglass_x", &"x".repeat(300)] {
+            assert!(matches!(ns.register(NamespaceRecord::new(bad, 1, 0)).await, Err(ServiceError::InvalidArgument(_))), "{bad}");
+        }
+        assert!(matches!(ns.register(NamespaceRecord::new("neg", -1, 0)).await, Err(ServiceError::InvalidArgument(_))));
+        assert_eq!(ns.list().len(), 1);
+        let a = ns.require("a").unwrap();
+        assert_eq!(ns.get_by_id(&a.id), Some(a));
+        assert!(matches!(ns.require("zzz"), Err(ServiceError::NamespaceNotFound(_))));
+        assert!(matches!(ns.require(""), Err(ServiceError::InvalidArgument(_))));
+        assert!(matches!(ns.require(SYSTEM_NAMESPACE), Err(ServiceError::NamespaceNotFound(_))));
+    }
+
+    #[test]
+    fn records_round_trip_through_the_stored_form() {
+        let r = NamespaceRecord { owner_email: "o@x".into(), description: "d".into(), ..NamespaceRecord::new("n", 5, 7) };
+        let reg = StoredRegistry { namespaces: vec![StoredNamespace::from(&r)] };
+        let back = StoredRegistry::decode(reg.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(NamespaceRecord::from(back.namespaces[0].clone()), r);
     }
 }

@@ -7,7 +7,15 @@
 //! tasks it enqueued and the shard's timer service re-checks its next deadline.
 
 pub mod activity;
+pub mod children;
+pub mod commands;
+pub mod describe;
+pub mod external;
+pub mod history;
 pub mod lifecycle;
+pub mod query;
+pub mod retry;
+pub mod start;
 pub mod state;
 pub mod tasks;
 pub mod token;
@@ -84,6 +92,7 @@ pub struct Engine {
 struct EngineInner {
     node: Node,
     matching: Matching,
+    queries: query::QueryRegistry,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
     locks: Mutex<HashMap<WorkflowKey, Weak<AsyncMutex<()>>>>,
@@ -103,6 +112,7 @@ impl Engine {
             inner: Arc::new(EngineInner {
                 node,
                 matching: Matching::default(),
+                queries: query::QueryRegistry::default(),
                 clock,
                 config,
                 locks: Mutex::new(HashMap::new()),
@@ -116,6 +126,10 @@ impl Engine {
     }
     pub fn matching(&self) -> &Matching {
         &self.inner.matching
+    }
+    /// Pending workflow queries and the legacy query-task dispatcher.
+    pub fn queries(&self) -> &query::QueryRegistry {
+        &self.inner.queries
     }
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config

@@ -1,45 +1,266 @@
 //! Activity tasks: polls, completions, failures, cancellations, heartbeats (and their ById forms).
 
+use std::time::Duration;
+
+use hourglass_storage::state::{QueueKey, QueueKind, RunKey};
+use prost::Message;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::*;
-use tonic::{Request, Status};
+use tokio::time::Instant;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response};
 
 use super::{Frontend, RpcResult};
+use crate::engine::activity::dispatch::{self, Dispatched};
+use crate::engine::activity::outcome::{self, Canceled, Completed, Failed, Heartbeat};
+use crate::engine::activity::{activity_not_found, ActivitySelector, ActivityTarget};
+use crate::engine::tasks::TaskKind;
+use crate::engine::token::TaskToken;
+use crate::error::{Result, ServiceError};
+use crate::matching::{Matching, TaskRef};
+
+/// How long a long poll waits when the call has no deadline, and at most.
+pub(crate) const LONG_POLL_MAX: Duration = Duration::from_secs(60);
+/// A long poll answers "nothing yet" this long before the call's deadline (Temporal's
+/// `returnEmptyTaskTimeBudget`).
+pub(crate) const LONG_POLL_TAIL_ROOM: Duration = Duration::from_secs(1);
 
 impl Frontend {
-    pub(super) async fn poll_activity_task_queue_rpc(&self, _request: Request<PollActivityTaskQueueRequest,>) -> RpcResult<PollActivityTaskQueueResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/PollActivityTaskQueue yet"))
+    pub(super) async fn poll_activity_task_queue_rpc(&self, request: Request<PollActivityTaskQueueRequest>) -> RpcResult<PollActivityTaskQueueResponse> {
+        let deadline = Instant::now() + long_poll_wait(request.metadata());
+        let req = request.into_inner();
+        self.namespaces.require(&req.namespace)?;
+        let name = req.task_queue.map(|q| q.name).unwrap_or_default();
+        if name.is_empty() {
+            return Err(ServiceError::InvalidArgument("TaskQueue is not set on request.".into()).into());
+        }
+        let queue = QueueKey { namespace: req.namespace, name, kind: QueueKind::Activity };
+        let matching = self.engine.matching();
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                break;
+            }
+            let Some(task) = matching.poll(&queue, remaining).await else { break };
+            // Until the start is decided, a poll dropped by its caller gives the task back.
+            let mut held = Held { matching, queue: &queue, task: Some(task.clone()) };
+            match dispatch::start_polled_task(&self.engine, &queue, &task, &req.identity).await {
+                Ok(Dispatched::Started(response)) => {
+                    held.release();
+                    return Ok(Response::new(*response));
+                }
+                Ok(Dispatched::Stale) => held.release(),
+                Err(ServiceError::Internal(e)) => {
+                    // A task that cannot be started is left in the backlog (seen again
+                    // after a restart) rather than handed to every poller.
+                    held.release();
+                    tracing::error!(?task, error = %e, "cannot start an activity task; left in the backlog");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Response::new(PollActivityTaskQueueResponse::default()))
     }
 
-    pub(super) async fn respond_activity_task_completed_rpc(&self, _request: Request<RespondActivityTaskCompletedRequest,>) -> RpcResult<RespondActivityTaskCompletedResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/RespondActivityTaskCompleted yet"))
+    // `worker_version` is deprecated but core still sends it; it goes into ActivityTaskStarted.
+    #[allow(deprecated)]
+    pub(super) async fn respond_activity_task_completed_rpc(&self, request: Request<RespondActivityTaskCompletedRequest>) -> RpcResult<RespondActivityTaskCompletedResponse> {
+        let req = request.into_inner();
+        let target = self.token_target(&req.task_token)?;
+        self.check_blob("result", size(&req.result))?;
+        let c = Completed { result: req.result, identity: req.identity, worker_version: req.worker_version };
+        outcome::complete(&self.engine, &target, c).await?;
+        Ok(Response::new(RespondActivityTaskCompletedResponse::default()))
     }
 
-    pub(super) async fn respond_activity_task_completed_by_id_rpc(&self, _request: Request<RespondActivityTaskCompletedByIdRequest,>) -> RpcResult<RespondActivityTaskCompletedByIdResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/RespondActivityTaskCompletedById yet"))
+    pub(super) async fn respond_activity_task_completed_by_id_rpc(&self, request: Request<RespondActivityTaskCompletedByIdRequest>) -> RpcResult<RespondActivityTaskCompletedByIdResponse> {
+        let req = request.into_inner();
+        let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id)?;
+        self.check_blob("result", size(&req.result))?;
+        let c = Completed { result: req.result, identity: req.identity, worker_version: None };
+        outcome::complete(&self.engine, &target, c).await?;
+        Ok(Response::new(RespondActivityTaskCompletedByIdResponse::default()))
     }
 
-    pub(super) async fn respond_activity_task_failed_rpc(&self, _request: Request<RespondActivityTaskFailedRequest,>) -> RpcResult<RespondActivityTaskFailedResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/RespondActivityTaskFailed yet"))
+    #[allow(deprecated)]
+    pub(super) async fn respond_activity_task_failed_rpc(&self, request: Request<RespondActivityTaskFailedRequest>) -> RpcResult<RespondActivityTaskFailedResponse> {
+        let req = request.into_inner();
+        let target = self.token_target(&req.task_token)?;
+        self.check_blob("failure", size(&req.failure))?;
+        self.check_blob("last_heartbeat_details", size(&req.last_heartbeat_details))?;
+        let f = Failed {
+            failure: req.failure,
+            identity: req.identity,
+            last_heartbeat_details: req.last_heartbeat_details,
+            worker_version: req.worker_version,
+        };
+        outcome::fail(&self.engine, &target, f).await?;
+        Ok(Response::new(RespondActivityTaskFailedResponse::default()))
     }
 
-    pub(super) async fn respond_activity_task_failed_by_id_rpc(&self, _request: Request<RespondActivityTaskFailedByIdRequest,>) -> RpcResult<RespondActivityTaskFailedByIdResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/RespondActivityTaskFailedById yet"))
+    pub(super) async fn respond_activity_task_failed_by_id_rpc(&self, request: Request<RespondActivityTaskFailedByIdRequest>) -> RpcResult<RespondActivityTaskFailedByIdResponse> {
+        let req = request.into_inner();
+        let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id)?;
+        self.check_blob("failure", size(&req.failure))?;
+        self.check_blob("last_heartbeat_details", size(&req.last_heartbeat_details))?;
+        let f = Failed { failure: req.failure, identity: req.identity, last_heartbeat_details: req.last_heartbeat_details, worker_version: None };
+        outcome::fail(&self.engine, &target, f).await?;
+        Ok(Response::new(RespondActivityTaskFailedByIdResponse::default()))
     }
 
-    pub(super) async fn respond_activity_task_canceled_rpc(&self, _request: Request<RespondActivityTaskCanceledRequest,>) -> RpcResult<RespondActivityTaskCanceledResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/RespondActivityTaskCanceled yet"))
+    pub(super) async fn respond_activity_task_canceled_rpc(&self, request: Request<RespondActivityTaskCanceledRequest>) -> RpcResult<RespondActivityTaskCanceledResponse> {
+        let req = request.into_inner();
+        let target = self.token_target(&req.task_token)?;
+        self.check_blob("details", size(&req.details))?;
+        outcome::cancel(&self.engine, &target, Canceled { details: req.details, identity: req.identity }).await?;
+        Ok(Response::new(RespondActivityTaskCanceledResponse::default()))
     }
 
-    pub(super) async fn respond_activity_task_canceled_by_id_rpc(&self, _request: Request<RespondActivityTaskCanceledByIdRequest,>) -> RpcResult<RespondActivityTaskCanceledByIdResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/RespondActivityTaskCanceledById yet"))
+    pub(super) async fn respond_activity_task_canceled_by_id_rpc(&self, request: Request<RespondActivityTaskCanceledByIdRequest>) -> RpcResult<RespondActivityTaskCanceledByIdResponse> {
+        let req = request.into_inner();
+        let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id)?;
+        self.check_blob("details", size(&req.details))?;
+        outcome::cancel(&self.engine, &target, Canceled { details: req.details, identity: req.identity }).await?;
+        Ok(Response::new(RespondActivityTaskCanceledByIdResponse::default()))
     }
 
-    pub(super) async fn record_activity_task_heartbeat_rpc(&self, _request: Request<RecordActivityTaskHeartbeatRequest,>) -> RpcResult<RecordActivityTaskHeartbeatResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/RecordActivityTaskHeartbeat yet"))
+    pub(super) async fn record_activity_task_heartbeat_rpc(&self, request: Request<RecordActivityTaskHeartbeatRequest>) -> RpcResult<RecordActivityTaskHeartbeatResponse> {
+        let req = request.into_inner();
+        let target = self.token_target(&req.task_token)?;
+        self.check_blob("details", size(&req.details))?;
+        let cancel_requested = outcome::heartbeat(&self.engine, &target, Heartbeat { details: req.details, identity: req.identity }).await?;
+        Ok(Response::new(RecordActivityTaskHeartbeatResponse { cancel_requested, ..Default::default() }))
     }
 
-    pub(super) async fn record_activity_task_heartbeat_by_id_rpc(&self, _request: Request<RecordActivityTaskHeartbeatByIdRequest,>) -> RpcResult<RecordActivityTaskHeartbeatByIdResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/RecordActivityTaskHeartbeatById yet"))
+    pub(super) async fn record_activity_task_heartbeat_by_id_rpc(&self, request: Request<RecordActivityTaskHeartbeatByIdRequest>) -> RpcResult<RecordActivityTaskHeartbeatByIdResponse> {
+        let req = request.into_inner();
+        let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id)?;
+        self.check_blob("details", size(&req.details))?;
+        let cancel_requested = outcome::heartbeat(&self.engine, &target, Heartbeat { details: req.details, identity: req.identity }).await?;
+        Ok(Response::new(RecordActivityTaskHeartbeatByIdResponse { cancel_requested, ..Default::default() }))
     }
 
+    /// The attempt an activity task token names. A token that does not decode is
+    /// `InvalidArgument`; one naming something other than an activity task can name
+    /// no pending activity (`NotFound`).
+    fn token_target(&self, token: &[u8]) -> Result<ActivityTarget> {
+        let t = TaskToken::decode_token(token)?;
+        if t.kind != TaskKind::ActivityTask as i32 {
+            return Err(activity_not_found());
+        }
+        self.namespaces.require(&t.namespace)?;
+        Ok(ActivityTarget {
+            run: RunKey { namespace: t.namespace, workflow_id: t.workflow_id, run_id: t.run_id },
+            selector: ActivitySelector::Attempt { scheduled_event_id: t.scheduled_event_id, attempt: t.attempt },
+        })
+    }
+
+    /// The activity a `…ById` request names (an empty run id means the current run).
+    fn id_target(&self, namespace: &str, workflow_id: &str, run_id: &str, activity_id: &str) -> Result<ActivityTarget> {
+        self.namespaces.require(namespace)?;
+        if workflow_id.is_empty() {
+            return Err(ServiceError::InvalidArgument("WorkflowId is not set on request.".into()));
+        }
+        if activity_id.is_empty() {
+            return Err(ServiceError::InvalidArgument("ActivityId is not set on request.".into()));
+        }
+        let run = self.engine.resolve_run(namespace, workflow_id, run_id)?;
+        Ok(ActivityTarget { run, selector: ActivitySelector::ActivityId(activity_id.to_string()) })
+    }
+
+    fn check_blob(&self, what: &str, bytes: usize) -> Result<()> {
+        let max = self.engine.config().blob_bytes_max;
+        if bytes > max {
+            return Err(ServiceError::InvalidArgument(format!("{what} exceeds the size limit: {bytes} bytes > {max} bytes")));
+        }
+        Ok(())
+    }
+}
+
+/// Encoded size of an optional message.
+fn size<M: Message>(m: &Option<M>) -> usize {
+    m.as_ref().map_or(0, Message::encoded_len)
+}
+
+/// A task taken from matching for a poll: given back (to the head of its queue) if
+/// the poll is dropped or fails before the task's fate is decided.
+struct Held<'a> {
+    matching: &'a Matching,
+    queue: &'a QueueKey,
+    task: Option<TaskRef>,
+}
+
+impl Held<'_> {
+    /// The task's fate is decided (started, acknowledged as stale, or left aside).
+    fn release(&mut self) {
+        self.task = None;
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            self.matching.requeue(self.queue.clone(), task);
+        }
+    }
+}
+
+/// How long a long poll may wait: until [`LONG_POLL_TAIL_ROOM`] before the call's
+/// `grpc-timeout`, at most [`LONG_POLL_MAX`] (also when the call has no deadline).
+pub(crate) fn long_poll_wait(metadata: &MetadataMap) -> Duration {
+    metadata
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout)
+        .map_or(LONG_POLL_MAX, |t| t.saturating_sub(LONG_POLL_TAIL_ROOM).min(LONG_POLL_MAX))
+}
+
+/// Parses a `grpc-timeout` header value: at most 8 digits and a unit (H M S m u n).
+pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let unit = value.chars().last()?;
+    let digits = &value[..value.len() - unit.len_utf8()];
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        'H' => Duration::from_secs(n * 3600),
+        'M' => Duration::from_secs(n * 60),
+        'S' => Duration::from_secs(n),
+        'm' => Duration::from_millis(n),
+        'u' => Duration::from_micros(n),
+        'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_values() {
+        assert_eq!(parse_grpc_timeout("30000000u"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_grpc_timeout("70S"), Some(Duration::from_secs(70)));
+        assert_eq!(parse_grpc_timeout("5000m"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        for bad in ["", "S", "123", "123x", "-5S", "123456789S", "1.5S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn long_polls_end_a_second_early() {
+        let wait = |v: Option<&str>| {
+            let mut m = MetadataMap::new();
+            if let Some(v) = v {
+                m.insert("grpc-timeout", v.parse().unwrap());
+            }
+            long_poll_wait(&m)
+        };
+        assert_eq!(wait(None), LONG_POLL_MAX);
+        assert_eq!(wait(Some("5S")), Duration::from_secs(4));
+        assert_eq!(wait(Some("3000m")), Duration::from_secs(2));
+        assert_eq!(wait(Some("500m")), Duration::ZERO);
+        assert_eq!(wait(Some("70S")), LONG_POLL_MAX);
+    }
 }

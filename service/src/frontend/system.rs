@@ -1,29 +1,137 @@
-//! System and namespace RPCs.
+//! System and namespace RPCs: GetSystemInfo, DescribeNamespace, RegisterNamespace,
+//! ListNamespaces, ShutdownWorker.
 
+use temporalio_protos::protos::temporal::api::enums::v1::{ArchivalState, NamespaceState};
+use temporalio_protos::protos::temporal::api::namespace::v1::{namespace_info, BadBinaries, NamespaceConfig, NamespaceInfo};
+use temporalio_protos::protos::temporal::api::replication::v1::{ClusterReplicationConfig, NamespaceReplicationConfig};
+use temporalio_protos::protos::temporal::api::workflowservice::v1::get_system_info_response::Capabilities;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::*;
-use tonic::{Request, Status};
+use tonic::{Request, Response};
 
 use super::{Frontend, RpcResult};
+use crate::engine::txn::{duration, duration_ms};
+use crate::error::ServiceError;
+use crate::namespaces::{NamespaceRecord, REGISTER_DEFAULT_RETENTION_MS};
+
+/// What GetSystemInfo reports as `server_version`: the Temporal server release whose
+/// API and behaviour Hourglass follows, tagged as Hourglass.
+pub const SERVER_VERSION: &str = "1.32.0-hourglass";
+/// The one cluster name reported in replication configs (Temporal's dev server says "active").
+const CLUSTER_NAME: &str = "active";
+/// ListNamespaces page size when the request sets none, and the largest honoured.
+const LIST_PAGE_SIZE_DEFAULT: usize = 100;
+const LIST_PAGE_SIZE_MAX: usize = 1000;
+
+/// The capabilities Hourglass implements (contract §1.1). `sdk_metadata` obliges us
+/// to persist `sdk_metadata` in WorkflowTaskCompleted events, which the engine does.
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        signal_and_query_header: true,
+        internal_error_differentiation: true,
+        activity_failure_include_heartbeat: true,
+        encoded_failure_attributes: true,
+        sdk_metadata: true,
+        build_id_based_versioning: false,
+        ..Default::default()
+    }
+}
 
 impl Frontend {
-    pub(super) async fn get_system_info_rpc(&self, _request: Request<GetSystemInfoRequest,>) -> RpcResult<GetSystemInfoResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/GetSystemInfo yet"))
+    pub(super) async fn get_system_info_rpc(&self, _request: Request<GetSystemInfoRequest>) -> RpcResult<GetSystemInfoResponse> {
+        Ok(Response::new(GetSystemInfoResponse { server_version: SERVER_VERSION.to_string(), capabilities: Some(capabilities()) }))
     }
 
-    pub(super) async fn describe_namespace_rpc(&self, _request: Request<DescribeNamespaceRequest,>) -> RpcResult<DescribeNamespaceResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/DescribeNamespace yet"))
+    pub(super) async fn describe_namespace_rpc(&self, request: Request<DescribeNamespaceRequest>) -> RpcResult<DescribeNamespaceResponse> {
+        let req = request.into_inner();
+        let record = if !req.id.is_empty() {
+            self.namespaces
+                .get_by_id(&req.id)
+                .ok_or_else(|| ServiceError::NotFound(format!("namespace with id {} is not found", req.id)))?
+        } else {
+            self.namespaces.require(&req.namespace)?
+        };
+        Ok(Response::new(self.describe(&record)))
     }
 
-    pub(super) async fn register_namespace_rpc(&self, _request: Request<RegisterNamespaceRequest,>) -> RpcResult<RegisterNamespaceResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/RegisterNamespace yet"))
+    pub(super) async fn register_namespace_rpc(&self, request: Request<RegisterNamespaceRequest>) -> RpcResult<RegisterNamespaceResponse> {
+        let req = request.into_inner();
+        let retention_ms = match &req.workflow_execution_retention_period {
+            Some(d) if d.seconds < 0 || d.nanos < 0 => {
+                return Err(ServiceError::InvalidArgument("workflow_execution_retention_period must not be negative".into()).into())
+            }
+            Some(d) => duration_ms(Some(d)),
+            None => REGISTER_DEFAULT_RETENTION_MS,
+        };
+        let record = NamespaceRecord {
+            description: req.description,
+            owner_email: req.owner_email,
+            ..NamespaceRecord::new(req.namespace, retention_ms, self.engine.now_ms())
+        };
+        self.namespaces.register(record).await?;
+        Ok(Response::new(RegisterNamespaceResponse {}))
     }
 
-    pub(super) async fn list_namespaces_rpc(&self, _request: Request<ListNamespacesRequest,>) -> RpcResult<ListNamespacesResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/ListNamespaces yet"))
+    pub(super) async fn list_namespaces_rpc(&self, request: Request<ListNamespacesRequest>) -> RpcResult<ListNamespacesResponse> {
+        let req = request.into_inner();
+        let page_size = match usize::try_from(req.page_size) {
+            Ok(0) | Err(_) => LIST_PAGE_SIZE_DEFAULT,
+            Ok(n) => n.min(LIST_PAGE_SIZE_MAX),
+        };
+        // The token is the name of the last namespace of the previous page.
+        let after = String::from_utf8(req.next_page_token)
+            .map_err(|_| ServiceError::InvalidArgument("next_page_token is not one this server issued".into()))?;
+        let all = self.namespaces.list();
+        let rest: Vec<&NamespaceRecord> = all.iter().filter(|r| after.is_empty() || r.name > after).collect();
+        let page = &rest[..rest.len().min(page_size)];
+        let next_page_token = match page.last() {
+            Some(last) if rest.len() > page.len() => last.name.clone().into_bytes(),
+            _ => Vec::new(),
+        };
+        let namespaces = page.iter().map(|r| self.describe(r)).collect();
+        Ok(Response::new(ListNamespacesResponse { namespaces, next_page_token }))
     }
 
-    pub(super) async fn shutdown_worker_rpc(&self, _request: Request<ShutdownWorkerRequest,>) -> RpcResult<ShutdownWorkerResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/ShutdownWorker yet"))
+    pub(super) async fn shutdown_worker_rpc(&self, request: Request<ShutdownWorkerRequest>) -> RpcResult<ShutdownWorkerResponse> {
+        let req = request.into_inner();
+        self.namespaces.require(&req.namespace)?;
+        // Nothing to release: polls of a stopping worker end by cancellation or timeout
+        // (we do not advertise `worker_poll_complete_on_shutdown`).
+        tracing::debug!(namespace = %req.namespace, task_queue = %req.task_queue, identity = %req.identity, "worker shut down");
+        Ok(Response::new(ShutdownWorkerResponse {}))
     }
 
+    /// The DescribeNamespace answer for a record (also each ListNamespaces item).
+    fn describe(&self, record: &NamespaceRecord) -> DescribeNamespaceResponse {
+        let limits = namespace_info::Limits {
+            blob_size_limit_error: i64::try_from(self.engine.config().blob_bytes_max).unwrap_or(i64::MAX),
+            ..Default::default()
+        };
+        DescribeNamespaceResponse {
+            namespace_info: Some(NamespaceInfo {
+                name: record.name.clone(),
+                state: NamespaceState::Registered as i32,
+                description: record.description.clone(),
+                owner_email: record.owner_email.clone(),
+                id: record.id.clone(),
+                // Every namespace capability stays false until built; in particular
+                // `worker_poll_complete_on_shutdown` (true would make workers wait).
+                capabilities: Some(namespace_info::Capabilities::default()),
+                limits: Some(limits),
+                ..Default::default()
+            }),
+            config: Some(NamespaceConfig {
+                workflow_execution_retention_ttl: Some(duration(record.retention_ms)),
+                bad_binaries: Some(BadBinaries::default()),
+                history_archival_state: ArchivalState::Disabled as i32,
+                visibility_archival_state: ArchivalState::Disabled as i32,
+                ..Default::default()
+            }),
+            replication_config: Some(NamespaceReplicationConfig {
+                active_cluster_name: CLUSTER_NAME.to_string(),
+                clusters: vec![ClusterReplicationConfig { cluster_name: CLUSTER_NAME.to_string(), ..Default::default() }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
 }

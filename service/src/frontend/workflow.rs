@@ -1,41 +1,471 @@
-//! Client-side workflow RPCs: start, signal, signal-with-start, cancel, terminate, describe, history.
+//! Client-side workflow RPCs: start, signal, signal-with-start, cancel, terminate,
+//! describe, history. Here: request validation (precise `InvalidArgument`s, Temporal's
+//! messages where clients may show them) and the mapping to and from the engine.
 
+use std::time::Duration;
+
+use prost::Message;
+use temporalio_protos::protos::temporal::api::common::v1::link::workflow_event::{EventReference, Reference};
+use temporalio_protos::protos::temporal::api::common::v1::link::{Variant, WorkflowEvent};
+use temporalio_protos::protos::temporal::api::common::v1::{
+    Header, Link, Memo, Payloads, Priority, RetryPolicy, SearchAttributes, WorkflowExecution, WorkflowType,
+};
+use temporalio_protos::protos::temporal::api::enums::v1::{
+    EventType, HistoryEventFilterType, WorkflowExecutionStatus, WorkflowIdConflictPolicy,
+};
+use temporalio_protos::protos::temporal::api::history::v1::History;
+use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::*;
-use tonic::{Request, Status};
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response};
 
 use super::{Frontend, RpcResult};
+use crate::engine::external::{self, SignalSpec};
+use crate::engine::history::{self, HistoryRequest};
+use crate::engine::lifecycle::ID_BYTES_MAX;
+use crate::engine::start::{self, Policies, RunSpec, Timeouts};
+use crate::engine::txn::duration_ms;
+use crate::engine::describe;
+use crate::engine::EngineConfig;
+use crate::error::{Result, ServiceError};
+
+/// Longest a history long poll blocks (Temporal's `history.longPollExpirationInterval`).
+const LONG_POLL_MAX: Duration = Duration::from_secs(20);
+/// The reason Temporal records when a terminate request gives none.
+const DEFAULT_TERMINATE_REASON: &str = "terminated by user via frontend";
+/// A long poll answers this long before the caller's deadline.
+const LONG_POLL_MARGIN: Duration = Duration::from_secs(1);
+
+/// The caller's deadline from the `grpc-timeout` header, if it sent one.
+pub(super) fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let split = value.len().checked_sub(1)?;
+    let (digits, unit) = value.split_at(split);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// How long a long poll may block: until a second before the caller's deadline, and
+/// at most [`LONG_POLL_MAX`].
+pub(super) fn long_poll_budget(metadata: &MetadataMap) -> Duration {
+    match grpc_timeout(metadata) {
+        Some(deadline) => deadline.saturating_sub(LONG_POLL_MARGIN).min(LONG_POLL_MAX),
+        None => LONG_POLL_MAX,
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ServiceError {
+    ServiceError::InvalidArgument(message.into())
+}
+
+/// `what` is set and at most [`ID_BYTES_MAX`] bytes long.
+fn check_id(what: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(invalid(format!("{what} is not set on request.")));
+    }
+    if value.len() > ID_BYTES_MAX {
+        return Err(invalid(format!("{what} length exceeds limit.")));
+    }
+    Ok(())
+}
+
+/// A non-negative duration in ms (0 when unset).
+fn non_negative_ms(what: &str, d: Option<&prost_wkt_types::Duration>) -> Result<i64> {
+    if d.is_some_and(|d| d.seconds < 0 || d.nanos < 0) {
+        return Err(invalid(format!("An invalid {what} is set on request. cause: negative duration")));
+    }
+    Ok(duration_ms(d))
+}
+
+/// The workflow execution a request names: (workflow id, run id).
+fn execution(e: Option<&WorkflowExecution>) -> Result<(String, String)> {
+    let e = e.ok_or_else(|| invalid("Execution is not set on request."))?;
+    check_id("WorkflowId", &e.workflow_id)?;
+    if !e.run_id.is_empty() && uuid::Uuid::parse_str(&e.run_id).is_err() {
+        return Err(invalid("Invalid RunId."));
+    }
+    Ok((e.workflow_id.clone(), e.run_id.clone()))
+}
+
+fn check_retry_policy(p: Option<&RetryPolicy>) -> Result<()> {
+    let Some(p) = p else { return Ok(()) };
+    let initial = non_negative_ms("RetryPolicy.InitialInterval", p.initial_interval.as_ref())?;
+    let maximum = non_negative_ms("RetryPolicy.MaximumInterval", p.maximum_interval.as_ref())?;
+    if (p.backoff_coefficient != 0.0 && p.backoff_coefficient < 1.0) || p.backoff_coefficient.is_nan() {
+        return Err(invalid("BackoffCoefficient cannot be less than 1."));
+    }
+    if maximum > 0 && maximum < initial {
+        return Err(invalid("MaximumInterval cannot be less than InitialInterval."));
+    }
+    if p.maximum_attempts < 0 {
+        return Err(invalid("MaximumAttempts cannot be negative."));
+    }
+    Ok(())
+}
+
+/// The fields StartWorkflowExecution and SignalWithStartWorkflowExecution share.
+struct StartFields {
+    workflow_id: String,
+    workflow_type: Option<WorkflowType>,
+    task_queue: Option<TaskQueue>,
+    input: Option<Payloads>,
+    execution_timeout: Option<prost_wkt_types::Duration>,
+    run_timeout: Option<prost_wkt_types::Duration>,
+    task_timeout: Option<prost_wkt_types::Duration>,
+    identity: String,
+    request_id: String,
+    retry_policy: Option<RetryPolicy>,
+    cron_schedule: String,
+    memo: Option<Memo>,
+    search_attributes: Option<SearchAttributes>,
+    header: Option<Header>,
+    start_delay: Option<prost_wkt_types::Duration>,
+    priority: Option<Priority>,
+}
+
+/// `InvalidArgument` if a payload-bearing field is over the blob limit.
+fn check_blob<M: Message>(config: &EngineConfig, what: &str, value: Option<&M>) -> Result<()> {
+    let max = config.blob_bytes_max;
+    match value.map(Message::encoded_len) {
+        Some(n) if n > max => Err(invalid(format!("Blob data size exceeds limit: {what} is {n} bytes, the limit is {max}."))),
+        _ => Ok(()),
+    }
+}
+
+/// Validates a start's fields and fills Temporal's defaults.
+fn run_spec(config: &EngineConfig, f: StartFields) -> Result<RunSpec> {
+    check_id("WorkflowId", &f.workflow_id)?;
+    let workflow_type = f.workflow_type.map(|t| t.name).unwrap_or_default();
+    check_id("WorkflowType", &workflow_type)?;
+    let task_queue = f.task_queue.map(|t| t.name).unwrap_or_default();
+    if task_queue.is_empty() {
+        return Err(invalid("missing task queue name"));
+    }
+    check_id("TaskQueue", &task_queue)?;
+    if f.request_id.len() > ID_BYTES_MAX {
+        return Err(invalid("RequestId length exceeds limit."));
+    }
+    let execution_ms = non_negative_ms("WorkflowExecutionTimeoutSeconds", f.execution_timeout.as_ref())?;
+    let run_ms = non_negative_ms("WorkflowRunTimeoutSeconds", f.run_timeout.as_ref())?;
+    let task_ms = non_negative_ms("WorkflowTaskTimeoutSeconds", f.task_timeout.as_ref())?;
+    let start_delay_ms = non_negative_ms("WorkflowStartDelay", f.start_delay.as_ref())?;
+    if !f.cron_schedule.is_empty() {
+        return Err(ServiceError::Unimplemented("Hourglass does not support cron schedules yet".into()));
+    }
+    check_retry_policy(f.retry_policy.as_ref())?;
+    check_blob(config, "input", f.input.as_ref())?;
+    check_blob(config, "memo", f.memo.as_ref())?;
+    check_blob(config, "search_attributes", f.search_attributes.as_ref())?;
+    check_blob(config, "header", f.header.as_ref())?;
+    let request_id = if f.request_id.is_empty() { start::new_run_id() } else { f.request_id };
+    Ok(RunSpec {
+        workflow_type,
+        task_queue,
+        input: f.input,
+        timeouts: Timeouts::normalize(execution_ms, run_ms, task_ms, config),
+        identity: f.identity,
+        request_id,
+        retry_policy: f.retry_policy,
+        memo: f.memo,
+        search_attributes: f.search_attributes,
+        header: f.header,
+        start_delay_ms,
+        priority: f.priority,
+        ..Default::default()
+    })
+}
+
+/// Validates a signal's own fields.
+fn signal_spec(
+    config: &EngineConfig,
+    signal_name: String,
+    input: Option<Payloads>,
+    identity: String,
+    header: Option<Header>,
+    request_id: String,
+) -> Result<SignalSpec> {
+    check_id("SignalName", &signal_name)?;
+    if request_id.len() > ID_BYTES_MAX {
+        return Err(invalid("RequestId length exceeds limit."));
+    }
+    check_blob(config, "input", input.as_ref())?;
+    check_blob(config, "header", header.as_ref())?;
+    Ok(SignalSpec { signal_name, input, identity, header, request_id })
+}
 
 impl Frontend {
-    pub(super) async fn start_workflow_execution_rpc(&self, _request: Request<StartWorkflowExecutionRequest,>) -> RpcResult<StartWorkflowExecutionResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/StartWorkflowExecution yet"))
+    pub(super) async fn start_workflow_execution_rpc(
+        &self,
+        request: Request<StartWorkflowExecutionRequest>,
+    ) -> RpcResult<StartWorkflowExecutionResponse> {
+        let r = request.into_inner();
+        self.namespaces.require(&r.namespace)?;
+        let policies =
+            Policies::resolve(r.workflow_id_reuse_policy, r.workflow_id_conflict_policy, WorkflowIdConflictPolicy::Fail)?;
+        let workflow_id = r.workflow_id.clone();
+        let spec = run_spec(self.engine.config(), StartFields {
+            workflow_id: r.workflow_id,
+            workflow_type: r.workflow_type,
+            task_queue: r.task_queue,
+            input: r.input,
+            execution_timeout: r.workflow_execution_timeout,
+            run_timeout: r.workflow_run_timeout,
+            task_timeout: r.workflow_task_timeout,
+            identity: r.identity,
+            request_id: r.request_id,
+            retry_policy: r.retry_policy,
+            cron_schedule: r.cron_schedule,
+            memo: r.memo,
+            search_attributes: r.search_attributes,
+            header: r.header,
+            start_delay: r.workflow_start_delay,
+            priority: r.priority,
+        })?;
+        let outcome = start::start_workflow(&self.engine, &r.namespace, &workflow_id, spec, policies).await?;
+        let link = Link {
+            variant: Some(Variant::WorkflowEvent(WorkflowEvent {
+                namespace: r.namespace,
+                workflow_id,
+                run_id: outcome.run_id.clone(),
+                reference: Some(Reference::EventRef(EventReference {
+                    event_id: 1,
+                    event_type: EventType::WorkflowExecutionStarted as i32,
+                })),
+            })),
+        };
+        Ok(Response::new(StartWorkflowExecutionResponse {
+            first_execution_run_id: if outcome.started { outcome.run_id.clone() } else { String::new() },
+            run_id: outcome.run_id,
+            started: outcome.started,
+            status: WorkflowExecutionStatus::Running as i32,
+            link: Some(link),
+            ..Default::default()
+        }))
     }
 
-    pub(super) async fn signal_workflow_execution_rpc(&self, _request: Request<SignalWorkflowExecutionRequest,>) -> RpcResult<SignalWorkflowExecutionResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/SignalWorkflowExecution yet"))
+    pub(super) async fn signal_workflow_execution_rpc(
+        &self,
+        request: Request<SignalWorkflowExecutionRequest>,
+    ) -> RpcResult<SignalWorkflowExecutionResponse> {
+        let r = request.into_inner();
+        self.namespaces.require(&r.namespace)?;
+        let (workflow_id, run_id) = execution(r.workflow_execution.as_ref())?;
+        let signal = signal_spec(self.engine.config(), r.signal_name, r.input, r.identity, r.header, r.request_id)?;
+        external::signal_workflow(&self.engine, &r.namespace, &workflow_id, &run_id, signal).await?;
+        Ok(Response::new(SignalWorkflowExecutionResponse::default()))
     }
 
-    pub(super) async fn signal_with_start_workflow_execution_rpc(&self, _request: Request<SignalWithStartWorkflowExecutionRequest,>) -> RpcResult<SignalWithStartWorkflowExecutionResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/SignalWithStartWorkflowExecution yet"))
+    pub(super) async fn signal_with_start_workflow_execution_rpc(
+        &self,
+        request: Request<SignalWithStartWorkflowExecutionRequest>,
+    ) -> RpcResult<SignalWithStartWorkflowExecutionResponse> {
+        let r = request.into_inner();
+        self.namespaces.require(&r.namespace)?;
+        if r.workflow_id_conflict_policy == WorkflowIdConflictPolicy::Fail as i32 {
+            return Err(invalid(
+                "Invalid WorkflowIDConflictPolicy: WORKFLOW_ID_CONFLICT_POLICY_FAIL is not supported for this operation.",
+            )
+            .into());
+        }
+        let policies = Policies::resolve(
+            r.workflow_id_reuse_policy,
+            r.workflow_id_conflict_policy,
+            WorkflowIdConflictPolicy::UseExisting,
+        )?;
+        let workflow_id = r.workflow_id.clone();
+        let spec = run_spec(self.engine.config(), StartFields {
+            workflow_id: r.workflow_id,
+            workflow_type: r.workflow_type,
+            task_queue: r.task_queue,
+            input: r.input,
+            execution_timeout: r.workflow_execution_timeout,
+            run_timeout: r.workflow_run_timeout,
+            task_timeout: r.workflow_task_timeout,
+            identity: r.identity.clone(),
+            request_id: r.request_id,
+            retry_policy: r.retry_policy,
+            cron_schedule: r.cron_schedule,
+            memo: r.memo,
+            search_attributes: r.search_attributes,
+            header: r.header.clone(),
+            start_delay: r.workflow_start_delay,
+            priority: r.priority,
+        })?;
+        let signal = signal_spec(self.engine.config(), r.signal_name, r.signal_input, r.identity, r.header, spec.request_id.clone())?;
+        let outcome =
+            external::signal_with_start(&self.engine, &r.namespace, &workflow_id, spec, policies, signal).await?;
+        Ok(Response::new(SignalWithStartWorkflowExecutionResponse {
+            first_execution_run_id: if outcome.started { outcome.run_id.clone() } else { String::new() },
+            run_id: outcome.run_id,
+            started: outcome.started,
+            ..Default::default()
+        }))
     }
 
-    pub(super) async fn get_workflow_execution_history_rpc(&self, _request: Request<GetWorkflowExecutionHistoryRequest,>) -> RpcResult<GetWorkflowExecutionHistoryResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/GetWorkflowExecutionHistory yet"))
+    pub(super) async fn get_workflow_execution_history_rpc(
+        &self,
+        request: Request<GetWorkflowExecutionHistoryRequest>,
+    ) -> RpcResult<GetWorkflowExecutionHistoryResponse> {
+        let wait_budget = long_poll_budget(request.metadata());
+        let r = request.into_inner();
+        self.namespaces.require(&r.namespace)?;
+        let (workflow_id, run_id) = execution(r.execution.as_ref())?;
+        let page = history::get_history(
+            &self.engine,
+            &r.namespace,
+            HistoryRequest {
+                workflow_id,
+                run_id,
+                page_size: usize::try_from(r.maximum_page_size).unwrap_or(0),
+                next_page_token: r.next_page_token,
+                wait_new_event: r.wait_new_event,
+                close_event_only: r.history_event_filter_type == HistoryEventFilterType::CloseEvent as i32,
+                wait_budget,
+            },
+        )
+        .await?;
+        Ok(Response::new(GetWorkflowExecutionHistoryResponse {
+            history: Some(History { events: page.events }),
+            next_page_token: page.next_page_token,
+            ..Default::default()
+        }))
     }
 
-    pub(super) async fn get_workflow_execution_history_reverse_rpc(&self, _request: Request<GetWorkflowExecutionHistoryReverseRequest,>) -> RpcResult<GetWorkflowExecutionHistoryReverseResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/GetWorkflowExecutionHistoryReverse yet"))
+    pub(super) async fn get_workflow_execution_history_reverse_rpc(
+        &self,
+        request: Request<GetWorkflowExecutionHistoryReverseRequest>,
+    ) -> RpcResult<GetWorkflowExecutionHistoryReverseResponse> {
+        let r = request.into_inner();
+        self.namespaces.require(&r.namespace)?;
+        let (workflow_id, run_id) = execution(r.execution.as_ref())?;
+        let page_size = usize::try_from(r.maximum_page_size).unwrap_or(0);
+        let page =
+            history::get_history_reverse(&self.engine, &r.namespace, &workflow_id, &run_id, page_size, &r.next_page_token)
+                .await?;
+        Ok(Response::new(GetWorkflowExecutionHistoryReverseResponse {
+            history: Some(History { events: page.events }),
+            next_page_token: page.next_page_token,
+        }))
     }
 
-    pub(super) async fn describe_workflow_execution_rpc(&self, _request: Request<DescribeWorkflowExecutionRequest,>) -> RpcResult<DescribeWorkflowExecutionResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/DescribeWorkflowExecution yet"))
+    pub(super) async fn describe_workflow_execution_rpc(
+        &self,
+        request: Request<DescribeWorkflowExecutionRequest>,
+    ) -> RpcResult<DescribeWorkflowExecutionResponse> {
+        let r = request.into_inner();
+        self.namespaces.require(&r.namespace)?;
+        let (workflow_id, run_id) = execution(r.execution.as_ref())?;
+        Ok(Response::new(describe::describe(&self.engine, &r.namespace, &workflow_id, &run_id)?))
     }
 
-    pub(super) async fn request_cancel_workflow_execution_rpc(&self, _request: Request<RequestCancelWorkflowExecutionRequest,>) -> RpcResult<RequestCancelWorkflowExecutionResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/RequestCancelWorkflowExecution yet"))
+    pub(super) async fn request_cancel_workflow_execution_rpc(
+        &self,
+        request: Request<RequestCancelWorkflowExecutionRequest>,
+    ) -> RpcResult<RequestCancelWorkflowExecutionResponse> {
+        let r = request.into_inner();
+        self.namespaces.require(&r.namespace)?;
+        let (workflow_id, run_id) = execution(r.workflow_execution.as_ref())?;
+        external::request_cancel(
+            &self.engine,
+            &r.namespace,
+            &workflow_id,
+            &run_id,
+            &r.first_execution_run_id,
+            r.reason,
+            r.identity,
+        )
+        .await?;
+        Ok(Response::new(RequestCancelWorkflowExecutionResponse::default()))
     }
 
-    pub(super) async fn terminate_workflow_execution_rpc(&self, _request: Request<TerminateWorkflowExecutionRequest,>) -> RpcResult<TerminateWorkflowExecutionResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/TerminateWorkflowExecution yet"))
+    pub(super) async fn terminate_workflow_execution_rpc(
+        &self,
+        request: Request<TerminateWorkflowExecutionRequest>,
+    ) -> RpcResult<TerminateWorkflowExecutionResponse> {
+        let r = request.into_inner();
+        self.namespaces.require(&r.namespace)?;
+        let (workflow_id, run_id) = execution(r.workflow_execution.as_ref())?;
+        check_blob(self.engine.config(), "details", r.details.as_ref())?;
+        let reason = if r.reason.is_empty() { DEFAULT_TERMINATE_REASON.to_string() } else { r.reason };
+        external::terminate_workflow(
+            &self.engine,
+            &r.namespace,
+            &workflow_id,
+            &run_id,
+            &r.first_execution_run_id,
+            reason,
+            r.details,
+            r.identity,
+        )
+        .await?;
+        Ok(Response::new(TerminateWorkflowExecutionResponse::default()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(timeout: &str) -> MetadataMap {
+        let mut m = MetadataMap::new();
+        m.insert("grpc-timeout", timeout.parse().unwrap());
+        m
     }
 
+    #[test]
+    fn grpc_timeout_parses_every_unit_and_rejects_garbage() {
+        assert_eq!(grpc_timeout(&meta("30000000u")), Some(Duration::from_secs(30)));
+        assert_eq!(grpc_timeout(&meta("70S")), Some(Duration::from_secs(70)));
+        assert_eq!(grpc_timeout(&meta("2M")), Some(Duration::from_secs(120)));
+        assert_eq!(grpc_timeout(&meta("1H")), Some(Duration::from_secs(3600)));
+        assert_eq!(grpc_timeout(&meta("500m")), Some(Duration::from_millis(500)));
+        assert_eq!(grpc_timeout(&meta("5n")), Some(Duration::from_nanos(5)));
+        for bad in ["", "S", "123456789S", "12x", "-1S", "+1S"] {
+            assert_eq!(grpc_timeout(&meta(bad)), None, "{bad}");
+        }
+        assert_eq!(grpc_timeout(&MetadataMap::new()), None);
+    }
+
+    #[test]
+    fn long_polls_answer_a_second_early_and_at_most_after_20s() {
+        assert_eq!(long_poll_budget(&meta("70S")), Duration::from_secs(20));
+        assert_eq!(long_poll_budget(&meta("5S")), Duration::from_secs(4));
+        assert_eq!(long_poll_budget(&meta("500m")), Duration::ZERO);
+        assert_eq!(long_poll_budget(&MetadataMap::new()), Duration::from_secs(20));
+    }
+
+    #[test]
+    fn executions_are_validated() {
+        assert!(execution(None).is_err());
+        let e = |w: &str, r: &str| WorkflowExecution { workflow_id: w.into(), run_id: r.into() };
+        assert!(execution(Some(&e("", ""))).is_err());
+        assert!(matches!(execution(Some(&e("w", "notauuid"))), Err(ServiceError::InvalidArgument(m)) if m == "Invalid RunId."));
+        assert_eq!(execution(Some(&e("w", ""))).unwrap(), ("w".into(), String::new()));
+        let id = uuid::Uuid::new_v4().to_string();
+        assert_eq!(execution(Some(&e("w", &id))).unwrap().1, id);
+        assert!(execution(Some(&e(&"x".repeat(1001), ""))).is_err());
+    }
+
+    #[test]
+    fn retry_policies_are_validated() {
+        let d = |s| Some(prost_wkt_types::Duration { seconds: s, nanos: 0 });
+        assert!(check_retry_policy(None).is_ok());
+        assert!(check_retry_policy(Some(&RetryPolicy::default())).is_ok());
+        assert!(check_retry_policy(Some(&RetryPolicy { backoff_coefficient: 0.5, ..Default::default() })).is_err());
+        assert!(check_retry_policy(Some(&RetryPolicy { maximum_attempts: -1, ..Default::default() })).is_err());
+        let inverted = RetryPolicy { initial_interval: d(10), maximum_interval: d(5), ..Default::default() };
+        assert!(check_retry_policy(Some(&inverted)).is_err());
+        assert!(check_retry_policy(Some(&RetryPolicy { initial_interval: d(-1), ..Default::default() })).is_err());
+    }
 }

@@ -1,29 +1,64 @@
 //! Workflow tasks: polls, completions (commands → events), failures; queries.
+//! The RPCs validate and decode here; the semantics live in the engine
+//! (`engine::workflow_task`, `engine::commands`, `engine::query`).
+
+mod deadline;
+mod poll;
+mod query;
 
 use temporalio_protos::protos::temporal::api::workflowservice::v1::*;
-use tonic::{Request, Status};
+use tonic::{Request, Response};
 
 use super::{Frontend, RpcResult};
+use crate::engine::token::TaskToken;
+use crate::engine::{commands, workflow_task};
+use crate::error::ServiceError;
+use crate::namespaces::Namespaces;
+
+/// Decodes a task token (`InvalidArgument` if garbled) and checks its namespace
+/// exists and agrees with the request's (when the request names one).
+fn task_token(namespaces: &Namespaces, bytes: &[u8], request_namespace: &str) -> Result<TaskToken, ServiceError> {
+    let token = TaskToken::decode_token(bytes)?;
+    if !request_namespace.is_empty() && request_namespace != token.namespace {
+        return Err(ServiceError::InvalidArgument("Operation requested with a token from a different namespace.".into()));
+    }
+    namespaces.require(&token.namespace)?;
+    Ok(token)
+}
 
 impl Frontend {
-    pub(super) async fn poll_workflow_task_queue_rpc(&self, _request: Request<PollWorkflowTaskQueueRequest,>) -> RpcResult<PollWorkflowTaskQueueResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/PollWorkflowTaskQueue yet"))
+    pub(super) async fn poll_workflow_task_queue_rpc(&self, request: Request<PollWorkflowTaskQueueRequest>) -> RpcResult<PollWorkflowTaskQueueResponse> {
+        self.poll_workflow_task(request).await
     }
 
-    pub(super) async fn respond_workflow_task_completed_rpc(&self, _request: Request<RespondWorkflowTaskCompletedRequest,>) -> RpcResult<RespondWorkflowTaskCompletedResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/RespondWorkflowTaskCompleted yet"))
+    pub(super) async fn respond_workflow_task_completed_rpc(
+        &self,
+        request: Request<RespondWorkflowTaskCompletedRequest>,
+    ) -> RpcResult<RespondWorkflowTaskCompletedResponse> {
+        let req = request.into_inner();
+        let token = task_token(&self.namespaces, &req.task_token, &req.namespace)?;
+        let response = commands::complete_workflow_task(&self.engine, &token, req).await?;
+        Ok(Response::new(response))
     }
 
-    pub(super) async fn respond_workflow_task_failed_rpc(&self, _request: Request<RespondWorkflowTaskFailedRequest,>) -> RpcResult<RespondWorkflowTaskFailedResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/RespondWorkflowTaskFailed yet"))
+    pub(super) async fn respond_workflow_task_failed_rpc(
+        &self,
+        request: Request<RespondWorkflowTaskFailedRequest>,
+    ) -> RpcResult<RespondWorkflowTaskFailedResponse> {
+        let req = request.into_inner();
+        let token = task_token(&self.namespaces, &req.task_token, &req.namespace)?;
+        workflow_task::fail(&self.engine, &token, req).await?;
+        Ok(Response::new(RespondWorkflowTaskFailedResponse::default()))
     }
 
-    pub(super) async fn query_workflow_rpc(&self, _request: Request<QueryWorkflowRequest,>) -> RpcResult<QueryWorkflowResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/QueryWorkflow yet"))
+    pub(super) async fn query_workflow_rpc(&self, request: Request<QueryWorkflowRequest>) -> RpcResult<QueryWorkflowResponse> {
+        self.query_workflow(request).await
     }
 
-    pub(super) async fn respond_query_task_completed_rpc(&self, _request: Request<RespondQueryTaskCompletedRequest,>) -> RpcResult<RespondQueryTaskCompletedResponse,> {
-        Err(Status::unimplemented("Hourglass does not implement WorkflowService/RespondQueryTaskCompleted yet"))
+    pub(super) async fn respond_query_task_completed_rpc(
+        &self,
+        request: Request<RespondQueryTaskCompletedRequest>,
+    ) -> RpcResult<RespondQueryTaskCompletedResponse> {
+        self.respond_query_task_completed(request).await
     }
-
 }

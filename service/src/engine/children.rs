@@ -1,0 +1,492 @@
+//! Child workflows.
+//!
+//! The parent's StartChildWorkflowExecution command writes
+//! StartChildWorkflowExecutionInitiated and arms a `StartChild` timer due at once: a
+//! durable outbox, so the cross-shard work survives a crash. When it fires the child
+//! run is created on its own shard (deduplicated by a request id derived from the
+//! parent run and the initiated event, so a repeated fire finds the same child) and
+//! the parent gets ChildWorkflowExecutionStarted or StartChildWorkflowExecutionFailed.
+//!
+//! When any run closes, [`super::lifecycle::on_run_closed`] arms a `NotifyParent`
+//! timer (the closed-run outbox) if it has a parent to tell, or children its parent
+//! close policy must reach. [`on_closed_run`] does both, each step idempotent.
+//!
+//! Workflow locks are never nested: each step takes one workflow's lock at a time.
+
+use hourglass_storage::state::RunKey;
+use temporalio_protos::protos::temporal::api::command::v1::StartChildWorkflowExecutionCommandAttributes;
+use temporalio_protos::protos::temporal::api::common::v1::{Header, WorkflowExecution, WorkflowType};
+use temporalio_protos::protos::temporal::api::enums::v1::{
+    ParentClosePolicy, StartChildWorkflowExecutionFailedCause, WorkflowExecutionStatus,
+    WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowTaskFailedCause,
+};
+use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
+use temporalio_protos::protos::temporal::api::history::v1::*;
+
+use super::lifecycle::{self, check_name};
+use super::start::{self, Decision, Policies, RunSpec, Timeouts, SERVER_IDENTITY};
+use super::state::{ChildInfo, ParentInfo};
+use super::tasks::{TimerKind, TimerPayload};
+use super::txn::{duration, duration_ms, RunTxn};
+use super::{external, history, wft, CommandFailure, Engine, LoadedRun};
+use crate::error::{Result, ServiceError};
+
+/// How long a parent notification waits when the parent has a workflow task in flight
+/// and the child's Started event is still buffered (its event id is not known yet).
+const NOTIFY_RETRY_MS: i64 = 200;
+
+fn bad_child(message: impl Into<String>) -> CommandFailure {
+    CommandFailure { cause: WorkflowTaskFailedCause::BadStartChildExecutionAttributes as i32, message: message.into() }
+}
+
+/// The StartChildWorkflowExecution command: validates and defaults the attributes,
+/// writes StartChildWorkflowExecutionInitiated, records the pending child and arms the
+/// StartChild outbox timer.
+#[allow(deprecated)] // `namespace`, `control`, `inherit_build_id`: deprecated, honoured as Temporal does
+pub fn initiate(
+    txn: &mut RunTxn,
+    attrs: StartChildWorkflowExecutionCommandAttributes,
+    workflow_task_completed_event_id: i64,
+) -> Result<(), CommandFailure> {
+    if !attrs.namespace.is_empty() && attrs.namespace != txn.key.namespace {
+        return Err(bad_child("child workflows in another namespace are not supported"));
+    }
+    if !attrs.cron_schedule.is_empty() {
+        return Err(bad_child("cron schedules are not supported"));
+    }
+    check_name("WorkflowId", &attrs.workflow_id).map_err(bad_child)?;
+    let workflow_type = attrs.workflow_type.map(|t| t.name).unwrap_or_default();
+    check_name("WorkflowType", &workflow_type).map_err(bad_child)?;
+    let task_queue =
+        attrs.task_queue.map(|t| t.name).filter(|n| !n.is_empty()).unwrap_or_else(|| txn.state.task_queue.clone());
+    check_name("TaskQueue", &task_queue).map_err(bad_child)?;
+    for (what, d) in [
+        ("WorkflowExecutionTimeout", &attrs.workflow_execution_timeout),
+        ("WorkflowRunTimeout", &attrs.workflow_run_timeout),
+        ("WorkflowTaskTimeout", &attrs.workflow_task_timeout),
+    ] {
+        if d.as_ref().is_some_and(|d| d.seconds < 0 || d.nanos < 0) {
+            return Err(bad_child(format!("{what} is negative")));
+        }
+    }
+    let policy = match ParentClosePolicy::try_from(attrs.parent_close_policy) {
+        Ok(ParentClosePolicy::Unspecified) => ParentClosePolicy::Terminate,
+        Ok(p) => p,
+        Err(_) => return Err(bad_child(format!("unknown ParentClosePolicy {}", attrs.parent_close_policy))),
+    };
+    let reuse = match WorkflowIdReusePolicy::try_from(attrs.workflow_id_reuse_policy) {
+        Ok(WorkflowIdReusePolicy::Unspecified) => WorkflowIdReusePolicy::AllowDuplicate,
+        Ok(p) => p,
+        Err(_) => return Err(bad_child(format!("unknown WorkflowIdReusePolicy {}", attrs.workflow_id_reuse_policy))),
+    };
+    // Temporal's defaults: the run timeout defaults to (and is capped by) the
+    // execution timeout; the task timeout is inherited from the parent.
+    let execution_ms = duration_ms(attrs.workflow_execution_timeout.as_ref());
+    let run_ms = match (duration_ms(attrs.workflow_run_timeout.as_ref()), execution_ms) {
+        (0, e) => e,
+        (r, 0) => r,
+        (r, e) => r.min(e),
+    };
+    let mut task_ms = duration_ms(attrs.workflow_task_timeout.as_ref());
+    if task_ms == 0 {
+        task_ms = txn.state.workflow_task_timeout_ms;
+    }
+    if run_ms > 0 {
+        task_ms = task_ms.min(run_ms);
+    }
+    let namespace = txn.key.namespace.clone();
+    let initiated_event_id = txn.add_event(Attributes::StartChildWorkflowExecutionInitiatedEventAttributes(
+        StartChildWorkflowExecutionInitiatedEventAttributes {
+            namespace: namespace.clone(),
+            workflow_id: attrs.workflow_id.clone(),
+            workflow_type: Some(WorkflowType { name: workflow_type.clone() }),
+            task_queue: Some(start::normal_task_queue(&task_queue)),
+            input: attrs.input,
+            workflow_execution_timeout: (execution_ms > 0).then(|| duration(execution_ms)),
+            workflow_run_timeout: Some(duration(run_ms)),
+            workflow_task_timeout: Some(duration(task_ms)),
+            parent_close_policy: policy as i32,
+            control: attrs.control,
+            workflow_task_completed_event_id,
+            workflow_id_reuse_policy: reuse as i32,
+            retry_policy: attrs.retry_policy,
+            header: Some(attrs.header.unwrap_or_default()),
+            memo: attrs.memo,
+            search_attributes: attrs.search_attributes,
+            priority: Some(attrs.priority.unwrap_or_default()),
+            inherit_build_id: attrs.inherit_build_id,
+            ..Default::default()
+        },
+    ));
+    txn.state.children.push(ChildInfo {
+        initiated_event_id,
+        started_event_id: 0,
+        namespace,
+        workflow_id: attrs.workflow_id,
+        run_id: String::new(),
+        workflow_type,
+        parent_close_policy: policy as i32,
+    });
+    let now_ms = txn.now_ms;
+    txn.add_timer(now_ms, TimerPayload { kind: TimerKind::StartChild as i32, event_id: initiated_event_id, ..Default::default() });
+    Ok(())
+}
+
+/// What starting a child came to.
+enum ChildStart {
+    Started { run_id: String },
+    AlreadyExists,
+}
+
+/// The StartChild outbox timer of `parent` fired for the child initiated at
+/// `initiated_event_id`.
+pub async fn start_child(engine: &Engine, parent: &RunKey, initiated_event_id: i64) -> Result<()> {
+    let Some(loaded) = engine.load(parent)? else { return Ok(()) };
+    let pending = loaded.state.child(initiated_event_id).is_some_and(|c| c.run_id.is_empty());
+    if !loaded.state.is_open() || !pending {
+        return Ok(());
+    }
+    let initiated = match history::read_event(engine, parent, initiated_event_id)?.attributes {
+        Some(Attributes::StartChildWorkflowExecutionInitiatedEventAttributes(a)) => a,
+        other => {
+            return Err(ServiceError::Internal(format!(
+                "event {initiated_event_id} of {parent:?} is not StartChildWorkflowExecutionInitiated: {other:?}"
+            )))
+        }
+    };
+    let parent_started = history::started_attributes(engine, parent)?;
+    let root = parent_started.root_workflow_execution.unwrap_or_else(|| execution_of(parent));
+    let outcome = create_child_run(engine, parent, initiated_event_id, &initiated, root).await?;
+
+    let _guard = engine.lock_workflow(&parent.namespace, &parent.workflow_id).await;
+    let Some(loaded) = engine.load(parent)? else { return Ok(()) };
+    if !loaded.state.is_open() {
+        // The parent closed while its child was starting: its close policy could not
+        // see this child, so apply it here.
+        drop(_guard);
+        if let (ChildStart::Started { .. }, Some(child)) = (&outcome, loaded.state.child(initiated_event_id)) {
+            apply_parent_close_policy(engine, parent, child).await?;
+        }
+        return Ok(());
+    }
+    let Some(child) = loaded.state.child(initiated_event_id).cloned() else { return Ok(()) };
+    if !child.run_id.is_empty() {
+        return Ok(());
+    }
+    let mut txn = engine.txn(loaded);
+    match outcome {
+        ChildStart::Started { run_id } => {
+            let buffered = txn.state.workflow_task_started();
+            let started_event_id = txn.next_event_id();
+            wft::add_external_event(&mut txn, child_started(&child, &run_id, initiated.header.clone()));
+            if let Some(c) = txn.state.child_mut(initiated_event_id) {
+                c.run_id = run_id;
+                c.started_event_id = if buffered { 0 } else { started_event_id };
+            }
+        }
+        ChildStart::AlreadyExists => {
+            let failed = StartChildWorkflowExecutionFailedEventAttributes {
+                namespace: child.namespace.clone(),
+                workflow_id: child.workflow_id.clone(),
+                workflow_type: Some(WorkflowType { name: child.workflow_type.clone() }),
+                cause: StartChildWorkflowExecutionFailedCause::WorkflowAlreadyExists as i32,
+                initiated_event_id,
+                workflow_task_completed_event_id: initiated.workflow_task_completed_event_id,
+                ..Default::default()
+            };
+            wft::add_external_event(&mut txn, Attributes::StartChildWorkflowExecutionFailedEventAttributes(failed));
+            txn.state.remove_child(initiated_event_id);
+        }
+    }
+    engine.commit(txn).await?;
+    Ok(())
+}
+
+fn execution_of(run: &RunKey) -> WorkflowExecution {
+    WorkflowExecution { workflow_id: run.workflow_id.clone(), run_id: run.run_id.clone() }
+}
+
+fn child_started(child: &ChildInfo, run_id: &str, header: Option<Header>) -> Attributes {
+    Attributes::ChildWorkflowExecutionStartedEventAttributes(ChildWorkflowExecutionStartedEventAttributes {
+        namespace: child.namespace.clone(),
+        initiated_event_id: child.initiated_event_id,
+        workflow_execution: Some(WorkflowExecution { workflow_id: child.workflow_id.clone(), run_id: run_id.to_string() }),
+        workflow_type: Some(WorkflowType { name: child.workflow_type.clone() }),
+        header,
+        ..Default::default()
+    })
+}
+
+/// Creates the child run on its shard, under the child workflow's lock.
+async fn create_child_run(
+    engine: &Engine,
+    parent: &RunKey,
+    initiated_event_id: i64,
+    initiated: &StartChildWorkflowExecutionInitiatedEventAttributes,
+    root: WorkflowExecution,
+) -> Result<ChildStart> {
+    let namespace = parent.namespace.as_str();
+    let workflow_id = initiated.workflow_id.as_str();
+    let _guard = engine.lock_workflow(namespace, workflow_id).await;
+    let dedupe_id = format!("child:{}:{}:{initiated_event_id}", parent.workflow_id, parent.run_id);
+    if let Some(first) = start::dedupe_result(engine, namespace, workflow_id, &dedupe_id)? {
+        return Ok(ChildStart::Started { run_id: String::from_utf8_lossy(&first).into_owned() });
+    }
+    let policies = Policies::resolve(initiated.workflow_id_reuse_policy, 0, WorkflowIdConflictPolicy::Fail)?;
+    let existing = match start::decide(engine, namespace, workflow_id, "", policies) {
+        Ok(Decision::Create) => None,
+        Ok(Decision::TerminateExisting(run)) => Some(run),
+        Ok(Decision::SameRequest(_) | Decision::UseExisting(_)) | Err(ServiceError::WorkflowAlreadyStarted { .. }) => {
+            return Ok(ChildStart::AlreadyExists)
+        }
+        Err(e) => return Err(e),
+    };
+    let spec = RunSpec {
+        workflow_type: initiated.workflow_type.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
+        task_queue: initiated.task_queue.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
+        input: initiated.input.clone(),
+        timeouts: Timeouts::normalize(
+            duration_ms(initiated.workflow_execution_timeout.as_ref()),
+            duration_ms(initiated.workflow_run_timeout.as_ref()),
+            duration_ms(initiated.workflow_task_timeout.as_ref()),
+            engine.config(),
+        ),
+        identity: String::new(),
+        request_id: start::new_run_id(),
+        retry_policy: initiated.retry_policy.clone(),
+        memo: initiated.memo.clone(),
+        search_attributes: initiated.search_attributes.clone(),
+        header: initiated.header.clone(),
+        start_delay_ms: 0,
+        priority: initiated.priority.clone(),
+        parent: Some(ParentInfo {
+            namespace: parent.namespace.clone(),
+            workflow_id: parent.workflow_id.clone(),
+            run_id: parent.run_id.clone(),
+            initiated_event_id,
+        }),
+        root: Some(root),
+        continuation: None,
+    };
+    let now_ms = engine.now_ms();
+    let key = RunKey { namespace: namespace.to_string(), workflow_id: workflow_id.to_string(), run_id: start::new_run_id() };
+    let run_id = key.run_id.clone();
+    let mut txns = Vec::with_capacity(2);
+    if let Some(run) = existing {
+        txns.push(start::terminate_for_conflict(run, now_ms, SERVER_IDENTITY));
+    }
+    let mut txn = start::new_run(key, now_ms, &spec);
+    start::begin_run(&mut txn);
+    txns.push(txn);
+    let record = start::dedupe(namespace, dedupe_id, bytes::Bytes::from(run_id.clone()));
+    let (_, duplicate) = engine.commit_many(txns, Some(record)).await?;
+    let run_id = duplicate.map(|first| String::from_utf8_lossy(&first).into_owned()).unwrap_or(run_id);
+    Ok(ChildStart::Started { run_id })
+}
+
+/// The closed-run outbox of `run` fired: tell its parent how it ended, and apply its
+/// parent close policy to its open children.
+pub async fn on_closed_run(engine: &Engine, run: &RunKey) -> Result<()> {
+    let Some(loaded) = engine.load(run)? else { return Ok(()) };
+    if loaded.state.is_open() {
+        return Ok(());
+    }
+    if loaded.state.parent.is_some() && loaded.state.status != WorkflowExecutionStatus::ContinuedAsNew as i32 {
+        notify_parent(engine, &loaded).await?;
+    }
+    for child in loaded.state.children.iter().filter(|c| !c.run_id.is_empty()) {
+        apply_parent_close_policy(engine, run, child).await?;
+    }
+    Ok(())
+}
+
+/// What the parent must do about a child's close.
+enum Notify {
+    Done,
+    /// The child's Started event is still buffered in the parent; try again shortly.
+    RetryLater,
+}
+
+async fn notify_parent(engine: &Engine, child: &LoadedRun) -> Result<()> {
+    let Some(parent) = child.state.parent.clone() else { return Ok(()) };
+    let close = history::read_event(engine, &child.key, history::close_event_id(child))?;
+    let notify = {
+        let _guard = engine.lock_workflow(&parent.namespace, &parent.workflow_id).await;
+        let parent_key =
+            RunKey { namespace: parent.namespace.clone(), workflow_id: parent.workflow_id.clone(), run_id: parent.run_id.clone() };
+        record_child_closed(engine, &parent_key, parent.initiated_event_id, child, close).await?
+    };
+    if let Notify::RetryLater = notify {
+        let _guard = engine.lock_workflow(&child.key.namespace, &child.key.workflow_id).await;
+        let Some(again) = engine.load(&child.key)? else { return Ok(()) };
+        let mut txn = engine.txn(again);
+        let due_ms = txn.now_ms + NOTIFY_RETRY_MS;
+        txn.add_timer(due_ms, start::timer(TimerKind::NotifyParent));
+        engine.commit(txn).await?;
+    }
+    Ok(())
+}
+
+/// In the parent (its lock held): ChildWorkflowExecution{Completed,...} for the child
+/// initiated at `initiated_event_id`, unless already recorded.
+async fn record_child_closed(
+    engine: &Engine,
+    parent: &RunKey,
+    initiated_event_id: i64,
+    child: &LoadedRun,
+    close: HistoryEvent,
+) -> Result<Notify> {
+    let Some(loaded) = engine.load(parent)? else { return Ok(Notify::Done) };
+    if !loaded.state.is_open() {
+        return Ok(Notify::Done);
+    }
+    let Some(info) = loaded.state.child(initiated_event_id).cloned() else { return Ok(Notify::Done) };
+    if info.workflow_id != child.key.workflow_id {
+        tracing::warn!(?parent, initiated_event_id, child = ?child.key, "child record names another workflow id; not notified");
+        return Ok(Notify::Done);
+    }
+    let mut txn = engine.txn(loaded);
+    let started_event_id = if info.started_event_id > 0 {
+        info.started_event_id
+    } else if txn.state.workflow_task_started() {
+        // Started is buffered (or would be): its id is only known once written.
+        return Ok(Notify::RetryLater);
+    } else if info.run_id.is_empty() {
+        // The start was never recorded (the StartChild outbox has not run its second
+        // step yet): record it now, before the outcome.
+        let id = txn.next_event_id();
+        wft::add_external_event(&mut txn, child_started(&info, &child.state.first_execution_run_id, None));
+        id
+    } else {
+        find_child_started(engine, parent, initiated_event_id)?
+    };
+    let execution = WorkflowExecution { workflow_id: child.key.workflow_id.clone(), run_id: child.key.run_id.clone() };
+    let Some(attrs) = child_closed(&close, &info, execution, initiated_event_id, started_event_id) else {
+        return Err(ServiceError::Internal(format!("last event of closed run {:?} is not a close event", child.key)));
+    };
+    wft::add_external_event(&mut txn, attrs);
+    txn.state.remove_child(initiated_event_id);
+    engine.commit(txn).await?;
+    Ok(Notify::Done)
+}
+
+/// The id of the ChildWorkflowExecutionStarted event for `initiated_event_id`, found
+/// in the parent's history (it was buffered when written, so its id is not recorded).
+fn find_child_started(engine: &Engine, parent: &RunKey, initiated_event_id: i64) -> Result<i64> {
+    let mut from = initiated_event_id + 1;
+    loop {
+        let page = history::read_events(engine, parent, from, 256)?;
+        let Some(last) = page.last().map(|e| e.event_id) else { break };
+        let found = page.iter().find(|e| match &e.attributes {
+            Some(Attributes::ChildWorkflowExecutionStartedEventAttributes(a)) => a.initiated_event_id == initiated_event_id,
+            _ => false,
+        });
+        if let Some(e) = found {
+            return Ok(e.event_id);
+        }
+        from = last + 1;
+    }
+    Err(ServiceError::Internal(format!("{parent:?} has no ChildWorkflowExecutionStarted for initiated event {initiated_event_id}")))
+}
+
+/// The parent's event for a child's close event (None for continue-as-new or a
+/// non-close event).
+fn child_closed(
+    close: &HistoryEvent,
+    info: &ChildInfo,
+    execution: WorkflowExecution,
+    initiated_event_id: i64,
+    started_event_id: i64,
+) -> Option<Attributes> {
+    let namespace = info.namespace.clone();
+    let workflow_execution = Some(execution);
+    let workflow_type = Some(WorkflowType { name: info.workflow_type.clone() });
+    Some(match close.attributes.as_ref()? {
+        Attributes::WorkflowExecutionCompletedEventAttributes(a) => {
+            Attributes::ChildWorkflowExecutionCompletedEventAttributes(ChildWorkflowExecutionCompletedEventAttributes {
+                result: a.result.clone(),
+                namespace,
+                workflow_execution,
+                workflow_type,
+                initiated_event_id,
+                started_event_id,
+                ..Default::default()
+            })
+        }
+        Attributes::WorkflowExecutionFailedEventAttributes(a) => {
+            Attributes::ChildWorkflowExecutionFailedEventAttributes(ChildWorkflowExecutionFailedEventAttributes {
+                failure: a.failure.clone(),
+                namespace,
+                workflow_execution,
+                workflow_type,
+                initiated_event_id,
+                started_event_id,
+                retry_state: a.retry_state,
+                ..Default::default()
+            })
+        }
+        Attributes::WorkflowExecutionCanceledEventAttributes(a) => {
+            Attributes::ChildWorkflowExecutionCanceledEventAttributes(ChildWorkflowExecutionCanceledEventAttributes {
+                details: a.details.clone(),
+                namespace,
+                workflow_execution,
+                workflow_type,
+                initiated_event_id,
+                started_event_id,
+                ..Default::default()
+            })
+        }
+        Attributes::WorkflowExecutionTimedOutEventAttributes(a) => {
+            Attributes::ChildWorkflowExecutionTimedOutEventAttributes(ChildWorkflowExecutionTimedOutEventAttributes {
+                namespace,
+                workflow_execution,
+                workflow_type,
+                initiated_event_id,
+                started_event_id,
+                retry_state: a.retry_state,
+                ..Default::default()
+            })
+        }
+        Attributes::WorkflowExecutionTerminatedEventAttributes(_) => {
+            Attributes::ChildWorkflowExecutionTerminatedEventAttributes(ChildWorkflowExecutionTerminatedEventAttributes {
+                namespace,
+                workflow_execution,
+                workflow_type,
+                initiated_event_id,
+                started_event_id,
+                ..Default::default()
+            })
+        }
+        _ => return None,
+    })
+}
+
+/// Applies `child`'s parent close policy after its parent `parent` closed: terminate
+/// or request cancellation of the child's open run, if it is still this parent's child.
+async fn apply_parent_close_policy(engine: &Engine, parent: &RunKey, child: &ChildInfo) -> Result<()> {
+    let policy = ParentClosePolicy::try_from(child.parent_close_policy).unwrap_or(ParentClosePolicy::Terminate);
+    if policy == ParentClosePolicy::Abandon {
+        return Ok(());
+    }
+    let _guard = engine.lock_workflow(&child.namespace, &child.workflow_id).await;
+    let Some((run_id, true)) = engine.current_run(&child.namespace, &child.workflow_id)? else { return Ok(()) };
+    let key = RunKey { namespace: child.namespace.clone(), workflow_id: child.workflow_id.clone(), run_id };
+    let Some(run) = engine.load(&key)? else { return Ok(()) };
+    let ours = run.state.parent.as_ref().is_some_and(|p| {
+        p.workflow_id == parent.workflow_id && p.run_id == parent.run_id && p.initiated_event_id == child.initiated_event_id
+    });
+    if !ours || !run.state.is_open() {
+        return Ok(());
+    }
+    let mut txn = engine.txn(run);
+    const REASON: &str = "by parent close policy";
+    if policy == ParentClosePolicy::RequestCancel {
+        if !external::add_cancel_request(&mut txn, REASON.into(), SERVER_IDENTITY.into()) {
+            return Ok(());
+        }
+    } else {
+        lifecycle::terminate(&mut txn, REASON.into(), None, SERVER_IDENTITY.into());
+    }
+    engine.commit(txn).await?;
+    Ok(())
+}

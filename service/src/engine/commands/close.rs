@@ -1,0 +1,99 @@
+//! Commands that close the run: complete, fail, cancel, continue-as-new. Each first
+//! applies the buffering rule: a run with events the worker has not seen yet cannot
+//! close (`UnhandledCommand`, the task is retried with those events).
+
+use prost::Message;
+use temporalio_protos::protos::temporal::api::command::v1::{
+    CancelWorkflowExecutionCommandAttributes, CompleteWorkflowExecutionCommandAttributes,
+    ContinueAsNewWorkflowExecutionCommandAttributes, FailWorkflowExecutionCommandAttributes,
+};
+use temporalio_protos::protos::temporal::api::enums::v1::{CommandType, RetryState, WorkflowExecutionStatus, WorkflowTaskFailedCause};
+use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
+use temporalio_protos::protos::temporal::api::history::v1::{
+    WorkflowExecutionCanceledEventAttributes, WorkflowExecutionCompletedEventAttributes, WorkflowExecutionFailedEventAttributes,
+};
+
+use super::validate::with_default_cause;
+use super::Refusal;
+use crate::engine::txn::RunTxn;
+use crate::engine::{lifecycle, CommandFailure, Engine};
+
+fn unhandled_check(txn: &RunTxn) -> Result<(), Refusal> {
+    if txn.state.buffered_events.is_empty() {
+        Ok(())
+    } else {
+        Err(Refusal::Unhandled)
+    }
+}
+
+/// Payloads over the blob limit terminate the run (as Go does).
+fn size_check(bytes: usize, blob_max: usize, cause: WorkflowTaskFailedCause, what: &str) -> Result<(), Refusal> {
+    if bytes > blob_max {
+        return Err(Refusal::Terminate(CommandFailure { cause: cause as i32, message: format!("{what} exceeds size limit.") }));
+    }
+    Ok(())
+}
+
+/// Records the run as closed by the event `close_event_id`, then lets the run
+/// lifecycle drop its pending work.
+pub(crate) fn close_run(txn: &mut RunTxn, status: WorkflowExecutionStatus, close_event_id: i64) {
+    txn.state.status = status as i32;
+    txn.state.close_time_ms = txn.now_ms.max(1);
+    txn.state.close_event_id = close_event_id;
+    lifecycle::on_run_closed(txn);
+}
+
+pub(super) fn complete(txn: &mut RunTxn, attrs: CompleteWorkflowExecutionCommandAttributes, wftc: i64, blob_max: usize) -> Result<(), Refusal> {
+    unhandled_check(txn)?;
+    let size = attrs.result.as_ref().map_or(0, Message::encoded_len);
+    size_check(size, blob_max, WorkflowTaskFailedCause::BadCompleteWorkflowExecutionAttributes, "CompleteWorkflowExecutionCommandAttributes.Result")?;
+    let id = txn.add_event(Attributes::WorkflowExecutionCompletedEventAttributes(WorkflowExecutionCompletedEventAttributes {
+        result: attrs.result,
+        workflow_task_completed_event_id: wftc,
+        new_execution_run_id: String::new(),
+    }));
+    close_run(txn, WorkflowExecutionStatus::Completed, id);
+    Ok(())
+}
+
+pub(super) fn fail(txn: &mut RunTxn, attrs: FailWorkflowExecutionCommandAttributes, wftc: i64, blob_max: usize) -> Result<(), Refusal> {
+    unhandled_check(txn)?;
+    let cause = WorkflowTaskFailedCause::BadFailWorkflowExecutionAttributes;
+    let Some(failure) = attrs.failure else {
+        return Err(Refusal::Fail(CommandFailure { cause: cause as i32, message: "Failure is not set on command.".into() }));
+    };
+    size_check(failure.encoded_len(), blob_max, cause, "FailWorkflowExecutionCommandAttributes.Failure")?;
+    let id = txn.add_event(Attributes::WorkflowExecutionFailedEventAttributes(WorkflowExecutionFailedEventAttributes {
+        failure: Some(failure),
+        retry_state: RetryState::RetryPolicyNotSet as i32,
+        workflow_task_completed_event_id: wftc,
+        new_execution_run_id: String::new(),
+    }));
+    close_run(txn, WorkflowExecutionStatus::Failed, id);
+    Ok(())
+}
+
+pub(super) fn cancel(txn: &mut RunTxn, attrs: CancelWorkflowExecutionCommandAttributes, wftc: i64, blob_max: usize) -> Result<(), Refusal> {
+    unhandled_check(txn)?;
+    let size = attrs.details.as_ref().map_or(0, Message::encoded_len);
+    size_check(size, blob_max, WorkflowTaskFailedCause::BadCancelWorkflowExecutionAttributes, "CancelWorkflowExecutionCommandAttributes.Details")?;
+    let id = txn.add_event(Attributes::WorkflowExecutionCanceledEventAttributes(WorkflowExecutionCanceledEventAttributes {
+        workflow_task_completed_event_id: wftc,
+        details: attrs.details,
+    }));
+    close_run(txn, WorkflowExecutionStatus::Canceled, id);
+    Ok(())
+}
+
+/// Continue-as-new (the run lifecycle builds the new run): returns the new run's
+/// transaction, to commit with this one.
+pub(super) fn continue_as_new(
+    engine: &Engine,
+    txn: &mut RunTxn,
+    attrs: ContinueAsNewWorkflowExecutionCommandAttributes,
+    wftc: i64,
+) -> Result<RunTxn, Refusal> {
+    unhandled_check(txn)?;
+    lifecycle::continue_as_new(engine, txn, attrs, wftc)
+        .map_err(|f| Refusal::Fail(with_default_cause(f, CommandType::ContinueAsNewWorkflowExecution)))
+}

@@ -1,0 +1,365 @@
+//! Reading histories: GetWorkflowExecutionHistory (pages, the close-event filter, long
+//! polls for new events or the close) and its reverse form, plus the registry of
+//! waiters those long polls sleep on.
+//!
+//! Page tokens are opaque to clients: a magic byte, a version byte and a prost
+//! [`PageToken`] naming the run and the next event. Anything else is `InvalidArgument`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use hourglass_storage::state::RunKey;
+use parking_lot::Mutex;
+use prost::Message;
+use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
+use temporalio_protos::protos::temporal::api::history::v1::{HistoryEvent, WorkflowExecutionStartedEventAttributes};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::{external, Engine, LoadedRun};
+use crate::error::{Result, ServiceError};
+
+/// Page size when the request sets none, and the largest honoured.
+pub const PAGE_EVENTS_MAX: usize = 1000;
+/// A page stops growing past this many bytes of events (it always has at least one).
+pub const PAGE_BYTES_MAX: usize = 4 << 20;
+/// How often a long poll re-reads the run when commits do not wake it.
+const FALLBACK_POLL: Duration = Duration::from_millis(100);
+/// Re-read interval when commits do wake waiters (a safety net only).
+const SAFETY_POLL: Duration = Duration::from_secs(1);
+/// Watched runs kept before dead entries are swept.
+const WATCHERS_SWEEP_AT: usize = 1024;
+
+/// Long-poll waiters by run: a commit that appends to (or closes) a run calls
+/// [`HistoryWatchers::notify`] and every waiter of that run re-reads it.
+#[derive(Default)]
+pub struct HistoryWatchers {
+    runs: Mutex<HashMap<RunKey, Weak<Notify>>>,
+}
+
+impl HistoryWatchers {
+    /// The wake-up handle for `run`; keep it while waiting.
+    pub fn watch(&self, run: &RunKey) -> Arc<Notify> {
+        let mut runs = self.runs.lock();
+        if runs.len() >= WATCHERS_SWEEP_AT {
+            runs.retain(|_, w| w.strong_count() > 0);
+        }
+        if let Some(live) = runs.get(run).and_then(Weak::upgrade) {
+            return live;
+        }
+        let notify = Arc::new(Notify::new());
+        runs.insert(run.clone(), Arc::downgrade(&notify));
+        notify
+    }
+
+    /// Wakes the waiters of `run` (after a commit to it).
+    pub fn notify(&self, run: &RunKey) {
+        let live = self.runs.lock().get(run).and_then(Weak::upgrade);
+        if let Some(notify) = live {
+            notify.notify_waiters();
+        }
+    }
+}
+
+/// The registry commits notify, once the engine owns one; until then long polls
+/// re-read state every [`FALLBACK_POLL`].
+fn watchers(_engine: &Engine) -> Option<&HistoryWatchers> {
+    None
+}
+
+const TOKEN_MAGIC: u8 = 0x68;
+const TOKEN_VERSION: u8 = 1;
+const TOKEN_BYTES_MAX: usize = 1024;
+
+/// Where the next page of a history read starts.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PageToken {
+    #[prost(string, tag = "1")]
+    pub run_id: String,
+    /// Forward: first event id of the next page. Reverse: last (highest) one.
+    #[prost(int64, tag = "2")]
+    pub next_event_id: i64,
+    /// Forward only: pages end before this event id (0 = at the history's end).
+    /// Workflow tasks bound their history at their WorkflowTaskStarted this way.
+    #[prost(int64, tag = "3")]
+    pub end_event_id: i64,
+    #[prost(bool, tag = "4")]
+    pub reverse: bool,
+}
+
+impl PageToken {
+    pub fn encode_token(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(2 + self.encoded_len());
+        out.push(TOKEN_MAGIC);
+        out.push(TOKEN_VERSION);
+        self.encode(&mut out).expect("Vec grows as needed");
+        out
+    }
+
+    pub fn decode_token(bytes: &[u8]) -> Result<Self> {
+        let invalid = || ServiceError::InvalidArgument("Invalid NextPageToken.".into());
+        if bytes.len() < 2 || bytes.len() > TOKEN_BYTES_MAX || bytes[0] != TOKEN_MAGIC || bytes[1] != TOKEN_VERSION {
+            return Err(invalid());
+        }
+        let token = Self::decode(&bytes[2..]).map_err(|_| invalid())?;
+        if token.run_id.is_empty() || token.next_event_id < 1 || token.end_event_id < 0 {
+            return Err(invalid());
+        }
+        Ok(token)
+    }
+}
+
+/// Events `from..` of `run` (at most `max`), decoded.
+pub fn read_events(engine: &Engine, run: &RunKey, from: i64, max: usize) -> Result<Vec<HistoryEvent>> {
+    let from = u64::try_from(from).map_err(|_| ServiceError::Internal(format!("negative event id {from}")))?;
+    let shard = engine.shard_of_run(run);
+    let raw = engine.node().read_history(shard, run, from, max)?;
+    raw.into_iter()
+        .map(|(id, bytes)| {
+            HistoryEvent::decode(bytes.as_ref())
+                .map_err(|e| ServiceError::Internal(format!("event {id} of {run:?} does not decode: {e}")))
+        })
+        .collect()
+}
+
+/// Event `event_id` of `run`.
+pub fn read_event(engine: &Engine, run: &RunKey, event_id: i64) -> Result<HistoryEvent> {
+    read_events(engine, run, event_id, 1)?
+        .pop()
+        .filter(|e| e.event_id == event_id)
+        .ok_or_else(|| ServiceError::Internal(format!("{run:?} has no event {event_id}")))
+}
+
+/// The attributes of `run`'s WorkflowExecutionStarted (event 1).
+pub fn started_attributes(engine: &Engine, run: &RunKey) -> Result<WorkflowExecutionStartedEventAttributes> {
+    match read_event(engine, run, 1)?.attributes {
+        Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => Ok(a),
+        _ => Err(ServiceError::Internal(format!("event 1 of {run:?} is not WorkflowExecutionStarted"))),
+    }
+}
+
+/// Id of a closed run's close event.
+pub fn close_event_id(run: &LoadedRun) -> i64 {
+    if run.state.close_event_id > 0 {
+        run.state.close_event_id
+    } else {
+        run.next_event_id - 1
+    }
+}
+
+/// A GetWorkflowExecutionHistory request, validated by the frontend.
+#[derive(Debug, Clone)]
+pub struct HistoryRequest {
+    pub workflow_id: String,
+    /// Empty: the current run (or the token's).
+    pub run_id: String,
+    /// 0: the default.
+    pub page_size: usize,
+    pub next_page_token: Vec<u8>,
+    pub wait_new_event: bool,
+    /// HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT.
+    pub close_event_only: bool,
+    /// How long a long poll may block before answering "nothing yet".
+    pub wait_budget: Duration,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistoryPage {
+    pub events: Vec<HistoryEvent>,
+    pub next_page_token: Vec<u8>,
+}
+
+fn token_for(run: &RunKey, next_event_id: i64) -> Vec<u8> {
+    PageToken { run_id: run.run_id.clone(), next_event_id, ..Default::default() }.encode_token()
+}
+
+/// GetWorkflowExecutionHistory.
+pub async fn get_history(engine: &Engine, namespace: &str, req: HistoryRequest) -> Result<HistoryPage> {
+    let token = if req.next_page_token.is_empty() { None } else { Some(PageToken::decode_token(&req.next_page_token)?) };
+    if token.as_ref().is_some_and(|t| t.reverse) {
+        return Err(ServiceError::InvalidArgument("Invalid NextPageToken.".into()));
+    }
+    let run_id = match &token {
+        Some(t) if req.run_id.is_empty() => t.run_id.clone(),
+        Some(t) if t.run_id != req.run_id => {
+            return Err(ServiceError::InvalidArgument("next_page_token belongs to another run".into()))
+        }
+        _ => req.run_id.clone(),
+    };
+    let mut run = external::find_run(engine, namespace, &req.workflow_id, &run_id)?;
+    let key = run.key.clone();
+    let deadline = Instant::now() + req.wait_budget;
+
+    if req.close_event_only {
+        // Temporal blocks on a running workflow here even without wait_new_event.
+        if run.state.is_open() {
+            run = wait_until(engine, &key, deadline, |r| !r.state.is_open()).await?;
+        }
+        if run.state.is_open() {
+            let next_page_token = if req.wait_new_event { token_for(&key, run.next_event_id) } else { Vec::new() };
+            return Ok(HistoryPage { events: Vec::new(), next_page_token });
+        }
+        let close = read_event(engine, &key, close_event_id(&run))?;
+        return Ok(HistoryPage { events: vec![close], next_page_token: Vec::new() });
+    }
+
+    let from = token.as_ref().map(|t| t.next_event_id).unwrap_or(1);
+    let bound = token.as_ref().map(|t| t.end_event_id).unwrap_or(0);
+    if from > run.next_event_id || (bound > 0 && from > bound) {
+        return Err(ServiceError::InvalidArgument("Invalid NextPageToken.".into()));
+    }
+    if req.wait_new_event && token.is_some() && bound == 0 && run.state.is_open() && from >= run.next_event_id {
+        run = wait_until(engine, &key, deadline, |r| r.next_event_id > from || !r.state.is_open()).await?;
+    }
+    let end = if bound > 0 { bound.min(run.next_event_id) } else { run.next_event_id };
+    let page_size = if req.page_size == 0 { PAGE_EVENTS_MAX } else { req.page_size.min(PAGE_EVENTS_MAX) };
+    let events = read_page(engine, &key, from, end, page_size)?;
+    let next = from + events.len() as i64;
+    let more = next < end || (bound == 0 && req.wait_new_event && run.state.is_open());
+    let next_page_token = if more {
+        PageToken { run_id: key.run_id.clone(), next_event_id: next, end_event_id: bound, reverse: false }.encode_token()
+    } else {
+        Vec::new()
+    };
+    Ok(HistoryPage { events, next_page_token })
+}
+
+/// Events `from..end` of `run`, at most `max` of them and about [`PAGE_BYTES_MAX`] bytes.
+fn read_page(engine: &Engine, run: &RunKey, from: i64, end: i64, max: usize) -> Result<Vec<HistoryEvent>> {
+    let want = usize::try_from(end - from).unwrap_or(0).min(max);
+    if want == 0 {
+        return Ok(Vec::new());
+    }
+    let mut events = read_events(engine, run, from, want)?;
+    let mut bytes = 0;
+    let keep = events
+        .iter()
+        .position(|e| {
+            bytes += e.encoded_len();
+            bytes > PAGE_BYTES_MAX
+        })
+        .map(|i| i.max(1))
+        .unwrap_or(events.len());
+    events.truncate(keep);
+    Ok(events)
+}
+
+/// GetWorkflowExecutionHistoryReverse: pages from the newest event back to event 1.
+pub async fn get_history_reverse(
+    engine: &Engine,
+    namespace: &str,
+    workflow_id: &str,
+    run_id: &str,
+    page_size: usize,
+    next_page_token: &[u8],
+) -> Result<HistoryPage> {
+    let token = if next_page_token.is_empty() { None } else { Some(PageToken::decode_token(next_page_token)?) };
+    if token.as_ref().is_some_and(|t| !t.reverse) {
+        return Err(ServiceError::InvalidArgument("Invalid NextPageToken.".into()));
+    }
+    let run_id = match &token {
+        Some(t) if run_id.is_empty() => t.run_id.clone(),
+        Some(t) if t.run_id != run_id => {
+            return Err(ServiceError::InvalidArgument("next_page_token belongs to another run".into()))
+        }
+        _ => run_id.to_string(),
+    };
+    let run = external::find_run(engine, namespace, workflow_id, &run_id)?;
+    let last = run.next_event_id - 1;
+    let high = token.as_ref().map(|t| t.next_event_id).unwrap_or(last);
+    if high > last {
+        return Err(ServiceError::InvalidArgument("Invalid NextPageToken.".into()));
+    }
+    let page_size = if page_size == 0 { PAGE_EVENTS_MAX } else { page_size.min(PAGE_EVENTS_MAX) } as i64;
+    let low = (high - page_size + 1).max(1);
+    let forward = read_events(engine, &run.key, low, usize::try_from(high - low + 1).unwrap_or(0))?;
+    let mut events = Vec::with_capacity(forward.len());
+    let mut bytes = 0;
+    for event in forward.into_iter().rev() {
+        bytes += event.encoded_len();
+        if bytes > PAGE_BYTES_MAX && !events.is_empty() {
+            break;
+        }
+        events.push(event);
+    }
+    let oldest = events.last().map(|e| e.event_id).unwrap_or(1);
+    let next_page_token = if oldest > 1 {
+        PageToken { run_id: run.key.run_id.clone(), next_event_id: oldest - 1, end_event_id: 0, reverse: true }.encode_token()
+    } else {
+        Vec::new()
+    };
+    Ok(HistoryPage { events, next_page_token })
+}
+
+/// Re-reads `run` until `done` holds or `deadline` passes; returns the last read.
+async fn wait_until(
+    engine: &Engine,
+    run: &RunKey,
+    deadline: Instant,
+    done: impl Fn(&LoadedRun) -> bool,
+) -> Result<LoadedRun> {
+    let (notify, poll) = match watchers(engine) {
+        Some(w) => (w.watch(run), SAFETY_POLL),
+        None => (Arc::new(Notify::new()), FALLBACK_POLL),
+    };
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let loaded = engine.load_existing(run)?;
+        let now = Instant::now();
+        if done(&loaded) || now >= deadline {
+            return Ok(loaded);
+        }
+        let nap = (deadline - now).min(poll);
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = tokio::time::sleep(nap) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_garbage_is_invalid_argument() {
+        let t = PageToken { run_id: "r".into(), next_event_id: 7, end_event_id: 9, reverse: false };
+        assert_eq!(PageToken::decode_token(&t.encode_token()).unwrap(), t);
+        for bad in [&b"garbage"[..], b"", b"\x68", b"\x68\x02", b"\x68\x01\xff\xff"] {
+            assert!(matches!(PageToken::decode_token(bad), Err(ServiceError::InvalidArgument(_))), "{bad:?}");
+        }
+        let zero = PageToken { run_id: "r".into(), next_event_id: 0, ..Default::default() };
+        assert!(PageToken::decode_token(&zero.encode_token()).is_err());
+        let no_run = PageToken { next_event_id: 3, ..Default::default() };
+        assert!(PageToken::decode_token(&no_run.encode_token()).is_err());
+    }
+
+    #[tokio::test]
+    async fn watchers_wake_waiters_of_their_run_only() {
+        let w = HistoryWatchers::default();
+        let a = RunKey { namespace: "n".into(), workflow_id: "a".into(), run_id: "1".into() };
+        let b = RunKey { workflow_id: "b".into(), ..a.clone() };
+        let na = w.watch(&a);
+        let notified = na.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        w.notify(&b);
+        assert!(tokio::time::timeout(Duration::from_millis(20), &mut notified).await.is_err());
+        w.notify(&a);
+        assert!(tokio::time::timeout(Duration::from_millis(20), &mut notified).await.is_ok());
+        assert!(Arc::ptr_eq(&na, &w.watch(&a)));
+    }
+
+    #[test]
+    fn dead_watch_entries_are_harmless() {
+        let w = HistoryWatchers::default();
+        let a = RunKey { namespace: "n".into(), workflow_id: "a".into(), run_id: "1".into() };
+        drop(w.watch(&a));
+        w.notify(&a);
+        let again = w.watch(&a);
+        assert_eq!(Arc::strong_count(&again), 1);
+    }
+}

@@ -1,0 +1,194 @@
+//! Workflow queries (`QueryWorkflow`, `RespondQueryTaskCompleted`), following Go's
+//! `history/api/queryworkflow`: a query is sent to a worker directly (a legacy query
+//! task) when that is consistent — the run is closed, or no workflow task is
+//! outstanding — and otherwise waits for the next workflow task, which carries it in
+//! `queries`. See [`registry`] for the life of a pending query.
+
+mod registry;
+
+pub use registry::{QueryOutcome, QueryRegistry, QueryTask, QueryTicket, RegisterError, QUERIES_PER_RUN_MAX};
+
+use hourglass_storage::state::{QueueKey, QueueKind, RunKey};
+use temporalio_protos::protos::temporal::api::common::v1::WorkflowType;
+use temporalio_protos::protos::temporal::api::enums::v1::{EventType, QueryRejectCondition, WorkflowExecutionStatus};
+use temporalio_protos::protos::temporal::api::query::v1::WorkflowQuery;
+use temporalio_protos::protos::temporal::api::workflowservice::v1::{PollWorkflowTaskQueueResponse, RespondQueryTaskCompletedRequest};
+
+use super::state::ExecutionState;
+use super::tasks::TaskKind;
+use super::token::TaskToken;
+use super::workflow_task::{first_page, read_history, token_run, FIRST_PAGE_BYTES_MAX, FIRST_PAGE_EVENTS_MAX};
+use super::{Engine, LoadedRun};
+use crate::error::{Result, ServiceError};
+
+/// A failing workflow task fails queries fast from this attempt on (Go).
+const FAIL_QUERY_WORKFLOW_TASK_ATTEMPT: i32 = 3;
+
+/// What `QueryWorkflow` gets back when it asks.
+pub enum Asked {
+    /// Rejected by the request's `query_reject_condition`: the run's status.
+    Rejected(WorkflowExecutionStatus),
+    /// Registered; wait on the ticket (and call [`recheck`] now and then).
+    Pending(QueryTicket),
+}
+
+/// Registers `query` on `run`, dispatching it at once when that is consistent.
+pub async fn ask(engine: &Engine, run: &RunKey, query: WorkflowQuery, reject_condition: i32) -> Result<Asked> {
+    let _lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await;
+    let loaded = engine.load_existing(run)?;
+    let state = &loaded.state;
+    if let Some(status) = rejected(state, reject_condition) {
+        return Ok(Asked::Rejected(status));
+    }
+    if state.workflow_task.is_none() && state.last_completed_wft_started_id == 0 {
+        return Err(ServiceError::FailedPrecondition("Workflow task is not scheduled yet.".into()));
+    }
+    if state.is_open() && state.workflow_task_attempt >= FAIL_QUERY_WORKFLOW_TASK_ATTEMPT {
+        return Err(ServiceError::FailedPrecondition("Unable to query workflow due to Workflow Task in failed state.".into()));
+    }
+    let queue = QueueKey { namespace: run.namespace.clone(), name: state.task_queue.clone(), kind: QueueKind::Workflow };
+    let direct = direct_dispatch_ok(engine, run, &loaded)?;
+    let ticket = engine.queries().register(run, query, queue, direct).map_err(|e| match e {
+        RegisterError::TooManyPending { max } => {
+            ServiceError::ResourceExhausted(format!("too many queries ({max}) are already pending on this workflow execution"))
+        }
+    })?;
+    Ok(Asked::Pending(ticket))
+}
+
+/// Re-evaluates a waiting query: dispatches it if the run closed or has no workflow
+/// task outstanding (a safety net for paths that end a task without telling us).
+pub async fn recheck(engine: &Engine, ticket: &QueryTicket) -> Result<()> {
+    let run = ticket.run();
+    let _lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await;
+    let Some(loaded) = engine.load(run)? else { return Ok(()) };
+    if direct_dispatch_ok(engine, run, &loaded)? {
+        engine.queries().on_workflow_task_closed(run, false);
+    }
+    Ok(())
+}
+
+/// The status a query is rejected with, per `query_reject_condition`.
+fn rejected(state: &ExecutionState, reject_condition: i32) -> Option<WorkflowExecutionStatus> {
+    if state.is_open() {
+        return None;
+    }
+    let status = WorkflowExecutionStatus::try_from(state.status).unwrap_or(WorkflowExecutionStatus::Unspecified);
+    match QueryRejectCondition::try_from(reject_condition) {
+        Ok(QueryRejectCondition::NotOpen) => Some(status),
+        Ok(QueryRejectCondition::NotCompletedCleanly) if status != WorkflowExecutionStatus::Completed => Some(status),
+        _ => None,
+    }
+}
+
+/// A query may go to a worker directly when the worker can replay the history (some
+/// workflow task has started) and the run is closed or has no task outstanding.
+/// `None`: a closed run that never completed a task; its history decides.
+fn direct_dispatch_from_state(state: &ExecutionState) -> Option<bool> {
+    let ever_started = state.last_completed_wft_started_id > 0
+        || state.workflow_task.as_ref().is_some_and(|wt| wt.started_event_id > 0 || wt.attempt > 1);
+    if state.is_open() {
+        return Some(ever_started && state.workflow_task.is_none());
+    }
+    ever_started.then_some(true)
+}
+
+/// Whether a query on `loaded` may be dispatched as a legacy query task now.
+pub fn direct_dispatch_ok(engine: &Engine, run: &RunKey, loaded: &LoadedRun) -> Result<bool> {
+    if let Some(decided) = direct_dispatch_from_state(&loaded.state) {
+        return Ok(decided);
+    }
+    let history = read_history(engine, run, loaded.next_event_id - 1)?;
+    Ok(history.events.iter().any(|e| e.event_type == EventType::WorkflowTaskStarted as i32))
+}
+
+/// The poll response for a legacy query task: full history to date, no new
+/// workflow task (`started_event_id` 0). `None` if the run is gone (the query is
+/// then failed).
+pub fn legacy_task_response(engine: &Engine, task: &QueryTask) -> Result<Option<PollWorkflowTaskQueueResponse>> {
+    let Some(loaded) = engine.load(&task.run)? else {
+        let gone = format!("workflow execution {}/{} no longer exists", task.run.workflow_id, task.run.run_id);
+        engine.queries().answer(&task.run, &task.query_id, QueryOutcome::Failed(gone));
+        return Ok(None);
+    };
+    let last_event_id = loaded.next_event_id - 1;
+    let token = TaskToken {
+        kind: TaskKind::WorkflowTask as i32,
+        namespace: task.run.namespace.clone(),
+        workflow_id: task.run.workflow_id.clone(),
+        run_id: task.run.run_id.clone(),
+        scheduled_event_id: last_event_id.max(1),
+        attempt: 1,
+        query_id: task.query_id.clone(),
+        ..Default::default()
+    };
+    let state = &loaded.state;
+    let (history, next_page_token) = first_page(engine, &task.run, last_event_id, FIRST_PAGE_EVENTS_MAX, FIRST_PAGE_BYTES_MAX)?;
+    Ok(Some(PollWorkflowTaskQueueResponse {
+        task_token: token.encode_token(),
+        workflow_execution: Some(super::workflow_task::execution_of(&task.run)),
+        workflow_type: Some(WorkflowType { name: state.workflow_type.clone() }),
+        previous_started_event_id: state.last_completed_wft_started_id,
+        started_event_id: 0,
+        attempt: 1,
+        history: Some(history),
+        next_page_token,
+        query: Some(task.query.clone()),
+        workflow_execution_task_queue: Some(super::workflow_task::normal_queue(state)),
+        ..Default::default()
+    }))
+}
+
+/// `RespondQueryTaskCompleted`: hands the worker's answer to the waiting caller.
+pub fn respond(engine: &Engine, token: &TaskToken, req: RespondQueryTaskCompletedRequest) -> Result<()> {
+    if token.query_id.is_empty() {
+        return Err(ServiceError::InvalidArgument("the task token is not a query task token".into()));
+    }
+    let failure_message = req.failure.as_ref().map(|f| f.message.as_str());
+    let outcome = QueryOutcome::from_result(req.completed_type, req.query_result, &req.error_message, failure_message)
+        .ok_or_else(|| ServiceError::InvalidArgument("completed_type must be ANSWERED or FAILED".into()))?;
+    if !engine.queries().answer(&token_run(token), &token.query_id, outcome) {
+        return Err(ServiceError::NotFound("query task not found: it was answered already or its caller stopped waiting".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod flow_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::state::WorkflowTaskInfo;
+
+    fn state(open: bool, last_completed: i64, wft: Option<(i64, i32)>) -> ExecutionState {
+        ExecutionState {
+            close_time_ms: if open { 0 } else { 5 },
+            status: if open { WorkflowExecutionStatus::Running } else { WorkflowExecutionStatus::Failed } as i32,
+            last_completed_wft_started_id: last_completed,
+            workflow_task: wft.map(|(started, attempt)| WorkflowTaskInfo { scheduled_event_id: 2, started_event_id: started, attempt, ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn direct_dispatch_rules() {
+        assert_eq!(direct_dispatch_from_state(&state(true, 3, None)), Some(true), "idle run");
+        assert_eq!(direct_dispatch_from_state(&state(true, 3, Some((0, 1)))), Some(false), "a task is scheduled: attach to it");
+        assert_eq!(direct_dispatch_from_state(&state(true, 3, Some((7, 1)))), Some(false), "in flight: attach to the next");
+        assert_eq!(direct_dispatch_from_state(&state(false, 3, None)), Some(true), "closed");
+        assert_eq!(direct_dispatch_from_state(&state(true, 0, Some((0, 1)))), Some(false), "first task not started yet");
+        assert_eq!(direct_dispatch_from_state(&state(false, 0, None)), None, "closed before completing a task: ask the history");
+    }
+
+    #[test]
+    fn reject_conditions() {
+        let closed = state(false, 3, None);
+        assert_eq!(rejected(&closed, QueryRejectCondition::NotOpen as i32), Some(WorkflowExecutionStatus::Failed));
+        assert_eq!(rejected(&closed, QueryRejectCondition::NotCompletedCleanly as i32), Some(WorkflowExecutionStatus::Failed));
+        assert_eq!(rejected(&closed, QueryRejectCondition::None as i32), None);
+        assert_eq!(rejected(&state(true, 3, None), QueryRejectCondition::NotOpen as i32), None);
+        let completed = ExecutionState { status: WorkflowExecutionStatus::Completed as i32, ..closed };
+        assert_eq!(rejected(&completed, QueryRejectCondition::NotCompletedCleanly as i32), None);
+    }
+}

@@ -1,0 +1,145 @@
+//! Queries end to end against a real one-shard node: legacy query tasks, queries
+//! attached to workflow tasks, and the fallback between the two.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use temporalio_protos::protos::temporal::api::common::v1::{Payload, Payloads};
+use temporalio_protos::protos::temporal::api::enums::v1::{EventType, QueryResultType};
+use temporalio_protos::protos::temporal::api::query::v1::WorkflowQueryResult;
+use temporalio_protos::protos::temporal::api::workflowservice::v1::{PollWorkflowTaskQueueResponse, RespondWorkflowTaskCompletedRequest};
+
+use super::*;
+use crate::engine::commands::complete_workflow_task;
+use crate::engine::workflow_task::testkit::*;
+
+const SHORT: Duration = Duration::from_millis(50);
+
+fn q(t: &str) -> WorkflowQuery {
+    WorkflowQuery { query_type: t.into(), ..Default::default() }
+}
+
+fn answer(data: &str) -> Payloads {
+    Payloads { payloads: vec![Payload { data: data.as_bytes().to_vec(), ..Default::default() }] }
+}
+
+fn pending(asked: Asked) -> QueryTicket {
+    match asked {
+        Asked::Pending(ticket) => ticket,
+        Asked::Rejected(status) => panic!("rejected: {status:?}"),
+    }
+}
+
+async fn complete_idle(e: &Engine, resp: &PollWorkflowTaskQueueResponse, query_results: HashMap<String, WorkflowQueryResult>) {
+    let req = RespondWorkflowTaskCompletedRequest { task_token: resp.task_token.clone(), query_results, ..Default::default() };
+    complete_workflow_task(e, &token_of(resp), req).await.expect("completes");
+}
+
+fn respond_request(task_token: Vec<u8>, result: QueryResultType, data: &str) -> RespondQueryTaskCompletedRequest {
+    RespondQueryTaskCompletedRequest {
+        task_token,
+        completed_type: result as i32,
+        query_result: (result == QueryResultType::Answered).then(|| answer(data)),
+        error_message: if result == QueryResultType::Failed { data.into() } else { String::new() },
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn an_idle_run_is_queried_through_a_legacy_query_task() {
+    let kit = kit().await;
+    let e = &kit.engine;
+    let run = start_run(e, "wf-q").await;
+    let resp = poll(e).await;
+    complete_idle(e, &resp, HashMap::new()).await;
+
+    let mut ticket = pending(ask(e, &run, q("count"), 0).await.unwrap());
+    let task = e.queries().poll(&queue(), SHORT).await.expect("dispatched at once");
+    let resp = legacy_task_response(e, &task).unwrap().unwrap();
+    assert_eq!((resp.started_event_id, resp.previous_started_event_id, resp.attempt), (0, 3, 1));
+    assert_eq!(resp.query.as_ref().unwrap().query_type, "count");
+    assert!(resp.queries.is_empty(), "never both query and queries");
+    assert_eq!(types(&resp.history.as_ref().unwrap().events).last(), Some(&EventType::WorkflowTaskCompleted));
+    assert_eq!(resp.workflow_execution_task_queue.as_ref().unwrap().name, TQ);
+    let token = token_of(&resp);
+    assert_eq!(token.query_id, ticket.id());
+
+    respond(e, &token, respond_request(resp.task_token.clone(), QueryResultType::Answered, "2")).unwrap();
+    assert_eq!(ticket.outcome().await, Some(QueryOutcome::Answered(Some(answer("2")))));
+    let again = respond(e, &token, respond_request(resp.task_token, QueryResultType::Answered, "2"));
+    assert!(matches!(again, Err(ServiceError::NotFound(_))));
+}
+
+#[tokio::test]
+async fn a_query_waits_for_the_next_workflow_task_and_is_answered_by_its_completion() {
+    let kit = kit().await;
+    let e = &kit.engine;
+    let run = start_run(e, "wf-attach").await;
+    let mut ticket = pending(ask(e, &run, q("state"), 0).await.unwrap());
+    assert!(e.queries().poll(&queue(), SHORT).await.is_none(), "no legacy task while a workflow task is pending");
+    let resp = poll(e).await;
+    assert_eq!(resp.queries.keys().collect::<Vec<_>>(), [ticket.id()]);
+    let result = WorkflowQueryResult { result_type: QueryResultType::Answered as i32, answer: Some(answer("ok")), ..Default::default() };
+    complete_idle(e, &resp, HashMap::from([(ticket.id().to_string(), result)])).await;
+    assert_eq!(ticket.outcome().await, Some(QueryOutcome::Answered(Some(answer("ok")))));
+    assert_eq!(e.queries().pending_count(&run), 0);
+}
+
+#[tokio::test]
+async fn an_unanswered_attached_query_falls_back_to_a_legacy_task() {
+    let kit = kit().await;
+    let e = &kit.engine;
+    let run = start_run(e, "wf-fallback").await;
+    let mut ticket = pending(ask(e, &run, q("state"), 0).await.unwrap());
+    let resp = poll(e).await;
+    assert_eq!(resp.queries.len(), 1);
+    complete_idle(e, &resp, HashMap::new()).await;
+    let task = e.queries().poll(&queue(), SHORT).await.expect("legacy task after the task completed unanswered");
+    assert_eq!(task.query_id, ticket.id());
+    let legacy = legacy_task_response(e, &task).unwrap().unwrap();
+    respond(e, &token_of(&legacy), respond_request(legacy.task_token.clone(), QueryResultType::Failed, "no handler")).unwrap();
+    assert_eq!(ticket.outcome().await, Some(QueryOutcome::Failed("no handler".into())));
+}
+
+#[tokio::test]
+async fn closed_runs_are_queried_with_their_full_history_or_rejected() {
+    let kit = kit().await;
+    let e = &kit.engine;
+    let run = start_run(e, "wf-closed-q").await;
+    let resp = poll(e).await;
+    let mut ticket = pending(ask(e, &run, q("early"), 0).await.unwrap());
+    terminate(e, &run).await;
+    assert_eq!(e.queries().pending_count(&run), 1);
+    recheck(e, &ticket).await.unwrap();
+    let task = e.queries().poll(&queue(), SHORT).await.expect("closed: dispatched by the re-check");
+    let legacy = legacy_task_response(e, &task).unwrap().unwrap();
+    let events = &legacy.history.as_ref().unwrap().events;
+    assert_eq!(types(events).last(), Some(&EventType::WorkflowExecutionTerminated), "full history with the close event");
+    respond(e, &token_of(&legacy), respond_request(legacy.task_token.clone(), QueryResultType::Answered, "x")).unwrap();
+    assert!(ticket.outcome().await.is_some());
+    drop(resp);
+
+    let rejected = ask(e, &run, q("q"), QueryRejectCondition::NotOpen as i32).await.unwrap();
+    assert!(matches!(rejected, Asked::Rejected(WorkflowExecutionStatus::Terminated)));
+}
+
+#[tokio::test]
+async fn queries_fail_fast_on_failing_or_unscheduled_tasks() {
+    let kit = kit().await;
+    let e = &kit.engine;
+    let run = start_run(e, "wf-failing").await;
+    for attempt in 1..=2 {
+        poll(e).await;
+        crate::engine::workflow_task::on_workflow_task_timeout(e, &run, 2 + 3 * (attempt - 1), attempt as i32).await.unwrap();
+    }
+    assert_eq!(state(e, &run).workflow_task_attempt, 3);
+    assert!(matches!(ask(e, &run, q("q"), 0).await, Err(ServiceError::FailedPrecondition(_))));
+}
+
+/// Terminates the run as the terminate RPC does.
+async fn terminate(e: &Engine, run: &RunKey) {
+    let _lock = e.lock_workflow(&run.namespace, &run.workflow_id).await;
+    let mut txn = e.txn(e.load_existing(run).unwrap());
+    crate::engine::lifecycle::terminate(&mut txn, "test".into(), None, IDENTITY.into());
+    e.commit(txn).await.unwrap();
+}

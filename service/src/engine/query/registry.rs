@@ -1,0 +1,380 @@
+//! The in-memory registry of queries waiting for an answer.
+//!
+//! A query is never durable: it lives as long as the `QueryWorkflow` call that asked
+//! it (its [`QueryTicket`]). It reaches a worker one of two ways (as in Temporal):
+//! - *attached* to a workflow task that starts after the query arrived (the poll
+//!   response's `queries`), answered in that task's completion (`query_results`);
+//! - as a *legacy query task* (the poll response's `query`) when no workflow task is
+//!   outstanding or the run is closed, answered by `RespondQueryTaskCompleted`.
+//!
+//! Legacy query tasks are handed to workflow pollers through a dispatcher of their own
+//! (a second [`Matching`]: cancellation-safe, per task queue), which the poll handler
+//! waits on next to the durable backlog.
+//!
+//! Phases: `Waiting` (a workflow task is outstanding: the next one to start takes it)
+//! → `Attached` (sent on a started workflow task) or `Dispatched` (a legacy task is
+//! queued or with a worker). When an attached task ends unanswered, the query goes
+//! back to `Waiting`, or straight to `Dispatched` if no workflow task follows.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hourglass_storage::state::{QueueKey, RunKey};
+use parking_lot::Mutex;
+use temporalio_protos::protos::temporal::api::common::v1::Payloads;
+use temporalio_protos::protos::temporal::api::enums::v1::QueryResultType;
+use temporalio_protos::protos::temporal::api::query::v1::{WorkflowQuery, WorkflowQueryResult};
+use tokio::sync::oneshot;
+
+use crate::engine::tasks::TaskPayload;
+use crate::matching::{Matching, TaskRef};
+
+/// Most queries pending on one run; more are refused (Go: `MaxBufferedQueryCount`).
+pub const QUERIES_PER_RUN_MAX: usize = 64;
+
+/// How a query ended on the worker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryOutcome {
+    Answered(Option<Payloads>),
+    Failed(String),
+}
+
+impl QueryOutcome {
+    /// The outcome a worker reported (`WorkflowQueryResult` or the fields of
+    /// `RespondQueryTaskCompleted`). `None` when the result type is not a final one.
+    pub fn from_result(result_type: i32, answer: Option<Payloads>, error_message: &str, failure_message: Option<&str>) -> Option<Self> {
+        match QueryResultType::try_from(result_type) {
+            Ok(QueryResultType::Answered) => Some(Self::Answered(answer)),
+            Ok(QueryResultType::Failed) => {
+                let message = if error_message.is_empty() { failure_message.unwrap_or_default() } else { error_message };
+                Some(Self::Failed(message.to_string()))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn from_query_result(result: &WorkflowQueryResult) -> Option<Self> {
+        Self::from_result(
+            result.result_type,
+            result.answer.clone(),
+            &result.error_message,
+            result.failure.as_ref().map(|f| f.message.as_str()),
+        )
+    }
+}
+
+/// A legacy query task taken by a poller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryTask {
+    pub run: RunKey,
+    pub query_id: String,
+    pub query: WorkflowQuery,
+    /// The dispatcher's handle, to put the task back if it cannot be delivered.
+    pub task: TaskRef,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Waiting,
+    Dispatched,
+    Attached { started_event_id: i64 },
+}
+
+struct Pending {
+    seq: u64,
+    query: WorkflowQuery,
+    queue: QueueKey,
+    phase: Phase,
+    reply: Option<oneshot::Sender<QueryOutcome>>,
+}
+
+#[derive(Default)]
+struct Registry {
+    next_seq: u64,
+    runs: HashMap<RunKey, HashMap<String, Pending>>,
+    by_seq: HashMap<u64, (RunKey, String)>,
+}
+
+impl Registry {
+    fn pending_mut(&mut self, run: &RunKey, id: &str) -> Option<&mut Pending> {
+        self.runs.get_mut(run).and_then(|qs| qs.get_mut(id))
+    }
+
+    fn remove(&mut self, run: &RunKey, id: &str) -> Option<Pending> {
+        let queries = self.runs.get_mut(run)?;
+        let pending = queries.remove(id)?;
+        if queries.is_empty() {
+            self.runs.remove(run);
+        }
+        self.by_seq.remove(&pending.seq);
+        Some(pending)
+    }
+}
+
+/// The registry of pending queries plus the legacy query-task dispatcher.
+#[derive(Clone, Default)]
+pub struct QueryRegistry {
+    inner: Arc<Mutex<Registry>>,
+    dispatch: Matching,
+}
+
+/// Why a query could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisterError {
+    TooManyPending { max: usize },
+}
+
+impl QueryRegistry {
+    /// Registers a query on `run`; `dispatch_now` sends it as a legacy query task on
+    /// `queue` at once, otherwise it waits for the next workflow task. Call under the
+    /// workflow's lock, after deciding from the run's state.
+    pub fn register(&self, run: &RunKey, query: WorkflowQuery, queue: QueueKey, dispatch_now: bool) -> Result<QueryTicket, RegisterError> {
+        let (tx, rx) = oneshot::channel();
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut reg = self.inner.lock();
+        let count = reg.runs.get(run).map_or(0, HashMap::len);
+        if count >= QUERIES_PER_RUN_MAX {
+            return Err(RegisterError::TooManyPending { max: QUERIES_PER_RUN_MAX });
+        }
+        let seq = reg.next_seq;
+        reg.next_seq += 1;
+        let phase = if dispatch_now { Phase::Dispatched } else { Phase::Waiting };
+        let pending = Pending { seq, query, queue: queue.clone(), phase, reply: Some(tx) };
+        reg.runs.entry(run.clone()).or_default().insert(id.clone(), pending);
+        reg.by_seq.insert(seq, (run.clone(), id.clone()));
+        drop(reg);
+        if dispatch_now {
+            self.dispatch.add(queue, task_ref(run, seq));
+        }
+        Ok(QueryTicket { registry: self.clone(), run: run.clone(), id, rx })
+    }
+
+    /// Waits up to `wait` for a legacy query task on `queue`; skips tasks whose query
+    /// is gone (answered, or its caller left). Cancellation-safe.
+    pub async fn poll(&self, queue: &QueueKey, wait: Duration) -> Option<QueryTask> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let task = self.dispatch.poll(queue, left).await?;
+            let reg = self.inner.lock();
+            let Some((run, id)) = reg.by_seq.get(&task.task_id) else { continue };
+            let Some(pending) = reg.runs.get(run).and_then(|qs| qs.get(id)) else { continue };
+            if pending.phase != Phase::Dispatched {
+                continue;
+            }
+            return Some(QueryTask { run: run.clone(), query_id: id.clone(), query: pending.query.clone(), task });
+        }
+    }
+
+    /// Puts back a legacy query task that could not be delivered (the poller left).
+    pub fn requeue(&self, task: QueryTask) {
+        let reg = self.inner.lock();
+        let live = reg.runs.get(&task.run).and_then(|qs| qs.get(&task.query_id)).filter(|p| p.phase == Phase::Dispatched);
+        if let Some(pending) = live {
+            let queue = pending.queue.clone();
+            drop(reg);
+            self.dispatch.requeue(queue, task.task);
+        }
+    }
+
+    /// Delivers a worker's answer; `false` if no such query is waiting.
+    pub fn answer(&self, run: &RunKey, query_id: &str, outcome: QueryOutcome) -> bool {
+        let Some(mut pending) = self.inner.lock().remove(run, query_id) else { return false };
+        pending.reply.take().is_some_and(|tx| tx.send(outcome).is_ok())
+    }
+
+    /// Answers the queries attached to the workflow task started at
+    /// `started_event_id` from its completion's `query_results`.
+    pub fn answer_attached(&self, run: &RunKey, started_event_id: i64, results: &HashMap<String, WorkflowQueryResult>) {
+        for (id, result) in results {
+            let attached = {
+                let mut reg = self.inner.lock();
+                reg.pending_mut(run, id).is_some_and(|p| p.phase == Phase::Attached { started_event_id })
+            };
+            if !attached {
+                continue;
+            }
+            match QueryOutcome::from_query_result(result) {
+                Some(outcome) => {
+                    self.answer(run, id, outcome);
+                }
+                None => tracing::warn!(?run, query_id = %id, "query result without a final result type; the query stays pending"),
+            }
+        }
+    }
+
+    /// Attaches every waiting query of `run` to the workflow task just started at
+    /// `started_event_id`; returns them for the poll response's `queries`.
+    pub fn attach(&self, run: &RunKey, started_event_id: i64) -> HashMap<String, WorkflowQuery> {
+        let mut reg = self.inner.lock();
+        let Some(queries) = reg.runs.get_mut(run) else { return HashMap::new() };
+        queries
+            .iter_mut()
+            .filter(|(_, p)| p.phase == Phase::Waiting)
+            .map(|(id, p)| {
+                p.phase = Phase::Attached { started_event_id };
+                (id.clone(), p.query.clone())
+            })
+            .collect()
+    }
+
+    /// A workflow task of `run` ended (completed, failed, timed out) or the run
+    /// changed so that queries may move on. Unanswered attached queries wait again;
+    /// if no workflow task is outstanding (`workflow_task_outstanding` false: none
+    /// scheduled, or the run closed), waiting queries become legacy query tasks.
+    /// Call under the workflow's lock, after the commit.
+    pub fn on_workflow_task_closed(&self, run: &RunKey, workflow_task_outstanding: bool) {
+        let mut to_dispatch = Vec::new();
+        {
+            let mut reg = self.inner.lock();
+            let Some(queries) = reg.runs.get_mut(run) else { return };
+            for pending in queries.values_mut() {
+                if matches!(pending.phase, Phase::Attached { .. }) {
+                    pending.phase = Phase::Waiting;
+                }
+                if !workflow_task_outstanding && pending.phase == Phase::Waiting {
+                    pending.phase = Phase::Dispatched;
+                    to_dispatch.push((pending.queue.clone(), pending.seq));
+                }
+            }
+        }
+        for (queue, seq) in to_dispatch {
+            self.dispatch.add(queue, task_ref(run, seq));
+        }
+    }
+
+    /// Number of queries pending on `run` (tests, metrics).
+    pub fn pending_count(&self, run: &RunKey) -> usize {
+        self.inner.lock().runs.get(run).map_or(0, HashMap::len)
+    }
+
+    fn forget(&self, run: &RunKey, id: &str) {
+        self.inner.lock().remove(run, id);
+    }
+}
+
+fn task_ref(run: &RunKey, seq: u64) -> TaskRef {
+    TaskRef { shard: 0, task_id: seq, run: run.clone(), payload: TaskPayload::default() }
+}
+
+/// A registered query; dropping it withdraws the query.
+pub struct QueryTicket {
+    registry: QueryRegistry,
+    run: RunKey,
+    id: String,
+    rx: oneshot::Receiver<QueryOutcome>,
+}
+
+impl QueryTicket {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    pub fn run(&self) -> &RunKey {
+        &self.run
+    }
+
+    /// Waits for the answer (cancellation-safe; poll it again after a timeout).
+    pub async fn outcome(&mut self) -> Option<QueryOutcome> {
+        (&mut self.rx).await.ok()
+    }
+}
+
+impl Drop for QueryTicket {
+    fn drop(&mut self) {
+        self.registry.forget(&self.run, &self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hourglass_storage::state::QueueKind;
+
+    fn run() -> RunKey {
+        RunKey { namespace: "ns".into(), workflow_id: "wf".into(), run_id: "r1".into() }
+    }
+    fn queue() -> QueueKey {
+        QueueKey { namespace: "ns".into(), name: "tq".into(), kind: QueueKind::Workflow }
+    }
+    fn query(t: &str) -> WorkflowQuery {
+        WorkflowQuery { query_type: t.into(), ..Default::default() }
+    }
+    const SHORT: Duration = Duration::from_millis(5);
+
+    #[tokio::test]
+    async fn legacy_task_round_trip() {
+        let reg = QueryRegistry::default();
+        let mut ticket = reg.register(&run(), query("q"), queue(), true).unwrap();
+        let task = reg.poll(&queue(), SHORT).await.expect("dispatched");
+        assert_eq!((task.run.clone(), task.query_id.as_str(), task.query.query_type.as_str()), (run(), ticket.id(), "q"));
+        assert!(reg.answer(&run(), &task.query_id, QueryOutcome::Answered(None)));
+        assert_eq!(ticket.outcome().await, Some(QueryOutcome::Answered(None)));
+        assert!(!reg.answer(&run(), &task.query_id, QueryOutcome::Answered(None)), "answered once");
+        assert_eq!(reg.pending_count(&run()), 0);
+    }
+
+    #[tokio::test]
+    async fn waiting_queries_attach_then_fall_back_to_legacy_tasks() {
+        let reg = QueryRegistry::default();
+        let ticket = reg.register(&run(), query("q"), queue(), false).unwrap();
+        assert!(reg.poll(&queue(), SHORT).await.is_none(), "waits for the workflow task");
+        let attached = reg.attach(&run(), 3);
+        assert_eq!(attached.keys().collect::<Vec<_>>(), vec![ticket.id()]);
+        assert!(reg.attach(&run(), 3).is_empty(), "attached once");
+        // The task ended unanswered and another one is outstanding: wait again.
+        reg.on_workflow_task_closed(&run(), true);
+        assert!(reg.poll(&queue(), SHORT).await.is_none());
+        assert_eq!(reg.attach(&run(), 7).len(), 1);
+        // Ended unanswered with nothing outstanding: a legacy task.
+        reg.on_workflow_task_closed(&run(), false);
+        assert_eq!(reg.poll(&queue(), SHORT).await.unwrap().query_id, ticket.id());
+    }
+
+    #[tokio::test]
+    async fn attached_answers_come_from_the_completion() {
+        let reg = QueryRegistry::default();
+        let mut ticket = reg.register(&run(), query("q"), queue(), false).unwrap();
+        reg.attach(&run(), 3);
+        let failed = WorkflowQueryResult { result_type: QueryResultType::Failed as i32, error_message: "boom".into(), ..Default::default() };
+        let results = HashMap::from([(ticket.id().to_string(), failed.clone())]);
+        reg.answer_attached(&run(), 99, &results);
+        assert_eq!(reg.pending_count(&run()), 1, "an answer for another task is ignored");
+        reg.answer_attached(&run(), 3, &results);
+        assert_eq!(ticket.outcome().await, Some(QueryOutcome::Failed("boom".into())));
+    }
+
+    #[tokio::test]
+    async fn a_withdrawn_query_is_never_handed_out() {
+        let reg = QueryRegistry::default();
+        let ticket = reg.register(&run(), query("q"), queue(), true).unwrap();
+        drop(ticket);
+        assert_eq!(reg.pending_count(&run()), 0);
+        assert!(reg.poll(&queue(), SHORT).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_requeued_task_is_handed_out_again() {
+        let reg = QueryRegistry::default();
+        let ticket = reg.register(&run(), query("q"), queue(), true).unwrap();
+        let task = reg.poll(&queue(), SHORT).await.unwrap();
+        reg.requeue(task);
+        assert_eq!(reg.poll(&queue(), SHORT).await.unwrap().query_id, ticket.id());
+    }
+
+    #[test]
+    fn too_many_pending_queries_are_refused() {
+        let reg = QueryRegistry::default();
+        let tickets: Vec<_> = (0..QUERIES_PER_RUN_MAX).map(|_| reg.register(&run(), query("q"), queue(), false).unwrap()).collect();
+        assert!(matches!(reg.register(&run(), query("q"), queue(), false), Err(RegisterError::TooManyPending { .. })));
+        drop(tickets);
+        assert!(reg.register(&run(), query("q"), queue(), false).is_ok());
+    }
+
+    #[test]
+    fn outcomes_from_worker_results() {
+        assert_eq!(QueryOutcome::from_result(QueryResultType::Failed as i32, None, "", Some("from failure")), Some(QueryOutcome::Failed("from failure".into())));
+        assert_eq!(QueryOutcome::from_result(QueryResultType::Failed as i32, None, "msg", Some("other")), Some(QueryOutcome::Failed("msg".into())));
+        assert_eq!(QueryOutcome::from_result(0, None, "", None), None);
+    }
+}

@@ -1,0 +1,118 @@
+//! The poll response of a started workflow task (§3.2 of the contract): token,
+//! execution, type, task queue, event ids, attempt, times and the FULL history from
+//! event 1 through the task's WorkflowTaskStarted (no sticky queues: every task is
+//! dispatched with full history on the normal queue). A very long history is sent
+//! as a first page plus a `next_page_token` the worker follows with
+//! GetWorkflowExecutionHistory, bounded at the task's last event.
+
+use std::collections::HashMap;
+
+use hourglass_storage::state::RunKey;
+use prost::Message;
+use temporalio_protos::protos::temporal::api::common::v1::{WorkflowExecution, WorkflowType};
+use temporalio_protos::protos::temporal::api::enums::v1::TaskQueueKind;
+use temporalio_protos::protos::temporal::api::history::v1::{History, HistoryEvent};
+use temporalio_protos::protos::temporal::api::query::v1::WorkflowQuery;
+use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
+use temporalio_protos::protos::temporal::api::workflowservice::v1::PollWorkflowTaskQueueResponse;
+
+use crate::engine::state::{ExecutionState, WorkflowTaskInfo};
+use crate::engine::tasks::TaskKind;
+use crate::engine::token::TaskToken;
+use crate::engine::txn::timestamp;
+use crate::engine::history::PageToken;
+use crate::engine::Engine;
+use crate::error::{Result, ServiceError};
+
+/// Most events in a task's first history page.
+pub const FIRST_PAGE_EVENTS_MAX: usize = 1000;
+/// A task's first history page stops growing past this many bytes (at least one event).
+pub const FIRST_PAGE_BYTES_MAX: usize = 8 << 20;
+
+/// Events 1..=`last_event_id` of `run`, decoded and checked dense.
+pub fn read_history(engine: &Engine, run: &RunKey, last_event_id: i64) -> Result<History> {
+    let count = usize::try_from(last_event_id).unwrap_or(0);
+    if count == 0 {
+        return Ok(History::default());
+    }
+    let raw = engine.node().read_history(engine.shard_of_run(run), run, 1, count)?;
+    let mut events = Vec::with_capacity(raw.len());
+    for (expected, (id, bytes)) in (1u64..).zip(raw) {
+        if id != expected {
+            return Err(ServiceError::Internal(format!("history of {run:?} is not dense: event {id} where {expected} was expected")));
+        }
+        let event = HistoryEvent::decode(bytes.as_ref())
+            .map_err(|e| ServiceError::Internal(format!("history event {id} of {run:?} does not decode: {e}")))?;
+        events.push(event);
+    }
+    if events.len() != count {
+        return Err(ServiceError::Internal(format!("history of {run:?} has {} events, {count} expected", events.len())));
+    }
+    Ok(History { events })
+}
+
+/// The first page of events 1..=`last_event_id` of `run` (at most `max_events`,
+/// about `max_bytes`), and the token of the rest (empty when it is all there).
+pub fn first_page(engine: &Engine, run: &RunKey, last_event_id: i64, max_events: usize, max_bytes: usize) -> Result<(History, Vec<u8>)> {
+    let want = i64::try_from(max_events.max(1)).unwrap_or(i64::MAX).min(last_event_id);
+    let mut history = read_history(engine, run, want)?;
+    let mut bytes = 0;
+    let keep = history.events.iter().position(|e| {
+        bytes += e.encoded_len();
+        bytes > max_bytes
+    });
+    if let Some(keep) = keep {
+        history.events.truncate(keep.max(1));
+    }
+    let next_event_id = history.events.len() as i64 + 1;
+    let token = if next_event_id <= last_event_id {
+        PageToken { run_id: run.run_id.clone(), next_event_id, end_event_id: last_event_id + 1, reverse: false }.encode_token()
+    } else {
+        Vec::new()
+    };
+    Ok((history, token))
+}
+
+pub fn execution_of(run: &RunKey) -> WorkflowExecution {
+    WorkflowExecution { workflow_id: run.workflow_id.clone(), run_id: run.run_id.clone() }
+}
+
+pub fn normal_queue(state: &ExecutionState) -> TaskQueue {
+    TaskQueue { name: state.task_queue.clone(), kind: TaskQueueKind::Normal as i32, normal_name: String::new() }
+}
+
+/// The response for the started task `wt` of `run` (state as committed).
+pub fn workflow_task_response(
+    engine: &Engine,
+    run: &RunKey,
+    state: &ExecutionState,
+    wt: &WorkflowTaskInfo,
+    queries: HashMap<String, WorkflowQuery>,
+) -> Result<PollWorkflowTaskQueueResponse> {
+    let token = TaskToken {
+        kind: TaskKind::WorkflowTask as i32,
+        namespace: run.namespace.clone(),
+        workflow_id: run.workflow_id.clone(),
+        run_id: run.run_id.clone(),
+        scheduled_event_id: wt.scheduled_event_id,
+        attempt: wt.attempt,
+        started_event_id: wt.started_event_id,
+        ..Default::default()
+    };
+    let (history, next_page_token) = first_page(engine, run, wt.started_event_id, FIRST_PAGE_EVENTS_MAX, FIRST_PAGE_BYTES_MAX)?;
+    Ok(PollWorkflowTaskQueueResponse {
+        task_token: token.encode_token(),
+        workflow_execution: Some(execution_of(run)),
+        workflow_type: Some(WorkflowType { name: state.workflow_type.clone() }),
+        previous_started_event_id: state.last_completed_wft_started_id,
+        started_event_id: wt.started_event_id,
+        attempt: wt.attempt,
+        history: Some(history),
+        next_page_token,
+        workflow_execution_task_queue: Some(normal_queue(state)),
+        scheduled_time: Some(timestamp(wt.scheduled_time_ms)),
+        started_time: Some(timestamp(wt.started_time_ms)),
+        queries,
+        ..Default::default()
+    })
+}

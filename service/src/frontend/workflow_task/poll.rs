@@ -1,0 +1,105 @@
+//! `PollWorkflowTaskQueue`: a long poll on a workflow task queue that hands out
+//! either a workflow task (from the durable backlog, via matching) or a legacy query
+//! task (from the query dispatcher), whichever comes first, and otherwise answers the
+//! all-default response shortly before the caller's deadline.
+//!
+//! Sticky queues are accepted and simply time out: this server dispatches every task
+//! on the normal queue with full history (contract §7).
+
+use hourglass_storage::state::{QueueKey, QueueKind};
+use temporalio_protos::protos::temporal::api::enums::v1::TaskQueueKind;
+use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
+use temporalio_protos::protos::temporal::api::workflowservice::v1::{PollWorkflowTaskQueueRequest, PollWorkflowTaskQueueResponse};
+use tokio::time::Instant;
+use tonic::{Request, Response};
+
+use super::super::{Frontend, RpcResult};
+use super::deadline;
+use crate::engine::query::{self, QueryOutcome, QueryTask};
+use crate::engine::workflow_task::{self as wt, Poller, Started};
+use crate::engine::Engine;
+use crate::error::ServiceError;
+use crate::matching::TaskRef;
+
+/// Longest task queue name accepted (Go's default limit).
+pub const TASK_QUEUE_NAME_MAX: usize = 1000;
+
+enum Work {
+    Task(TaskRef),
+    Query(QueryTask),
+}
+
+/// The task queue of a poll: present, named, not too long.
+pub fn validate_task_queue(task_queue: Option<&TaskQueue>) -> Result<&TaskQueue, ServiceError> {
+    let tq = task_queue.ok_or_else(|| ServiceError::InvalidArgument("TaskQueue is not set on request.".into()))?;
+    if tq.name.trim().is_empty() {
+        return Err(ServiceError::InvalidArgument("TaskQueue is not set on request.".into()));
+    }
+    if tq.name.len() > TASK_QUEUE_NAME_MAX {
+        return Err(ServiceError::InvalidArgument(format!("TaskQueue length exceeds limit of {TASK_QUEUE_NAME_MAX}.")));
+    }
+    Ok(tq)
+}
+
+/// Errors worth handing back to a poller (it retries them with backoff); anything
+/// else is logged and the poll goes on, since a failed poll can stop a worker.
+fn transient(e: &ServiceError) -> bool {
+    matches!(e, ServiceError::Unavailable(_) | ServiceError::ResourceExhausted(_))
+}
+
+impl Frontend {
+    pub(in crate::frontend) async fn poll_workflow_task(
+        &self,
+        request: Request<PollWorkflowTaskQueueRequest>,
+    ) -> RpcResult<PollWorkflowTaskQueueResponse> {
+        let deadline = Instant::now() + deadline::long_poll_wait(request.metadata());
+        let req = request.into_inner();
+        self.namespaces.require(&req.namespace)?;
+        let tq = validate_task_queue(req.task_queue.as_ref())?;
+        if tq.kind == TaskQueueKind::Sticky as i32 {
+            tokio::time::sleep_until(deadline).await;
+            return Ok(Response::new(PollWorkflowTaskQueueResponse::default()));
+        }
+        let queue = QueueKey { namespace: req.namespace.clone(), name: tq.name.clone(), kind: QueueKind::Workflow };
+        #[allow(deprecated)]
+        let build_id = req.worker_version_capabilities.as_ref().map(|c| c.build_id.clone()).unwrap_or_default();
+        let poller = Poller { identity: req.identity.clone(), build_id };
+        let response = poll_until(&self.engine, &queue, &poller, deadline).await?;
+        Ok(Response::new(response.unwrap_or_default()))
+    }
+}
+
+/// Waits for work on `queue` until `deadline`; `None` when there was none.
+async fn poll_until(engine: &Engine, queue: &QueueKey, poller: &Poller, deadline: Instant) -> Result<Option<PollWorkflowTaskQueueResponse>, ServiceError> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        let work = tokio::select! {
+            task = engine.matching().poll(queue, left) => task.map(Work::Task),
+            query = engine.queries().poll(queue, left) => query.map(Work::Query),
+        };
+        match work {
+            None => return Ok(None),
+            Some(Work::Task(task)) => match wt::start(engine, queue, task, poller).await {
+                Ok(Started::Task(response)) => return Ok(Some(*response)),
+                Ok(Started::Stale) => continue,
+                Err(e) if transient(&e) => return Err(e),
+                Err(e) => tracing::error!(?queue, error = %e, "starting a workflow task failed; polling on"),
+            },
+            Some(Work::Query(task)) => match query::legacy_task_response(engine, &task) {
+                Ok(Some(response)) => return Ok(Some(response)),
+                Ok(None) => continue,
+                Err(e) if transient(&e) => {
+                    engine.queries().requeue(task);
+                    return Err(e);
+                }
+                Err(e) => {
+                    tracing::error!(run = ?task.run, error = %e, "building a query task failed; the query fails");
+                    engine.queries().answer(&task.run, &task.query_id, QueryOutcome::Failed(format!("the query could not be dispatched: {e}")));
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The server: opens the node in a data directory, builds the engine, loads the
+//! namespace registry and the task backlogs, starts the timer services and serves
+//! the Temporal `WorkflowService` over gRPC. Used by `hourglass serve` and, in
+//! process, by the end-to-end tests.
+//!
+//! **The data directory.** `node.meta` records what must never change for a data
+//! directory (the shard count), written on the first start; `LOCK` is held (flock)
+//! while a server runs, so two servers never share one directory; `log/` and
+//! `snapshots/` belong to the node.
+//!
+//! **Shutdown.** Stop accepting connections, let in-flight calls finish for at most
+//! [`ServeConfig::shutdown_grace`] (long polls may run up to a minute otherwise), then
+//! stop the timer services and the node (its in-flight proposals are committed first).
+
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hourglass_proto::WorkflowServiceServer;
+use hourglass_raft::{Node, NodeConfig, RaftError};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::codec::CompressionEncoding;
+
+use crate::engine::{Engine, EngineConfig, SystemClock};
+use crate::error::ServiceError;
+use crate::frontend::Frontend;
+use crate::namespaces::Namespaces;
+
+/// Shard count of a data directory created without an explicit one.
+pub const DEFAULT_SHARDS: u32 = 4;
+/// Most shards a data directory may have.
+pub const SHARDS_MAX: u32 = 1024;
+/// Largest gRPC message accepted or sent (core decodes up to 128 MiB).
+pub const GRPC_MESSAGE_BYTES_MAX: usize = 128 << 20;
+/// The file recording a data directory's fixed settings.
+pub const META_FILE: &str = "node.meta";
+/// The file locked while a server uses the data directory.
+pub const LOCK_FILE: &str = "LOCK";
+const META_FORMAT: u32 = 1;
+
+/// What a server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on (`host:port`; port 0 picks a free one).
+    pub listen: String,
+    /// The data directory (created if missing).
+    pub data_dir: PathBuf,
+    /// Shard count. Used when the data directory is new; otherwise it must match the
+    /// stored count, or be `None`.
+    pub shards: Option<u32>,
+    /// How long shutdown waits for in-flight calls before cutting them off.
+    pub shutdown_grace: Duration,
+}
+
+impl ServeConfig {
+    /// Defaults for `data_dir`: listen on 127.0.0.1:7233, shard count from the data
+    /// directory (4 if new), 10 s shutdown grace.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self { listen: "127.0.0.1:7233".into(), data_dir: data_dir.into(), shards: None, shutdown_grace: Duration::from_secs(10) }
+    }
+}
+
+/// Why the server could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{what} {path}: {source}")]
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("data directory {0} is in use by another hourglass server (its LOCK file is held)")]
+    DataDirLocked(PathBuf),
+    #[error("{path} is not a valid node meta file: {detail}")]
+    BadMeta { path: PathBuf, detail: String },
+    #[error("data directory {dir} was created with {stored} shards; --shards {requested} conflicts (the shard count of a data directory cannot change)")]
+    ShardConflict { dir: PathBuf, stored: u32, requested: u32 },
+    #[error("--shards must be in 1..={SHARDS_MAX}, got {0}")]
+    BadShards(u32),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("opening the node: {0}")]
+    Node(#[from] RaftError),
+    #[error("starting the service: {0}")]
+    Service(#[from] ServiceError),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("the gRPC server task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    engine: Engine,
+    namespaces: Namespaces,
+    grpc: JoinHandle<Result<(), tonic::transport::Error>>,
+    stop: Option<oneshot::Sender<()>>,
+    background: Vec<JoinHandle<()>>,
+    grace: Duration,
+    _lock: DirLock,
+}
+
+impl Server {
+    /// Opens the data directory and starts serving. Returns once the listener is
+    /// bound and every shard has a leader.
+    pub async fn start(config: ServeConfig) -> Result<Server, ServerError> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir).map_err(|source| ServerError::Io { what: "creating data directory", path: dir.clone(), source })?;
+        let lock = DirLock::acquire(dir)?;
+        let shards = resolve_shards(dir, config.shards)?;
+        // Bind before opening the node: a taken port fails fast and touches nothing.
+        let listener = tokio::net::TcpListener::bind(config.listen.as_str())
+            .await
+            .map_err(|source| ServerError::Bind { addr: config.listen.clone(), source })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen.clone(), source })?;
+
+        let node = Node::open(NodeConfig::new(dir, shards)).await?;
+        let engine = Engine::new(node, EngineConfig::default(), Arc::new(SystemClock));
+        let started = async {
+            let namespaces = Namespaces::open(&engine).await?;
+            let backlog = engine.load_backlogs()?;
+            Ok::<_, ServiceError>((namespaces, backlog))
+        };
+        let (namespaces, backlog) = match started.await {
+            Ok(v) => v,
+            Err(e) => {
+                engine.node().shutdown().await;
+                return Err(e.into());
+            }
+        };
+        // One timer service per shard: user timers, activity/WFT timeouts, retries.
+        let background = crate::timers::spawn_timer_services(&engine);
+
+        let frontend = Frontend { engine: engine.clone(), namespaces: namespaces.clone() };
+        let service = WorkflowServiceServer::new(frontend)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let grpc = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = stopped.await;
+                }),
+        );
+        tracing::info!(%addr, data_dir = %dir.display(), shards, backlog_tasks = backlog, "hourglass serving the Temporal API");
+        Ok(Server { addr, engine, namespaces, grpc, stop: Some(stop), background, grace: config.shutdown_grace, _lock: lock })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn namespaces(&self) -> &Namespaces {
+        &self.namespaces
+    }
+
+    /// Serves until `shutdown` resolves (or the gRPC server fails), then shuts down.
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        tokio::select! {
+            () = shutdown => {
+                tracing::info!("shutdown requested");
+                self.shutdown().await
+            }
+            result = &mut self.grpc => {
+                tracing::error!("the gRPC server stopped on its own");
+                self.stop_background().await;
+                result??;
+                Ok(())
+            }
+        }
+    }
+
+    /// Graceful shutdown: stop accepting, drain in-flight calls (bounded by the
+    /// grace period), stop the timer services, then the node.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let served = match tokio::time::timeout(self.grace, &mut self.grpc).await {
+            Ok(result) => result.map_err(ServerError::from).and_then(|r| r.map_err(ServerError::from)),
+            Err(_) => {
+                tracing::warn!(grace_ms = self.grace.as_millis() as u64, "in-flight calls did not finish in the grace period; cutting them off");
+                self.grpc.abort();
+                Ok(())
+            }
+        };
+        self.stop_background().await;
+        tracing::info!(addr = %self.addr, "hourglass stopped");
+        served
+    }
+
+    async fn stop_background(&mut self) {
+        for task in self.background.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+        self.engine.node().shutdown().await;
+    }
+}
+
+/// Starts a server with `config` and serves until `shutdown` resolves.
+pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    Server::start(config).await?.run_until(shutdown).await
+}
+
+/// The shard count to open `dir` with: the stored one, or (new directory) the
+/// requested one (default [`DEFAULT_SHARDS`]), which is then stored.
+pub fn resolve_shards(dir: &Path, requested: Option<u32>) -> Result<u32, ServerError> {
+    if let Some(n) = requested {
+        if n == 0 || n > SHARDS_MAX {
+            return Err(ServerError::BadShards(n));
+        }
+    }
+    let path = dir.join(META_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let stored = parse_meta(&path, &text)?;
+            match requested {
+                Some(n) if n != stored => Err(ServerError::ShardConflict { dir: dir.to_path_buf(), stored, requested: n }),
+                _ => Ok(stored),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let shards = requested.unwrap_or(DEFAULT_SHARDS);
+            write_meta(dir, shards)?;
+            tracing::info!(dir = %dir.display(), shards, "new data directory");
+            Ok(shards)
+        }
+        Err(source) => Err(ServerError::Io { what: "reading", path, source }),
+    }
+}
+
+fn parse_meta(path: &Path, text: &str) -> Result<u32, ServerError> {
+    let bad = |detail: String| ServerError::BadMeta { path: path.to_path_buf(), detail };
+    let (mut format, mut shards) = (None, None);
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (key, value) = line.split_once('=').ok_or_else(|| bad(format!("line {line:?} is not key = value")))?;
+        let value: u32 = value.trim().parse().map_err(|_| bad(format!("{} is not a number", value.trim())))?;
+        match key.trim() {
+            "format" => format = Some(value),
+            "shards" => shards = Some(value),
+            other => return Err(bad(format!("unknown key {other:?}"))),
+        }
+    }
+    if format != Some(META_FORMAT) {
+        return Err(bad(format!("format is {format:?}, this build reads format {META_FORMAT}")));
+    }
+    match shards {
+        Some(n) if (1..=SHARDS_MAX).contains(&n) => Ok(n),
+        other => Err(bad(format!("shards is {other:?}, expected 1..={SHARDS_MAX}"))),
+    }
+}
+
+/// Writes the meta file atomically (temp file, fsync, rename, fsync the directory).
+fn write_meta(dir: &Path, shards: u32) -> Result<(), ServerError> {
+    let path = dir.join(META_FILE);
+    let tmp = dir.join(format!("{META_FILE}.tmp"));
+    fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ServerError {
+        let path = path.to_path_buf();
+        move |source| ServerError::Io { what, path, source }
+    }
+    let text = format!("# Hourglass data directory settings; never edit.\nformat = {META_FORMAT}\nshards = {shards}\n");
+    let mut file = File::create(&tmp).map_err(io("creating", &tmp))?;
+    file.write_all(text.as_bytes()).map_err(io("writing", &tmp))?;
+    file.sync_all().map_err(io("syncing", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io("renaming into place", &path))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io("syncing", dir))?;
+    Ok(())
+}
+
+/// An exclusive `flock` on `<data dir>/LOCK`, released when dropped (or the process dies).
+struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    fn acquire(dir: &Path) -> Result<Self, ServerError> {
+        let path = dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| ServerError::Io { what: "opening", path: path.clone(), source })?;
+        // SAFETY: flock on a file descriptor this function owns; no memory is shared.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(match err.raw_os_error() {
+                Some(libc::EWOULDBLOCK) => ServerError::DataDirLocked(dir.to_path_buf()),
+                _ => ServerError::Io { what: "locking", path, source: err },
+            });
+        }
+        Ok(Self { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_count_is_stored_on_first_start_and_enforced_after() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(resolve_shards(dir.path(), Some(3)).unwrap(), 3);
+        assert_eq!(resolve_shards(dir.path(), None).unwrap(), 3);
+        assert_eq!(resolve_shards(dir.path(), Some(3)).unwrap(), 3);
+        assert!(matches!(resolve_shards(dir.path(), Some(4)), Err(ServerError::ShardConflict { stored: 3, requested: 4, .. })));
+        let fresh = tempfile::tempdir().unwrap();
+        assert_eq!(resolve_shards(fresh.path(), None).unwrap(), DEFAULT_SHARDS);
+        assert!(matches!(resolve_shards(fresh.path(), Some(0)), Err(ServerError::BadShards(0))));
+    }
+
+    #[test]
+    fn a_bad_meta_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for text in ["shards = 4\n", "format = 1\nshards = x\n", "format = 1\nshards = 0\n", "format = 1\ncolor = 2\nshards = 1\n", "junk"] {
+            std::fs::write(dir.path().join(META_FILE), text).unwrap();
+            assert!(matches!(resolve_shards(dir.path(), None), Err(ServerError::BadMeta { .. })), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_data_dir_is_locked_while_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = DirLock::acquire(dir.path()).unwrap();
+        assert!(matches!(DirLock::acquire(dir.path()), Err(ServerError::DataDirLocked(_))));
+        drop(lock);
+        DirLock::acquire(dir.path()).unwrap();
+    }
+}

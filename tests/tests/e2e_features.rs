@@ -1,0 +1,351 @@
+//! Feature families run end to end by the real Temporal Rust SDK against an
+//! in-process Hourglass server: activities, retries, timers, signals, queries,
+//! child workflows, continue-as-new, cancellation, termination, workflow failure,
+//! and a workflow that outlives a server restart.
+
+mod support;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hourglass_tests::TestServer;
+use support::{unique, with_worker, within};
+use temporalio_client::errors::WorkflowGetResultError;
+use temporalio_client::{
+    Client, RetryPolicy, WorkflowCancelOptions, WorkflowGetResultOptions, WorkflowQueryOptions, WorkflowSignalOptions,
+    WorkflowStartOptions, WorkflowTerminateOptions,
+};
+use temporalio_macros::{activities, workflow, workflow_methods};
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use temporalio_sdk::{
+    ActivityOptions, ApplicationFailure, ChildWorkflowOptions, ContinueAsNewOptions, SyncWorkflowContext, WorkerOptions,
+    WorkflowContext, WorkflowContextView, WorkflowResult,
+};
+
+// ------------------------------------------------------------------ activities
+
+pub struct Greeter;
+
+#[activities]
+impl Greeter {
+    #[activity]
+    pub async fn greet(_ctx: ActivityContext, name: String) -> Result<String, ActivityError> {
+        Ok(format!("Hello, {name}!"))
+    }
+}
+
+/// Fails its first two attempts: the server must retry it.
+#[derive(Default)]
+pub struct Flaky {
+    attempts: AtomicU32,
+}
+
+#[activities]
+impl Flaky {
+    #[activity]
+    pub async fn succeed_on_third(self: Arc<Self>, _ctx: ActivityContext) -> Result<u32, ActivityError> {
+        let attempt = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
+        if attempt < 3 {
+            return Err(ActivityError::application(ApplicationFailure::new(format!("transient failure {attempt}"))));
+        }
+        Ok(attempt)
+    }
+}
+
+// ------------------------------------------------------------------- workflows
+
+#[workflow]
+#[derive(Default)]
+pub struct OneActivity;
+
+#[workflow_methods]
+impl OneActivity {
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, name: String) -> WorkflowResult<String> {
+        let options = ActivityOptions::start_to_close_timeout(Duration::from_secs(10));
+        Ok(ctx.execute_activity(Greeter::greet, name, options).await?)
+    }
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct RetriedActivity;
+
+#[workflow_methods]
+impl RetriedActivity {
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<u32> {
+        let retry = RetryPolicy::builder().initial_interval(Duration::from_millis(100)).backoff_coefficient(1.0).build();
+        let options = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(10)).retry_policy(retry).build();
+        Ok(ctx.execute_activity(Flaky::succeed_on_third, (), options).await?)
+    }
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct Sleeper;
+
+#[workflow_methods]
+impl Sleeper {
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, millis: u64) -> WorkflowResult<String> {
+        ctx.timer(Duration::from_millis(millis)).await;
+        Ok(format!("slept {millis} ms"))
+    }
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct Counter {
+    count: i32,
+}
+
+#[workflow_methods]
+impl Counter {
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, target: i32) -> WorkflowResult<i32> {
+        ctx.wait_condition(|s| s.count >= target).await?;
+        Ok(ctx.state(|s| s.count))
+    }
+
+    #[signal]
+    pub fn add(&mut self, _ctx: &mut SyncWorkflowContext<Self>, amount: i32) {
+        self.count += amount;
+    }
+
+    #[query]
+    pub fn count(&self, _ctx: &WorkflowContextView) -> i32 {
+        self.count
+    }
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct Parent;
+
+#[workflow_methods]
+impl Parent {
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, name: String) -> WorkflowResult<String> {
+        let child_id = format!("{}-child", ctx.info().workflow_id());
+        let child = ctx.start_child_workflow(Child::run, name, ChildWorkflowOptions::workflow_id(child_id)).await?;
+        Ok(format!("parent got: {}", child.result().await?))
+    }
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct Child;
+
+#[workflow_methods]
+impl Child {
+    #[run]
+    pub async fn run(_ctx: &mut WorkflowContext<Self>, name: String) -> WorkflowResult<String> {
+        Ok(format!("child greets {name}"))
+    }
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct Looper;
+
+#[workflow_methods]
+impl Looper {
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, input: (u32, u32)) -> WorkflowResult<String> {
+        let (iteration, last) = input;
+        if iteration < last {
+            ctx.continue_as_new((iteration + 1, last), ContinueAsNewOptions::default())?;
+        }
+        Ok(format!("finished at run {iteration}"))
+    }
+}
+
+/// Waits until cancelled (or terminated).
+#[workflow]
+#[derive(Default)]
+pub struct Waiter;
+
+#[workflow_methods]
+impl Waiter {
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<()> {
+        ctx.wait_condition(|_| false).await?;
+        Ok(())
+    }
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct Failer;
+
+#[workflow_methods]
+impl Failer {
+    #[run]
+    pub async fn run(_ctx: &mut WorkflowContext<Self>) -> WorkflowResult<()> {
+        Err(ApplicationFailure::non_retryable("the workflow gave up").into())
+    }
+}
+
+// ----------------------------------------------------------------------- setup
+
+/// A worker on a new task queue with every workflow and activity above.
+fn worker_options(task_queue: &str) -> WorkerOptions {
+    WorkerOptions::new(task_queue)
+        .register_activities(Greeter)
+        .register_activities(Flaky::default())
+        .register_workflow::<OneActivity>()
+        .and_then(|o| o.register_workflow::<RetriedActivity>())
+        .and_then(|o| o.register_workflow::<Sleeper>())
+        .and_then(|o| o.register_workflow::<Counter>())
+        .and_then(|o| o.register_workflow::<Parent>())
+        .and_then(|o| o.register_workflow::<Child>())
+        .and_then(|o| o.register_workflow::<Looper>())
+        .and_then(|o| o.register_workflow::<Waiter>())
+        .and_then(|o| o.register_workflow::<Failer>())
+        .expect("workflows register")
+        .build()
+}
+
+async fn setup(name: &str) -> (TestServer, Client, String) {
+    let server = TestServer::start().await.expect("server starts");
+    let client = support::client(&server, "default").await;
+    (server, client, unique(name))
+}
+
+fn start(task_queue: &str, prefix: &str) -> WorkflowStartOptions {
+    WorkflowStartOptions::new(task_queue, unique(prefix)).build()
+}
+
+fn result_options() -> WorkflowGetResultOptions {
+    WorkflowGetResultOptions::default()
+}
+
+// ----------------------------------------------------------------------- tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_runs_an_activity() {
+    let (_server, client, tq) = setup("activity").await;
+    let result = with_worker(&client, worker_options(&tq), async {
+        let handle = client.start_workflow(OneActivity::run, "activity".to_string(), start(&tq, "one-activity")).await.expect("start");
+        within("result", handle.get_result(result_options())).await.expect("completes")
+    })
+    .await;
+    assert_eq!(result, "Hello, activity!");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_activity_is_retried_until_it_succeeds() {
+    let (_server, client, tq) = setup("retry").await;
+    let attempts = with_worker(&client, worker_options(&tq), async {
+        let handle = client.start_workflow(RetriedActivity::run, (), start(&tq, "retried")).await.expect("start");
+        within("result", handle.get_result(result_options())).await.expect("completes")
+    })
+    .await;
+    assert_eq!(attempts, 3, "two failures, then success on attempt 3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_fires_after_its_duration() {
+    let (_server, client, tq) = setup("timer").await;
+    let began = Instant::now();
+    let result = with_worker(&client, worker_options(&tq), async {
+        let handle = client.start_workflow(Sleeper::run, 700, start(&tq, "sleeper")).await.expect("start");
+        within("result", handle.get_result(result_options())).await.expect("completes")
+    })
+    .await;
+    assert_eq!(result, "slept 700 ms");
+    assert!(began.elapsed() >= Duration::from_millis(700), "fired after {:?}", began.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_are_delivered_and_queries_answered() {
+    let (_server, client, tq) = setup("signal").await;
+    let result = with_worker(&client, worker_options(&tq), async {
+        let handle = client.start_workflow(Counter::run, 5, start(&tq, "counter")).await.expect("start");
+        let before = within("query", handle.query(Counter::count, (), WorkflowQueryOptions::default())).await.expect("query");
+        assert_eq!(before, 0);
+        handle.signal(Counter::add, 2, WorkflowSignalOptions::default()).await.expect("signal 1");
+        handle.signal(Counter::add, 3, WorkflowSignalOptions::default()).await.expect("signal 2");
+        within("result", handle.get_result(result_options())).await.expect("completes")
+    })
+    .await;
+    assert_eq!(result, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_workflow_returns_to_its_parent() {
+    let (_server, client, tq) = setup("child").await;
+    let result = with_worker(&client, worker_options(&tq), async {
+        let handle = client.start_workflow(Parent::run, "kid".to_string(), start(&tq, "parent")).await.expect("start");
+        within("result", handle.get_result(result_options())).await.expect("completes")
+    })
+    .await;
+    assert_eq!(result, "parent got: child greets kid");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_as_new_is_followed_to_the_last_run() {
+    let (_server, client, tq) = setup("can").await;
+    let result = with_worker(&client, worker_options(&tq), async {
+        let handle = client.start_workflow(Looper::run, (0, 3), start(&tq, "looper")).await.expect("start");
+        within("result", handle.get_result(result_options())).await.expect("completes")
+    })
+    .await;
+    assert_eq!(result, "finished at run 3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_workflow_ends_cancelled() {
+    let (_server, client, tq) = setup("cancel").await;
+    let outcome = with_worker(&client, worker_options(&tq), async {
+        let handle = client.start_workflow(Waiter::run, (), start(&tq, "cancelled")).await.expect("start");
+        handle.cancel(WorkflowCancelOptions::builder().reason("test").build()).await.expect("cancel");
+        within("result", handle.get_result(result_options())).await
+    })
+    .await;
+    assert!(matches!(outcome, Err(WorkflowGetResultError::Cancelled { .. })), "{outcome:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_workflow_ends_terminated() {
+    let (_server, client, tq) = setup("terminate").await;
+    let outcome = with_worker(&client, worker_options(&tq), async {
+        let handle = client.start_workflow(Waiter::run, (), start(&tq, "terminated")).await.expect("start");
+        handle.terminate(WorkflowTerminateOptions::builder().reason("test").build()).await.expect("terminate");
+        within("result", handle.get_result(result_options())).await
+    })
+    .await;
+    assert!(matches!(outcome, Err(WorkflowGetResultError::Terminated { .. })), "{outcome:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_workflow_ends_failed() {
+    let (_server, client, tq) = setup("fail").await;
+    let outcome = with_worker(&client, worker_options(&tq), async {
+        let handle = client.start_workflow(Failer::run, (), start(&tq, "failer")).await.expect("start");
+        within("result", handle.get_result(result_options())).await
+    })
+    .await;
+    match outcome {
+        Err(WorkflowGetResultError::Failed(failure)) => {
+            assert!(format!("{failure:?}").contains("the workflow gave up"), "{failure:?}")
+        }
+        other => panic!("expected a failed workflow, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_outlives_a_server_restart() {
+    let (mut server, client, tq) = setup("restart").await;
+    let handle = client.start_workflow(Sleeper::run, 2_000, start(&tq, "survivor")).await.expect("start");
+    let result = with_worker(&client, worker_options(&tq), async {
+        // Let the worker start the timer, then restart the server under it.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        server.restart().await.expect("restarts on the same data directory");
+        within("result", handle.get_result(result_options())).await.expect("completes after the restart")
+    })
+    .await;
+    assert_eq!(result, "slept 2000 ms");
+}
