@@ -1,6 +1,6 @@
 //! DescribeWorkflowExecution: a run's mutable state as Temporal's API shows it.
 
-use temporalio_protos::protos::temporal::api::common::v1::{ActivityType, Memo, WorkflowExecution, WorkflowType};
+use temporalio_protos::protos::temporal::api::common::v1::{ActivityType, WorkflowExecution, WorkflowType};
 use temporalio_protos::protos::temporal::api::enums::v1::{PendingActivityState, PendingWorkflowTaskState};
 use temporalio_protos::protos::temporal::api::workflow::v1::{
     PendingActivityInfo, PendingChildExecutionInfo, PendingWorkflowTaskInfo, WorkflowExecutionConfig,
@@ -46,7 +46,7 @@ fn response(run: &LoadedRun, root: WorkflowExecution) -> DescribeWorkflowExecuti
             .as_ref()
             .map(|p| WorkflowExecution { workflow_id: p.workflow_id.clone(), run_id: p.run_id.clone() }),
         execution_time: at(s.execution_time_ms),
-        memo: Some(s.memo.clone().unwrap_or_else(Memo::default)),
+        memo: Some(s.memo.clone().unwrap_or_default()),
         search_attributes: s.search_attributes.clone(),
         task_queue: s.task_queue.clone(),
         history_size_bytes: s.history_size_bytes,
@@ -92,7 +92,7 @@ fn response(run: &LoadedRun, root: WorkflowExecution) -> DescribeWorkflowExecuti
         }),
         workflow_extended_info: Some(WorkflowExecutionExtendedInfo {
             execution_expiration_time: at(s.execution_expiration_ms),
-            run_expiration_time: if closed { None } else { at(run_expiration_ms) },
+            run_expiration_time: at(run_expiration_ms),
             cancel_requested: s.cancel_requested,
             original_start_time: at(s.start_time_ms),
             ..Default::default()

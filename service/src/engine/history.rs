@@ -64,8 +64,8 @@ impl HistoryWatchers {
 
 /// The registry commits notify, once the engine owns one; until then long polls
 /// re-read state every [`FALLBACK_POLL`].
-fn watchers(_engine: &Engine) -> Option<&HistoryWatchers> {
-    None
+fn watchers(engine: &Engine) -> Option<&HistoryWatchers> {
+    Some(engine.history_watchers())
 }
 
 const TOKEN_MAGIC: u8 = 0x68;

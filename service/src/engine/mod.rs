@@ -97,6 +97,7 @@ struct EngineInner {
     config: EngineConfig,
     locks: Mutex<HashMap<WorkflowKey, Weak<AsyncMutex<()>>>>,
     timer_wakeups: Vec<tokio::sync::Notify>,
+    history_watchers: history::HistoryWatchers,
 }
 
 /// Holds a workflow's lock: at most one transaction per workflow id is built at a time.
@@ -117,6 +118,7 @@ impl Engine {
                 config,
                 locks: Mutex::new(HashMap::new()),
                 timer_wakeups,
+                history_watchers: Default::default(),
             }),
         }
     }
@@ -262,12 +264,20 @@ impl Engine {
                     let task_ref = TaskRef { shard, task_id: id, run: run.clone(), payload: task.payload.clone() };
                     self.inner.matching.add(task.queue.clone(), task_ref);
                 }
+                for key in &keys {
+                    self.inner.history_watchers.notify(key);
+                }
                 if all_effects.iter().any(|e| e.timers_added > 0) {
                     self.inner.timer_wakeups[shard as usize].notify_one();
                 }
                 Ok((all_effects, None))
             }
         }
+    }
+
+    /// Long-poll waiters on runs' histories; notified after every commit to the run.
+    pub fn history_watchers(&self) -> &history::HistoryWatchers {
+        &self.inner.history_watchers
     }
 
     /// Woken when a commit adds a timer to `shard`.

@@ -102,7 +102,10 @@ impl RunTxn {
         let n = buffered.len();
         for raw in buffered {
             match HistoryEvent::decode(raw.as_slice()) {
-                Ok(event) => {
+                Ok(mut event) => {
+                    // A buffered activity outcome follows its buffered Started event;
+                    // link it now that the Started event has an id.
+                    super::activity::wire_started_event_id(&mut event, self.events.last());
                     self.add_built_event(event);
                 }
                 Err(e) => tracing::error!(run = ?self.key, error = %e, "dropping a buffered event that does not decode"),

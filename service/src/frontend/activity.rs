@@ -49,13 +49,15 @@ impl Frontend {
                     return Ok(Response::new(*response));
                 }
                 Ok(Dispatched::Stale) => held.release(),
-                Err(ServiceError::Internal(e)) => {
-                    // A task that cannot be started is left in the backlog (seen again
-                    // after a restart) rather than handed to every poller.
+                // Transient: the task goes back to its queue, the worker retries.
+                Err(e @ (ServiceError::Unavailable(_) | ServiceError::ResourceExhausted(_))) => return Err(e.into()),
+                Err(e) => {
+                    // Anything else would not pass on retry, and a poll must not fail a
+                    // worker for one task: it is left in the backlog (dispatched again
+                    // after a restart) and the poll goes on.
                     held.release();
                     tracing::error!(?task, error = %e, "cannot start an activity task; left in the backlog");
                 }
-                Err(e) => return Err(e.into()),
             }
         }
         Ok(Response::new(PollActivityTaskQueueResponse::default()))

@@ -67,3 +67,6 @@ pub(crate) fn activity_not_found() -> crate::error::ServiceError {
 pub(crate) fn workflow_completed() -> crate::error::ServiceError {
     crate::error::ServiceError::NotFound("workflow execution already completed".into())
 }
+
+#[cfg(test)]
+mod flow_tests;

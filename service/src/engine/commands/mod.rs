@@ -21,7 +21,7 @@ pub use validate::{
 };
 
 use temporalio_protos::protos::temporal::api::command::v1::{command::Attributes as Cmd, Command};
-use temporalio_protos::protos::temporal::api::enums::v1::{CommandType, EventType, WorkflowExecutionStatus, WorkflowTaskFailedCause};
+use temporalio_protos::protos::temporal::api::enums::v1::{CommandType, WorkflowExecutionStatus, WorkflowTaskFailedCause};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::{
     WorkflowExecutionTerminatedEventAttributes, WorkflowTaskCompletedEventAttributes, WorkflowTaskFailedEventAttributes,
@@ -96,7 +96,7 @@ fn completed_event(wt: &WorkflowTaskInfo, req: &RespondWorkflowTaskCompletedRequ
         binary_checksum: req.binary_checksum.clone(),
         worker_version: req.worker_version_stamp.clone(),
         sdk_metadata: req.sdk_metadata.clone(),
-        metering_metadata: req.metering_metadata.clone(),
+        metering_metadata: req.metering_metadata,
         versioning_behavior: req.versioning_behavior,
         ..Default::default()
     }
@@ -184,7 +184,7 @@ async fn finish(engine: &Engine, mut txn: RunTxn, applied: Applied, wt: &Workflo
         txn.state.buffered_events.clear();
         0
     };
-    let activity_cancelled = txn.events().iter().any(|e| e.event_type == EventType::ActivityTaskCanceled as i32);
+    let activity_cancelled = activity::activity_canceled_before_start(txn.events());
     txn.state.workflow_task = None;
     txn.state.last_completed_wft_started_id = wt.started_event_id;
     txn.state.workflow_task_attempt = 1;
@@ -220,6 +220,8 @@ async fn refuse(
         Refusal::Fail(f) => (f, false),
         Refusal::Terminate(f) => (f, true),
     };
+    // Answers to queries attached to this task count even when the task fails (Go).
+    engine.queries().answer_attached(run, wt.started_event_id, &req.query_results);
     let message = failed_cause_message(failure.cause, &failure.message);
     let answer = if failure.cause == unhandled { ServiceError::UnhandledCommand } else { ServiceError::InvalidArgument(message.clone()) };
     if wt.attempt > 1 && failure.cause != unhandled {
