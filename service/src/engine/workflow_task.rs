@@ -6,6 +6,7 @@
 mod response;
 
 use hourglass_storage::state::{QueueKey, RunKey};
+use prost::Message;
 use temporalio_protos::protos::temporal::api::common::v1::WorkerVersionStamp;
 use temporalio_protos::protos::temporal::api::enums::v1::{SuggestContinueAsNewReason, TimeoutType};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
@@ -217,6 +218,27 @@ async fn ack_stale(engine: &Engine, queue: &QueueKey, task: &TaskRef, loaded: su
     }
 }
 
+/// Removes, in `txn`, the run's stored start-to-close timers of workflow tasks. Call
+/// when the started task ends: the timer would only fire stale, and costs a write to
+/// remove then (timers only change under the workflow lock, so the ids hold).
+pub fn drop_start_to_close_timers(engine: &Engine, txn: &mut RunTxn) -> Result<()> {
+    let key = &txn.key;
+    let ids: Vec<u64> = engine.node().read(engine.shard_of_run(key), |s| {
+        let Some(run) = s.run(key) else { return Vec::new() };
+        run.timer_ids()
+            .filter(|&id| {
+                s.timer(id).is_some_and(|t| {
+                    TimerPayload::decode(t.payload().as_ref()).is_ok_and(|p| p.kind == TimerKind::WorkflowTaskStartToClose as i32)
+                })
+            })
+            .collect()
+    })?;
+    for id in ids {
+        txn.remove_timer(id);
+    }
+    Ok(())
+}
+
 /// After WorkflowTaskFailed/TimedOut of `attempt`: the events buffered meanwhile are
 /// written, and (if the run is open) the task is scheduled again with `attempt + 1`.
 pub fn retry_workflow_task(txn: &mut RunTxn, attempt: i32) {
@@ -250,6 +272,7 @@ pub async fn fail(engine: &Engine, token: &TaskToken, req: RespondWorkflowTaskFa
     };
     txn.add_event(Attributes::WorkflowTaskFailedEventAttributes(attributes));
     retry_workflow_task(&mut txn, wt.attempt);
+    drop_start_to_close_timers(engine, &mut txn)?;
     let outstanding = txn.state.has_workflow_task();
     engine.commit(txn).await?;
     engine.queries().on_workflow_task_closed(&run, outstanding);
@@ -273,6 +296,7 @@ pub async fn on_workflow_task_timeout(engine: &Engine, run: &RunKey, scheduled_e
         timeout_type: TimeoutType::StartToClose as i32,
     }));
     retry_workflow_task(&mut txn, wt.attempt);
+    drop_start_to_close_timers(engine, &mut txn)?;
     let outstanding = txn.state.has_workflow_task();
     engine.commit(txn).await?;
     engine.queries().on_workflow_task_closed(run, outstanding);

@@ -31,7 +31,7 @@ use temporalio_protos::protos::temporal::api::workflowservice::v1::{RespondWorkf
 use super::state::WorkflowTaskInfo;
 use super::token::TaskToken;
 use super::txn::RunTxn;
-use super::workflow_task::{current_task, retry_workflow_task, token_run};
+use super::workflow_task::{current_task, drop_start_to_close_timers, retry_workflow_task, token_run};
 use super::{activity, lifecycle, wft, CommandFailure, Engine};
 use crate::error::{Result, ServiceError};
 
@@ -192,6 +192,7 @@ async fn finish(engine: &Engine, mut txn: RunTxn, applied: Applied, wt: &Workflo
     if new_task {
         wft::schedule_workflow_task(&mut txn, 1);
     }
+    drop_start_to_close_timers(engine, &mut txn)?;
     match applied.new_run {
         Some(new_run) => {
             engine.commit_many(vec![txn, new_run], None).await?;
@@ -253,6 +254,7 @@ async fn refuse(
     } else {
         retry_workflow_task(&mut txn, wt.attempt);
     }
+    drop_start_to_close_timers(engine, &mut txn)?;
     let outstanding = txn.state.has_workflow_task();
     engine.commit(txn).await?;
     engine.queries().on_workflow_task_closed(run, outstanding);

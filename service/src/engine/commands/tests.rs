@@ -123,6 +123,7 @@ async fn complete_matches_the_reference_history() {
     assert_eq!((st.status, st.close_event_id, st.last_completed_wft_started_id), (WorkflowExecutionStatus::Completed as i32, 5, 3));
     assert!(!st.is_open() && st.workflow_task.is_none());
     assert!(!e.node().read(0, |s| s.run(&run).unwrap().is_open()).unwrap(), "closed in storage");
+    assert_eq!(e.node().read(0, |s| s.timer_count()).unwrap(), 0, "the start-to-close timer goes with the task");
     let again = complete(e, &resp, vec![complete_cmd()]).await;
     assert!(matches!(again, Err(ServiceError::NotFound(m)) if m == "workflow execution already completed"));
 }

@@ -123,6 +123,7 @@ async fn a_failed_task_is_retried_with_the_next_attempt() {
     assert_eq!((failed.failure.as_ref().unwrap().message.as_str(), failed.identity.as_str()), ("task failure once", IDENTITY));
     let Some(Attributes::WorkflowTaskScheduledEventAttributes(scheduled)) = &events[4].attributes else { panic!() };
     assert_eq!(scheduled.attempt, 2);
+    assert_eq!(e.node().read(0, |s| s.timer_count()).unwrap(), 0, "the failed task's timer is removed with it");
 
     let second = poll(e).await;
     assert_eq!((second.attempt, second.started_event_id, second.previous_started_event_id), (2, 6, 0));
@@ -155,6 +156,7 @@ async fn a_timed_out_task_is_retried_and_stale_timeouts_change_nothing() {
     let Some(Attributes::WorkflowTaskTimedOutEventAttributes(timed_out)) = &events[3].attributes else { panic!() };
     assert_eq!((timed_out.scheduled_event_id, timed_out.started_event_id, timed_out.timeout_type), (2, 3, TimeoutType::StartToClose as i32));
     assert_eq!(state(e, &run).workflow_task_attempt, 2);
+    assert_eq!(e.node().read(0, |s| s.timer_count()).unwrap(), 0);
 
     on_workflow_task_timeout(e, &run, 2, 1).await.unwrap();
     on_workflow_task_timeout(e, &run, 5, 2).await.unwrap();
