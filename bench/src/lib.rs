@@ -167,6 +167,66 @@ pub fn load_average() -> Option<String> {
     std::fs::read_to_string("/proc/loadavg").ok().map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
 }
 
+/// CPU time counters of the whole machine and of this process, to tell how much
+/// of the machine *other* processes used during a measurement (this machine is
+/// shared with compilers; a busy neighbour makes latency numbers meaningless).
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSample {
+    /// Busy clock ticks of all CPUs (user, nice, system, irq, softirq, steal).
+    machine_busy: u64,
+    /// User + system clock ticks of this process (all its threads).
+    own: u64,
+    at: std::time::Instant,
+}
+
+fn clock_ticks_per_s() -> f64 {
+    // SAFETY: sysconf has no memory effects.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+impl CpuSample {
+    pub fn now() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let cpu: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal
+        let machine_busy = [0usize, 1, 2, 5, 6, 7].iter().filter_map(|i| cpu.get(*i)).sum();
+        let me = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let fields: Vec<&str> = me.rsplit_once(')')?.1.split_whitespace().collect();
+        let own = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(Self { machine_busy, own, at: std::time::Instant::now() })
+    }
+
+    /// CPUs' worth of time used by everything but this process since `self`
+    /// (0.0 = quiet, 1.0 = one core fully busy elsewhere). Includes kernel threads
+    /// doing this process's I/O (journal, writeback), so a few hundredths is normal.
+    pub fn foreign_cpus(&self) -> Option<f64> {
+        let now = Self::now()?;
+        let foreign = now.machine_busy.saturating_sub(self.machine_busy) as f64
+            - now.own.saturating_sub(self.own) as f64;
+        let secs = now.at.duration_since(self.at).as_secs_f64().max(1e-3);
+        Some((foreign / clock_ticks_per_s() / secs).max(0.0))
+    }
+}
+
+/// Waits (at most `max_wait`) for a one-second window in which other processes
+/// use less than `threshold` CPUs; returns the last window's value.
+pub fn wait_quiet(max_wait: Duration, threshold: f64) -> f64 {
+    let deadline = std::time::Instant::now() + max_wait;
+    loop {
+        let Some(s) = CpuSample::now() else { return 0.0 };
+        std::thread::sleep(Duration::from_secs(1));
+        let foreign = s.foreign_cpus().unwrap_or(0.0);
+        if foreign < threshold || std::time::Instant::now() >= deadline {
+            return foreign;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +243,12 @@ mod tests {
         assert_eq!(h.max(), Duration::from_nanos(100));
         assert_eq!(h.mean(), Duration::from_nanos(50));
         assert_eq!(Histogram::new().percentile(50.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn cpu_samples_read_proc() {
+        let s = CpuSample::now().expect("/proc/stat and /proc/self/stat are readable on Linux");
+        assert!(s.foreign_cpus().is_some_and(|f| f >= 0.0));
     }
 
     #[test]

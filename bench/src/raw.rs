@@ -81,7 +81,9 @@ fn prepare(path: &Path, prep: Prep, len: u64) -> io::Result<File> {
 /// One `pwrite` of `record_bytes` at the next offset and one `fdatasync` per
 /// operation, back to back on one thread, for `duration` (at most `max_ops`).
 pub fn small_write_fsync(dir: &Path, prep: Prep, record_bytes: usize, duration: Duration, max_ops: u64) -> io::Result<SmallWrites> {
-    let region = (record_bytes as u64 * max_ops).max(1 << 20);
+    // Prepared region; the loop wraps to its start when it gets there (never for
+    // `Append`, whose point is growth).
+    let region = (record_bytes as u64).saturating_mul(max_ops).clamp(1 << 20, 64 << 20);
     let path = dir.join(format!("raw-small-{}", prep.name()));
     let file = prepare(&path, prep, region)?;
     let buf = vec![0xA5u8; record_bytes];
@@ -95,6 +97,9 @@ pub fn small_write_fsync(dir: &Path, prep: Prep, record_bytes: usize, duration: 
         file.sync_data()?;
         latency.record(t.elapsed());
         off += record_bytes as u64;
+        if prep != Prep::Append && off + record_bytes as u64 > region {
+            off = 0;
+        }
         ops += 1;
     }
     let elapsed = start.elapsed();

@@ -75,7 +75,7 @@ fn op(input: &mut Input, state: &ShardState) -> Op {
             let run = input.run();
             let exact = input.byte();
             let first_event_id = match state.run(&run) {
-                Some(r) if exact % 4 != 0 => r.next_event_id(),
+                Some(r) if !exact.is_multiple_of(4) => r.next_event_id(),
                 _ => u64::from(exact % 4),
             };
             let events = (0..=input.byte() % 3).map(|_| input.blob()).collect();
@@ -98,7 +98,7 @@ fn op(input: &mut Input, state: &ShardState) -> Op {
 fn transition(input: &mut Input, state: &ShardState, time_ms: &mut i64) -> Transition {
     *time_ms += i64::from(input.byte() % 32);
     let d = input.byte();
-    let dedupe = (d % 3 == 0).then(|| RequestDedupe {
+    let dedupe = d.is_multiple_of(3).then(|| RequestDedupe {
         namespace: "ns".into(),
         request_id: format!("req-{}", d % 5),
         result: Bytes::from(vec![d]),
