@@ -2,9 +2,10 @@
 //! per disk; reads, creation and directory operations are the same as
 //! [`super::std_disk::StdDisk`] (shared code).
 //!
-//! Only the log writer thread writes, so one ring behind a mutex with one operation
-//! in flight at a time is enough: the win over `pwrite` is not concurrency but
-//! fewer syscalls per batch (write and fdatasync each cost one `io_uring_enter`).
+//! Only the log writer thread writes, so one ring behind a mutex is enough: the win
+//! over `pwrite` is not concurrency but fewer syscalls and wake-ups per batch — a
+//! batch's write and its fdatasync are submitted linked (`IO_LINK`) and reaped
+//! with one `io_uring_enter` ([`DiskFile::write_and_sync`]).
 //!
 //! Soundness: an entry points at caller memory (buffers, iovecs). [`Ring::run`]
 //! returns only once the entry's completion has been reaped, except when the
@@ -108,6 +109,31 @@ impl DiskFile for UringFile {
         // Never retried, whatever the result: see the crate's failed-state rule.
         check_result(self.ring.run(entry)?).map(|_| ())
     }
+    /// One contiguous buffer: a `Write` linked to an `Fsync(DATASYNC)`, submitted and
+    /// reaped together (one `io_uring_enter`). If the write comes up short the kernel
+    /// cancels the linked sync; the rest is then written and synced separately — the
+    /// sync was never run, so that is no retry of a failed sync.
+    fn write_and_sync(&self, offset: u64, bufs: &[&[u8]]) -> Result<(), (&'static str, io::Error)> {
+        let [buf] = bufs else {
+            return self.write_at(offset, bufs).map_err(|e| ("write", e)).and_then(|()| self.sync_data().map_err(|e| ("fdatasync", e)));
+        };
+        if buf.is_empty() || buf.len() > WRITE_CHUNK_MAX {
+            return self.write_at(offset, bufs).map_err(|e| ("write", e)).and_then(|()| self.sync_data().map_err(|e| ("fdatasync", e)));
+        }
+        let write = opcode::Write::new(self.fd(), buf.as_ptr(), buf.len() as u32).offset(offset).build().flags(squeue::Flags::IO_LINK);
+        let sync = opcode::Fsync::new(self.fd()).flags(types::FsyncFlags::DATASYNC).build();
+        let [written, synced] = self.ring.run_linked_pair(write, sync).map_err(|e| ("write", e))?;
+        let written = check_result(written).map_err(|e| ("write", e))? as usize;
+        if written < buf.len() {
+            self.write_at(offset + written as u64, &[&buf[written..]]).map_err(|e| ("write", e))?;
+            return self.sync_data().map_err(|e| ("fdatasync", e));
+        }
+        match synced {
+            res if res >= 0 => Ok(()),
+            res if res == -libc::ECANCELED => self.sync_data().map_err(|e| ("fdatasync", e)),
+            res => Err(("fdatasync", io::Error::from_raw_os_error(-res))),
+        }
+    }
     fn len(&self) -> io::Result<u64> {
         self.inner.len()
     }
@@ -184,6 +210,39 @@ struct RingState {
 }
 
 impl Ring {
+    /// Submits two entries (the first flagged `IO_LINK` by the caller) and waits for
+    /// both completions; returns their raw results in submission order.
+    fn run_linked_pair(&self, first: squeue::Entry, second: squeue::Entry) -> io::Result<[i32; 2]> {
+        let mut st = self.state.lock();
+        if let Some(why) = &st.poisoned {
+            return Err(io::Error::other(format!("io_uring unusable: {why}")));
+        }
+        let ids = [st.next_user_data, st.next_user_data + 1];
+        st.next_user_data += 2;
+        let entries = [first.user_data(ids[0]), second.user_data(ids[1])];
+        // SAFETY: both entries' buffers are borrowed by our caller for the whole call,
+        // and we return only after reaping both completions (or poison the ring).
+        unsafe { st.ring.submission().push_multiple(&entries) }.map_err(|_| io::Error::other("io_uring submission queue full"))?;
+        let mut results: [Option<i32>; 2] = [None, None];
+        while results.iter().any(Option::is_none) {
+            let missing = results.iter().filter(|r| r.is_none()).count();
+            match st.ring.submit_and_wait(missing) {
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR) | Some(libc::EAGAIN) | Some(libc::EBUSY)) => {}
+                Err(e) => {
+                    st.poisoned = Some(format!("io_uring_enter failed: {e}"));
+                    return Err(e);
+                }
+            }
+            for cqe in st.ring.completion() {
+                let slot = ids.iter().position(|id| *id == cqe.user_data());
+                let slot = slot.expect("io_uring completion for an entry we did not submit");
+                results[slot] = Some(cqe.result());
+            }
+        }
+        Ok([results[0].expect("reaped"), results[1].expect("reaped")])
+    }
+
     /// Submits one entry and waits for its completion; returns the raw result.
     fn run(&self, entry: squeue::Entry) -> io::Result<i32> {
         let mut st = self.state.lock();
@@ -244,6 +303,8 @@ mod tests {
         let big = vec![7u8; 40_000];
         file.write_at(3, &[b"head", &big, b"tail"]).unwrap();
         file.sync_data().unwrap();
+        file.write_and_sync(40_011, &[b"linked"]).unwrap();
+        assert_eq!(&file.read(40_011, 6).unwrap()[..], b"linked");
         let back = file.read(3, 40_008).unwrap();
         assert_eq!(&back[..4], b"head");
         assert!(back[4..40_004].iter().all(|b| *b == 7));

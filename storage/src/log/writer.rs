@@ -143,10 +143,8 @@ impl Writer {
         let positions = self.encode(batch);
         let (id, at, len) = (self.active.id, self.active.end, self.buf.len() as u64);
         assert!(at + len <= self.active.capacity, "batch of {len} bytes at {at} overflows segment {id}");
-        let result = self.active.file.write_at(at, &[&self.buf]).map_err(|e| ("write", e)).and_then(|()| {
-            self.shared.count_sync();
-            self.active.file.sync_data().map_err(|e| ("fdatasync", e))
-        });
+        self.shared.count_sync();
+        let result = self.active.file.write_and_sync(at, &[&self.buf]);
         if let Err((op, e)) = result {
             let reason = self.shared.fail(format!("{op} of {len} bytes at offset {at} of segment {id} failed: {e}"));
             return answer_all(batch, || Err(StorageError::LogFailed { reason: reason.clone() }));
