@@ -38,33 +38,36 @@ struct Queue {
     next_waiter: u64,
 }
 
+impl Queue {
+    /// Hands `task` to the oldest waiter still listening; gives it back if none is.
+    fn offer(&mut self, mut task: TaskRef) -> Option<TaskRef> {
+        while let Some((_, tx)) = self.waiters.pop_front() {
+            match tx.send(task) {
+                Ok(()) => return None,
+                Err(back) => task = back,
+            }
+        }
+        Some(task)
+    }
+}
+
 impl Matching {
-    /// Offers a task to the oldest live waiter, or keeps it ready.
+    /// Offers a task to the oldest live waiter, or keeps it ready (at the tail).
     pub fn add(&self, queue: QueueKey, task: TaskRef) {
         let mut queues = self.queues.lock();
         let q = queues.entry(queue).or_default();
-        let mut task = task;
-        while let Some((_, tx)) = q.waiters.pop_front() {
-            match tx.send(task) {
-                Ok(()) => return,
-                Err(back) => task = back,
-            }
+        if let Some(task) = q.offer(task) {
+            q.ready.push_back(task);
         }
-        q.ready.push_back(task);
     }
 
-    /// Puts a task taken by a poll back at the head of its queue.
+    /// Puts a task taken by a poll back: to a live waiter, or at the head of the queue.
     pub fn requeue(&self, queue: QueueKey, task: TaskRef) {
         let mut queues = self.queues.lock();
         let q = queues.entry(queue).or_default();
-        let mut task = task;
-        while let Some((_, tx)) = q.waiters.pop_front() {
-            match tx.send(task) {
-                Ok(()) => return,
-                Err(back) => task = back,
-            }
+        if let Some(task) = q.offer(task) {
+            q.ready.push_front(task);
         }
-        q.ready.push_front(task);
     }
 
     /// Waits up to `wait` for a task. Cancellation-safe: if the caller goes away, its
