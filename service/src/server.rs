@@ -144,6 +144,7 @@ impl Server {
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let grpc = tokio::spawn(
             tonic::transport::Server::builder()
+                .layer(tower::util::MapResponseLayer::new(oversized_request_status))
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stopped.await;
@@ -339,5 +340,79 @@ mod tests {
         assert!(matches!(DirLock::acquire(dir.path()), Err(ServerError::DataDirLocked(_))));
         drop(lock);
         DirLock::acquire(dir.path()).unwrap();
+    }
+}
+
+/// tonic refuses a request over `max_decoding_message_size` with `OUT_OF_RANGE`
+/// ("Error, decoded message length too large: found N bytes, the limit is: M bytes").
+/// Temporal answers `RESOURCE_EXHAUSTED` "grpc: received message larger than max (N vs.
+/// M)", and SDK cores match exactly that to fail the workflow task with
+/// GRPC_MESSAGE_TOO_LARGE instead of resending the same oversized request. The status
+/// of a refused request travels in the response headers (trailers-only), so it is
+/// rewritten there.
+fn oversized_request_status<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    if headers.get("grpc-status").and_then(|v| v.to_str().ok()) != Some("11") {
+        return response;
+    }
+    let Some(message) = headers.get("grpc-message").and_then(|v| v.to_str().ok()) else { return response };
+    let Some(sizes) = parse_too_large(&percent_decode(message)) else { return response };
+    let rewritten = format!("grpc: received message larger than max ({} vs. {})", sizes.0, sizes.1);
+    if let Ok(value) = http::HeaderValue::from_str(&rewritten) {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        headers.insert("grpc-message", value);
+    }
+    response
+}
+
+/// (found, limit) from tonic's "decoded message length too large" message.
+fn parse_too_large(message: &str) -> Option<(u64, u64)> {
+    let rest = message.strip_prefix("Error, decoded message length too large: found ")?;
+    let (found, rest) = rest.split_once(" bytes, the limit is: ")?;
+    let limit = rest.strip_suffix(" bytes")?;
+    Some((found.parse().ok()?, limit.parse().ok()?))
+}
+
+/// grpc-message is percent-encoded (RFC 3986 style, for bytes outside printable ASCII).
+fn percent_decode(message: &str) -> String {
+    let bytes = message.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod oversized_tests {
+    use super::*;
+
+    #[test]
+    fn tonics_out_of_range_becomes_temporals_resource_exhausted() {
+        let response = http::Response::builder()
+            .header("grpc-status", "11")
+            .header("grpc-message", "Error, decoded message length too large: found 134217829 bytes, the limit is: 134217728 bytes")
+            .body(())
+            .expect("valid response");
+        let response = oversized_request_status(response);
+        assert_eq!(response.headers()["grpc-status"], "8");
+        assert_eq!(response.headers()["grpc-message"], "grpc: received message larger than max (134217829 vs. 134217728)");
+    }
+
+    #[test]
+    fn other_statuses_are_untouched() {
+        let response = http::Response::builder().header("grpc-status", "11").header("grpc-message", "other").body(()).expect("valid");
+        assert_eq!(oversized_request_status(response).headers()["grpc-status"], "11");
+        assert_eq!(percent_decode("a%20b%zz"), "a b%zz");
     }
 }

@@ -141,8 +141,9 @@ pub fn legacy_task_response(engine: &Engine, task: &QueryTask) -> Result<Option<
 
 /// `RespondQueryTaskCompleted`: hands the worker's answer to the waiting caller.
 pub fn respond(engine: &Engine, token: &TaskToken, req: RespondQueryTaskCompletedRequest) -> Result<()> {
+    // A token of another kind names no query task (Temporal: NotFound).
     if token.query_id.is_empty() {
-        return Err(ServiceError::InvalidArgument("the task token is not a query task token".into()));
+        return Err(ServiceError::NotFound("query task not found, or already expired".into()));
     }
     let failure_message = req.failure.as_ref().map(|f| f.message.as_str());
     let outcome = QueryOutcome::from_result(req.completed_type, req.query_result, &req.error_message, failure_message)

@@ -5,6 +5,7 @@
 
 use prost::Message;
 
+use super::tasks::TaskKind;
 use crate::error::ServiceError;
 
 const MAGIC: u8 = 0xA7;
@@ -65,6 +66,17 @@ impl TaskToken {
         if token.namespace.is_empty() || token.workflow_id.is_empty() || token.run_id.is_empty() || token.scheduled_event_id <= 0 {
             return Err(bad("incomplete"));
         }
+        // Every token this server issues has all the fields of its kind, so a token cut
+        // short at a field boundary (which still decodes) is refused here too.
+        let complete = match TaskKind::try_from(token.kind) {
+            Ok(TaskKind::WorkflowTask) if token.query_id.is_empty() => token.attempt > 0 && token.started_event_id > 0,
+            Ok(TaskKind::WorkflowTask) => token.attempt > 0,
+            Ok(TaskKind::ActivityTask) => token.attempt > 0 && !token.activity_id.is_empty(),
+            _ => false,
+        };
+        if !complete {
+            return Err(bad("incomplete"));
+        }
         Ok(token)
     }
 }
@@ -100,5 +112,18 @@ mod tests {
         let mut t = sample().encode_token();
         t.truncate(t.len() - 3);
         assert!(TaskToken::decode_token(&t).is_err());
+    }
+
+    #[test]
+    fn every_strict_prefix_of_a_token_is_invalid_argument() {
+        let activity = TaskToken { kind: 2, started_event_id: 0, activity_id: "act".into(), ..sample() };
+        let query = TaskToken { started_event_id: 0, query_id: "q".into(), ..sample() };
+        for t in [sample(), activity, query] {
+            let bytes = t.encode_token();
+            assert_eq!(TaskToken::decode_token(&bytes).unwrap(), t);
+            for n in 0..bytes.len() {
+                assert!(matches!(TaskToken::decode_token(&bytes[..n]), Err(ServiceError::InvalidArgument(_))), "{t:?} cut to {n} bytes");
+            }
+        }
     }
 }

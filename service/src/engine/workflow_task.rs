@@ -60,8 +60,9 @@ pub fn token_run(token: &TaskToken) -> RunKey {
 /// The started workflow task `token` names, or `NotFound` (as Go: the worker then
 /// drops its copy of the run and the next task replays).
 pub fn current_task(state: &ExecutionState, token: &TaskToken) -> Result<WorkflowTaskInfo> {
+    // A token of another kind names no workflow task (Temporal: NotFound).
     if token.kind != TaskKind::WorkflowTask as i32 || !token.query_id.is_empty() {
-        return Err(ServiceError::InvalidArgument("the task token is not a workflow task token".into()));
+        return Err(ServiceError::NotFound("Workflow task not found.".into()));
     }
     if !state.is_open() {
         return Err(ServiceError::NotFound("workflow execution already completed".into()));

@@ -4,17 +4,19 @@ use std::time::Duration;
 
 use hourglass_storage::state::{QueueKey, QueueKind, RunKey};
 use prost::Message;
+use temporalio_protos::protos::temporal::api::failure::v1::failure::FailureInfo;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::*;
 use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response};
 
+use super::workflow_task::task_token;
 use super::{Frontend, RpcResult};
 use crate::engine::activity::dispatch::{self, Dispatched};
 use crate::engine::activity::outcome::{self, Canceled, Completed, Failed, Heartbeat};
 use crate::engine::activity::{activity_not_found, ActivitySelector, ActivityTarget};
+use crate::engine::lifecycle::ID_BYTES_MAX;
 use crate::engine::tasks::TaskKind;
-use crate::engine::token::TaskToken;
 use crate::error::{Result, ServiceError};
 use crate::matching::{Matching, TaskRef};
 
@@ -32,6 +34,9 @@ impl Frontend {
         let name = req.task_queue.map(|q| q.name).unwrap_or_default();
         if name.is_empty() {
             return Err(ServiceError::InvalidArgument("TaskQueue is not set on request.".into()).into());
+        }
+        if name.len() > ID_BYTES_MAX {
+            return Err(ServiceError::InvalidArgument(format!("TaskQueue length exceeds limit of {ID_BYTES_MAX}.")).into());
         }
         let queue = QueueKey { namespace: req.namespace, name, kind: QueueKind::Activity };
         let matching = self.engine.matching();
@@ -67,7 +72,7 @@ impl Frontend {
     #[allow(deprecated)]
     pub(super) async fn respond_activity_task_completed_rpc(&self, request: Request<RespondActivityTaskCompletedRequest>) -> RpcResult<RespondActivityTaskCompletedResponse> {
         let req = request.into_inner();
-        let target = self.token_target(&req.task_token)?;
+        let target = self.token_target(&req.task_token, &req.namespace)?;
         self.check_blob("result", size(&req.result))?;
         let c = Completed { result: req.result, identity: req.identity, worker_version: req.worker_version };
         outcome::complete(&self.engine, &target, c).await?;
@@ -86,7 +91,11 @@ impl Frontend {
     #[allow(deprecated)]
     pub(super) async fn respond_activity_task_failed_rpc(&self, request: Request<RespondActivityTaskFailedRequest>) -> RpcResult<RespondActivityTaskFailedResponse> {
         let req = request.into_inner();
-        let target = self.token_target(&req.task_token)?;
+        let target = self.token_target(&req.task_token, &req.namespace)?;
+        // Temporal's frontend: a worker fails an attempt with an application failure.
+        if req.failure.as_ref().is_some_and(|f| !matches!(f.failure_info, Some(FailureInfo::ApplicationFailureInfo(_)))) {
+            return Err(ServiceError::InvalidArgument("Failure must have ApplicationFailureInfo.".into()).into());
+        }
         self.check_blob("failure", size(&req.failure))?;
         self.check_blob("last_heartbeat_details", size(&req.last_heartbeat_details))?;
         let f = Failed {
@@ -111,7 +120,7 @@ impl Frontend {
 
     pub(super) async fn respond_activity_task_canceled_rpc(&self, request: Request<RespondActivityTaskCanceledRequest>) -> RpcResult<RespondActivityTaskCanceledResponse> {
         let req = request.into_inner();
-        let target = self.token_target(&req.task_token)?;
+        let target = self.token_target(&req.task_token, &req.namespace)?;
         self.check_blob("details", size(&req.details))?;
         outcome::cancel(&self.engine, &target, Canceled { details: req.details, identity: req.identity }).await?;
         Ok(Response::new(RespondActivityTaskCanceledResponse::default()))
@@ -127,7 +136,7 @@ impl Frontend {
 
     pub(super) async fn record_activity_task_heartbeat_rpc(&self, request: Request<RecordActivityTaskHeartbeatRequest>) -> RpcResult<RecordActivityTaskHeartbeatResponse> {
         let req = request.into_inner();
-        let target = self.token_target(&req.task_token)?;
+        let target = self.token_target(&req.task_token, &req.namespace)?;
         self.check_blob("details", size(&req.details))?;
         let cancel_requested = outcome::heartbeat(&self.engine, &target, Heartbeat { details: req.details, identity: req.identity }).await?;
         Ok(Response::new(RecordActivityTaskHeartbeatResponse { cancel_requested, ..Default::default() }))
@@ -143,13 +152,13 @@ impl Frontend {
 
     /// The attempt an activity task token names. A token that does not decode is
     /// `InvalidArgument`; one naming something other than an activity task can name
-    /// no pending activity (`NotFound`).
-    fn token_target(&self, token: &[u8]) -> Result<ActivityTarget> {
-        let t = TaskToken::decode_token(token)?;
+    /// no pending activity (`NotFound`). The request's namespace, when set, must
+    /// exist and be the token's (as for workflow task tokens).
+    fn token_target(&self, token: &[u8], request_namespace: &str) -> Result<ActivityTarget> {
+        let t = task_token(&self.namespaces, token, request_namespace)?;
         if t.kind != TaskKind::ActivityTask as i32 {
             return Err(activity_not_found());
         }
-        self.namespaces.require(&t.namespace)?;
         Ok(ActivityTarget {
             run: RunKey { namespace: t.namespace, workflow_id: t.workflow_id, run_id: t.run_id },
             selector: ActivitySelector::Attempt { scheduled_event_id: t.scheduled_event_id, attempt: t.attempt },
@@ -159,11 +168,16 @@ impl Frontend {
     /// The activity a `…ById` request names (an empty run id means the current run).
     fn id_target(&self, namespace: &str, workflow_id: &str, run_id: &str, activity_id: &str) -> Result<ActivityTarget> {
         self.namespaces.require(namespace)?;
-        if workflow_id.is_empty() {
-            return Err(ServiceError::InvalidArgument("WorkflowId is not set on request.".into()));
-        }
         if activity_id.is_empty() {
             return Err(ServiceError::InvalidArgument("ActivityId is not set on request.".into()));
+        }
+        // Temporal (1.32) reads an empty workflow id as naming a standalone activity,
+        // which this server has none of.
+        if workflow_id.is_empty() {
+            return Err(ServiceError::NotFound(format!("activity not found for ID: {activity_id}")));
+        }
+        if !run_id.is_empty() && uuid::Uuid::parse_str(run_id).is_err() {
+            return Err(ServiceError::InvalidArgument("RunId is not valid UUID.".into()));
         }
         let run = self.engine.resolve_run(namespace, workflow_id, run_id)?;
         Ok(ActivityTarget { run, selector: ActivitySelector::ActivityId(activity_id.to_string()) })

@@ -16,8 +16,12 @@ use crate::error::ServiceError;
 use crate::namespaces::Namespaces;
 
 /// Decodes a task token (`InvalidArgument` if garbled) and checks its namespace
-/// exists and agrees with the request's (when the request names one).
-fn task_token(namespaces: &Namespaces, bytes: &[u8], request_namespace: &str) -> Result<TaskToken, ServiceError> {
+/// exists and agrees with the request's (when the request names one). As Temporal:
+/// a request namespace that does not exist is `NotFound` before anything else.
+pub(super) fn task_token(namespaces: &Namespaces, bytes: &[u8], request_namespace: &str) -> Result<TaskToken, ServiceError> {
+    if !request_namespace.is_empty() {
+        namespaces.require(request_namespace)?;
+    }
     let token = TaskToken::decode_token(bytes)?;
     if !request_namespace.is_empty() && request_namespace != token.namespace {
         return Err(ServiceError::InvalidArgument("Operation requested with a token from a different namespace.".into()));

@@ -189,10 +189,11 @@ fn tokens_must_name_the_started_task() {
     }
     let closed = ExecutionState { close_time_ms: 1, ..st.clone() };
     assert!(matches!(current_task(&closed, &token), Err(ServiceError::NotFound(m)) if m.contains("completed")));
+    // Tokens of another kind name no workflow task (Temporal: NotFound).
     let activity = TaskToken { kind: TaskKind::ActivityTask as i32, ..token.clone() };
-    assert!(matches!(current_task(&st, &activity), Err(ServiceError::InvalidArgument(_))));
+    assert!(matches!(current_task(&st, &activity), Err(ServiceError::NotFound(_))));
     let query = TaskToken { query_id: "q".into(), ..token };
-    assert!(matches!(current_task(&st, &query), Err(ServiceError::InvalidArgument(_))));
+    assert!(matches!(current_task(&st, &query), Err(ServiceError::NotFound(_))));
 }
 
 #[tokio::test]

@@ -32,9 +32,16 @@ impl Frontend {
         if execution.workflow_id.is_empty() {
             return Err(ServiceError::InvalidArgument("WorkflowId is not set on request.".into()).into());
         }
+        if !execution.run_id.is_empty() && uuid::Uuid::parse_str(&execution.run_id).is_err() {
+            return Err(ServiceError::InvalidArgument("Invalid RunId.".into()).into());
+        }
         let query = req.query.clone().ok_or_else(|| ServiceError::InvalidArgument("Query is not set on request.".into()))?;
         if query.query_type.is_empty() {
             return Err(ServiceError::InvalidArgument("QueryType is not set on request.".into()).into());
+        }
+        let args_bytes = query.query_args.as_ref().map_or(0, prost::Message::encoded_len);
+        if args_bytes > self.engine.config().blob_bytes_max {
+            return Err(ServiceError::InvalidArgument("Blob data size exceeds limit.".into()).into());
         }
         let run = self.engine.resolve_run(&req.namespace, &execution.workflow_id, &execution.run_id)?;
         let mut ticket = match query::ask(&self.engine, &run, query, req.query_reject_condition).await? {
