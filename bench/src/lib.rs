@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod load;
 pub mod raw;
 
 /// Latency samples in nanoseconds; percentiles are exact (nearest-rank).
@@ -58,7 +59,10 @@ impl Histogram {
         }
         self.sort();
         let n = self.samples.len();
-        let rank = ((p.clamp(0.0, 100.0) / 100.0) * n as f64).ceil() as usize;
+        // Nearest rank: ceil(p/100 × n). A product that is a whole number up to float
+        // error (99.9% of 1000 = 999.0000000001) must not round up to the next sample.
+        let exact = p.clamp(0.0, 100.0) / 100.0 * n as f64;
+        let rank = if (exact - exact.round()).abs() < 1e-6 { exact.round() } else { exact.ceil() } as usize;
         Duration::from_nanos(self.samples[rank.clamp(1, n) - 1])
     }
     pub fn max(&mut self) -> Duration {
@@ -243,6 +247,12 @@ mod tests {
         assert_eq!(h.max(), Duration::from_nanos(100));
         assert_eq!(h.mean(), Duration::from_nanos(50));
         assert_eq!(Histogram::new().percentile(50.0), Duration::ZERO);
+        let mut h = Histogram::new();
+        for i in 1..=1000u64 {
+            h.record(Duration::from_nanos(i));
+        }
+        assert_eq!(h.percentile(99.9), Duration::from_nanos(999), "float error must not push the rank up");
+        assert_eq!(h.percentile(99.0), Duration::from_nanos(990));
     }
 
     #[test]
