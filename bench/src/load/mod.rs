@@ -20,7 +20,9 @@ mod worker;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -122,7 +124,7 @@ impl Shared {
     }
     /// The worker saw workflow `id` complete (its Complete command was accepted).
     pub fn completed(&self, id: &str) {
-        if let Some(tx) = self.waiting.lock().unwrap().remove(id) {
+        if let Some(tx) = self.waiting.lock().remove(id) {
             let _ = tx.send(());
         }
     }
@@ -210,7 +212,7 @@ pub async fn run(args: Args) -> Result<Report, String> {
         let baseline = baseline.clone();
         let pid = args.server_pid;
         move || {
-            let mut b = baseline.lock().unwrap();
+            let mut b = baseline.lock();
             if b.is_none() {
                 *b = Some((
                     Instant::now(),
@@ -260,7 +262,7 @@ pub async fn run(args: Args) -> Result<Report, String> {
                     snap.completed,
                     d.completed as f64 / wall.as_secs_f64(),
                     d.transitions as f64 / wall.as_secs_f64(),
-                    shared.waiting.lock().unwrap().len(),
+                    shared.waiting.lock().len(),
                     shared.counters.error_total(),
                     cores(own, prev.2),
                     cores(srv, prev.3),
@@ -291,10 +293,10 @@ pub async fn run(args: Args) -> Result<Report, String> {
                 let begun = Instant::now();
                 if let Some(elapsed) = one_workflow(&shared, &id).await {
                     let done = Instant::now();
-                    let mut last = last_done.lock().unwrap();
+                    let mut last = last_done.lock();
                     *last = (*last).max(done);
                     if begun >= measure_from {
-                        latencies.lock().unwrap().record(elapsed);
+                        latencies.lock().record(elapsed);
                     }
                 }
             }
@@ -311,12 +313,12 @@ pub async fn run(args: Args) -> Result<Report, String> {
         p.abort();
     }
 
-    let (b_at, b_snap, b_own, b_srv) = baseline.lock().unwrap().expect("baseline taken");
+    let (b_at, b_snap, b_own, b_srv) = baseline.lock().expect("baseline taken");
     let window = end.duration_since(b_at).max(Duration::from_millis(1));
     let snap = shared.counters.snapshot().since(&b_snap);
     let own_end = ProcSample::own();
     let srv_end = args.server_pid.and_then(ProcSample::of_pid);
-    let mut lat = std::mem::take(&mut *latencies.lock().unwrap());
+    let mut lat = std::mem::take(&mut *latencies.lock());
     Ok(report(&args, &shared, window, snap, (b_own, own_end), (b_srv, srv_end), &mut lat))
 }
 
@@ -325,7 +327,7 @@ pub async fn run(args: Args) -> Result<Report, String> {
 async fn one_workflow(shared: &Shared, id: &str) -> Option<Duration> {
     let a = &shared.args;
     let (tx, rx) = oneshot::channel();
-    shared.waiting.lock().unwrap().insert(id.to_string(), tx);
+    shared.waiting.lock().insert(id.to_string(), tx);
     let begun = Instant::now();
     let req = StartWorkflowExecutionRequest {
         namespace: a.namespace.clone(),
@@ -338,7 +340,7 @@ async fn one_workflow(shared: &Shared, id: &str) -> Option<Duration> {
         ..Default::default()
     };
     let fail = |shared: &Shared| {
-        shared.waiting.lock().unwrap().remove(id);
+        shared.waiting.lock().remove(id);
         Counters::add(&shared.counters.failed, 1);
         None
     };

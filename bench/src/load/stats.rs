@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use crate::Histogram;
@@ -46,13 +46,13 @@ impl Counters {
     }
     /// One failed RPC, keyed `Rpc: Code`.
     pub fn error(&self, rpc: &str, code: &str) {
-        *self.errors.lock().unwrap().entry(format!("{rpc}: {code}")).or_default() += 1;
+        *self.errors.lock().entry(format!("{rpc}: {code}")).or_default() += 1;
     }
     pub fn errors(&self) -> BTreeMap<String, u64> {
-        self.errors.lock().unwrap().clone()
+        self.errors.lock().clone()
     }
     pub fn error_total(&self) -> u64 {
-        self.errors.lock().unwrap().values().sum()
+        self.errors.lock().values().sum()
     }
     pub fn snapshot(&self) -> Snapshot {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
