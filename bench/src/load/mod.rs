@@ -66,6 +66,13 @@ pub struct Args {
     /// Workflows in flight at once (each slot: start, signal, wait for completion).
     #[arg(long, default_value_t = 50)]
     pub concurrency: usize,
+    /// Open-loop start rate in workflows/s: workflow n is due at n / rate seconds and
+    /// its latency is measured from that due time, so a server (or a full set of
+    /// --concurrency slots) that falls behind shows up as latency instead of being
+    /// hidden (no coordinated omission). Default: closed loop (each slot starts the
+    /// next workflow as soon as its last one completed).
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
     /// Concurrent PollWorkflowTaskQueue loops.
     #[arg(long, default_value_t = 8)]
     pub wft_pollers: usize,
@@ -96,6 +103,13 @@ pub struct Args {
     /// Give up on a workflow not completed after this many seconds.
     #[arg(long, default_value_t = 60.0)]
     pub workflow_timeout: f64,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!("--rate wants a positive number of workflows/s, got {s:?}")),
+    }
 }
 
 /// Counters and CPU samples (own, server) at the start of the measured window.
@@ -290,8 +304,17 @@ pub async fn run(args: Args) -> Result<Report, String> {
                     return;
                 }
                 let id = format!("hgbench-{run_tag}-{n}");
-                let begun = Instant::now();
-                if let Some(elapsed) = one_workflow(&shared, &id).await {
+                // Open loop: wait for this workflow's due time; its latency counts from
+                // then, so time spent waiting for a free slot is latency too.
+                let due = shared.args.rate.map(|r| t0 + Duration::from_secs_f64(n as f64 / r));
+                if let Some(due) = due {
+                    tokio::time::sleep_until(due.into()).await;
+                    if start_until.is_some_and(|u| due >= u) {
+                        return;
+                    }
+                }
+                let begun = due.unwrap_or_else(Instant::now);
+                if let Some(elapsed) = one_workflow(&shared, &id, begun).await {
                     let done = Instant::now();
                     let mut last = last_done.lock();
                     *last = (*last).max(done);
@@ -324,11 +347,11 @@ pub async fn run(args: Args) -> Result<Report, String> {
 
 /// Starts workflow `id`, sends its signals, waits for a worker to complete it.
 /// Returns start→completion latency, or None (counted as failed) on error/timeout.
-async fn one_workflow(shared: &Shared, id: &str) -> Option<Duration> {
+/// `begun` is when the workflow was due (open loop) or now (closed loop).
+async fn one_workflow(shared: &Shared, id: &str, begun: Instant) -> Option<Duration> {
     let a = &shared.args;
     let (tx, rx) = oneshot::channel();
     shared.waiting.lock().insert(id.to_string(), tx);
-    let begun = Instant::now();
     let req = StartWorkflowExecutionRequest {
         namespace: a.namespace.clone(),
         workflow_id: id.to_string(),
@@ -416,6 +439,7 @@ fn report(
             if args.scenario.uses_activities() { args.activity_pollers } else { 0 }
         ),
     );
+    row("start rate", args.rate.map(|r| format!("{r:.1} wf/s (open loop)")).unwrap_or_else(|| "closed loop".into()));
     row("measured window", format!("{secs:.2} s"));
     row("workflows completed", s.completed.to_string());
     row("workflows failed", s.failed.to_string());
@@ -452,6 +476,7 @@ fn report(
         "target": args.target,
         "namespace": args.namespace,
         "concurrency": args.concurrency,
+        "rate_wf_per_s": args.rate,
         "wft_pollers": args.wft_pollers,
         "activity_pollers": if args.scenario.uses_activities() { args.activity_pollers } else { 0 },
         "warmup_s": args.warmup,
