@@ -14,10 +14,11 @@
 //! crate's `ExecutionState` is not a dependency of the bench crate).
 //!
 //! 256 proposals are kept in flight so group commit works. It then measures process
-//! RSS (VmRSS) before/after and `ShardState::memory_bytes()` summed over shards, shuts
-//! the node down and times restart-to-serving twice: (a) with the default snapshot
-//! interval (mostly log replay), (b) after `checkpoint` of every shard (snapshot load).
-//! Prints a markdown table.
+//! RSS (VmRSS, split into RssAnon and RssFile) before/after, the log records read
+//! back through the memory map during the load, and `ShardState::memory_bytes()`
+//! summed over shards, shuts the node down and times restart-to-serving twice:
+//! (a) with the default snapshot interval (mostly log replay), (b) after `checkpoint`
+//! of every shard (snapshot load), with RSS after each. Prints a markdown table.
 
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,37 @@ fn status_bytes(field: &str) -> u64 {
         .and_then(|kb| kb.parse::<u64>().ok())
         .map(|kb| kb * 1024)
         .unwrap_or(0)
+}
+
+/// Resident bytes of file mappings by kind, from /proc/self/smaps: (log segments
+/// `*.seg`, snapshot files `*.snap`, other files). Deleted files count by their name.
+fn mapped_file_bytes() -> (u64, u64, u64) {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let (mut seg, mut snap, mut other) = (0, 0, 0);
+    let mut kind = None;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or("");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            // A mapping header: range perms offset dev inode [path].
+            let path = line.split_whitespace().nth(5).unwrap_or("");
+            kind = match path {
+                p if p.ends_with(".seg") => Some(0),
+                p if p.ends_with(".snap") => Some(1),
+                p if p.starts_with('/') => Some(2),
+                _ => None,
+            };
+        } else if first == "Rss:" {
+            let kb: u64 = fields.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            match kind {
+                Some(0) => seg += kb * 1024,
+                Some(1) => snap += kb * 1024,
+                Some(2) => other += kb * 1024,
+                _ => {}
+            }
+        }
+    }
+    (seg, snap, other)
 }
 
 fn run_key(i: usize) -> RunKey {
@@ -189,6 +221,7 @@ async fn run(n: usize) {
     let rss_before = rss_bytes();
     let (anon_before, file_before) = (status_bytes("RssAnon:"), status_bytes("RssFile:"));
     let mem_before = memory(&node);
+    let log_before = node.log().stats();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
 
     let t_load = Instant::now();
@@ -215,6 +248,8 @@ async fn run(n: usize) {
     let rss_after = rss_bytes();
     let (anon_after, file_after) = (status_bytes("RssAnon:"), status_bytes("RssFile:"));
     let mem_after = memory(&node);
+    let log_after = node.log().stats();
+    let (seg_after, snap_after, other_after) = mapped_file_bytes();
     let open_timers = timers(&node);
     assert_eq!(open_timers, n as u64, "every workflow holds one timer");
     let target = applied(&node);
@@ -228,7 +263,12 @@ async fn run(n: usize) {
     // produced, plus log replay of the rest.
     let rss_pre_a = rss_bytes();
     let (node, open_a, ready_a) = reopen(&dir, &target).await;
+    // Replay finishing and releasing the log's mapped pages is the driver's last step.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let rss_a = rss_bytes();
+    let file_a = status_bytes("RssFile:");
+    let (seg_a, snap_a, _) = mapped_file_bytes();
+    let reads_a = node.log().stats().reads;
     let report_a = node.recovery_report().clone();
     assert_eq!(timers(&node), n as u64, "timers after restart");
     let mem_a = memory(&node);
@@ -241,6 +281,8 @@ async fn run(n: usize) {
     drop(node);
     let snap_bytes_b = dir_bytes(&dir.join("snapshots"));
     let (node, open_b, ready_b) = reopen(&dir, &target_b).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (rss_b, file_b) = (rss_bytes(), status_bytes("RssFile:"));
     let report_b = node.recovery_report().clone();
     assert_eq!(timers(&node), n as u64, "timers after snapshot restart");
     node.shutdown().await;
@@ -269,6 +311,17 @@ async fn run(n: usize) {
         per(anon_after.saturating_sub(anon_before)),
         per(file_after.saturating_sub(file_before))
     );
+    println!(
+        "| mapped and resident after the load: log segments / snapshot files / other files | {} / {} / {} |",
+        mib(seg_after),
+        mib(snap_after),
+        mib(other_after)
+    );
+    println!(
+        "| log records read back during the load (NodeLog::read) | {} ({}) |",
+        log_after.reads - log_before.reads,
+        mib(log_after.read_bytes - log_before.read_bytes)
+    );
     println!("| ShardState::memory_bytes (sum of shards) | {} |", mib(mem_after));
     println!("| memory_bytes per open workflow | {} |", per(mem_delta));
     println!("| applied index per shard | {target:?} |");
@@ -286,6 +339,13 @@ async fn run(n: usize) {
         mib(rss_a)
     );
     println!(
+        "| RssFile after restart (a): total (log segments / snapshot files) | {} ({} / {}) |",
+        mib(file_a),
+        mib(seg_a),
+        mib(snap_a)
+    );
+    println!("| log records read back by restart (a) (replay) | {reads_a} |");
+    println!(
         "| restart (a) log recovery scan: segments / records / bytes | {} / {} / {} |",
         report_a.segments,
         report_a.records,
@@ -298,6 +358,7 @@ async fn run(n: usize) {
         open_b.as_secs_f64() * 1e3,
         ready_b.as_secs_f64() * 1e3
     );
+    println!("| VmRSS / RssFile after restart (b) | {} / {} |", mib(rss_b), mib(file_b));
     println!(
         "| restart (b) log recovery scan: segments / records / bytes | {} / {} / {} |",
         report_b.segments,

@@ -61,6 +61,10 @@ pub(crate) struct Driver {
     pub waiters: HashMap<u64, Reply>,
     /// The in-memory hard state has a commit index not yet written to the log.
     pub hard_state_dirty: bool,
+    /// The last entry recovered from the log at open, while it is not applied yet.
+    /// Replaying reads entries through the log's memory map; once replay is done the
+    /// driver releases those pages ([`NodeLog::release_mapped_pages`]).
+    pub replay_to: Option<u64>,
 }
 
 impl Driver {
@@ -253,8 +257,8 @@ impl Driver {
         let positions = self.log.append(records).await?;
         assert_eq!(positions.len(), entries.len() + with_hard_state as usize, "one position per appended record");
         let store = self.raw.mut_store();
-        for (e, pos) in entries.iter().zip(&positions) {
-            store.record_entry(e.index, e.term, *pos).map_err(RaftError::Config)?;
+        for (e, pos) in entries.into_iter().zip(&positions) {
+            store.record_appended(e, *pos).map_err(RaftError::Config)?;
         }
         if with_hard_state {
             store.hard_state_pos = positions.last().copied();
@@ -265,9 +269,7 @@ impl Driver {
 
     /// Applies committed entries in order; membership changes are applied last.
     async fn apply(&mut self, entries: Vec<Entry>) -> Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
+        let Some(last) = entries.last().map(|e| e.index) else { return Ok(()) };
         let mut conf_changes = Vec::new();
         {
             let state_lock = self.state.clone();
@@ -288,6 +290,12 @@ impl Driver {
         }
         for e in conf_changes {
             self.apply_conf_change(&e).await?;
+        }
+        self.raw.mut_store().release_applied(last);
+        if self.replay_to.is_some_and(|to| last >= to) {
+            self.replay_to = None;
+            self.log.release_mapped_pages();
+            tracing::debug!(shard = self.shard, applied = last, "log replay done; mapped log pages released");
         }
         Ok(())
     }
@@ -356,14 +364,21 @@ impl Driver {
         let file = SnapshotFile { shard: self.shard, index, term, conf_state: self.raw.store().conf_state_record(), data };
         let dir = self.snapshots.clone();
         let shard = self.shard;
+        // Read the file back (CRC-checked) before the log is compacted past it. The
+        // data is not kept: `Storage::snapshot` loads it again if a follower needs it.
         let loaded = tokio::task::spawn_blocking(move || {
             dir.write(&file)?;
-            dir.load_newest(shard)
+            dir.load_newest(shard).map(|s| s.map(|s| (s.index, s.term)))
         })
         .await
         .map_err(|e| RaftError::Stopped { shard, reason: format!("snapshot task: {e}") })??;
-        let data = loaded.map(|s| s.data);
-        self.raw.mut_store().apply_snapshot_meta(index, term, data);
+        if loaded != Some((index, term)) {
+            return Err(RaftError::Snapshot {
+                file: crate::snapshot::file_name(shard, index),
+                detail: format!("read back after writing, the newest snapshot is {loaded:?}"),
+            });
+        }
+        self.raw.mut_store().apply_snapshot_meta(index, term);
         tracing::debug!(shard, index, "snapshot written, raft log compacted");
         Ok(())
     }

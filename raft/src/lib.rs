@@ -7,7 +7,9 @@
 //! **What it is.**
 //! - [`log_storage::ShardLog`]: raft-rs `Storage` over the node log. Entries are not
 //!   copied into memory; each shard keeps their positions, and reads decode them
-//!   from the memory-mapped segments. The Raft log *is* the storage log.
+//!   from the memory-mapped segments. The Raft log *is* the storage log. Only
+//!   entries appended by this process and not applied yet are kept, so applying
+//!   them reads nothing back.
 //! - The per-shard driver (`driver`): tick / step / propose, then `Ready`: persist
 //!   entries and hard state (awaiting durability) *before* sending messages, apply
 //!   committed entries to the shard state machine, answer proposals.

@@ -5,13 +5,27 @@
 //! membership and the metadata of the newest snapshot. Reads decode the record at the
 //! entry's position (a zero-copy slice of a memory-mapped segment).
 //!
+//! Entries this process appended and has not applied yet are also kept in memory
+//! (`unapplied`, at most [`UNAPPLIED_BYTES_MAX`]): raft-rs drops entries from its
+//! own unstable log once they are persisted and then fetches the committed ones back
+//! through [`Storage::entries`] to apply them. Serving those from memory saves
+//! reading (and mapping into the process) every page of the log just written. They
+//! are the very `Entry` values whose records were appended, so either source gives
+//! the same entry. Entries replayed after a restart, and entries a lagging follower
+//! needs, are read from the log.
+//!
+//! The snapshot itself is not kept: [`Storage::snapshot`] (only needed to catch up
+//! a follower) loads the newest snapshot file when asked.
+//!
 //! Invariants: `positions` covers exactly `snapshot_index + 1 ..= last_index`, dense;
 //! an append at index `i` first drops every entry at `i` and above (Raft overwrites a
-//! conflicting suffix); terms never decrease along the index.
+//! conflicting suffix); terms never decrease along the index. `unapplied` holds
+//! consecutive entries whose indexes are all in `positions`, each equal to the
+//! record at its position.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
-use bytes::Bytes;
 use hourglass_storage::log::NodeLog;
 use hourglass_storage::records::{
     ConfStateRecord, HardStateRecord, RaftEntryRecord, RecordKind, RelocatedRecord, ShardId,
@@ -20,6 +34,12 @@ use hourglass_storage::{LogPosition, StorageError};
 use protobuf::ProtobufEnum;
 use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError as RaftStorageError};
+
+use crate::snapshot::SnapshotDir;
+
+/// Most bytes of entry data and context kept in memory per shard between append and
+/// apply. Beyond it entries are read back from the log as before (correct, slower).
+pub const UNAPPLIED_BYTES_MAX: usize = 8 << 20;
 
 /// Where one entry lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,16 +56,20 @@ pub struct ShardLog {
     conf_state: ConfState,
     snapshot_index: u64,
     snapshot_term: u64,
-    /// Encoded shard-state snapshot for [`Storage::snapshot`], if one was taken.
-    snapshot_data: Option<Bytes>,
+    /// Where [`Storage::snapshot`] loads the snapshot from.
+    snapshots: Arc<SnapshotDir>,
     positions: VecDeque<EntrySlot>,
+    /// Entries appended by this process and not applied yet, consecutive.
+    unapplied: VecDeque<Entry>,
+    /// Data and context bytes held by `unapplied`.
+    unapplied_bytes: usize,
     /// Where the newest hard-state and conf-state records of this shard are.
     pub(crate) hard_state_pos: Option<LogPosition>,
     pub(crate) conf_state_pos: Option<LogPosition>,
 }
 
 impl ShardLog {
-    pub fn new(shard: ShardId, log: NodeLog) -> Self {
+    pub fn new(shard: ShardId, log: NodeLog, snapshots: Arc<SnapshotDir>) -> Self {
         Self {
             shard,
             log,
@@ -53,8 +77,10 @@ impl ShardLog {
             conf_state: ConfState::default(),
             snapshot_index: 0,
             snapshot_term: 0,
-            snapshot_data: None,
+            snapshots,
             positions: VecDeque::new(),
+            unapplied: VecDeque::new(),
+            unapplied_bytes: 0,
             hard_state_pos: None,
             conf_state_pos: None,
         }
@@ -104,6 +130,9 @@ impl ShardLog {
         }
         let keep = (index - self.snapshot_index - 1) as usize;
         self.positions.truncate(keep);
+        while self.unapplied.back().is_some_and(|e| e.index >= index) {
+            self.pop_unapplied_back();
+        }
         if let Some(prev) = self.positions.back() {
             if prev.term > term {
                 return Err(format!("shard {}: entry {index} has term {term} below the previous {}", self.shard, prev.term));
@@ -111,6 +140,43 @@ impl ShardLog {
         }
         self.positions.push_back(EntrySlot { term, pos });
         Ok(())
+    }
+
+    /// [`Self::record_entry`] for an entry this process just appended, keeping the
+    /// entry in memory until it is applied (see the module docs).
+    pub fn record_appended(&mut self, entry: Entry, pos: LogPosition) -> Result<(), String> {
+        self.record_entry(entry.index, entry.term, pos)?;
+        let follows = self.unapplied.back().is_none_or(|last| last.index + 1 == entry.index);
+        let bytes = entry_bytes(&entry);
+        if entry.index > self.snapshot_index && follows && self.unapplied_bytes + bytes <= UNAPPLIED_BYTES_MAX {
+            self.unapplied_bytes += bytes;
+            self.unapplied.push_back(entry);
+        }
+        Ok(())
+    }
+
+    /// Forgets the in-memory copies of entries up to `index` (they are applied).
+    pub fn release_applied(&mut self, index: u64) {
+        while self.unapplied.front().is_some_and(|e| e.index <= index) {
+            if let Some(e) = self.unapplied.pop_front() {
+                self.unapplied_bytes -= entry_bytes(&e);
+            }
+        }
+    }
+
+    fn pop_unapplied_back(&mut self) {
+        if let Some(e) = self.unapplied.pop_back() {
+            self.unapplied_bytes -= entry_bytes(&e);
+        }
+    }
+
+    /// The in-memory copy of entry `index`, if this process appended it and has not
+    /// applied it yet.
+    fn unapplied_entry(&self, index: u64) -> Option<&Entry> {
+        let first = self.unapplied.front()?.index;
+        let entry = self.unapplied.get(usize::try_from(index.checked_sub(first)?).ok()?)?;
+        debug_assert_eq!(entry.index, index, "unapplied entries are consecutive");
+        Some(entry)
     }
 
     pub fn set_hard_state(&mut self, hs: HardState) {
@@ -123,13 +189,13 @@ impl ShardLog {
 
     /// Installs snapshot metadata (after a snapshot file is durable, or on recovery)
     /// and drops the entries it covers.
-    pub fn apply_snapshot_meta(&mut self, index: u64, term: u64, data: Option<Bytes>) {
+    pub fn apply_snapshot_meta(&mut self, index: u64, term: u64) {
         assert!(index >= self.snapshot_index, "snapshot index must not go back: {index} < {}", self.snapshot_index);
         let covered = (index - self.snapshot_index).min(self.positions.len() as u64) as usize;
         self.positions.drain(..covered);
+        self.release_applied(index);
         self.snapshot_index = index;
         self.snapshot_term = term;
-        self.snapshot_data = data;
         if self.hard_state.commit < index {
             self.hard_state.commit = index;
         }
@@ -188,6 +254,11 @@ pub fn read_raft_entry(log: &NodeLog, pos: LogPosition) -> Result<RaftEntryRecor
         }
         other => Err(StorageError::NoRecord { pos, detail: format!("{other:?} record, not a raft entry") }),
     }
+}
+
+/// What an entry costs in memory, as [`UNAPPLIED_BYTES_MAX`] counts it.
+fn entry_bytes(e: &Entry) -> usize {
+    e.data.len() + e.context.len()
 }
 
 pub fn record_to_entry(rec: RaftEntryRecord) -> Entry {
@@ -258,7 +329,12 @@ impl Storage for ShardLog {
         let mut out = Vec::with_capacity((high - low) as usize);
         let mut size = 0u64;
         for index in low..high {
-            let entry = self.read_entry(index).map_err(|e| raft::Error::Store(RaftStorageError::Other(Box::new(e))))?;
+            let entry = match self.unapplied_entry(index) {
+                Some(entry) => entry.clone(),
+                None => {
+                    self.read_entry(index).map_err(|e| raft::Error::Store(RaftStorageError::Other(Box::new(e))))?
+                }
+            };
             size += (entry.data.len() + entry.context.len() + 24) as u64;
             if !out.is_empty() && size > max_size {
                 break;
@@ -286,10 +362,29 @@ impl Storage for ShardLog {
         Ok(self.last_index_value())
     }
 
+    /// Loads the newest snapshot file (a zero-copy map, CRC-checked) when a follower
+    /// needs it. Blocking file I/O on the driver, but only to catch up a follower
+    /// that fell behind the compacted log.
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        let data = match &self.snapshot_data {
-            Some(data) if self.snapshot_index >= request_index => data.clone(),
-            _ => return Err(raft::Error::Store(RaftStorageError::SnapshotTemporarilyUnavailable)),
+        let unavailable = || raft::Error::Store(RaftStorageError::SnapshotTemporarilyUnavailable);
+        if self.snapshot_index == 0 || self.snapshot_index < request_index {
+            return Err(unavailable());
+        }
+        let data = match self.snapshots.load_newest(self.shard) {
+            Ok(Some(file)) if file.index == self.snapshot_index && file.term == self.snapshot_term => file.data,
+            Ok(found) => {
+                tracing::warn!(
+                    shard = self.shard,
+                    index = self.snapshot_index,
+                    found = ?found.map(|f| (f.index, f.term)),
+                    "the newest snapshot file is not the one the raft log was compacted to"
+                );
+                return Err(unavailable());
+            }
+            Err(e) => {
+                tracing::error!(shard = self.shard, error = %e, "cannot load the snapshot a follower needs");
+                return Err(unavailable());
+            }
         };
         let mut meta = SnapshotMetadata::default();
         meta.index = self.snapshot_index;
@@ -299,5 +394,116 @@ impl Storage for ShardLog {
         snap.set_metadata(meta);
         snap.data = data;
         Ok(snap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::SnapshotFile;
+    use bytes::Bytes;
+    use hourglass_storage::disk::sim::SimDisk;
+    use hourglass_storage::log::{LogConfig, Record};
+
+    fn setup() -> (SimDisk, NodeLog, ShardLog) {
+        let disk = SimDisk::new(3);
+        let (log, _) = NodeLog::open(Arc::new(disk.clone()), LogConfig::new("/d/log"), &mut |_, _, _| Ok(())).unwrap();
+        let snapshots = Arc::new(SnapshotDir::open(Arc::new(disk.clone()), "/d/snapshots").unwrap());
+        let store = ShardLog::new(2, log.clone(), snapshots);
+        (disk, log, store)
+    }
+
+    fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
+        Entry { index, term, data: Bytes::copy_from_slice(data), context: Bytes::from_static(b"ctx"), ..Default::default() }
+    }
+
+    /// Appends `entries` to the log as the driver does and records them.
+    fn append(log: &NodeLog, store: &mut ShardLog, entries: Vec<Entry>) {
+        let records = entries
+            .iter()
+            .map(|e| Record { kind: RecordKind::RaftEntry, payload: entry_to_record(2, e).encode() })
+            .collect();
+        let positions = log.append_blocking(records).unwrap();
+        for (e, pos) in entries.into_iter().zip(positions) {
+            store.record_appended(e, pos).unwrap();
+        }
+    }
+
+    fn fetch(store: &ShardLog, low: u64, high: u64) -> Vec<(u64, u64, Bytes)> {
+        let got = store.entries(low, high, None, GetEntriesContext::empty(false)).unwrap();
+        got.into_iter().map(|e| (e.index, e.term, e.data)).collect()
+    }
+
+    #[test]
+    fn unapplied_entries_come_from_memory_and_applied_ones_from_the_log() {
+        let (_disk, log, mut store) = setup();
+        append(&log, &mut store, (1..=5).map(|i| entry(i, 1, &[i as u8; 300])).collect());
+        let want: Vec<_> = (1..=5).map(|i| (i, 1, Bytes::from(vec![i as u8; 300]))).collect();
+        assert_eq!(fetch(&store, 1, 6), want);
+        assert_eq!(log.stats().reads, 0, "entries not applied yet are served from memory");
+        store.release_applied(3);
+        assert_eq!(store.unapplied.len(), 2);
+        assert_eq!(fetch(&store, 1, 6), want, "the log gives the same entries");
+        assert_eq!(log.stats().reads, 3, "applied entries are read back from the log");
+        store.release_applied(5);
+        assert_eq!((store.unapplied.len(), store.unapplied_bytes), (0, 0));
+    }
+
+    #[test]
+    fn a_conflicting_append_replaces_the_in_memory_suffix() {
+        let (_disk, log, mut store) = setup();
+        append(&log, &mut store, (1..=4).map(|i| entry(i, 1, b"old")).collect());
+        append(&log, &mut store, vec![entry(3, 2, b"new3"), entry(4, 2, b"new4")]);
+        assert_eq!(
+            fetch(&store, 2, 5),
+            vec![
+                (2, 1, Bytes::from_static(b"old")),
+                (3, 2, Bytes::from_static(b"new3")),
+                (4, 2, Bytes::from_static(b"new4")),
+            ]
+        );
+        assert_eq!(log.stats().reads, 0);
+        assert_eq!(store.unapplied_bytes, 2 * (3 + 3) + 2 * (4 + 3));
+        store.apply_snapshot_meta(3, 2);
+        assert_eq!(store.unapplied.iter().map(|e| e.index).collect::<Vec<_>>(), vec![4], "a snapshot covers 1..=3");
+    }
+
+    #[test]
+    fn memory_is_bounded_and_the_rest_reads_from_the_log() {
+        let (_disk, log, mut store) = setup();
+        let big = vec![7u8; 1 << 20];
+        // 12 entries of 1 MiB: the first 7 fit in 8 MiB (with their contexts), the rest do not.
+        for i in 1..=12 {
+            append(&log, &mut store, vec![entry(i, 1, &big)]);
+        }
+        assert!(store.unapplied_bytes <= UNAPPLIED_BYTES_MAX);
+        let kept = store.unapplied.len() as u64;
+        assert_eq!(kept, 7);
+        assert_eq!(fetch(&store, 1, 13).len(), 12);
+        assert_eq!(log.stats().reads, 12 - kept);
+        // Once drained, the cache restarts with the next appended entry.
+        store.release_applied(12);
+        append(&log, &mut store, vec![entry(13, 1, b"x")]);
+        assert_eq!(store.unapplied.len(), 1);
+    }
+
+    #[test]
+    fn the_snapshot_is_loaded_from_its_file_when_asked() {
+        let (disk, _log, mut store) = setup();
+        let unavailable = |r: raft::Result<Snapshot>| {
+            matches!(r, Err(raft::Error::Store(RaftStorageError::SnapshotTemporarilyUnavailable)))
+        };
+        assert!(unavailable(store.snapshot(0, 1)), "no snapshot taken yet");
+        let dir = SnapshotDir::open(Arc::new(disk.clone()), "/d/snapshots").unwrap();
+        let conf_state = ConfStateRecord { shard: 2, voters: vec![1], ..Default::default() };
+        let file = SnapshotFile { shard: 2, index: 9, term: 3, conf_state, data: Bytes::from_static(b"state") };
+        dir.write(&file).unwrap();
+        store.apply_snapshot_meta(9, 3);
+        let snap = store.snapshot(5, 1).unwrap();
+        assert_eq!((snap.get_metadata().index, snap.get_metadata().term), (9, 3));
+        assert_eq!(&snap.data[..], b"state");
+        assert!(unavailable(store.snapshot(10, 1)), "the follower needs more than the snapshot has");
+        dir.write(&SnapshotFile { index: 12, ..file }).unwrap();
+        assert!(unavailable(store.snapshot(5, 1)), "a file other than the one the log was compacted to is not sent");
     }
 }

@@ -5,7 +5,8 @@
 //! - [`uring::UringDisk`] (Linux): writes and `fdatasync` submitted through io_uring,
 //!   reads through `mmap`. Chosen at run time by [`open_disk`] when the kernel allows.
 //! - [`sim::SimDisk`]: in memory, for crash tests. It forgets writes that were not
-//!   synced, can tear the last write, flip bits and fail `sync` on demand.
+//!   synced, can tear the last write, flip bits and fail `sync` on demand. It has no
+//!   memory map, so [`DiskFile::release_pages`] is a no-op there (it only counts calls).
 //!
 //! Contract (what the log relies on):
 //! - `write_at` writes all bytes or returns an error; after an error the file's
@@ -14,6 +15,7 @@
 //!   after the last successful `sync_data` may be lost, torn or partially present.
 //! - A created or renamed file survives a crash only after `sync_dir` of its directory.
 //! - `read` returns the bytes currently in the file (written, synced or not).
+//! - `release_pages` never changes what any read (earlier or later) returns.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -65,6 +67,16 @@ pub trait DiskFile: Send + Sync {
     /// `len` bytes at `offset`. Real disks return a zero-copy slice of a memory map;
     /// reading past the end of the file is an error.
     fn read(&self, offset: u64, len: usize) -> io::Result<Bytes>;
+    /// Says that `[offset, offset + len)` will not be read again soon. Real disks
+    /// drop those pages from this process's memory map (`madvise(MADV_DONTNEED)` on
+    /// the shared, read-only file mapping): the process's resident set shrinks, the
+    /// data stays in the kernel's page cache, and the next read of a page faults it
+    /// back in (from the cache, or from disk if the kernel evicted it meanwhile).
+    /// Contents never change, so slices handed out earlier stay valid and equal.
+    /// Purely advisory: an error only means the pages stay mapped. The range is
+    /// widened to whole pages and clipped to what is mapped; a file not mapped yet
+    /// has nothing to release. The sim disk has no map: a no-op that counts calls.
+    fn release_pages(&self, offset: u64, len: u64) -> io::Result<()>;
 }
 
 /// Which write path a real disk uses.

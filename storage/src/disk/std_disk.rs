@@ -6,6 +6,19 @@
 //! Reads map the whole file once and hand out [`Bytes`] slices of that map (zero
 //! copy); when a read reaches past the current map but not past the end of the file
 //! (the file grew), the file is mapped again. Old slices keep the old map alive.
+//!
+//! Every page a read touches stays in the process's page tables (and in its RSS as
+//! `RssFile`) until the map goes away. [`DiskFile::release_pages`] drops ranges that
+//! will not be read soon with `madvise(MADV_DONTNEED)`. Why that advice:
+//! - On a shared file mapping `MADV_DONTNEED` only removes our page-table entries.
+//!   The pages stay in the page cache (clean, reclaimable, shared with every other
+//!   reader), and touching them again is a minor fault, not a disk read. Contents
+//!   cannot change, so outstanding slices stay valid.
+//! - `MADV_COLD` only moves the pages to the inactive LRU list: they stay mapped and
+//!   keep counting in RSS, which is what we want to stop.
+//! - `MADV_PAGEOUT` reclaims the pages, evicting them from the page cache when no one
+//!   else maps them: the next history read of a parked workflow would go to disk. The
+//!   kernel's LRU decides that better than we can.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -88,6 +101,9 @@ impl DiskFile for StdFile {
     fn read(&self, offset: u64, len: usize) -> io::Result<Bytes> {
         self.inner.read(offset, len)
     }
+    fn release_pages(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.inner.release_pages(offset, len)
+    }
 }
 
 /// An open file read through a shared memory map of all of it.
@@ -144,6 +160,16 @@ impl MappedFile {
         Ok(map.slice(offset as usize..end as usize))
     }
 
+    /// Drops the pages of `[offset, offset + len)`, widened to whole pages and
+    /// clipped to the current map, from this process's page tables (see the module
+    /// docs). Nothing to do when the file was never mapped.
+    pub(crate) fn release_pages(&self, offset: u64, len: u64) -> io::Result<()> {
+        // Holding the read lock keeps this map alive (and current) during the call.
+        let map = self.map.read();
+        let Some((start, bytes)) = page_range(map.len() as u64, offset, len) else { return Ok(()) };
+        dont_need(&map[start..start + bytes])
+    }
+
     /// The current map if it covers `end`, else a fresh map of the whole file.
     fn map_covering(&self, offset: u64, end: u64) -> io::Result<Bytes> {
         {
@@ -171,6 +197,54 @@ impl MappedFile {
         *map = Bytes::from_owner(mmap);
         Ok(map.clone())
     }
+}
+
+/// Bytes of a page of memory (4 KiB unless the kernel says otherwise).
+fn page_bytes() -> u64 {
+    static PAGE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf reads a constant of the running system.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        u64::try_from(page).ok().filter(|p| p.is_power_of_two()).unwrap_or(4096)
+    })
+}
+
+/// `[offset, offset + len)` with its start rounded down to a page and its end
+/// clipped to a map of `map_len` bytes, as (start, length); `None` if empty. The
+/// kernel rounds the length up to whole pages.
+fn page_range(map_len: u64, offset: u64, len: u64) -> Option<(usize, usize)> {
+    let end = offset.saturating_add(len).min(map_len);
+    if end <= offset {
+        return None;
+    }
+    let start = offset - offset % page_bytes();
+    Some((usize::try_from(start).ok()?, usize::try_from(end - start).ok()?))
+}
+
+/// `madvise(MADV_DONTNEED)` over `range`, which starts on a page of a shared,
+/// read-only file mapping (the kernel extends its end to a whole page).
+#[cfg(target_os = "linux")]
+fn dont_need(range: &[u8]) -> io::Result<()> {
+    let ptr = range.as_ptr();
+    if ptr as u64 & (page_bytes() - 1) != 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "release_pages: range is not page-aligned"));
+    }
+    // SAFETY: `range` lies within a live mapping created by `Mmap::map` (MAP_SHARED,
+    // PROT_READ), kept alive by the caller. On a shared file mapping MADV_DONTNEED
+    // only drops page-table entries: later accesses fault the same file contents
+    // back in, so no reference into the mapping can observe a change.
+    let rc = unsafe { libc::madvise(ptr as *mut libc::c_void, range.len(), libc::MADV_DONTNEED) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Elsewhere the advice is skipped: pages stay mapped until the map is dropped.
+#[cfg(not(target_os = "linux"))]
+fn dont_need(_range: &[u8]) -> io::Result<()> {
+    Ok(())
 }
 
 /// Reserves `len_bytes` of zeros for `file` (extent allocation where the file system
@@ -244,6 +318,37 @@ mod tests {
         assert!(disk.create(&path, 1).is_err(), "create refuses an existing file");
         assert_eq!(disk.list(dir.path()).unwrap(), vec!["f".to_string()]);
         disk.sync_dir(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn released_pages_read_back_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StdDisk::new().create(&dir.path().join("r"), 64 * 1024).unwrap();
+        file.release_pages(0, 64 * 1024).expect("nothing mapped yet: nothing to do");
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        file.write_at(100, &[&data]).unwrap();
+        let before = file.read(100, data.len()).unwrap();
+        assert_eq!(&before[..], &data[..]);
+        // Unaligned ranges, ranges past the end and empty ranges are all fine.
+        file.release_pages(4097, 10_000).unwrap();
+        file.release_pages(60_000, u64::MAX).unwrap();
+        file.release_pages(5, 0).unwrap();
+        file.release_pages(1 << 40, 1).unwrap();
+        file.release_pages(0, 64 * 1024).unwrap();
+        assert_eq!(&before[..], &data[..], "a slice taken before the release reads the same bytes");
+        assert_eq!(&file.read(100, data.len()).unwrap()[..], &data[..], "and so does a fresh read");
+        file.write_at(0, &[b"new"]).unwrap();
+        assert_eq!(&file.read(0, 3).unwrap()[..], b"new", "writes after a release are seen");
+    }
+
+    #[test]
+    fn page_ranges_start_on_a_page_and_stop_at_the_map() {
+        let page = page_bytes();
+        assert_eq!(page_range(10 * page, page + 1, 10), Some((page as usize, 11)));
+        assert_eq!(page_range(10 * page, 0, u64::MAX), Some((0, 10 * page as usize)));
+        assert_eq!(page_range(10 * page, 10 * page, 5), None);
+        assert_eq!(page_range(0, 0, 5), None);
+        assert_eq!(page_range(10 * page, 3, 0), None);
     }
 
     #[test]

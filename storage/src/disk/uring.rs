@@ -1,6 +1,6 @@
 //! The io_uring disk (Linux): `write_at` and `sync_data` are submitted to one ring
-//! per disk; reads, creation and directory operations are the same as
-//! [`super::std_disk::StdDisk`] (shared code).
+//! per disk; reads (and releasing their mapped pages), creation and directory
+//! operations are the same as [`super::std_disk::StdDisk`] (shared code).
 //!
 //! Only the log writer thread writes, so one ring behind a mutex is enough: the win
 //! over `pwrite` is not concurrency but fewer syscalls and wake-ups per batch — a
@@ -142,6 +142,9 @@ impl DiskFile for UringFile {
     }
     fn read(&self, offset: u64, len: usize) -> io::Result<Bytes> {
         self.inner.read(offset, len)
+    }
+    fn release_pages(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.inner.release_pages(offset, len)
     }
 }
 

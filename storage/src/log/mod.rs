@@ -14,6 +14,10 @@
 //!   append get [`StorageError::LogFailed`]. A sync is never retried.
 //! - [`NodeLog::read`] returns a record written by a completed append as a zero-copy
 //!   slice of the segment's memory map.
+//! - Mapped pages do not pile up in the process: recovery releases each segment's
+//!   pages after scanning it, and the writer releases every sealed segment's pages
+//!   when it rolls to a new one ([`crate::disk::DiskFile::release_pages`]). Reads
+//!   fault what they need back in from the page cache.
 //! - [`NodeLog::open`] checks every CRC, truncates a torn tail of the newest segment
 //!   and refuses to open on corruption anywhere else, naming file and offset.
 //!
@@ -191,11 +195,59 @@ pub struct LogStats {
     pub bytes: u64,
     /// `fdatasync` calls issued by the writer (batches and new segment headers).
     pub syncs: u64,
+    /// Records read back with [`NodeLog::read`] (every one touches the segment's
+    /// memory map), and their frame bytes.
+    pub reads: u64,
+    pub read_bytes: u64,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mapped_pages_are_released_at_recovery_and_roll_and_reads_are_counted() {
+        use crate::disk::sim::SimDisk;
+        use std::sync::Arc;
+
+        let disk = SimDisk::new(7);
+        let mut config = LogConfig::new("/log");
+        config.segment_bytes = 4096;
+        config.record_bytes_max = 1024;
+        let open =
+            |disk: &SimDisk| NodeLog::open(Arc::new(disk.clone()), config.clone(), &mut |_, _, _| Ok(())).unwrap();
+        let (log, _) = open(&disk);
+        assert_eq!(disk.stats().page_releases, 0, "a new log has nothing mapped");
+        let mut written = Vec::new();
+        for i in 0..12u8 {
+            let payload = Bytes::from(vec![i; 700]);
+            let pos = log.append_blocking(vec![Record::new(RecordKind::RaftEntry, payload.clone())]).unwrap();
+            written.push((pos[0], payload));
+        }
+        let segments = log.segments().len() as u64;
+        assert!(segments >= 3, "700-byte records roll 4 KiB segments");
+        // Roll k (to segment k + 1) releases the k sealed segments: 1 + 2 + ... .
+        let rolls = segments - 1;
+        assert_eq!(disk.stats().page_releases, rolls * (rolls + 1) / 2);
+        assert_eq!((log.stats().reads, log.stats().read_bytes), (0, 0), "appending reads nothing back");
+        for (pos, payload) in &written {
+            assert_eq!(&log.read(*pos).unwrap().1, payload, "released segments still read");
+        }
+        assert_eq!(log.stats().reads, written.len() as u64);
+        assert_eq!(log.stats().read_bytes, written.len() as u64 * (16 + 700));
+        let before = disk.stats().page_releases;
+        log.release_mapped_pages();
+        assert_eq!(disk.stats().page_releases, before + segments, "every segment, the active one too");
+        log.shutdown();
+
+        let before = disk.stats().page_releases;
+        let (log, report) = open(&disk);
+        assert_eq!(report.records, written.len() as u64);
+        assert_eq!(disk.stats().page_releases, before + segments, "recovery releases each segment it scanned");
+        for (pos, payload) in &written {
+            assert_eq!(&log.read(*pos).unwrap().1, payload);
+        }
+    }
 
     #[test]
     fn default_config_is_valid() {

@@ -142,6 +142,15 @@ impl NodeLog {
         self.inner.shared.read(pos)
     }
 
+    /// Drops every segment's pages from this process's memory map. They stay in the
+    /// kernel's page cache, and later reads fault back in what they touch. For after
+    /// a burst of reads that will not repeat, such as replaying the log at startup.
+    /// Advisory and cheap (one `madvise` per segment); never fails.
+    pub fn release_mapped_pages(&self) {
+        let segments = self.inner.shared.release_pages(false);
+        tracing::debug!(segments, "released the mapped pages of the node log");
+    }
+
     /// Every segment, oldest first.
     pub fn segments(&self) -> Vec<SegmentInfo> {
         self.inner.shared.segments()

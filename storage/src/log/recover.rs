@@ -14,6 +14,10 @@
 //!   says it did when the segment was created (a lost tail of a sealed segment).
 //! - Frame damage: [`Verdict`] decides torn tail (newest segment, no later batch)
 //!   or corruption.
+//!
+//! The scan reads every page of every segment through its memory map; each
+//! segment's pages are released from the map once it is scanned, so recovering a
+//! large log does not leave the whole log resident in the process.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -192,6 +196,10 @@ fn recover_segment(
     }
     report.records += scan.records;
     report.bytes += scan.bytes;
+    // The scan touched every page of the file; nothing needs them mapped now.
+    if let Err(e) = file.release_pages(0, bytes.len() as u64) {
+        tracing::warn!(path = %path.display(), error = %e, "could not release the scanned segment's mapped pages");
+    }
     let prev = Prev { id, path, end: scan.end, next_seq: scan.next_batch_seq, capacity: bytes.len() as u64 };
     Ok((prev, header, Some(file)))
 }

@@ -39,6 +39,8 @@ pub(super) struct Shared {
     records: AtomicU64,
     bytes: AtomicU64,
     syncs: AtomicU64,
+    reads: AtomicU64,
+    read_bytes: AtomicU64,
 }
 
 impl Shared {
@@ -61,6 +63,8 @@ impl Shared {
             records: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
+            read_bytes: AtomicU64::new(0),
         }
     }
 
@@ -116,6 +120,8 @@ impl Shared {
             records: self.records.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             syncs: self.syncs.load(Ordering::Relaxed),
+            reads: self.reads.load(Ordering::Relaxed),
+            read_bytes: self.read_bytes.load(Ordering::Relaxed),
         }
     }
 
@@ -124,6 +130,26 @@ impl Shared {
         segs.iter()
             .map(|(id, s)| SegmentInfo { id: *id, path: s.path.clone(), bytes_used: s.bytes_used, active: s.active })
             .collect()
+    }
+
+    /// Drops the mapped pages of every sealed segment (`sealed_only`) or of every
+    /// segment from this process's memory map (see `DiskFile::release_pages`; the
+    /// page cache keeps them and reads fault them back in). Advisory: a failure is
+    /// logged, never returned. Returns how many segments were asked.
+    pub(super) fn release_pages(&self, sealed_only: bool) -> usize {
+        let files: Vec<(u64, Arc<dyn DiskFile>, u64)> = {
+            let segs = self.segments.read();
+            segs.iter()
+                .filter(|(_, s)| !(sealed_only && s.active))
+                .map(|(id, s)| (*id, s.file.clone(), s.bytes_used))
+                .collect()
+        };
+        for (id, file, used) in &files {
+            if let Err(e) = file.release_pages(0, *used) {
+                tracing::warn!(segment = id, error = %e, "could not release mapped pages of a log segment");
+            }
+        }
+        files.len()
     }
 
     /// The record at `pos`, its CRC checked, as a zero-copy slice.
@@ -145,6 +171,8 @@ impl Shared {
             return Err(no_record(format!("no frame starts here (length {len} runs past the data end {used})")));
         }
         let buf = file.read(pos.offset, frame_len(len)).map_err(io)?;
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.read_bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
         let frame = decode_frame_at(&buf, 0).map_err(|e| StorageError::Corrupt {
             file: path.clone(),
             offset: pos.offset,

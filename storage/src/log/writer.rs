@@ -5,7 +5,8 @@
 //!
 //! A batch never spans segments: when the next append does not fit in the active
 //! segment, the batch closes; when even the first does not fit, the writer rolls to
-//! a new segment first (the old one needs no seal: every batch in it was synced).
+//! a new segment first (the old one needs no seal: every batch in it was synced),
+//! then releases the mapped pages of every sealed segment.
 //! Any failed write, sync or roll moves the log to the failed state for good; a sync
 //! is never retried.
 
@@ -200,10 +201,15 @@ impl Writer {
             &mut self.active,
             Active { id: header.segment_id, file, end: SEGMENT_HEADER_BYTES as u64, capacity: cfg.segment_bytes },
         );
+        // Reads of sealed segments (history, Raft catch-up) leave their pages mapped;
+        // drop them now so the mapped log does not grow with the log. The page cache
+        // keeps them for the next read.
+        let released = self.shared.release_pages(true);
         tracing::debug!(
             sealed = old.id,
             bytes = old.end,
             active = header.segment_id,
+            released,
             "node log rolled to a new segment"
         );
         Ok(())

@@ -63,7 +63,7 @@ impl Tables {
     /// Removes a timer from the timer tables and its run.
     pub fn remove_timer(&mut self, id: u64) -> Timer {
         let timer = self.unlink_timer(id);
-        let linked = self.run_mut(&timer.run, |r| r.timers.remove(&id));
+        let linked = self.run_mut(&timer.run, |r| r.timers.remove(id));
         assert!(linked, "timer {id} not linked from its run");
         timer
     }

@@ -5,14 +5,18 @@
 use std::mem::size_of;
 
 use super::run::{DedupeEntry, DedupeKey, EventBatchRef, RunState, Task, Timer};
-use super::{QueueKey, RunKey, WorkflowKey};
+use super::{QueueKey, RunKey};
 
 /// Per-entry overhead of a B-tree slot, an Arc header and allocator rounding.
 const ENTRY: usize = 48;
 /// A history batch: the ref plus its entry in the position index.
 const BATCH: usize = size_of::<EventBatchRef>() + 24 + ENTRY / 2;
-/// A task or timer id in its run's set.
+/// A task id in its run's map.
 const LINK: usize = 16 + ENTRY / 2;
+/// A timer id in its run's sorted id list.
+const TIMER_LINK: usize = 16;
+/// An entry of the current-run index: a shared run key in a B-tree slot.
+pub(super) const CURRENT: usize = 8 + ENTRY / 2;
 
 fn run_key(k: &RunKey) -> usize {
     size_of::<RunKey>() + k.namespace.len() + k.workflow_id.len() + k.run_id.len()
@@ -27,13 +31,9 @@ pub(super) fn run(key: &RunKey, run: &RunState) -> usize {
         + size_of::<RunState>()
         + run.state.len()
         + run.history.len() * BATCH
-        + (run.tasks.len() + run.timers.len()) * LINK
+        + run.tasks.len() * LINK
+        + run.timers.len() * TIMER_LINK
         + closed
-}
-
-/// An entry of the current-run index.
-pub(super) fn current(wf: &WorkflowKey) -> usize {
-    ENTRY + size_of::<WorkflowKey>() + wf.namespace.len() + wf.workflow_id.len() + 8
 }
 
 /// A backlog (the queue key and its empty map).
@@ -64,7 +64,7 @@ pub(super) fn dedupe(k: &DedupeKey, e: &DedupeEntry) -> usize {
 /// The total computed from scratch; equals the running total of a sound state.
 pub(super) fn recount(t: &super::tables::Tables) -> usize {
     let runs: usize = t.runs.iter().map(|(k, r)| run(k, r)).sum();
-    let current: usize = t.current.keys().map(current).sum();
+    let current = t.current.len() * CURRENT;
     let queues: usize = t.queues.iter().map(|(q, b)| queue(q) + b.values().map(task).sum::<usize>()).sum();
     let timers: usize = t.timers.values().map(timer).sum();
     let dedupe: usize = t.dedupe.iter().map(|(k, e)| dedupe(k, e)).sum();

@@ -20,6 +20,7 @@ mod apply;
 mod backlog;
 mod codec;
 mod config;
+mod current;
 mod error;
 mod events;
 mod memory;

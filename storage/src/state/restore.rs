@@ -101,11 +101,10 @@ fn get_run_body(d: &mut Decoder, t: &mut Tables, key: &Arc<RunKey>) -> Result<()
     t.insert_run(key.clone(), owned(d)?);
     get_batches(d, t, key)?;
     if is_current {
-        let wf = key.workflow();
-        if t.current.contains_key(&wf) {
+        if t.current.get(&**key).is_some() {
             return Err(bad(at, "run flags", "two current runs for one workflow"));
         }
-        t.set_current(wf, Some(key.clone()));
+        t.set_current(&**key, Some(key.clone()));
     }
     if let Some(at) = close_time_ms {
         t.close_run(key, at);

@@ -1,6 +1,6 @@
 //! The records the state machine keeps: runs, tasks, timers, dedupe entries.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -32,12 +32,78 @@ pub struct RunState {
     pub(super) state: Bytes,
     pub(super) next_event_id: u64,
     pub(super) close_time_ms: Option<i64>,
-    /// Contiguous from event 1, in event order; positions are distinct.
+    /// Contiguous from event 1, in event order; positions are distinct. Grown with
+    /// [`push_compact`]: most runs hold a handful of batches.
     pub(super) history: Vec<EventBatchRef>,
     /// Pending tasks of this run: task id → its queue.
     pub(super) tasks: BTreeMap<u64, Arc<QueueKey>>,
     /// Pending timers of this run.
-    pub(super) timers: BTreeSet<u64>,
+    pub(super) timers: IdSet,
+}
+
+/// Pushes onto `v`, growing its allocation by half (at least one slot) instead of
+/// doubling from four: a run's short lists then waste little room, and growth
+/// stays geometric (amortized O(1) per push).
+pub(super) fn push_compact<T>(v: &mut Vec<T>, item: T) {
+    if v.len() == v.capacity() {
+        v.reserve_exact((v.len() / 2).max(1));
+    }
+    v.push(item);
+}
+
+/// A sorted set of ids in one small allocation. A run has few pending timers (at
+/// most `timers_max_per_run`); a B-tree set would take a 112-byte node for one.
+/// Ids are handed out in increasing order, so inserts are nearly always appends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct IdSet(Vec<u64>);
+
+impl IdSet {
+    /// Adds `id`; false if it was there.
+    pub fn insert(&mut self, id: u64) -> bool {
+        match self.0.binary_search(&id) {
+            Ok(_) => false,
+            Err(at) if at == self.0.len() => {
+                push_compact(&mut self.0, id);
+                true
+            }
+            Err(at) => {
+                if self.0.len() == self.0.capacity() {
+                    self.0.reserve_exact((self.0.len() / 2).max(1));
+                }
+                self.0.insert(at, id);
+                true
+            }
+        }
+    }
+
+    /// Removes `id`; false if it was not there. Frees the allocation when empty.
+    pub fn remove(&mut self, id: u64) -> bool {
+        let Ok(at) = self.0.binary_search(&id) else { return false };
+        self.0.remove(at);
+        if self.0.is_empty() {
+            self.0 = Vec::new();
+        } else if self.0.len() * 4 <= self.0.capacity() {
+            self.0.shrink_to_fit();
+        }
+        true
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        self.0.binary_search(&id).is_ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Ascending.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0.iter().copied()
+    }
 }
 
 impl RunState {
@@ -48,7 +114,7 @@ impl RunState {
             close_time_ms: None,
             history: Vec::new(),
             tasks: BTreeMap::new(),
-            timers: BTreeSet::new(),
+            timers: IdSet::default(),
         }
     }
     /// The mutable state (opaque to storage).
@@ -86,7 +152,7 @@ impl RunState {
     }
     /// Ids of the run's pending timers, ascending.
     pub fn timer_ids(&self) -> impl Iterator<Item = u64> + '_ {
-        self.timers.iter().copied()
+        self.timers.iter()
     }
     pub fn timer_count(&self) -> usize {
         self.timers.len()

@@ -26,19 +26,40 @@ impl ShardState {
     /// order, so equal states give equal bytes. The config is not included.
     pub fn snapshot(&self) -> Bytes {
         let t = &self.tables;
-        let mut e = Encoder::with_capacity(t.memory / 2 + 64);
+        let mut e = Encoder::with_capacity(encoded_len(t));
         e.u8(SNAPSHOT_VERSION).u32(self.shard).u64(self.applied_index);
         e.u64(t.next_task_id).u64(t.next_timer_id);
         let ordinals = put_runs(&mut e, t);
         put_backlogs(&mut e, t, &ordinals);
         put_timers(&mut e, t, &ordinals);
         put_dedupe(&mut e, t);
+        debug_assert_eq!(e.len(), encoded_len(t), "the snapshot length is computed exactly");
         e.finish()
     }
 }
 
+/// The exact length of the snapshot of `t`, so its buffer is allocated once at its
+/// final size: a snapshot is tens of MiB at scale, and growing it by doubling would
+/// allocate (and leave to the allocator) up to twice that.
+fn encoded_len(t: &Tables) -> usize {
+    let key = |k: &RunKey| 12 + k.namespace.len() + k.workflow_id.len() + k.run_id.len();
+    let runs: usize = t
+        .runs
+        .iter()
+        .map(|(k, r)| key(k) + 1 + r.close_time_ms.map_or(0, |_| 8) + 4 + r.state.len() + 4 + 24 * r.history.len())
+        .sum();
+    let backlogs: usize = t
+        .queues
+        .iter()
+        .map(|(q, b)| 9 + q.namespace.len() + q.name.len() + 4 + b.values().map(|t| 16 + t.payload.len()).sum::<usize>())
+        .sum();
+    let timers: usize = t.timers.values().map(|t| 24 + t.payload.len()).sum();
+    let dedupe: usize = t.dedupe.iter().map(|(k, e)| 20 + k.namespace.len() + k.request_id.len() + e.result.len()).sum();
+    29 + 4 + runs + 4 + backlogs + 4 + timers + 4 + dedupe
+}
+
 fn put_runs<'a>(e: &mut Encoder, t: &'a Tables) -> Ordinals<'a> {
-    let current: BTreeSet<&RunKey> = t.current.values().map(|k| &**k).collect();
+    let current: BTreeSet<&RunKey> = t.current.runs().map(|k| &**k).collect();
     let mut ordinals = Ordinals::new();
     e.count(t.runs.len());
     for (key, run) in &t.runs {

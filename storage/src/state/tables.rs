@@ -7,16 +7,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::current::{CurrentIndex, WorkflowIdent};
 use super::memory;
-use super::run::{min_run_key, DedupeEntry, DedupeKey, EventBatchRef, RunState, Task, Timer};
-use super::{QueueKey, RunKey, WorkflowKey};
+use super::run::{min_run_key, push_compact, DedupeEntry, DedupeKey, EventBatchRef, RunState, Task, Timer};
+use super::{QueueKey, RunKey};
 use crate::log::LogPosition;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Tables {
     pub runs: BTreeMap<Arc<RunKey>, RunState>,
     /// Workflow → its most recently created run (open or closed).
-    pub current: BTreeMap<WorkflowKey, Arc<RunKey>>,
+    pub current: CurrentIndex,
     /// Closed runs by close time: the retention index.
     pub closed: BTreeSet<(i64, Arc<RunKey>)>,
     /// Every (position, run) a history batch refers to.
@@ -39,7 +40,7 @@ impl Tables {
     pub fn new() -> Self {
         Self {
             runs: BTreeMap::new(),
-            current: BTreeMap::new(),
+            current: CurrentIndex::default(),
             closed: BTreeSet::new(),
             positions: BTreeSet::new(),
             queues: BTreeMap::new(),
@@ -80,8 +81,8 @@ impl Tables {
         for (id, queue) in &run.tasks {
             self.unlink_task(queue, *id);
         }
-        for id in &run.timers {
-            self.unlink_timer(*id);
+        for id in run.timers.iter() {
+            self.unlink_timer(id);
         }
         for batch in &run.history {
             assert!(self.positions.remove(&(batch.pos, key.clone())), "batch at {:?} not indexed", batch.pos);
@@ -90,29 +91,27 @@ impl Tables {
             Some(at) => assert!(self.closed.remove(&(at, key.clone())), "closed run {key:?} not indexed"),
             None => self.open_runs -= 1,
         }
-        let wf = key.workflow();
-        if self.current.get(&wf) == Some(&key) {
-            self.set_current(wf, None);
+        if self.current.get(&*key) == Some(&key) {
+            self.set_current(&*key, None);
         }
         run
     }
 
-    /// Points the workflow's current-run entry at `run` (or removes it), returning
-    /// what it pointed at before.
-    pub fn set_current(&mut self, wf: WorkflowKey, run: Option<Arc<RunKey>>) -> Option<Arc<RunKey>> {
-        let footprint = memory::current(&wf);
+    /// Points the current-run entry of workflow `wf` at `run` (or removes it),
+    /// returning what it pointed at before.
+    pub fn set_current(&mut self, wf: &dyn WorkflowIdent, run: Option<Arc<RunKey>>) -> Option<Arc<RunKey>> {
         let prev = match run {
             Some(run) => {
                 assert!(self.runs.contains_key(&run), "current run {run:?} must exist");
-                let same = run.namespace == wf.namespace && run.workflow_id == wf.workflow_id;
-                assert!(same, "current run {run:?} must belong to {wf:?}");
-                self.memory += footprint;
-                self.current.insert(wf, run)
+                let same = run.namespace == wf.namespace() && run.workflow_id == wf.workflow_id();
+                assert!(same, "current run {run:?} must belong to workflow {:?}", wf.workflow_id());
+                self.memory += memory::CURRENT;
+                self.current.set(run)
             }
-            None => self.current.remove(&wf),
+            None => self.current.remove(wf),
         };
         if prev.is_some() {
-            self.memory -= footprint;
+            self.memory -= memory::CURRENT;
         }
         prev
     }
@@ -131,7 +130,7 @@ impl Tables {
                     true
                 }
                 _ => {
-                    run.history.push(EventBatchRef { first_event_id, count, pos });
+                    push_compact(&mut run.history, EventBatchRef { first_event_id, count, pos });
                     false
                 }
             }

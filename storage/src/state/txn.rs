@@ -98,8 +98,7 @@ impl<'a> Txn<'a> {
     }
 
     fn create_run(&mut self, run: &RunKey, state: &Bytes) -> Result<Undo, OpError> {
-        let wf = run.workflow();
-        if let Some(current) = self.tables.current.get(&wf) {
+        if let Some(current) = self.tables.current.get(run) {
             if self.tables.runs[current].is_open() {
                 return Err(OpError::RunAlreadyOpen { run_id: current.run_id.clone() });
             }
@@ -109,7 +108,7 @@ impl<'a> Txn<'a> {
         }
         let key = Arc::new(run.clone());
         self.tables.insert_run(key.clone(), Bytes::copy_from_slice(state));
-        let prev_current = self.tables.set_current(wf, Some(key.clone()));
+        let prev_current = self.tables.set_current(run, Some(key.clone()));
         Ok(Undo::Create { run: key, prev_current })
     }
 
@@ -199,7 +198,7 @@ fn undo_one(tables: &mut Tables, undo: Undo) {
             let removed = tables.remove_run(&run);
             let pristine = removed.is_open() && removed.history.is_empty() && removed.tasks.is_empty();
             assert!(pristine && removed.timers.is_empty(), "undo of create must find the run as created");
-            tables.set_current(run.workflow(), prev_current);
+            tables.set_current(&*run, prev_current);
         }
         Undo::Append { run, count, merged } => tables.unappend_batch(&run, count, merged),
         Undo::SetState { run, old } => {

@@ -42,10 +42,7 @@ fn verify_runs(t: &Tables) -> Result<(), InvariantError> {
         match run.close_time_ms {
             None => {
                 open += 1;
-                ensure!(
-                    t.current.get(&key.workflow()) == Some(key),
-                    "open run {key:?} is not its workflow's current run"
-                );
+                ensure!(t.current.get(&**key) == Some(key), "open run {key:?} is not its workflow's current run");
             }
             Some(at) => {
                 ensure!(t.closed.contains(&(at, key.clone())), "closed run {key:?} missing from the retention index")
@@ -80,15 +77,14 @@ fn verify_links(t: &Tables, key: &Arc<RunKey>, run: &RunState) -> Result<(), Inv
         let task = t.queues.get(queue).and_then(|b| b.get(id));
         ensure!(task.is_some_and(|task| task.run == *key), "task {id} of run {key:?} not in backlog {queue:?}");
     }
-    for id in &run.timers {
-        ensure!(t.timers.get(id).is_some_and(|timer| timer.run == *key), "timer {id} of run {key:?} missing");
+    for id in run.timers.iter() {
+        ensure!(t.timers.get(&id).is_some_and(|timer| timer.run == *key), "timer {id} of run {key:?} missing");
     }
     Ok(())
 }
 
 fn verify_current(t: &Tables) -> Result<(), InvariantError> {
-    for (wf, key) in &t.current {
-        ensure!(key.workflow() == *wf, "current run {key:?} filed under {wf:?}");
+    for key in t.current.runs() {
         ensure!(t.runs.contains_key(key), "current run {key:?} does not exist");
     }
     Ok(())
@@ -116,7 +112,7 @@ fn verify_timers(t: &Tables) -> Result<(), InvariantError> {
     for (id, timer) in &t.timers {
         ensure!(*id >= 1 && *id < t.next_timer_id, "timer id {id} outside 1..{}", t.next_timer_id);
         ensure!(t.timers_due.contains(&(timer.due_ms, *id)), "timer {id} missing from the due index");
-        let linked = t.runs.get(&timer.run).is_some_and(|r| r.timers.contains(id));
+        let linked = t.runs.get(&timer.run).is_some_and(|r| r.timers.contains(*id));
         ensure!(linked, "timer {id} not linked from run {:?}", timer.run);
     }
     let links: usize = t.runs.values().map(|r| r.timers.len()).sum();
