@@ -3,6 +3,7 @@
 //! files. Methods not listed answer `Unimplemented` naming the method (generated).
 
 mod activity;
+mod compression;
 mod system;
 mod workflow;
 mod workflow_task;
@@ -12,6 +13,7 @@ use hourglass_proto::WorkflowService;
 use tonic::{Request, Response, Status};
 
 use crate::engine::Engine;
+use compression::compress_if_large;
 use crate::namespaces::Namespaces;
 
 pub type RpcResult<T> = Result<Response<T>, Status>;
@@ -26,87 +28,87 @@ pub struct Frontend {
 impl WorkflowService for Frontend {
     // system.rs
     async fn get_system_info(&self, request: Request<GetSystemInfoRequest,>) -> RpcResult<GetSystemInfoResponse,> {
-        self.get_system_info_rpc(request).await
+        compress_if_large(self.get_system_info_rpc(request).await)
     }
     async fn describe_namespace(&self, request: Request<DescribeNamespaceRequest,>) -> RpcResult<DescribeNamespaceResponse,> {
-        self.describe_namespace_rpc(request).await
+        compress_if_large(self.describe_namespace_rpc(request).await)
     }
     async fn register_namespace(&self, request: Request<RegisterNamespaceRequest,>) -> RpcResult<RegisterNamespaceResponse,> {
-        self.register_namespace_rpc(request).await
+        compress_if_large(self.register_namespace_rpc(request).await)
     }
     async fn list_namespaces(&self, request: Request<ListNamespacesRequest,>) -> RpcResult<ListNamespacesResponse,> {
-        self.list_namespaces_rpc(request).await
+        compress_if_large(self.list_namespaces_rpc(request).await)
     }
     async fn shutdown_worker(&self, request: Request<ShutdownWorkerRequest,>) -> RpcResult<ShutdownWorkerResponse,> {
-        self.shutdown_worker_rpc(request).await
+        compress_if_large(self.shutdown_worker_rpc(request).await)
     }
     // workflow.rs
     async fn start_workflow_execution(&self, request: Request<StartWorkflowExecutionRequest,>) -> RpcResult<StartWorkflowExecutionResponse,> {
-        self.start_workflow_execution_rpc(request).await
+        compress_if_large(self.start_workflow_execution_rpc(request).await)
     }
     async fn signal_workflow_execution(&self, request: Request<SignalWorkflowExecutionRequest,>) -> RpcResult<SignalWorkflowExecutionResponse,> {
-        self.signal_workflow_execution_rpc(request).await
+        compress_if_large(self.signal_workflow_execution_rpc(request).await)
     }
     async fn signal_with_start_workflow_execution(&self, request: Request<SignalWithStartWorkflowExecutionRequest,>) -> RpcResult<SignalWithStartWorkflowExecutionResponse,> {
-        self.signal_with_start_workflow_execution_rpc(request).await
+        compress_if_large(self.signal_with_start_workflow_execution_rpc(request).await)
     }
     async fn get_workflow_execution_history(&self, request: Request<GetWorkflowExecutionHistoryRequest,>) -> RpcResult<GetWorkflowExecutionHistoryResponse,> {
-        self.get_workflow_execution_history_rpc(request).await
+        compress_if_large(self.get_workflow_execution_history_rpc(request).await)
     }
     async fn get_workflow_execution_history_reverse(&self, request: Request<GetWorkflowExecutionHistoryReverseRequest,>) -> RpcResult<GetWorkflowExecutionHistoryReverseResponse,> {
-        self.get_workflow_execution_history_reverse_rpc(request).await
+        compress_if_large(self.get_workflow_execution_history_reverse_rpc(request).await)
     }
     async fn describe_workflow_execution(&self, request: Request<DescribeWorkflowExecutionRequest,>) -> RpcResult<DescribeWorkflowExecutionResponse,> {
-        self.describe_workflow_execution_rpc(request).await
+        compress_if_large(self.describe_workflow_execution_rpc(request).await)
     }
     async fn request_cancel_workflow_execution(&self, request: Request<RequestCancelWorkflowExecutionRequest,>) -> RpcResult<RequestCancelWorkflowExecutionResponse,> {
-        self.request_cancel_workflow_execution_rpc(request).await
+        compress_if_large(self.request_cancel_workflow_execution_rpc(request).await)
     }
     async fn terminate_workflow_execution(&self, request: Request<TerminateWorkflowExecutionRequest,>) -> RpcResult<TerminateWorkflowExecutionResponse,> {
-        self.terminate_workflow_execution_rpc(request).await
+        compress_if_large(self.terminate_workflow_execution_rpc(request).await)
     }
     // workflow_task.rs
     async fn poll_workflow_task_queue(&self, request: Request<PollWorkflowTaskQueueRequest,>) -> RpcResult<PollWorkflowTaskQueueResponse,> {
-        self.poll_workflow_task_queue_rpc(request).await
+        compress_if_large(self.poll_workflow_task_queue_rpc(request).await)
     }
     async fn respond_workflow_task_completed(&self, request: Request<RespondWorkflowTaskCompletedRequest,>) -> RpcResult<RespondWorkflowTaskCompletedResponse,> {
-        self.respond_workflow_task_completed_rpc(request).await
+        compress_if_large(self.respond_workflow_task_completed_rpc(request).await)
     }
     async fn respond_workflow_task_failed(&self, request: Request<RespondWorkflowTaskFailedRequest,>) -> RpcResult<RespondWorkflowTaskFailedResponse,> {
-        self.respond_workflow_task_failed_rpc(request).await
+        compress_if_large(self.respond_workflow_task_failed_rpc(request).await)
     }
     async fn query_workflow(&self, request: Request<QueryWorkflowRequest,>) -> RpcResult<QueryWorkflowResponse,> {
-        self.query_workflow_rpc(request).await
+        compress_if_large(self.query_workflow_rpc(request).await)
     }
     async fn respond_query_task_completed(&self, request: Request<RespondQueryTaskCompletedRequest,>) -> RpcResult<RespondQueryTaskCompletedResponse,> {
-        self.respond_query_task_completed_rpc(request).await
+        compress_if_large(self.respond_query_task_completed_rpc(request).await)
     }
     // activity.rs
     async fn poll_activity_task_queue(&self, request: Request<PollActivityTaskQueueRequest,>) -> RpcResult<PollActivityTaskQueueResponse,> {
-        self.poll_activity_task_queue_rpc(request).await
+        compress_if_large(self.poll_activity_task_queue_rpc(request).await)
     }
     async fn respond_activity_task_completed(&self, request: Request<RespondActivityTaskCompletedRequest,>) -> RpcResult<RespondActivityTaskCompletedResponse,> {
-        self.respond_activity_task_completed_rpc(request).await
+        compress_if_large(self.respond_activity_task_completed_rpc(request).await)
     }
     async fn respond_activity_task_completed_by_id(&self, request: Request<RespondActivityTaskCompletedByIdRequest,>) -> RpcResult<RespondActivityTaskCompletedByIdResponse,> {
-        self.respond_activity_task_completed_by_id_rpc(request).await
+        compress_if_large(self.respond_activity_task_completed_by_id_rpc(request).await)
     }
     async fn respond_activity_task_failed(&self, request: Request<RespondActivityTaskFailedRequest,>) -> RpcResult<RespondActivityTaskFailedResponse,> {
-        self.respond_activity_task_failed_rpc(request).await
+        compress_if_large(self.respond_activity_task_failed_rpc(request).await)
     }
     async fn respond_activity_task_failed_by_id(&self, request: Request<RespondActivityTaskFailedByIdRequest,>) -> RpcResult<RespondActivityTaskFailedByIdResponse,> {
-        self.respond_activity_task_failed_by_id_rpc(request).await
+        compress_if_large(self.respond_activity_task_failed_by_id_rpc(request).await)
     }
     async fn respond_activity_task_canceled(&self, request: Request<RespondActivityTaskCanceledRequest,>) -> RpcResult<RespondActivityTaskCanceledResponse,> {
-        self.respond_activity_task_canceled_rpc(request).await
+        compress_if_large(self.respond_activity_task_canceled_rpc(request).await)
     }
     async fn respond_activity_task_canceled_by_id(&self, request: Request<RespondActivityTaskCanceledByIdRequest,>) -> RpcResult<RespondActivityTaskCanceledByIdResponse,> {
-        self.respond_activity_task_canceled_by_id_rpc(request).await
+        compress_if_large(self.respond_activity_task_canceled_by_id_rpc(request).await)
     }
     async fn record_activity_task_heartbeat(&self, request: Request<RecordActivityTaskHeartbeatRequest,>) -> RpcResult<RecordActivityTaskHeartbeatResponse,> {
-        self.record_activity_task_heartbeat_rpc(request).await
+        compress_if_large(self.record_activity_task_heartbeat_rpc(request).await)
     }
     async fn record_activity_task_heartbeat_by_id(&self, request: Request<RecordActivityTaskHeartbeatByIdRequest,>) -> RpcResult<RecordActivityTaskHeartbeatByIdResponse,> {
-        self.record_activity_task_heartbeat_by_id_rpc(request).await
+        compress_if_large(self.record_activity_task_heartbeat_by_id_rpc(request).await)
     }
 }
