@@ -28,7 +28,7 @@
 #   REF_ARGS (extra flags for `temporal server start-dev`, word-split, e.g.
 #     "--dynamic-config-value matching.numTaskqueueReadPartitions=1")
 #   TEMPORAL (path of the `temporal` CLI; default: resolved from PATH / pyenv)
-#   SKIP_BUILD=1 (use the existing release binaries)
+#   SKIP_BUILD=1 (use the existing release binaries; CARGO_TARGET_DIR is honoured)
 #   DOCS (docs/benchmarks.md, or "none")  CHART (docs/img/compare-<scenario>.svg)
 # Requires: cargo, python3 (free ports), pip (only if `temporal` is missing).
 set -euo pipefail
@@ -49,8 +49,9 @@ OUT="${1:-${OUT_DIR:-$(mktemp -d -t hourglass-compare-XXXXXX)}}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 
-HG="$REPO/target/release/hourglass"
-BENCH="$REPO/target/release/hourglass-bench"
+TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
+HG="$TARGET/release/hourglass"
+BENCH="$TARGET/release/hourglass-bench"
 
 EXTRA=()
 [ -n "${WFT_POLLERS:-}" ] && EXTRA+=(--wft-pollers "$WFT_POLLERS")
@@ -125,8 +126,8 @@ run_bench() { # timeout_s args...
 
 # Readiness: a 1-workflow noop run, retried for at most ~90 s.
 wait_ready() { # name addr log
-    local name="$1" addr="$2" log="$3"
-    for i in $(seq 1 45); do
+    local name="$1" addr="$2" log="$3" probe
+    for probe in $(seq 1 45); do
         if ! kill -0 "$SERVER_PID" 2>/dev/null; then
             echo "compare: $name exited during startup; log tail:" >&2
             tail -n 30 "$log" >&2
@@ -134,7 +135,7 @@ wait_ready() { # name addr log
         fi
         if run_bench 20 --target "$addr" --scenario noop --workflows 1 --concurrency 1 \
             --workflow-timeout 10 --progress 0 >/dev/null 2>&1; then
-            echo "compare: $name ready on $addr (probe $i)" >&2
+            echo "compare: $name ready on $addr (probe $probe)" >&2
             return 0
         fi
         sleep 1
@@ -192,11 +193,11 @@ json_field() { # file key
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
 }
 
-for i in $(seq 1 "$REPEATS"); do
+for rep in $(seq 1 "$REPEATS"); do
     for name in $SERVERS; do
-        echo "compare: === $name peak $i/$REPEATS: $SCENARIO, ${DURATION}s after ${WARMUP}s warm-up, concurrency $CONCURRENCY (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-        measure "$name" "$OUT/$name.peak$i.json" --duration "$DURATION"
-        echo "compare:     $(json_field "$OUT/$name.peak$i.json" workflows_per_s) wf/s" >&2
+        echo "compare: === $name peak $rep/$REPEATS: $SCENARIO, ${DURATION}s after ${WARMUP}s warm-up, concurrency $CONCURRENCY (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+        measure "$name" "$OUT/$name.peak$rep.json" --duration "$DURATION"
+        printf "compare:     %.1f wf/s\n" "$(json_field "$OUT/$name.peak$rep.json" workflows_per_s)" >&2
     done
 done
 

@@ -308,10 +308,10 @@ pub async fn run(args: Args) -> Result<Report, String> {
                 // then, so time spent waiting for a free slot is latency too.
                 let due = shared.args.rate.map(|r| t0 + Duration::from_secs_f64(n as f64 / r));
                 if let Some(due) = due {
-                    tokio::time::sleep_until(due.into()).await;
                     if start_until.is_some_and(|u| due >= u) {
                         return;
                     }
+                    tokio::time::sleep_until(due.into()).await;
                 }
                 let begun = due.unwrap_or_else(Instant::now);
                 if let Some(elapsed) = one_workflow(&shared, &id, begun).await {
