@@ -22,7 +22,23 @@ enum Command {
     Report(ReportArgs),
 }
 
+/// Keeps allocations up to 4 MiB on the heap instead of a fresh mmap each time.
+///
+/// tonic builds a new gzip compressor for every request it sends; its ~300 KB of
+/// tables is above glibc's default mmap threshold, so each request paid an mmap, 75
+/// zero-filled page faults and a munmap: a third of the generator's CPU. With the
+/// chunks reused from the heap the generator needs ~30% less CPU per workflow, which
+/// leaves more of a small machine to the server under test.
+fn keep_large_allocations_on_heap() {
+    // SAFETY: mallopt only changes allocator tunables; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
+}
+
 fn main() {
+    keep_large_allocations_on_heap();
     let cli = Cli::parse();
     if let Some(Command::Report(args)) = &cli.command {
         if let Err(e) = report::run(args) {
