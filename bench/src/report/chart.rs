@@ -44,6 +44,11 @@ fn decades(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (10f64.powf(lo.log10().floor()), 10f64.powf(hi.log10().ceil().max(lo.log10().floor() + 1.0)))
 }
 
+/// Axis numbers without a pointless ".0" (log axes tick at 1, 10, 100, ...).
+fn axis_number(v: f64) -> String {
+    if v >= 1.0 { format!("{v:.0}") } else { format!("{v}") }
+}
+
 fn server_label(names: &[String], x: f64) -> String {
     let i = x.round();
     if (x - i).abs() < 1e-6 && i >= 0.0 {
@@ -68,6 +73,7 @@ fn throughput_panel(cmp: &Comparison, area: &Area) -> DrawResult {
         .disable_x_mesh()
         .x_labels(names.len() * 2 + 1)
         .x_label_formatter(&|x| server_label(&names, *x))
+        .y_label_formatter(&|y| axis_number(*y))
         .y_desc("workflows/s")
         .draw()?;
     for (i, s) in cmp.servers.iter().enumerate() {
@@ -77,7 +83,7 @@ fn throughput_panel(cmp: &Comparison, area: &Area) -> DrawResult {
         chart.draw_series(std::iter::once(Rectangle::new([(x - 0.3, lo), (x + 0.3, median)], color.filled())))?;
         let (min, max) = s.wf_s_range();
         chart.draw_series(std::iter::once(PathElement::new(vec![(x, min.max(lo)), (x, max.max(lo))], BLACK.stroke_width(2))))?;
-        chart.draw_series(std::iter::once(Text::new(format!("{median:.0}"), (x - 0.12, median * 1.15), ("sans-serif", 13))))?;
+        chart.draw_series(std::iter::once(Text::new(format!("{median:.0}"), (x - 0.12, median * 1.6), ("sans-serif", 13))))?;
     }
     Ok(())
 }
@@ -102,6 +108,7 @@ fn latency_panel(cmp: &Comparison, area: &Area) -> DrawResult {
         .disable_x_mesh()
         .x_labels(names.len() * 2 + 1)
         .x_label_formatter(&|x| server_label(&names, *x))
+        .y_label_formatter(&|y| axis_number(*y))
         .y_desc("ms")
         .draw()?;
     let width = 0.8 / LATENCY_SERIES.len() as f64;
@@ -112,6 +119,14 @@ fn latency_panel(cmp: &Comparison, area: &Area) -> DrawResult {
             Some(Rectangle::new([(x0, lo), (x0 + width * 0.9, y.max(lo))], color.filled()))
         });
         chart.draw_series(bars)?.label(*label).legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+    }
+    let goal = super::GOAL_P99_AT_HALF_PEAK_MS;
+    if (lo..=hi).contains(&goal) {
+        let red = RGBColor(0xd6, 0x27, 0x28);
+        chart
+            .draw_series(DashedLineSeries::new(vec![(-0.5, goal), (n - 0.5, goal)], 6, 4, red.stroke_width(1)))?
+            .label(format!("goal: p99 at half of peak ≤ {goal:.0} ms"))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 10, y)], red));
     }
     chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
     Ok(())

@@ -85,7 +85,7 @@ impl Comparison {
             out,
             "Written by `{command}` on {} (git {}). Each server: {} measured run(s) of {:.0} s after {:.0} s of \
              warm-up, closed loop with {} workflows in flight, {} workflow-task / {} activity pollers, then one \
-             open-loop run at half of its median peak. Load average at the first run: {}.\n",
+             open-loop run at half of its median peak. Load average (1, 5, 15 min) when hourglass's median run started: {}.\n",
             runs::utc_now(),
             runs::git_rev(),
             self.servers[0].peak.len(),
@@ -94,7 +94,7 @@ impl Comparison {
             m.u("concurrency").unwrap_or(0),
             m.u("wft_pollers").unwrap_or(0),
             m.u("activity_pollers").unwrap_or(0),
-            self.servers[0].peak[0].s("load_average").unwrap_or_else(|| "-".into()),
+            m.s("load_average").unwrap_or_else(|| "-".into()),
         );
         out.push_str(&self.peak_table().render());
         out.push('\n');
