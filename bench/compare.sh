@@ -21,9 +21,10 @@
 # section into DOCS (default docs/benchmarks.md) between its compare markers.
 #
 # Environment (all optional):
-#   SCENARIO (one-activity)  DURATION (20)  WARMUP (5)  CONCURRENCY (50)  REPEATS (3)
+#   SCENARIO (one-activity)  DURATION (20)  WARMUP (5)  CONCURRENCY (200)  REPEATS (3)
 #   HALF_PEAK (1; 0 skips the half-of-peak runs)  HALF_DURATION (DURATION)
-#   WFT_POLLERS, ACTIVITY_POLLERS (generator defaults: 8 / 8)
+#   WFT_POLLERS, ACTIVITY_POLLERS (32 / 32: with 8 / 8 the generator's pollers, not the
+#     server, limited Hourglass at ~1 000 wf/s; the reference is no faster with more)
 #   SERVERS ("hourglass reference-durable reference-in-memory")
 #   REF_ARGS (extra flags for `temporal server start-dev`, word-split, e.g.
 #     "--dynamic-config-value matching.numTaskqueueReadPartitions=1")
@@ -38,7 +39,9 @@ REPO="$(pwd)"
 SCENARIO="${SCENARIO:-one-activity}"
 DURATION="${DURATION:-20}"
 WARMUP="${WARMUP:-5}"
-CONCURRENCY="${CONCURRENCY:-50}"
+CONCURRENCY="${CONCURRENCY:-200}"
+WFT_POLLERS="${WFT_POLLERS:-32}"
+ACTIVITY_POLLERS="${ACTIVITY_POLLERS:-32}"
 REPEATS="${REPEATS:-3}"
 HALF_PEAK="${HALF_PEAK:-1}"
 HALF_DURATION="${HALF_DURATION:-$DURATION}"
