@@ -58,12 +58,20 @@ fn server_label(names: &[String], x: f64) -> String {
     }
 }
 
-fn throughput_panel(cmp: &Comparison, area: &Area) -> DrawResult {
-    let names: Vec<String> = cmp.servers.iter().map(|s| s.name.clone()).collect();
-    let (lo, hi) = decades(cmp.servers.iter().flat_map(|s| s.peak.iter().map(|r| r.wf_s())));
+type ServerChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, LogCoord<f64>>>;
+
+/// A panel with one slot per server on x (at 0, 1, …) and a log-scale y from `lo` to `hi`.
+fn server_axes<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: &str,
+    y_desc: &str,
+    names: &[String],
+    (lo, hi): (f64, f64),
+) -> Result<ServerChart<'a, 'b>, Box<dyn std::error::Error>> {
     let n = names.len() as f64;
     let mut chart = ChartBuilder::on(area)
-        .caption("workflows/s (median of repeats, log scale)", ("sans-serif", 15))
+        .caption(caption, ("sans-serif", 15))
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -72,10 +80,17 @@ fn throughput_panel(cmp: &Comparison, area: &Area) -> DrawResult {
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(names.len() * 2 + 1)
-        .x_label_formatter(&|x| server_label(&names, *x))
+        .x_label_formatter(&|x| server_label(names, *x))
         .y_label_formatter(&|y| axis_number(*y))
-        .y_desc("workflows/s")
+        .y_desc(y_desc)
         .draw()?;
+    Ok(chart)
+}
+
+fn throughput_panel(cmp: &Comparison, area: &Area) -> DrawResult {
+    let names: Vec<String> = cmp.servers.iter().map(|s| s.name.clone()).collect();
+    let (lo, hi) = decades(cmp.servers.iter().flat_map(|s| s.peak.iter().map(|r| r.wf_s())));
+    let mut chart = server_axes(area, "workflows/s (median of repeats, log scale)", "workflows/s", &names, (lo, hi))?;
     for (i, s) in cmp.servers.iter().enumerate() {
         let x = i as f64;
         let color = SERVER_COLORS[i % SERVER_COLORS.len()];
@@ -97,20 +112,7 @@ fn latency_panel(cmp: &Comparison, area: &Area) -> DrawResult {
         .collect();
     let (lo, hi) = decades(values.iter().flatten().flatten().copied());
     let n = names.len() as f64;
-    let mut chart = ChartBuilder::on(area)
-        .caption("start → completion latency, ms (log scale)", ("sans-serif", 15))
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(-0.5..n - 0.5, (lo..hi).log_scale())?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(names.len() * 2 + 1)
-        .x_label_formatter(&|x| server_label(&names, *x))
-        .y_label_formatter(&|y| axis_number(*y))
-        .y_desc("ms")
-        .draw()?;
+    let mut chart = server_axes(area, "start → completion latency, ms (log scale)", "ms", &names, (lo, hi))?;
     let width = 0.8 / LATENCY_SERIES.len() as f64;
     for (k, (label, color)) in LATENCY_SERIES.iter().enumerate() {
         let bars = values.iter().enumerate().filter_map(|(i, v)| {
