@@ -1,4 +1,5 @@
-//! Hourglass storage vs SQLite at the same durability, on the same workflow workload.
+//! Hourglass storage vs SQLite and RocksDB at the same durability, on the same
+//! workflow workload.
 //!
 //! Each workflow: start a run, then append `HG_CMP_BATCHES` (default 20) event batches
 //! of 3 events of ~200 B, one durable transition per batch that also moves the
@@ -24,15 +25,32 @@
 //!   insert the new task). Two variants: `sqlite` (writers contend through SQLite's
 //!   busy handler, which sleeps and retries) and `sqlite+mutex` (writers also take an
 //!   in-process mutex around the write transaction, the usual way to run SQLite with
-//!   many writer threads in one process: no busy-handler sleeps). Ratios use the better
-//!   of the two at each concurrency.
+//!   many writer threads in one process: no busy-handler sleeps).
+//! - **rocksdb** (cargo feature `rocksdb`, off by default: RocksDB's C++ takes ~20 min
+//!   to compile here and needs clang/libclang): rust-rocksdb, WAL on, every write
+//!   with `WriteOptions::set_sync(true)` (WAL `fdatasync`ed before the write
+//!   returns; concurrent writers are group-committed by RocksDB's write leader), no
+//!   compression. Keys: `run/<ns>\0<wf>\0<run>\0` → `be(next_event_id) ++ state`,
+//!   `ev/<ns>\0<wf>\0<run>\0<be event_id>` → payload,
+//!   `task/<ns>\0<queue>\0<be task_id>` → `run ++ payload` (task ids from an
+//!   in-process counter). Each step reads before it writes (run absent at step 0,
+//!   else its `next_event_id` must match; the acked task must exist) and writes one
+//!   batch. Two variants: `rocksdb` (plain `DB`; the read-check-write is made atomic
+//!   by a per-run lock — a striped mutex on the run key held until the synced
+//!   `WriteBatch` returns) and `rocksdb+txn` (pessimistic `TransactionDB`:
+//!   `get_for_update` locks the run and the acked task, the transaction's writes
+//!   commit as one synced batch). History: raw iterator over the run's `ev/` prefix
+//!   (`ReadOptions::set_iterate_range(PrefixRange(..))`).
+//!
+//! Ratios compare Hourglass with the best SQLite variant, the best RocksDB variant and
+//! the best of all (by transitions/s) at each concurrency.
 //!
 //! Workers pull workflow numbers from a shared counter until `HG_CMP_WORKFLOWS`
 //! (default 2000) are done or `HG_BENCH_SECS` (default 6 s) have passed (a worker
 //! finishes the workflow it is in). Throughput is over that write phase's wall time;
-//! latency is per transition (propose call / transaction). The read phase then reads
-//! the history of every finished workflow with the same number of worker threads
-//! (checked: event count and payloads) and reports payload MB/s.
+//! latency is per transition (propose call / transaction / write). The read phase
+//! then reads the history of every finished workflow with the same number of worker
+//! threads (checked: event count and payloads) and reports payload MB/s.
 //!
 //! Concurrencies: `HG_CMP_CONCURRENCY` (comma list, default `1,16,64`). Before each
 //! case the bench waits (up to 5 s) for a quiet second (other processes < 0.15 CPU)
@@ -44,7 +62,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -52,6 +70,7 @@ use hourglass_bench::raw::{self, Prep};
 use hourglass_bench::{env_secs, fmt_dur, load_average, mb_per_s, quick_mode, temp_dir, wait_quiet, CpuSample, Histogram, Table};
 use hourglass_raft::{Node, NodeConfig};
 use hourglass_storage::state::{Applied, Op, QueueKey, QueueKind, RunKey, Transition};
+use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 const SHARDS: u32 = 4;
@@ -133,9 +152,14 @@ struct Outcome {
     latency: Histogram,
     read_bytes: u64,
     read_elapsed: Duration,
-    /// Hourglass only: transitions per `fdatasync` of the node log (group commit).
+    /// Transitions per `fdatasync` of the node log / RocksDB WAL (group commit); None
+    /// for SQLite (one sync per commit).
     transitions_per_sync: Option<f64>,
     foreign_cpus: f64,
+    /// CPU time (user + system, all threads) this process used in the write phase.
+    own_cpu: Option<Duration>,
+    /// Extra diagnostics printed under the tables.
+    note: Option<String>,
 }
 
 impl Outcome {
@@ -144,6 +168,12 @@ impl Outcome {
     }
     fn events_per_s(&self) -> f64 {
         self.events as f64 / self.write_elapsed.as_secs_f64().max(1e-9)
+    }
+    /// CPU time per transition and CPUs' worth used (of the machine's 2) in the write phase.
+    fn cpu_per_transition(&self) -> Option<(Duration, f64)> {
+        let cpu = self.own_cpu?;
+        let per = cpu.checked_div(u32::try_from(self.transitions).ok()?.max(1))?;
+        Some((per, cpu.as_secs_f64() / self.write_elapsed.as_secs_f64().max(1e-9)))
     }
     fn read_mb_s(&self) -> f64 {
         mb_per_s(self.read_bytes, self.read_elapsed)
@@ -195,6 +225,7 @@ fn run_hourglass(p: &Params, workers: usize) -> Outcome {
     let p = Arc::new(p.clone());
     let next = Arc::new(AtomicUsize::new(0));
     let cpu = CpuSample::now();
+    let cpu_before = process_cpu();
     let log_before = node.log().stats();
     let start = Instant::now();
     let deadline = start + p.secs;
@@ -236,6 +267,7 @@ fn run_hourglass(p: &Params, workers: usize) -> Outcome {
         out
     });
     let write_elapsed = start.elapsed();
+    let own_cpu = cpu_since(cpu_before);
     let log_after = node.log().stats();
     let foreign_cpus = cpu.and_then(|c| c.foreign_cpus()).unwrap_or(0.0);
     let mut latency = Histogram::new();
@@ -245,7 +277,7 @@ fn run_hourglass(p: &Params, workers: usize) -> Outcome {
         latency.merge(h);
     }
     // Every task was acked: the backlogs are empty.
-    let backlog: usize = (0..SHARDS).map(|s| node.read(s, |st| st.backlog(&queue()).count()).unwrap()).sum();
+    let backlog: usize = (0..SHARDS).map(|s| node.read(s, |st| st.backlog(&queue()).count()).expect("read backlog")).sum();
     assert_eq!(backlog, 0, "tasks left in the backlog");
 
     let (read_bytes, read_elapsed) = parallel_reads(&done, workers, |wf| {
@@ -268,7 +300,28 @@ fn run_hourglass(p: &Params, workers: usize) -> Outcome {
         read_elapsed,
         transitions_per_sync: (syncs > 0).then(|| transitions as f64 / syncs as f64),
         foreign_cpus,
+        own_cpu,
+        note: Some(format!(
+            "hourglass/{workers}: {syncs} node-log fdatasyncs in {} ({:.0}/s)",
+            fmt_dur(write_elapsed),
+            syncs as f64 / write_elapsed.as_secs_f64().max(1e-9)
+        )),
     }
+}
+
+/// User + system CPU time of this process (all threads) so far.
+fn process_cpu() -> Option<Duration> {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return None;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Some(tv(usage.ru_utime) + tv(usage.ru_stime))
+}
+
+fn cpu_since(before: Option<Duration>) -> Option<Duration> {
+    Some(process_cpu()?.saturating_sub(before?))
 }
 
 /// Reads the histories of `done` with `workers` threads; (payload bytes, wall time).
@@ -388,6 +441,7 @@ fn run_sqlite(p: &Params, workers: usize, app_mutex: bool) -> Outcome {
     let writer = Mutex::new(());
     let busy_retries = AtomicUsize::new(0);
     let cpu = CpuSample::now();
+    let cpu_before = process_cpu();
     let start = Instant::now();
     let deadline = start + p.secs;
     let results: Vec<(Vec<usize>, Histogram)> = std::thread::scope(|s| {
@@ -406,7 +460,7 @@ fn run_sqlite(p: &Params, workers: usize, app_mutex: bool) -> Outcome {
                         let (mut run_id, mut prev_task) = (0i64, None);
                         for step in 0..p.batches {
                             let t0 = Instant::now();
-                            let guard = app_mutex.then(|| writer.lock().unwrap());
+                            let guard = app_mutex.then(|| writer.lock());
                             // A writer starved past busy_timeout gets SQLITE_BUSY: the
                             // transaction rolled back; retry it (latency includes it).
                             prev_task = loop {
@@ -430,6 +484,7 @@ fn run_sqlite(p: &Params, workers: usize, app_mutex: bool) -> Outcome {
         handles.into_iter().map(|h| h.join().expect("worker")).collect()
     });
     let write_elapsed = start.elapsed();
+    let own_cpu = cpu_since(cpu_before);
     let foreign_cpus = cpu.and_then(|c| c.foreign_cpus()).unwrap_or(0.0);
     let mut latency = Histogram::new();
     let mut done: Vec<usize> = Vec::new();
@@ -442,7 +497,7 @@ fn run_sqlite(p: &Params, workers: usize, app_mutex: bool) -> Outcome {
         eprintln!("sqlite/{workers}: {busy_retries} transactions retried after SQLITE_BUSY (busy_timeout 10 s)");
     }
     let check = sqlite_open(&path);
-    let backlog: i64 = check.query_row("SELECT count(*) FROM tasks", [], |r| r.get(0)).unwrap();
+    let backlog: i64 = check.query_row("SELECT count(*) FROM tasks", [], |r| r.get(0)).expect("count tasks");
     assert_eq!(backlog, 0, "tasks left in the backlog");
     drop(check);
 
@@ -457,7 +512,7 @@ fn run_sqlite(p: &Params, workers: usize, app_mutex: bool) -> Outcome {
             }
             m.get()
         });
-        let conn = conns[i % conns.len()].lock().unwrap();
+        let conn = conns[i % conns.len()].lock();
         let history = sqlite_history(&conn, wf).expect("read history");
         check_history(p, wf, &history)
     });
@@ -474,15 +529,373 @@ fn run_sqlite(p: &Params, workers: usize, app_mutex: bool) -> Outcome {
         read_elapsed,
         transitions_per_sync: None,
         foreign_cpus,
+        own_cpu,
+        note: None,
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// RocksDB (feature `rocksdb`)
+
+#[cfg(feature = "rocksdb")]
+mod rocks {
+    use std::sync::atomic::AtomicU64;
+
+    use rocksdb::statistics::{Histogram as RocksHistogram, Ticker};
+    use rocksdb::{
+        DBAccess, DBCompressionType, DBRawIteratorWithThreadMode, ErrorKind, Options, PrefixRange, ReadOptions,
+        TransactionDB, TransactionDBOptions, TransactionOptions, WriteBatch, WriteOptions, DB,
+    };
+
+    use super::*;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Variant {
+        /// Plain `DB`, read-check-write under a per-run (striped) lock.
+        RunLock,
+        /// Pessimistic `TransactionDB`, `get_for_update` on the run and the acked task.
+        Txn,
+    }
+
+    enum Store {
+        Plain(DB),
+        Txn(TransactionDB),
+    }
+
+    /// Lock stripes for the per-run lock: collisions between the <= 64 runs in flight
+    /// are rare (a collision would make two runs share one sync cycle, not break
+    /// anything).
+    const LOCK_STRIPES: usize = 1 << 16;
+
+    /// `<ns>\0<wf>\0<run>\0`: the run's identity, a prefix-free key component.
+    fn run_ident(out: &mut Vec<u8>, wf: usize) {
+        for part in [NS.as_bytes(), wf_id(wf).as_bytes(), format!("run-{wf}").as_bytes()] {
+            out.extend_from_slice(part);
+            out.push(0);
+        }
+    }
+
+    fn run_key(wf: usize) -> Vec<u8> {
+        let mut k = b"run/".to_vec();
+        run_ident(&mut k, wf);
+        k
+    }
+
+    fn events_prefix(wf: usize) -> Vec<u8> {
+        let mut k = b"ev/".to_vec();
+        run_ident(&mut k, wf);
+        k
+    }
+
+    fn event_key(prefix: &[u8], id: u64) -> Vec<u8> {
+        let mut k = Vec::with_capacity(prefix.len() + 8);
+        k.extend_from_slice(prefix);
+        k.extend_from_slice(&id.to_be_bytes());
+        k
+    }
+
+    fn tasks_prefix() -> Vec<u8> {
+        let mut k = b"task/".to_vec();
+        for part in [NS, QUEUE] {
+            k.extend_from_slice(part.as_bytes());
+            k.push(0);
+        }
+        k
+    }
+
+    fn task_key(task_id: u64) -> Vec<u8> {
+        let mut k = tasks_prefix();
+        k.extend_from_slice(&task_id.to_be_bytes());
+        k
+    }
+
+    fn task_value(wf: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(48);
+        run_ident(&mut v, wf);
+        v.extend_from_slice(TASK);
+        v
+    }
+
+    fn run_value(next_event_id: u64, step: u64) -> Vec<u8> {
+        let mut v = next_event_id.to_be_bytes().to_vec();
+        v.extend_from_slice(&state(step));
+        v
+    }
+
+    /// The checks of the SQLite side: the run must not exist at step 0 (UNIQUE there),
+    /// else its `next_event_id` must be the first new event id.
+    fn check_run(current: Option<&[u8]>, wf: usize, step: u64, first: u64) {
+        if step == 0 {
+            assert!(current.is_none(), "wf-{wf} created twice");
+        } else {
+            let value = current.unwrap_or_else(|| panic!("run of wf-{wf} missing"));
+            let next = value.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes);
+            assert_eq!(next, Some(first), "next event id of wf-{wf}");
+        }
+    }
+
+    fn lock_stripe(run_key: &[u8]) -> usize {
+        run_key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)) as usize
+            % LOCK_STRIPES
+    }
+
+    /// One step as one synced `WriteBatch`; the per-run lock makes read-check-write
+    /// atomic. Returns the enqueued task id.
+    #[allow(clippy::too_many_arguments)]
+    fn plain_step(
+        p: &Params,
+        db: &DB,
+        locks: &[Mutex<()>],
+        wo: &WriteOptions,
+        next_task: &AtomicU64,
+        wf: usize,
+        step: u64,
+        prev_task: Option<u64>,
+    ) -> Result<Option<u64>, rocksdb::Error> {
+        let run = run_key(wf);
+        let _run_lock = locks[lock_stripe(&run)].lock();
+        let first = step * p.events_per_batch + 1;
+        let next_event_id = first + p.events_per_batch;
+        check_run(db.get_pinned(&run)?.as_deref(), wf, step, first);
+        let mut batch = WriteBatch::default();
+        let prefix = events_prefix(wf);
+        for id in first..next_event_id {
+            batch.put(event_key(&prefix, id), event(p, wf, id));
+        }
+        batch.put(&run, run_value(next_event_id, step));
+        if let Some(task_id) = prev_task {
+            let key = task_key(task_id);
+            assert!(db.get_pinned(&key)?.is_some(), "acked task {task_id} of wf-{wf} not found");
+            batch.delete(key);
+        }
+        let task = (step + 1 < p.batches).then(|| {
+            let id = next_task.fetch_add(1, Ordering::Relaxed) + 1;
+            batch.put(task_key(id), task_value(wf));
+            id
+        });
+        db.write_opt(batch, wo)?;
+        Ok(task)
+    }
+
+    /// One step as one pessimistic transaction (committed as one synced batch).
+    #[allow(clippy::too_many_arguments)]
+    fn txn_step(
+        p: &Params,
+        db: &TransactionDB,
+        wo: &WriteOptions,
+        to: &TransactionOptions,
+        next_task: &AtomicU64,
+        wf: usize,
+        step: u64,
+        prev_task: Option<u64>,
+    ) -> Result<Option<u64>, rocksdb::Error> {
+        let run = run_key(wf);
+        let first = step * p.events_per_batch + 1;
+        let next_event_id = first + p.events_per_batch;
+        let txn = db.transaction_opt(wo, to);
+        check_run(txn.get_pinned_for_update(&run, true)?.as_deref(), wf, step, first);
+        let prefix = events_prefix(wf);
+        for id in first..next_event_id {
+            txn.put(event_key(&prefix, id), event(p, wf, id))?;
+        }
+        txn.put(&run, run_value(next_event_id, step))?;
+        if let Some(task_id) = prev_task {
+            let key = task_key(task_id);
+            assert!(txn.get_pinned_for_update(&key, true)?.is_some(), "acked task {task_id} of wf-{wf} not found");
+            txn.delete(key)?;
+        }
+        let task = if step + 1 < p.batches {
+            let id = next_task.fetch_add(1, Ordering::Relaxed) + 1;
+            txn.put(task_key(id), task_value(wf))?;
+            Some(id)
+        } else {
+            None
+        };
+        txn.commit()?;
+        Ok(task)
+    }
+
+    /// Every (key suffix, value) under `prefix`: (event id, payload) for a history.
+    fn scan<D: DBAccess>(mut it: DBRawIteratorWithThreadMode<'_, D>, prefix: &[u8]) -> Result<Vec<(u64, Bytes)>, rocksdb::Error> {
+        it.seek(prefix);
+        let mut out = Vec::new();
+        while let (Some(key), Some(value)) = (it.key(), it.value()) {
+            let id = key
+                .get(prefix.len()..)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or_else(|| panic!("malformed key {key:?} under {prefix:?}"));
+            out.push((id, Bytes::copy_from_slice(value)));
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    fn scan_prefix(store: &Store, prefix: &[u8]) -> Result<Vec<(u64, Bytes)>, rocksdb::Error> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_range(PrefixRange(prefix.to_vec()));
+        match store {
+            Store::Plain(db) => scan(db.raw_iterator_opt(ro), prefix),
+            Store::Txn(db) => scan(db.raw_iterator_opt(ro), prefix),
+        }
+    }
+
+    pub fn run(p: &Params, workers: usize, variant: Variant) -> Outcome {
+        let dir = temp_dir("cmp-rocksdb-");
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.set_compression_type(DBCompressionType::None);
+        opts.enable_statistics();
+        // WAL on (the default), fdatasync (use_fsync false, the default).
+        let store = match variant {
+            Variant::RunLock => Store::Plain(DB::open(&opts, dir.path()).expect("open rocksdb")),
+            Variant::Txn => {
+                Store::Txn(TransactionDB::open(&opts, &TransactionDBOptions::default(), dir.path()).expect("open rocksdb"))
+            }
+        };
+        let locks: Vec<Mutex<()>> = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
+        let next_task = AtomicU64::new(0);
+        let next = AtomicUsize::new(0);
+        let retries = AtomicUsize::new(0);
+        let syncs_before = opts.get_ticker_count(Ticker::WalFileSynced);
+        let cpu = CpuSample::now();
+        let cpu_before = process_cpu();
+        let start = Instant::now();
+        let deadline = start + p.secs;
+        let results: Vec<(Vec<usize>, Histogram)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    let (store, locks, next, next_task, retries) = (&store, &locks, &next, &next_task, &retries);
+                    s.spawn(move || {
+                        let mut wo = WriteOptions::default();
+                        wo.set_sync(true);
+                        wo.disable_wal(false);
+                        let to = TransactionOptions::default();
+                        let mut done = Vec::new();
+                        let mut latency = Histogram::with_capacity(1024);
+                        while Instant::now() < deadline {
+                            let wf = next.fetch_add(1, Ordering::Relaxed);
+                            if wf >= p.workflows {
+                                break;
+                            }
+                            let mut prev_task = None;
+                            for step in 0..p.batches {
+                                let t0 = Instant::now();
+                                prev_task = loop {
+                                    let r = match store {
+                                        Store::Plain(db) => plain_step(p, db, locks, &wo, next_task, wf, step, prev_task),
+                                        Store::Txn(db) => txn_step(p, db, &wo, &to, next_task, wf, step, prev_task),
+                                    };
+                                    match r {
+                                        Ok(task) => break task,
+                                        // Lock wait timeout / conflict: nothing was written; retry.
+                                        Err(e) if matches!(e.kind(), ErrorKind::Busy | ErrorKind::TimedOut | ErrorKind::TryAgain) => {
+                                            retries.fetch_add(1, Ordering::Relaxed);
+                                        }
+                                        Err(e) => panic!("rocksdb step of wf-{wf}: {e}"),
+                                    }
+                                };
+                                latency.record(t0.elapsed());
+                            }
+                            done.push(wf);
+                        }
+                        (done, latency)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("worker")).collect()
+        });
+        let write_elapsed = start.elapsed();
+        let own_cpu = cpu_since(cpu_before);
+        let foreign_cpus = cpu.and_then(|c| c.foreign_cpus()).unwrap_or(0.0);
+        let syncs = opts.get_ticker_count(Ticker::WalFileSynced) - syncs_before;
+        let wal_sync = opts.get_histogram_data(RocksHistogram::WalFileSyncMicros);
+        let db_write = opts.get_histogram_data(RocksHistogram::DbWrite);
+        let mut latency = Histogram::new();
+        let mut done: Vec<usize> = Vec::new();
+        for (d, h) in results {
+            done.extend(d);
+            latency.merge(h);
+        }
+        let system = match variant {
+            Variant::RunLock => "rocksdb",
+            Variant::Txn => "rocksdb+txn",
+        };
+        let retries = retries.into_inner();
+        if retries > 0 {
+            eprintln!("{system}/{workers}: {retries} steps retried after Busy/TimedOut");
+        }
+        let backlog = scan_prefix(&store, &tasks_prefix()).expect("scan tasks").len();
+        assert_eq!(backlog, 0, "tasks left in the backlog");
+
+        let (read_bytes, read_elapsed) = parallel_reads(&done, workers, |wf| {
+            let history = scan_prefix(&store, &events_prefix(wf)).expect("read history");
+            check_history(p, wf, &history)
+        });
+        drop(store);
+        let transitions = done.len() as u64 * p.batches;
+        Outcome {
+            system,
+            workers,
+            workflows: done.len(),
+            transitions,
+            events: transitions * p.events_per_batch,
+            write_elapsed,
+            latency,
+            read_bytes,
+            read_elapsed,
+            transitions_per_sync: (syncs > 0).then(|| transitions as f64 / syncs as f64),
+            foreign_cpus,
+            own_cpu,
+            note: Some(format!(
+                "{system}/{workers}: {syncs} WAL fdatasyncs ({:.0}/s), WAL sync p50 {:.0} µs p99 {:.0} µs mean {:.0} µs; \
+                 DB write (incl. sync) p50 {:.0} µs mean {:.0} µs",
+                syncs as f64 / write_elapsed.as_secs_f64().max(1e-9),
+                wal_sync.median(),
+                wal_sync.p99(),
+                wal_sync.average(),
+                db_write.median(),
+                db_write.average(),
+            )),
+        }
     }
 }
 
 // ---------------------------------------------------------------------------------
 
+const SYSTEMS: [&str; 5] = ["hourglass", "sqlite", "sqlite+mutex", "rocksdb", "rocksdb+txn"];
+
+#[cfg(feature = "rocksdb")]
+fn run_rocksdb(p: &Params, workers: usize, system: &str) -> Option<Outcome> {
+    let variant = if system == "rocksdb+txn" { rocks::Variant::Txn } else { rocks::Variant::RunLock };
+    Some(rocks::run(p, workers, variant))
+}
+
+#[cfg(not(feature = "rocksdb"))]
+fn run_rocksdb(_: &Params, _: usize, _: &str) -> Option<Outcome> {
+    None
+}
+
+const ROCKSDB_SKIPPED: &str = "rocksdb: skipped (built without the `rocksdb` feature). Enable it with \
+     `cargo bench -p hourglass-bench --features rocksdb --bench storage_compare` \
+     (needs clang + libclang-dev; compiling RocksDB takes ~20 min on 2 cores).";
+
+/// Index of the outcome with the most transitions/s among `workers`-worker outcomes
+/// whose system starts with `prefix` ("" = any system but hourglass).
+fn best(outcomes: &[Outcome], workers: usize, prefix: &str) -> Option<usize> {
+    outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.workers == workers && o.system != "hourglass" && o.system.starts_with(prefix))
+        .max_by(|a, b| a.1.transitions_per_s().total_cmp(&b.1.transitions_per_s()))
+        .map(|(i, _)| i)
+}
+
 fn main() {
     let p = Params::from_env();
     let filter = std::env::var("HG_BENCH_FILTER").ok();
-    println!("# Hourglass storage vs SQLite (same durability: fsync before a step is acknowledged)\n");
+    println!("# Hourglass storage vs SQLite and RocksDB (same durability: fsync before a step is acknowledged)\n");
     println!(
         "workload: {} batches x {} events x {} B per workflow, up to {} workflows or {:.0} s per case; load average {}{}\n",
         p.batches,
@@ -494,22 +907,36 @@ fn main() {
         if p.quick { " (QUICK smoke mode: numbers mean nothing)" } else { "" }
     );
     if !p.quick {
+        // The floor for one durable step with nothing to group-commit it with: one
+        // ~transition-sized write + fdatasync, into a file prepared the way each side
+        // writes (node log: fallocated segments; RocksDB WAL: a growing file; overwrite:
+        // the device's best case).
         let dir = temp_dir("cmp-raw-");
-        match raw::small_write_fsync(dir.path(), Prep::Overwrite, 100, Duration::from_secs(1), u64::MAX) {
-            Ok(mut w) => println!(
-                "raw disk: 100 B pwrite + fdatasync: {:.0} ops/s, p50 {}\n",
-                w.ops_per_s(),
-                fmt_dur(w.latency.percentile(50.0))
-            ),
-            Err(e) => println!("raw disk: failed: {e}\n"),
+        for prep in [Prep::Overwrite, Prep::Fallocated, Prep::Append] {
+            match raw::small_write_fsync(dir.path(), prep, 800, Duration::from_secs(1), u64::MAX) {
+                Ok(mut w) => println!(
+                    "raw disk, 800 B pwrite + fdatasync, {}: {:.0} ops/s, p50 {}, p99 {}",
+                    prep.name(),
+                    w.ops_per_s(),
+                    fmt_dur(w.latency.percentile(50.0)),
+                    fmt_dur(w.latency.percentile(99.0))
+                ),
+                Err(e) => println!("raw disk, {}: failed: {e}", prep.name()),
+            }
         }
+        println!();
     }
 
     let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut rocksdb_skipped = false;
     for &workers in &p.concurrency {
-        for system in ["hourglass", "sqlite", "sqlite+mutex"] {
+        for system in SYSTEMS {
             let name = format!("{system}/{workers}");
             if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+                continue;
+            }
+            if system.starts_with("rocksdb") && !cfg!(feature = "rocksdb") {
+                rocksdb_skipped = true;
                 continue;
             }
             if !p.quick {
@@ -518,7 +945,11 @@ fn main() {
             let o = match system {
                 "hourglass" => run_hourglass(&p, workers),
                 "sqlite" => run_sqlite(&p, workers, false),
-                _ => run_sqlite(&p, workers, true),
+                "sqlite+mutex" => run_sqlite(&p, workers, true),
+                _ => match run_rocksdb(&p, workers, system) {
+                    Some(o) => o,
+                    None => continue,
+                },
             };
             eprintln!(
                 "{name}: {} workflows, {:.0} transitions/s, other CPU {:.2}",
@@ -528,6 +959,9 @@ fn main() {
             );
             outcomes.push(o);
         }
+    }
+    if rocksdb_skipped {
+        println!("{ROCKSDB_SKIPPED}\n");
     }
 
     let mut table = Table::new(&[
@@ -540,6 +974,8 @@ fn main() {
         "p99",
         "history read MB/s",
         "transitions/fsync",
+        "CPU/transition",
+        "CPUs used",
         "other CPU",
     ]);
     for o in &mut outcomes {
@@ -554,40 +990,55 @@ fn main() {
             fmt_dur(p99),
             format!("{:.1}", o.read_mb_s()),
             o.transitions_per_sync.map(|r| format!("{r:.1}")).unwrap_or_else(|| "1 (per commit)".into()),
+            o.cpu_per_transition().map(|(d, _)| fmt_dur(d)).unwrap_or_else(|| "-".into()),
+            o.cpu_per_transition().map(|(_, c)| format!("{c:.2}")).unwrap_or_else(|| "-".into()),
             format!("{:.2}", o.foreign_cpus),
         ]);
     }
     println!("{}", table.render());
+    for note in outcomes.iter().filter_map(|o| o.note.as_deref()) {
+        println!("- {note}");
+    }
+    println!();
 
     let mut ratios = Table::new(&[
         "workers",
         "best sqlite",
+        "best rocksdb",
         "transitions/s hourglass/sqlite",
-        "p50 sqlite/hourglass",
-        "p99 sqlite/hourglass",
-        "history read MB/s hourglass/sqlite",
+        "hourglass/rocksdb",
+        "hourglass/best",
+        "goal ≥5x",
+        "p50 best/hourglass",
+        "p99 best/hourglass",
+        "history read MB/s hourglass/best",
     ]);
+    let ratio = |a: f64, b: f64| if b > 0.0 { format!("{:.1}x", a / b) } else { "-".into() };
     for &workers in &p.concurrency {
         let Some(hg) = outcomes.iter().position(|o| o.workers == workers && o.system == "hourglass") else { continue };
-        let Some(sq) = outcomes
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| o.workers == workers && o.system.starts_with("sqlite"))
-            .max_by(|a, b| a.1.transitions_per_s().total_cmp(&b.1.transitions_per_s()))
-            .map(|(i, _)| i)
-        else {
-            continue;
+        let Some(other) = best(&outcomes, workers, "") else { continue };
+        let (sq, rk) = (best(&outcomes, workers, "sqlite"), best(&outcomes, workers, "rocksdb"));
+        let hg_tps = outcomes[hg].transitions_per_s();
+        let vs = |i: Option<usize>| match i {
+            Some(i) => (outcomes[i].system.to_string(), ratio(hg_tps, outcomes[i].transitions_per_s())),
+            None => ("-".into(), "-".into()),
         };
-        let (hg_tps, hg_p50, hg_p99, hg_read) = {
+        let ((sq_name, sq_ratio), (rk_name, rk_ratio)) = (vs(sq), vs(rk));
+        let rk_name = if rk.is_none() && rocksdb_skipped { "skipped".to_string() } else { rk_name };
+        let (hg_p50, hg_p99, hg_read) = {
             let o = &mut outcomes[hg];
-            (o.transitions_per_s(), o.latency.percentile(50.0), o.latency.percentile(99.0), o.read_mb_s())
+            (o.latency.percentile(50.0), o.latency.percentile(99.0), o.read_mb_s())
         };
-        let o = &mut outcomes[sq];
-        let ratio = |a: f64, b: f64| if b > 0.0 { format!("{:.1}x", a / b) } else { "-".into() };
+        let o = &mut outcomes[other];
+        let best_tps = o.transitions_per_s();
         ratios.row(vec![
             workers.to_string(),
-            o.system.to_string(),
-            ratio(hg_tps, o.transitions_per_s()),
+            sq_name,
+            rk_name,
+            sq_ratio,
+            rk_ratio,
+            format!("{} ({})", ratio(hg_tps, best_tps), o.system),
+            if hg_tps >= 5.0 * best_tps { "met" } else { "not met" }.to_string(),
             ratio(o.latency.percentile(50.0).as_secs_f64(), hg_p50.as_secs_f64()),
             ratio(o.latency.percentile(99.0).as_secs_f64(), hg_p99.as_secs_f64()),
             ratio(hg_read, o.read_mb_s()),
