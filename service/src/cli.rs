@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use hourglass_service::server::ServeConfig;
+use hourglass_storage::disk::IoMode;
 
 /// Hourglass: a Temporal-compatible durable-execution server over a Raft-replicated
 /// storage engine. Temporal SDK workers and clients, and the `temporal` CLI, connect
@@ -51,6 +52,28 @@ pub struct ServeArgs {
     /// Seconds shutdown waits for in-flight calls (long polls) before cutting them off.
     #[arg(long, env = "HOURGLASS_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+
+    /// How the node log writes: io_uring when the kernel allows it (auto), io_uring or
+    /// fail (uring), or portable pwrite + fdatasync (pwrite). Same bytes on disk.
+    #[arg(long, env = "HOURGLASS_IO_MODE", value_enum, default_value_t = IoModeArg::Auto)]
+    pub io_mode: IoModeArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IoModeArg {
+    Auto,
+    Uring,
+    Pwrite,
+}
+
+impl From<IoModeArg> for IoMode {
+    fn from(m: IoModeArg) -> Self {
+        match m {
+            IoModeArg::Auto => IoMode::Auto,
+            IoModeArg::Uring => IoMode::Uring,
+            IoModeArg::Pwrite => IoMode::Pwrite,
+        }
+    }
 }
 
 impl ServeArgs {
@@ -60,6 +83,7 @@ impl ServeArgs {
             data_dir: self.data_dir.clone(),
             shards: self.shards,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            io_mode: self.io_mode.into(),
         }
     }
 }
@@ -105,6 +129,11 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:7233");
         assert_eq!(config.data_dir, PathBuf::from("./hourglass-data"));
         assert_eq!(config.shards, None);
+        assert_eq!(config.io_mode, IoMode::Auto);
+        let cli = Cli::try_parse_from(["hourglass", "serve", "--io-mode", "pwrite"]).unwrap();
+        let Command::Serve(args) = cli.command;
+        assert_eq!(args.config().io_mode, IoMode::Pwrite);
+        assert!(Cli::try_parse_from(["hourglass", "serve", "--io-mode", "mmap"]).is_err(), "unknown io mode refused");
         assert_eq!(cli.log, "info");
     }
 }

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use hourglass_proto::WorkflowServiceServer;
 use hourglass_raft::{Node, NodeConfig, RaftError};
+use hourglass_storage::disk::IoMode;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::codec::CompressionEncoding;
@@ -56,13 +57,21 @@ pub struct ServeConfig {
     pub shards: Option<u32>,
     /// How long shutdown waits for in-flight calls before cutting them off.
     pub shutdown_grace: Duration,
+    /// The node log's write path (io_uring when available, or pwrite).
+    pub io_mode: IoMode,
 }
 
 impl ServeConfig {
     /// Defaults for `data_dir`: listen on 127.0.0.1:7233, shard count from the data
     /// directory (4 if new), 10 s shutdown grace.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        Self { listen: "127.0.0.1:7233".into(), data_dir: data_dir.into(), shards: None, shutdown_grace: Duration::from_secs(10) }
+        Self {
+            listen: "127.0.0.1:7233".into(),
+            data_dir: data_dir.into(),
+            shards: None,
+            shutdown_grace: Duration::from_secs(10),
+            io_mode: IoMode::Auto,
+        }
     }
 }
 
@@ -117,7 +126,9 @@ impl Server {
             .map_err(|source| ServerError::Bind { addr: config.listen.clone(), source })?;
         let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen.clone(), source })?;
 
-        let node = Node::open(NodeConfig::new(dir, shards)).await?;
+        let mut node_config = NodeConfig::new(dir, shards);
+        node_config.log.io_mode = config.io_mode;
+        let node = Node::open(node_config).await?;
         let engine = Engine::new(node, EngineConfig::default(), Arc::new(SystemClock));
         let started = async {
             let namespaces = Namespaces::open(&engine).await?;

@@ -91,5 +91,6 @@ fn config(dir: &Path, listen: &str) -> ServeConfig {
         data_dir: dir.to_path_buf(),
         shards: Some(TEST_SHARDS),
         shutdown_grace: Duration::from_secs(2),
+        io_mode: Default::default(),
     }
 }

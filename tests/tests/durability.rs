@@ -134,6 +134,7 @@ fn durability_server_process() {
             data_dir: PathBuf::from(dir),
             shards: Some(TEST_SHARDS),
             shutdown_grace: Duration::from_secs(1),
+            io_mode: Default::default(),
         };
         let server = match Server::start(config).await {
             Ok(server) => server,
