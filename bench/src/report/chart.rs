@@ -110,7 +110,8 @@ fn latency_panel(cmp: &Comparison, area: &Area) -> DrawResult {
         .iter()
         .map(|s| [s.median().latency("p50"), s.median().latency("p99"), s.half.as_ref().and_then(|h| h.latency("p99"))])
         .collect();
-    let (lo, hi) = decades(values.iter().flatten().flatten().copied());
+    // The goal line is always on the axis.
+    let (lo, hi) = decades(values.iter().flatten().flatten().copied().chain([super::GOAL_P99_AT_HALF_PEAK_MS / 2.0]));
     let n = names.len() as f64;
     let mut chart = server_axes(area, "start → completion latency, ms (log scale)", "ms", &names, (lo, hi))?;
     let width = 0.8 / LATENCY_SERIES.len() as f64;

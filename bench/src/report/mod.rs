@@ -49,6 +49,9 @@ pub struct ReportArgs {
     /// The command that produced the run, quoted in the section.
     #[arg(long, default_value = "bench/compare.sh")]
     pub command: String,
+    /// Git revision the measured binaries were built from (default: the work tree's).
+    #[arg(long)]
+    pub git_rev: Option<String>,
 }
 
 /// Everything one report says, for the markdown and the chart.
@@ -56,6 +59,8 @@ pub struct ReportArgs {
 pub struct Comparison {
     pub scenario: String,
     pub servers: Vec<ServerRuns>,
+    /// When the runs were measured (see [`runs::measured_at`]).
+    pub measured_at: String,
 }
 
 impl Comparison {
@@ -69,7 +74,7 @@ impl Comparison {
         if let Some(other) = servers.iter().find(|s| s.median().scenario() != scenario) {
             return Err(format!("{} ran {:?}, {} ran {scenario:?}", other.name, other.median().scenario(), servers[0].name));
         }
-        Ok(Self { scenario, servers })
+        Ok(Self { scenario, servers, measured_at: runs::measured_at(dir) })
     }
 
     pub fn server(&self, name: &str) -> Option<&ServerRuns> {
@@ -77,17 +82,17 @@ impl Comparison {
     }
 
     /// The markdown section (without the begin/end markers).
-    pub fn markdown(&self, command: &str, chart_link: Option<&str>) -> String {
+    pub fn markdown(&self, command: &str, git_rev: &str, chart_link: Option<&str>) -> String {
         let mut out = String::new();
         let m = self.servers[0].median();
         let _ = writeln!(out, "### `{}`: {}\n", self.scenario, runs::machine_line());
         let _ = writeln!(
             out,
-            "Written by `{command}` on {} (git {}). Each server: {} measured run(s) of {:.0} s after {:.0} s of \
+            "Measured by `{command}` on {} (git {}). Each server: {} measured run(s) of {:.0} s after {:.0} s of \
              warm-up, closed loop with {} workflows in flight, {} workflow-task / {} activity pollers, then one \
              open-loop run at half of its median peak. Load average (1, 5, 15 min) when hourglass's median run started: {}.\n",
-            runs::utc_now(),
-            runs::git_rev(),
+            self.measured_at,
+            git_rev,
             self.servers[0].peak.len(),
             m.f("window_s").unwrap_or(0.0),
             m.f("warmup_s").unwrap_or(0.0),
@@ -248,7 +253,8 @@ pub fn run(args: &ReportArgs) -> Result<(), String> {
         }
         None => None,
     };
-    let section = cmp.markdown(&args.command, chart_link.as_deref());
+    let git_rev = args.git_rev.clone().unwrap_or_else(runs::git_rev);
+    let section = cmp.markdown(&args.command, &git_rev, chart_link.as_deref());
     println!("{section}");
     if let Some(doc) = &args.docs {
         docs::splice(doc, &cmp.scenario, &section)?;

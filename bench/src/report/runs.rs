@@ -118,9 +118,22 @@ pub fn machine_line() -> String {
     )
 }
 
-/// Current UTC time as `YYYY-MM-DD HH:MM UTC` (civil-from-days, no time crate).
-pub fn utc_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+/// When the first run of `dir` was written (the oldest `*.json`), else now, as
+/// `YYYY-MM-DD HH:MM UTC`: re-running the report later keeps the measurement's date.
+pub fn measured_at(dir: &Path) -> String {
+    let oldest = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| e.metadata().ok()?.modified().ok())
+        .min();
+    utc(oldest.unwrap_or_else(std::time::SystemTime::now))
+}
+
+/// `t` as `YYYY-MM-DD HH:MM UTC` (civil-from-days, no time crate).
+pub fn utc(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)

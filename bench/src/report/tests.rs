@@ -35,13 +35,14 @@ fn medians_ratios_and_goals() {
     assert_eq!(hg.median().wf_s(), 900.0, "median of 700, 900, 1000");
     assert_eq!(hg.median().latency("p99"), Some(20.0), "the median run's own latency");
     assert_eq!(hg.wf_s_range(), (700.0, 1000.0));
-    let md = cmp.markdown("bench/compare.sh", Some("img/x.svg"));
+    let md = cmp.markdown("bench/compare.sh", "abc123", Some("img/x.svg"));
     // Table cells are padded; compare with runs of spaces collapsed.
     let md = md.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
     assert!(md.contains("| hourglass / reference-durable | 90.00× | 90.00× | 45.00× | 45.00× |"), "{md}");
     assert!(md.contains("90.0× (900.0 vs 10.0 wf/s) | **no**"), "{md}");
     assert!(md.contains("8.00 ms at 500.0 wf/s offered | **yes**"), "{md}");
     assert!(md.contains("![one-activity: workflows/s and latency per server](img/x.svg)"));
+    assert!(md.contains("(git abc123)"), "{md}");
 }
 
 #[test]
