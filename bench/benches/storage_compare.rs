@@ -324,6 +324,93 @@ fn cpu_since(before: Option<Duration>) -> Option<Duration> {
     Some(process_cpu()?.saturating_sub(before?))
 }
 
+/// What the timed write phase of a side run by worker threads produced.
+struct WritePhase {
+    /// Workflows whose every step finished.
+    done: Vec<usize>,
+    /// Per-step latency.
+    latency: Histogram,
+    elapsed: Duration,
+    own_cpu: Option<Duration>,
+    foreign_cpus: f64,
+}
+
+impl WritePhase {
+    /// `workers` threads take workflow numbers until `p.workflows` are taken or `p.secs`
+    /// have passed; a thread finishes the workflow it is in. Each thread makes its state
+    /// with `init`, then runs step after step with `step(state, wf, step, prev_task)`,
+    /// which returns the id of the task the step enqueued; each call is one timed step.
+    fn run<S, T: Copy>(
+        p: &Params,
+        workers: usize,
+        init: impl Fn() -> S + Sync,
+        step: impl Fn(&mut S, usize, u64, Option<T>) -> Option<T> + Sync,
+    ) -> Self {
+        let next = AtomicUsize::new(0);
+        let cpu = CpuSample::now();
+        let cpu_before = process_cpu();
+        let start = Instant::now();
+        let deadline = start + p.secs;
+        let results: Vec<(Vec<usize>, Histogram)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    let (next, init, step) = (&next, &init, &step);
+                    s.spawn(move || {
+                        let mut state = init();
+                        let mut done = Vec::new();
+                        let mut latency = Histogram::with_capacity(1024);
+                        while Instant::now() < deadline {
+                            let wf = next.fetch_add(1, Ordering::Relaxed);
+                            if wf >= p.workflows {
+                                break;
+                            }
+                            let mut prev_task = None;
+                            for n in 0..p.batches {
+                                let t0 = Instant::now();
+                                prev_task = step(&mut state, wf, n, prev_task);
+                                latency.record(t0.elapsed());
+                            }
+                            done.push(wf);
+                        }
+                        (done, latency)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("worker")).collect()
+        });
+        let elapsed = start.elapsed();
+        let own_cpu = cpu_since(cpu_before);
+        let foreign_cpus = cpu.and_then(|c| c.foreign_cpus()).unwrap_or(0.0);
+        let mut latency = Histogram::new();
+        let mut done = Vec::new();
+        for (d, h) in results {
+            done.extend(d);
+            latency.merge(h);
+        }
+        Self { done, latency, elapsed, own_cpu, foreign_cpus }
+    }
+
+    /// The side's outcome, given its read phase and sync statistics.
+    fn outcome(self, p: &Params, system: &'static str, workers: usize, read: (u64, Duration), syncs: Option<u64>, note: Option<String>) -> Outcome {
+        let transitions = self.done.len() as u64 * p.batches;
+        Outcome {
+            system,
+            workers,
+            workflows: self.done.len(),
+            transitions,
+            events: transitions * p.events_per_batch,
+            write_elapsed: self.elapsed,
+            latency: self.latency,
+            read_bytes: read.0,
+            read_elapsed: read.1,
+            transitions_per_sync: syncs.filter(|s| *s > 0).map(|s| transitions as f64 / s as f64),
+            foreign_cpus: self.foreign_cpus,
+            own_cpu: self.own_cpu,
+            note,
+        }
+    }
+}
+
 /// Reads the histories of `done` with `workers` threads; (payload bytes, wall time).
 fn parallel_reads(done: &[usize], workers: usize, read: impl Fn(usize) -> u64 + Sync) -> (u64, Duration) {
     let next = AtomicUsize::new(0);
@@ -437,61 +524,24 @@ fn run_sqlite(p: &Params, workers: usize, app_mutex: bool) -> Outcome {
     let dir = temp_dir("cmp-sqlite-");
     let path = dir.path().join("hourglass.db");
     sqlite_open(&path).execute_batch(SCHEMA).expect("schema");
-    let next = AtomicUsize::new(0);
     let writer = Mutex::new(());
     let busy_retries = AtomicUsize::new(0);
-    let cpu = CpuSample::now();
-    let cpu_before = process_cpu();
-    let start = Instant::now();
-    let deadline = start + p.secs;
-    let results: Vec<(Vec<usize>, Histogram)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                let (next, writer, path, busy_retries) = (&next, &writer, &path, &busy_retries);
-                s.spawn(move || {
-                    let mut conn = sqlite_open(path);
-                    let mut done = Vec::new();
-                    let mut latency = Histogram::with_capacity(1024);
-                    while Instant::now() < deadline {
-                        let wf = next.fetch_add(1, Ordering::Relaxed);
-                        if wf >= p.workflows {
-                            break;
-                        }
-                        let (mut run_id, mut prev_task) = (0i64, None);
-                        for step in 0..p.batches {
-                            let t0 = Instant::now();
-                            let guard = app_mutex.then(|| writer.lock());
-                            // A writer starved past busy_timeout gets SQLITE_BUSY: the
-                            // transaction rolled back; retry it (latency includes it).
-                            prev_task = loop {
-                                match sqlite_step(p, &mut conn, wf, &mut run_id, step, prev_task) {
-                                    Ok(task) => break task,
-                                    Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => {
-                                        busy_retries.fetch_add(1, Ordering::Relaxed);
-                                    }
-                                    Err(e) => panic!("sqlite step of wf-{wf}: {e}"),
-                                }
-                            };
-                            drop(guard);
-                            latency.record(t0.elapsed());
-                        }
-                        done.push(wf);
-                    }
-                    (done, latency)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("worker")).collect()
+    // Worker state: its connection and the current workflow's run row id.
+    let phase = WritePhase::run(p, workers, || (sqlite_open(&path), 0i64), |(conn, run_id), wf, step, prev_task| {
+        let _guard = app_mutex.then(|| writer.lock());
+        // A writer starved past busy_timeout gets SQLITE_BUSY: the transaction rolled
+        // back; retry it (latency includes it).
+        loop {
+            match sqlite_step(p, conn, wf, run_id, step, prev_task) {
+                Ok(task) => return task,
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => {
+                    busy_retries.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => panic!("sqlite step of wf-{wf}: {e}"),
+            }
+        }
     });
-    let write_elapsed = start.elapsed();
-    let own_cpu = cpu_since(cpu_before);
-    let foreign_cpus = cpu.and_then(|c| c.foreign_cpus()).unwrap_or(0.0);
-    let mut latency = Histogram::new();
-    let mut done: Vec<usize> = Vec::new();
-    for (d, h) in results {
-        done.extend(d);
-        latency.merge(h);
-    }
+    let done = phase.done.clone();
     let busy_retries = busy_retries.into_inner();
     if busy_retries > 0 {
         eprintln!("sqlite/{workers}: {busy_retries} transactions retried after SQLITE_BUSY (busy_timeout 10 s)");
@@ -516,22 +566,8 @@ fn run_sqlite(p: &Params, workers: usize, app_mutex: bool) -> Outcome {
         let history = sqlite_history(&conn, wf).expect("read history");
         check_history(p, wf, &history)
     });
-    let transitions = done.len() as u64 * p.batches;
-    Outcome {
-        system: if app_mutex { "sqlite+mutex" } else { "sqlite" },
-        workers,
-        workflows: done.len(),
-        transitions,
-        events: transitions * p.events_per_batch,
-        write_elapsed,
-        latency,
-        read_bytes,
-        read_elapsed,
-        transitions_per_sync: None,
-        foreign_cpus,
-        own_cpu,
-        note: None,
-    }
+    let system = if app_mutex { "sqlite+mutex" } else { "sqlite" };
+    phase.outcome(p, system, workers, (read_bytes, read_elapsed), None, None)
 }
 
 // ---------------------------------------------------------------------------------
@@ -756,68 +792,29 @@ mod rocks {
         };
         let locks: Vec<Mutex<()>> = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
         let next_task = AtomicU64::new(0);
-        let next = AtomicUsize::new(0);
         let retries = AtomicUsize::new(0);
         let syncs_before = opts.get_ticker_count(Ticker::WalFileSynced);
-        let cpu = CpuSample::now();
-        let cpu_before = process_cpu();
-        let start = Instant::now();
-        let deadline = start + p.secs;
-        let results: Vec<(Vec<usize>, Histogram)> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    let (store, locks, next, next_task, retries) = (&store, &locks, &next, &next_task, &retries);
-                    s.spawn(move || {
-                        let mut wo = WriteOptions::default();
-                        wo.set_sync(true);
-                        wo.disable_wal(false);
-                        let to = TransactionOptions::default();
-                        let mut done = Vec::new();
-                        let mut latency = Histogram::with_capacity(1024);
-                        while Instant::now() < deadline {
-                            let wf = next.fetch_add(1, Ordering::Relaxed);
-                            if wf >= p.workflows {
-                                break;
-                            }
-                            let mut prev_task = None;
-                            for step in 0..p.batches {
-                                let t0 = Instant::now();
-                                prev_task = loop {
-                                    let r = match store {
-                                        Store::Plain(db) => plain_step(p, db, locks, &wo, next_task, wf, step, prev_task),
-                                        Store::Txn(db) => txn_step(p, db, &wo, &to, next_task, wf, step, prev_task),
-                                    };
-                                    match r {
-                                        Ok(task) => break task,
-                                        // Lock wait timeout / conflict: nothing was written; retry.
-                                        Err(e) if matches!(e.kind(), ErrorKind::Busy | ErrorKind::TimedOut | ErrorKind::TryAgain) => {
-                                            retries.fetch_add(1, Ordering::Relaxed);
-                                        }
-                                        Err(e) => panic!("rocksdb step of wf-{wf}: {e}"),
-                                    }
-                                };
-                                latency.record(t0.elapsed());
-                            }
-                            done.push(wf);
-                        }
-                        (done, latency)
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().expect("worker")).collect()
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        wo.disable_wal(false);
+        let to = TransactionOptions::default();
+        let phase = WritePhase::run(p, workers, || (), |(), wf, step, prev_task| loop {
+            let r = match &store {
+                Store::Plain(db) => plain_step(p, db, &locks, &wo, &next_task, wf, step, prev_task),
+                Store::Txn(db) => txn_step(p, db, &wo, &to, &next_task, wf, step, prev_task),
+            };
+            match r {
+                Ok(task) => return task,
+                // Lock wait timeout / conflict: nothing was written; retry.
+                Err(e) if matches!(e.kind(), ErrorKind::Busy | ErrorKind::TimedOut | ErrorKind::TryAgain) => {
+                    retries.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => panic!("rocksdb step of wf-{wf}: {e}"),
+            }
         });
-        let write_elapsed = start.elapsed();
-        let own_cpu = cpu_since(cpu_before);
-        let foreign_cpus = cpu.and_then(|c| c.foreign_cpus()).unwrap_or(0.0);
         let syncs = opts.get_ticker_count(Ticker::WalFileSynced) - syncs_before;
         let wal_sync = opts.get_histogram_data(RocksHistogram::WalFileSyncMicros);
         let db_write = opts.get_histogram_data(RocksHistogram::DbWrite);
-        let mut latency = Histogram::new();
-        let mut done: Vec<usize> = Vec::new();
-        for (d, h) in results {
-            done.extend(d);
-            latency.merge(h);
-        }
         let system = match variant {
             Variant::RunLock => "rocksdb",
             Variant::Txn => "rocksdb+txn",
@@ -829,36 +826,22 @@ mod rocks {
         let backlog = scan_prefix(&store, &tasks_prefix()).expect("scan tasks").len();
         assert_eq!(backlog, 0, "tasks left in the backlog");
 
-        let (read_bytes, read_elapsed) = parallel_reads(&done, workers, |wf| {
+        let read = parallel_reads(&phase.done, workers, |wf| {
             let history = scan_prefix(&store, &events_prefix(wf)).expect("read history");
             check_history(p, wf, &history)
         });
         drop(store);
-        let transitions = done.len() as u64 * p.batches;
-        Outcome {
-            system,
-            workers,
-            workflows: done.len(),
-            transitions,
-            events: transitions * p.events_per_batch,
-            write_elapsed,
-            latency,
-            read_bytes,
-            read_elapsed,
-            transitions_per_sync: (syncs > 0).then(|| transitions as f64 / syncs as f64),
-            foreign_cpus,
-            own_cpu,
-            note: Some(format!(
-                "{system}/{workers}: {syncs} WAL fdatasyncs ({:.0}/s), WAL sync p50 {:.0} µs p99 {:.0} µs mean {:.0} µs; \
-                 DB write (incl. sync) p50 {:.0} µs mean {:.0} µs",
-                syncs as f64 / write_elapsed.as_secs_f64().max(1e-9),
-                wal_sync.median(),
-                wal_sync.p99(),
-                wal_sync.average(),
-                db_write.median(),
-                db_write.average(),
-            )),
-        }
+        let note = format!(
+            "{system}/{workers}: {syncs} WAL fdatasyncs ({:.0}/s), WAL sync p50 {:.0} µs p99 {:.0} µs mean {:.0} µs; \
+             DB write (incl. sync) p50 {:.0} µs mean {:.0} µs",
+            syncs as f64 / phase.elapsed.as_secs_f64().max(1e-9),
+            wal_sync.median(),
+            wal_sync.p99(),
+            wal_sync.average(),
+            db_write.median(),
+            db_write.average(),
+        );
+        phase.outcome(p, system, workers, read, Some(syncs), Some(note))
     }
 }
 
