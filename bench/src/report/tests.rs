@@ -46,6 +46,16 @@ fn medians_ratios_and_goals() {
 }
 
 #[test]
+fn the_throughput_goal_is_judged_on_one_activity_only() {
+    let d = sample_dir();
+    let mut cmp = Comparison::load(d.path(), &[]).unwrap();
+    cmp.scenario = "noop".into();
+    let md = cmp.markdown("bench/compare.sh", "abc123", None);
+    assert!(!md.contains("the reference's durable figure"), "{md}");
+    assert!(md.contains("p99 start-to-completion ≤ 10 ms at half of peak"), "{md}");
+}
+
+#[test]
 fn chart_is_an_svg_naming_every_server() {
     let d = sample_dir();
     let cmp = Comparison::load(d.path(), &[]).unwrap();
