@@ -112,6 +112,7 @@ fn latency_panel(cmp: &Comparison, area: &Area) -> DrawResult {
         .collect();
     // The goal line is always on the axis.
     let (lo, hi) = decades(values.iter().flatten().flatten().copied().chain([super::GOAL_P99_AT_HALF_PEAK_MS / 2.0]));
+    let hi = hi * 40.0; // headroom above the tallest bar for the legend
     let n = names.len() as f64;
     let mut chart = server_axes(area, "start → completion latency, ms (log scale)", "ms", &names, (lo, hi))?;
     let width = 0.8 / LATENCY_SERIES.len() as f64;
