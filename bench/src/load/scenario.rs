@@ -18,6 +18,9 @@ pub enum Scenario {
     Signals(u32),
     /// StartTimer 1 s, then complete when it fires.
     Timer,
+    /// StartTimer 1 h and stay open: the workflow counts as done once the timer is
+    /// started. For measuring what open workflows cost the server (RSS per workflow).
+    Park,
 }
 
 impl Scenario {
@@ -45,12 +48,13 @@ impl fmt::Display for Scenario {
             Scenario::Activities(n) => write!(f, "activities {n}"),
             Scenario::Signals(k) => write!(f, "signals {k}"),
             Scenario::Timer => write!(f, "timer"),
+            Scenario::Park => write!(f, "park"),
         }
     }
 }
 
 /// `noop`, `one-activity`, `activities N` / `activities:N`, `signals K` / `signals:K`
-/// (K defaults to 3), `timer`.
+/// (K defaults to 3), `timer`, `park`.
 impl FromStr for Scenario {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -71,7 +75,8 @@ impl FromStr for Scenario {
             "activities" => Ok(Scenario::Activities(num(None)?.max(1))),
             "signals" => Ok(Scenario::Signals(num(Some(3))?)),
             "timer" => Ok(Scenario::Timer),
-            _ => Err(format!("unknown scenario {s:?} (noop, one-activity, activities N, signals K, timer)")),
+            "park" => Ok(Scenario::Park),
+            _ => Err(format!("unknown scenario {s:?} (noop, one-activity, activities N, signals K, timer, park)")),
         }
     }
 }
@@ -83,8 +88,8 @@ pub enum Decision {
     Complete,
     /// ScheduleActivityTask with this sequence number (activity id `a<seq>`).
     ScheduleActivity(u32),
-    /// StartTimer (1 s) with this timer id.
-    StartTimer(String),
+    /// StartTimer with this timer id, firing after this many seconds.
+    StartTimer(String, i64),
     /// No commands: still waiting (for a signal, a timer, an activity).
     Wait,
 }
@@ -123,6 +128,19 @@ impl HistoryCounts {
     }
 }
 
+/// How long a `park` workflow's timer runs: longer than any measurement.
+pub const PARK_TIMER_SECS: i64 = 3600;
+
+/// Whether accepting `decision` ends the workflow's part in a run: it completed, or
+/// (`park`) it started its long timer.
+pub fn finishes(scenario: Scenario, decision: &Decision) -> bool {
+    match decision {
+        Decision::Complete => true,
+        Decision::StartTimer(..) => scenario == Scenario::Park,
+        _ => false,
+    }
+}
+
 /// The next command of `scenario` given the history so far.
 pub fn decide(scenario: Scenario, events: &[HistoryEvent]) -> Decision {
     let c = HistoryCounts::of(events);
@@ -149,11 +167,13 @@ pub fn decide(scenario: Scenario, events: &[HistoryEvent]) -> Decision {
             if c.timers_fired >= 1 {
                 Decision::Complete
             } else if c.timers_started == 0 {
-                Decision::StartTimer("t0".into())
+                Decision::StartTimer("t0".into(), 1)
             } else {
                 Decision::Wait
             }
         }
+        Scenario::Park if c.timers_started == 0 => Decision::StartTimer("park".into(), PARK_TIMER_SECS),
+        Scenario::Park => Decision::Wait,
     }
 }
 
@@ -183,9 +203,23 @@ mod tests {
         assert_eq!("signals".parse::<Scenario>(), Ok(Scenario::Signals(3)));
         assert_eq!("signals=4".parse::<Scenario>(), Ok(Scenario::Signals(4)));
         assert_eq!("timer".parse::<Scenario>(), Ok(Scenario::Timer));
+        assert_eq!("park".parse::<Scenario>(), Ok(Scenario::Park));
+        assert_eq!(Scenario::Park.to_string(), "park");
         assert!("activities".parse::<Scenario>().is_err());
         assert!("nope".parse::<Scenario>().is_err());
         assert_eq!(Scenario::Activities(3).to_string().parse::<Scenario>(), Ok(Scenario::Activities(3)));
+    }
+
+    #[test]
+    fn park_starts_one_long_timer_and_stays_open() {
+        let d = decide(Scenario::Park, &h(&START));
+        assert_eq!(d, Decision::StartTimer("park".into(), PARK_TIMER_SECS));
+        assert!(finishes(Scenario::Park, &d), "parked counts as done");
+        assert!(!finishes(Scenario::Timer, &Decision::StartTimer("t0".into(), 1)), "a timer workflow goes on");
+        let mut ev = START.to_vec();
+        ev.extend([EventType::WorkflowTaskCompleted, EventType::TimerStarted]);
+        ev.extend(WFT_DONE);
+        assert_eq!(decide(Scenario::Park, &h(&ev)), Decision::Wait, "never a second timer, never completes");
     }
 
     #[test]
@@ -233,7 +267,7 @@ mod tests {
     #[test]
     fn timer_starts_once_then_completes() {
         let mut ev = START.to_vec();
-        assert_eq!(decide(Scenario::Timer, &h(&ev)), Decision::StartTimer("t0".into()));
+        assert_eq!(decide(Scenario::Timer, &h(&ev)), Decision::StartTimer("t0".into(), 1));
         ev.extend([EventType::WorkflowTaskCompleted, EventType::TimerStarted]);
         ev.extend([
             EventType::WorkflowExecutionSignaled,

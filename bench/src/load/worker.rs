@@ -17,7 +17,7 @@ use temporalio_protos::protos::temporal::api::workflowservice::v1::{
     PollWorkflowTaskQueueResponse, RespondActivityTaskCompletedRequest, RespondWorkflowTaskCompletedRequest,
 };
 
-use super::scenario::{decide, Decision};
+use super::scenario::{decide, finishes, Decision};
 use super::stats::Counters;
 use super::{code_name, request, Shared, CALL_TIMEOUT};
 
@@ -57,11 +57,11 @@ pub fn commands(decision: &Decision, shared_task_queue: &str) -> Vec<Command> {
             )),
             ..Default::default()
         }],
-        Decision::StartTimer(id) => vec![Command {
+        Decision::StartTimer(id, secs) => vec![Command {
             command_type: CommandType::StartTimer as i32,
             attributes: Some(command::Attributes::StartTimerCommandAttributes(StartTimerCommandAttributes {
                 timer_id: id.clone(),
-                start_to_fire_timeout: duration(1),
+                start_to_fire_timeout: duration(*secs),
             })),
             ..Default::default()
         }],
@@ -130,9 +130,9 @@ pub(crate) async fn workflow_poller(shared: Arc<Shared>) {
         match shared.client().respond_workflow_task_completed(request(req, CALL_TIMEOUT)).await {
             Ok(_) => {
                 Counters::add(&shared.counters.transitions, 1);
-                if decision == Decision::Complete {
-                    // The final history: this task's events + WorkflowTaskCompleted
-                    // + WorkflowExecutionCompleted.
+                if finishes(shared.args.scenario, &decision) {
+                    // The history so far: this task's events + WorkflowTaskCompleted
+                    // + WorkflowExecutionCompleted (or TimerStarted when parked).
                     Counters::add(&shared.counters.events, events.len() as u64 + 2);
                     Counters::add(&shared.counters.completed, 1);
                     if let Some(wf) = &task.workflow_execution {
@@ -198,6 +198,6 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(commands(&Decision::Complete, "q")[0].command_type, CommandType::CompleteWorkflowExecution as i32);
-        assert_eq!(commands(&Decision::StartTimer("t0".into()), "q")[0].command_type, CommandType::StartTimer as i32);
+        assert_eq!(commands(&Decision::StartTimer("t0".into(), 1), "q")[0].command_type, CommandType::StartTimer as i32);
     }
 }
