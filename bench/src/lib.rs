@@ -187,7 +187,8 @@ pub struct CpuSample {
     at: std::time::Instant,
 }
 
-fn clock_ticks_per_s() -> f64 {
+/// Kernel clock ticks per second (`/proc` CPU times are in ticks).
+pub fn clock_ticks_per_s() -> f64 {
     // SAFETY: sysconf has no memory effects.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 {

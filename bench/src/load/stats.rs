@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use std::time::Duration;
 
-use crate::Histogram;
+use crate::{clock_ticks_per_s, Histogram};
 
 /// Monotonic counters; a report is the difference of two [`Snapshot`]s.
 #[derive(Debug, Default)]
@@ -90,16 +90,6 @@ pub fn latency_ms(h: &mut Histogram) -> Vec<(&'static str, f64)> {
         .into_iter()
         .map(|(name, p)| (name, h.percentile(p).as_secs_f64() * 1e3))
         .collect()
-}
-
-fn clock_ticks_per_s() -> f64 {
-    // SAFETY: sysconf has no memory effects.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
 }
 
 /// CPU time (user + system, all threads) and resident memory of one process.
