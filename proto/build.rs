@@ -17,9 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={descriptor_path}");
     println!("cargo:rerun-if-changed=build.rs");
     let all = prost_types::FileDescriptorSet::decode(std::fs::read(&descriptor_path)?.as_slice())?;
-    let service_only = prost_types::FileDescriptorSet {
-        file: all.file.into_iter().filter(|f| f.name() == SERVICE_FILE).collect(),
-    };
+    let service_only = prost_types::FileDescriptorSet { file: all.file.into_iter().filter(|f| f.name() == SERVICE_FILE).collect() };
     if service_only.file.len() != 1 {
         return Err(format!("{SERVICE_FILE} not found in {descriptor_path}").into());
     }
@@ -49,10 +47,7 @@ fn name_unimplemented_methods(path: &std::path::Path) -> Result<(), Box<dyn std:
             .map(|i| before[i + 9..].split(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap_or(""))
             .unwrap_or("");
         out.push_str(before);
-        out.push_str(&format!(
-            "\"Hourglass does not implement WorkflowService/{} (method {method} is unimplemented)\"",
-            to_pascal(method)
-        ));
+        out.push_str(&format!("\"Hourglass does not implement WorkflowService/{} (method {method} is unimplemented)\"", to_pascal(method)));
         rest = &rest[at + STUB.len()..];
     }
     out.push_str(rest);

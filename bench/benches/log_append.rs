@@ -35,6 +35,7 @@
 //! `HG_BENCH_DIR` (where files go; default `target/bench-data`, the real disk),
 //! `HG_BENCH_SEGMENT_MIB` (segment size, default the log's 64 MiB).
 //! Run by `cargo test --benches` it does a tiny smoke pass and claims nothing.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -42,9 +43,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hourglass_bench::raw::{self, Prep};
-use hourglass_bench::{
-    env_secs, fmt_dur, load_average, mb_per_s, quick_mode, temp_dir, wait_quiet, CpuSample, Histogram, Table,
-};
+use hourglass_bench::{env_secs, fmt_dur, load_average, mb_per_s, quick_mode, temp_dir, wait_quiet, CpuSample, Histogram, Table};
 use hourglass_storage::disk::IoMode;
 use hourglass_storage::log::{NodeLog, Record};
 use hourglass_storage::records::RecordKind;
@@ -129,14 +128,9 @@ fn run_case(case: &Case, warmup: Duration, measure: Duration) -> Result<Outcome,
     if let Some(mib) = std::env::var("HG_BENCH_SEGMENT_MIB").ok().and_then(|v| v.parse::<u64>().ok()) {
         config.segment_bytes = mib << 20;
     }
-    let (log, _report) =
-        NodeLog::open_dir(config, &mut |_, _, _| Ok(())).map_err(|e| format!("open {}: {e}", case.name()))?;
+    let (log, _report) = NodeLog::open_dir(config, &mut |_, _, _| Ok(())).map_err(|e| format!("open {}: {e}", case.name()))?;
     let disk_kind = log.disk_kind();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())?;
     let payload = Bytes::from((0..case.record_bytes).map(|i| (i * 7 + 3) as u8).collect::<Vec<u8>>());
     let stop = Arc::new(AtomicBool::new(false));
     let trimmer = case.trim_cache.then(|| {
@@ -156,9 +150,7 @@ fn run_case(case: &Case, warmup: Duration, measure: Duration) -> Result<Outcome,
                 let mut latency = Histogram::with_capacity(1 << 14);
                 while !stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
-                    log.append(vec![Record { kind: RecordKind::RaftEntry, payload: payload.clone() }])
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    log.append(vec![Record { kind: RecordKind::RaftEntry, payload: payload.clone() }]).await.map_err(|e| e.to_string())?;
                     if t >= window_start && t < window_end {
                         latency.record(t.elapsed());
                     }
@@ -276,13 +268,7 @@ fn main() {
             };
             let best = if fresh { &mut raw_seq_fresh } else { &mut raw_seq_recycled };
             *best = best.max(r.mb_per_s());
-            t.row(vec![
-                label.to_string(),
-                memory,
-                format!("{} MiB", r.bytes >> 20),
-                r.syncs.to_string(),
-                format!("{:.0}", r.mb_per_s()),
-            ]);
+            t.row(vec![label.to_string(), memory, format!("{} MiB", r.bytes >> 20), r.syncs.to_string(), format!("{:.0}", r.mb_per_s())]);
         }
         println!("{}", t.render());
         println!("raw one-write-one-fsync rate (best prep): {raw_small_best:.0} ops/s");

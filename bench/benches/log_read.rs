@@ -3,6 +3,7 @@
 //! order and in a shuffled order, for 100 B, 1 KiB and 16 KiB records. Criterion;
 //! one iteration reads every record once, so criterion's `thrpt` is MiB/s (bytes
 //! group) or records/s (elements group).
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -74,9 +75,7 @@ fn bench_reads(c: &mut Criterion) {
         let f = fixture(record_bytes);
         bytes_group.throughput(Throughput::Bytes((f.in_order.len() * record_bytes) as u64));
         for (order, positions) in [("in_order", &f.in_order), ("shuffled", &f.shuffled)] {
-            bytes_group.bench_with_input(BenchmarkId::new(order, record_bytes), positions, |b, p| {
-                b.iter(|| read_all(&f.log, p))
-            });
+            bytes_group.bench_with_input(BenchmarkId::new(order, record_bytes), positions, |b, p| b.iter(|| read_all(&f.log, p)));
         }
         fixtures.push((record_bytes, f));
     }
@@ -86,9 +85,7 @@ fn bench_reads(c: &mut Criterion) {
     records_group.sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
     for (record_bytes, f) in &fixtures {
         records_group.throughput(Throughput::Elements(f.in_order.len() as u64));
-        records_group.bench_with_input(BenchmarkId::new("in_order", record_bytes), &f.in_order, |b, p| {
-            b.iter(|| read_all(&f.log, p))
-        });
+        records_group.bench_with_input(BenchmarkId::new("in_order", record_bytes), &f.in_order, |b, p| b.iter(|| read_all(&f.log, p)));
     }
     records_group.finish();
 

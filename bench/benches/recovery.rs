@@ -7,6 +7,7 @@
 //!
 //! Environment: `HG_BENCH_RECOVERY_MIB` (MiB of payload per record size, default
 //! 1024), `HG_BENCH_DIR`. Run by `cargo test --benches` it writes a few MiB only.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::io::Read;
 use std::path::Path;
@@ -80,10 +81,7 @@ fn recover(dir: &Path) -> Recovered {
 
 fn main() {
     let quick = quick_mode();
-    let mib: u64 = std::env::var("HG_BENCH_RECOVERY_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if quick { 4 } else { 1024 });
+    let mib: u64 = std::env::var("HG_BENCH_RECOVERY_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(if quick { 4 } else { 1024 });
     println!(
         "# recovery ({} mode, {mib} MiB of payload per case, load average {})\n",
         if quick { "quick smoke" } else { "measurement" },

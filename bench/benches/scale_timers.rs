@@ -19,6 +19,7 @@
 //! summed over shards, shuts the node down and times restart-to-serving twice:
 //! (a) with the default snapshot interval (mostly log replay), (b) after `checkpoint`
 //! of every shard (snapshot load), with RSS after each. Prints a markdown table.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::time::{Duration, Instant};
 
@@ -333,17 +334,8 @@ async fn run(n: usize) {
         open_a.as_secs_f64() * 1e3,
         ready_a.as_secs_f64() * 1e3
     );
-    println!(
-        "| VmRSS around restart (a) (same process; allocator keeps freed pages) | {} → {} |",
-        mib(rss_pre_a),
-        mib(rss_a)
-    );
-    println!(
-        "| RssFile after restart (a): total (log segments / snapshot files) | {} ({} / {}) |",
-        mib(file_a),
-        mib(seg_a),
-        mib(snap_a)
-    );
+    println!("| VmRSS around restart (a) (same process; allocator keeps freed pages) | {} → {} |", mib(rss_pre_a), mib(rss_a));
+    println!("| RssFile after restart (a): total (log segments / snapshot files) | {} ({} / {}) |", mib(file_a), mib(seg_a), mib(snap_a));
     println!("| log records read back by restart (a) (replay) | {reads_a} |");
     println!(
         "| restart (a) log recovery scan: segments / records / bytes | {} / {} / {} |",

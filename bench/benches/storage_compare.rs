@@ -59,6 +59,7 @@
 //! `cargo test --benches` (or with `HG_BENCH_QUICK=1`) it does a tiny smoke pass and
 //! claims nothing. Custom harness: prints markdown tables for
 //! `docs/bench-storage-compare.md`.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -391,7 +392,15 @@ impl WritePhase {
     }
 
     /// The side's outcome, given its read phase and sync statistics.
-    fn outcome(self, p: &Params, system: &'static str, workers: usize, read: (u64, Duration), syncs: Option<u64>, note: Option<String>) -> Outcome {
+    fn outcome(
+        self,
+        p: &Params,
+        system: &'static str,
+        workers: usize,
+        read: (u64, Duration),
+        syncs: Option<u64>,
+        note: Option<String>,
+    ) -> Outcome {
         let transitions = self.done.len() as u64 * p.batches;
         Outcome {
             system,
@@ -476,17 +485,23 @@ fn sqlite_step(
     let next_event_id = first + p.events_per_batch;
     if step == 0 {
         // A workflow has at most one run here: creating it twice fails on UNIQUE.
-        tx.prepare_cached("INSERT INTO runs(ns, wf_id, run_id, state, next_event_id) VALUES (?1, ?2, ?3, ?4, ?5)")?
-            .execute(params![NS, wf_id(wf), format!("run-{wf}"), &state(step)[..], next_event_id as i64])?;
+        tx.prepare_cached("INSERT INTO runs(ns, wf_id, run_id, state, next_event_id) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![
+            NS,
+            wf_id(wf),
+            format!("run-{wf}"),
+            &state(step)[..],
+            next_event_id as i64
+        ])?;
         *run_id = tx.last_insert_rowid();
     } else {
-        let current: Option<i64> = tx
-            .prepare_cached("SELECT next_event_id FROM runs WHERE id = ?1")?
-            .query_row([*run_id], |r| r.get(0))
-            .optional()?;
+        let current: Option<i64> =
+            tx.prepare_cached("SELECT next_event_id FROM runs WHERE id = ?1")?.query_row([*run_id], |r| r.get(0)).optional()?;
         assert_eq!(current, Some(first as i64), "next event id of wf-{wf}");
-        tx.prepare_cached("UPDATE runs SET state = ?2, next_event_id = ?3 WHERE id = ?1")?
-            .execute(params![*run_id, &state(step)[..], next_event_id as i64])?;
+        tx.prepare_cached("UPDATE runs SET state = ?2, next_event_id = ?3 WHERE id = ?1")?.execute(params![
+            *run_id,
+            &state(step)[..],
+            next_event_id as i64
+        ])?;
     }
     {
         let mut insert = tx.prepare_cached("INSERT INTO events(run, event_id, payload) VALUES (?1, ?2, ?3)")?;
@@ -499,8 +514,7 @@ fn sqlite_step(
         assert_eq!(n, 1, "acked task {task_id} of wf-{wf} not found");
     }
     let task = if step + 1 < p.batches {
-        tx.prepare_cached("INSERT INTO tasks(queue, run, payload) VALUES (?1, ?2, ?3)")?
-            .execute(params![QUEUE, *run_id, TASK])?;
+        tx.prepare_cached("INSERT INTO tasks(queue, run, payload) VALUES (?1, ?2, ?3)")?.execute(params![QUEUE, *run_id, TASK])?;
         Some(tx.last_insert_rowid())
     } else {
         None
@@ -527,20 +541,25 @@ fn run_sqlite(p: &Params, workers: usize, app_mutex: bool) -> Outcome {
     let writer = Mutex::new(());
     let busy_retries = AtomicUsize::new(0);
     // Worker state: its connection and the current workflow's run row id.
-    let phase = WritePhase::run(p, workers, || (sqlite_open(&path), 0i64), |(conn, run_id), wf, step, prev_task| {
-        let _guard = app_mutex.then(|| writer.lock());
-        // A writer starved past busy_timeout gets SQLITE_BUSY: the transaction rolled
-        // back; retry it (latency includes it).
-        loop {
-            match sqlite_step(p, conn, wf, run_id, step, prev_task) {
-                Ok(task) => return task,
-                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => {
-                    busy_retries.fetch_add(1, Ordering::Relaxed);
+    let phase = WritePhase::run(
+        p,
+        workers,
+        || (sqlite_open(&path), 0i64),
+        |(conn, run_id), wf, step, prev_task| {
+            let _guard = app_mutex.then(|| writer.lock());
+            // A writer starved past busy_timeout gets SQLITE_BUSY: the transaction rolled
+            // back; retry it (latency includes it).
+            loop {
+                match sqlite_step(p, conn, wf, run_id, step, prev_task) {
+                    Ok(task) => return task,
+                    Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => {
+                        busy_retries.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => panic!("sqlite step of wf-{wf}: {e}"),
                 }
-                Err(e) => panic!("sqlite step of wf-{wf}: {e}"),
             }
-        }
-    });
+        },
+    );
     let done = phase.done.clone();
     let busy_retries = busy_retries.into_inner();
     if busy_retries > 0 {
@@ -579,8 +598,8 @@ mod rocks {
 
     use rocksdb::statistics::{Histogram as RocksHistogram, Ticker};
     use rocksdb::{
-        DBAccess, DBCompressionType, DBRawIteratorWithThreadMode, ErrorKind, Options, PrefixRange, ReadOptions,
-        TransactionDB, TransactionDBOptions, TransactionOptions, WriteBatch, WriteOptions, DB,
+        DBAccess, DBCompressionType, DBRawIteratorWithThreadMode, ErrorKind, Options, PrefixRange, ReadOptions, TransactionDB,
+        TransactionDBOptions, TransactionOptions, WriteBatch, WriteOptions, DB,
     };
 
     use super::*;
@@ -671,8 +690,7 @@ mod rocks {
     }
 
     fn lock_stripe(run_key: &[u8]) -> usize {
-        run_key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)) as usize
-            % LOCK_STRIPES
+        run_key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)) as usize % LOCK_STRIPES
     }
 
     /// One step as one synced `WriteBatch`; the per-run lock makes read-check-write
@@ -786,9 +804,7 @@ mod rocks {
         // WAL on (the default), fdatasync (use_fsync false, the default).
         let store = match variant {
             Variant::RunLock => Store::Plain(DB::open(&opts, dir.path()).expect("open rocksdb")),
-            Variant::Txn => {
-                Store::Txn(TransactionDB::open(&opts, &TransactionDBOptions::default(), dir.path()).expect("open rocksdb"))
-            }
+            Variant::Txn => Store::Txn(TransactionDB::open(&opts, &TransactionDBOptions::default(), dir.path()).expect("open rocksdb")),
         };
         let locks: Vec<Mutex<()>> = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
         let next_task = AtomicU64::new(0);
@@ -798,20 +814,25 @@ mod rocks {
         wo.set_sync(true);
         wo.disable_wal(false);
         let to = TransactionOptions::default();
-        let phase = WritePhase::run(p, workers, || (), |(), wf, step, prev_task| loop {
-            let r = match &store {
-                Store::Plain(db) => plain_step(p, db, &locks, &wo, &next_task, wf, step, prev_task),
-                Store::Txn(db) => txn_step(p, db, &wo, &to, &next_task, wf, step, prev_task),
-            };
-            match r {
-                Ok(task) => return task,
-                // Lock wait timeout / conflict: nothing was written; retry.
-                Err(e) if matches!(e.kind(), ErrorKind::Busy | ErrorKind::TimedOut | ErrorKind::TryAgain) => {
-                    retries.fetch_add(1, Ordering::Relaxed);
+        let phase = WritePhase::run(
+            p,
+            workers,
+            || (),
+            |(), wf, step, prev_task| loop {
+                let r = match &store {
+                    Store::Plain(db) => plain_step(p, db, &locks, &wo, &next_task, wf, step, prev_task),
+                    Store::Txn(db) => txn_step(p, db, &wo, &to, &next_task, wf, step, prev_task),
+                };
+                match r {
+                    Ok(task) => return task,
+                    // Lock wait timeout / conflict: nothing was written; retry.
+                    Err(e) if matches!(e.kind(), ErrorKind::Busy | ErrorKind::TimedOut | ErrorKind::TryAgain) => {
+                        retries.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => panic!("rocksdb step of wf-{wf}: {e}"),
                 }
-                Err(e) => panic!("rocksdb step of wf-{wf}: {e}"),
-            }
-        });
+            },
+        );
         let syncs = opts.get_ticker_count(Ticker::WalFileSynced) - syncs_before;
         let wal_sync = opts.get_histogram_data(RocksHistogram::WalFileSyncMicros);
         let db_write = opts.get_histogram_data(RocksHistogram::DbWrite);
@@ -934,12 +955,7 @@ fn main() {
                     None => continue,
                 },
             };
-            eprintln!(
-                "{name}: {} workflows, {:.0} transitions/s, other CPU {:.2}",
-                o.workflows,
-                o.transitions_per_s(),
-                o.foreign_cpus
-            );
+            eprintln!("{name}: {} workflows, {:.0} transitions/s, other CPU {:.2}", o.workflows, o.transitions_per_s(), o.foreign_cpus);
             outcomes.push(o);
         }
     }

@@ -215,8 +215,7 @@ impl CpuSample {
     /// doing this process's I/O (journal, writeback), so a few hundredths is normal.
     pub fn foreign_cpus(&self) -> Option<f64> {
         let now = Self::now()?;
-        let foreign = now.machine_busy.saturating_sub(self.machine_busy) as f64
-            - now.own.saturating_sub(self.own) as f64;
+        let foreign = now.machine_busy.saturating_sub(self.machine_busy) as f64 - now.own.saturating_sub(self.own) as f64;
         let secs = now.at.duration_since(self.at).as_secs_f64().max(1e-3);
         Some((foreign / clock_ticks_per_s() / secs).max(0.0))
     }

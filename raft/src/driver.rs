@@ -29,7 +29,10 @@ use crate::transport::Transport;
 pub(crate) type Reply = oneshot::Sender<Result<Applied>>;
 
 pub(crate) enum ShardMsg {
-    Propose { data: Vec<u8>, reply: Reply },
+    Propose {
+        data: Vec<u8>,
+        reply: Reply,
+    },
     Step(Box<Message>),
     /// Snapshot now (if anything was applied since the last one) and rewrite the hard
     /// and conf state records, so older segments stop holding this shard's Raft state.
@@ -243,10 +246,8 @@ impl Driver {
 
     /// Appends `entries` (and the hard state) durably; returns once fsynced.
     async fn persist(&mut self, entries: Vec<Entry>, with_hard_state: bool) -> Result<()> {
-        let mut records: Vec<Record> = entries
-            .iter()
-            .map(|e| Record { kind: RecordKind::RaftEntry, payload: entry_to_record(self.shard, e).encode() })
-            .collect();
+        let mut records: Vec<Record> =
+            entries.iter().map(|e| Record { kind: RecordKind::RaftEntry, payload: entry_to_record(self.shard, e).encode() }).collect();
         if with_hard_state {
             let hs = self.raw.store().hard_state_record();
             records.push(Record { kind: RecordKind::HardState, payload: hs.encode() });
@@ -301,9 +302,11 @@ impl Driver {
     }
 
     fn apply_transition(&self, state: &mut ShardState, e: &Entry) -> Result<Applied> {
-        let pos = self.raw.store().position(e.index).ok_or_else(|| {
-            RaftError::Config(format!("shard {}: committed entry {} has no log position", self.shard, e.index))
-        })?;
+        let pos = self
+            .raw
+            .store()
+            .position(e.index)
+            .ok_or_else(|| RaftError::Config(format!("shard {}: committed entry {} has no log position", self.shard, e.index)))?;
         match Transition::decode(e.data.clone()) {
             Ok(t) => Ok(state.apply(e.index, pos, &t)?),
             Err(source) => {

@@ -14,9 +14,7 @@ use crate::node::Node;
 /// Events `from_event_id..` of `run`, at most `max_events`, in id order. Empty when
 /// the run is unknown or has no events at or after `from_event_id`.
 pub(crate) fn read(node: &Node, shard: ShardId, run: &RunKey, from_event_id: u64, max_events: usize) -> Result<Vec<(u64, Bytes)>> {
-    let refs = node.read(shard, |state| {
-        state.run(run).map(|r| r.history_from(from_event_id).to_vec())
-    })?;
+    let refs = node.read(shard, |state| state.run(run).map(|r| r.history_from(from_event_id).to_vec()))?;
     let mut out = Vec::new();
     for batch in refs.unwrap_or_default() {
         if out.len() >= max_events {

@@ -31,8 +31,8 @@
 //! - The commit index in the log may lag the applied one (it is rewritten at the next
 //!   append or tick); Raft re-commits the durable entries on restart.
 
-pub mod error;
 mod driver;
+pub mod error;
 mod history;
 pub mod log_storage;
 mod node;

@@ -27,9 +27,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use hourglass_storage::log::NodeLog;
-use hourglass_storage::records::{
-    ConfStateRecord, HardStateRecord, RaftEntryRecord, RecordKind, RelocatedRecord, ShardId,
-};
+use hourglass_storage::records::{ConfStateRecord, HardStateRecord, RaftEntryRecord, RecordKind, RelocatedRecord, ShardId};
 use hourglass_storage::{LogPosition, StorageError};
 use protobuf::ProtobufEnum;
 use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMetadata};
@@ -122,11 +120,7 @@ impl ShardLog {
         }
         let next = self.last_index_value() + 1;
         if index > next {
-            return Err(format!(
-                "shard {}: entry {index} leaves a gap after last index {}",
-                self.shard,
-                next - 1
-            ));
+            return Err(format!("shard {}: entry {index} leaves a gap after last index {}", self.shard, next - 1));
         }
         let keep = (index - self.snapshot_index - 1) as usize;
         self.positions.truncate(keep);
@@ -208,12 +202,7 @@ impl ShardLog {
     }
 
     pub fn hard_state_record(&self) -> HardStateRecord {
-        HardStateRecord {
-            shard: self.shard,
-            term: self.hard_state.term,
-            vote: self.hard_state.vote,
-            commit: self.hard_state.commit,
-        }
+        HardStateRecord { shard: self.shard, term: self.hard_state.term, vote: self.hard_state.vote, commit: self.hard_state.commit }
     }
 
     pub fn conf_state_record(&self) -> ConfStateRecord {
@@ -294,13 +283,14 @@ pub fn conf_state_to_record(shard: ShardId, cs: &ConfState) -> ConfStateRecord {
 }
 
 pub fn record_to_conf_state(rec: &ConfStateRecord) -> ConfState {
-    let mut cs = ConfState::default();
-    cs.voters = rec.voters.clone();
-    cs.learners = rec.learners.clone();
-    cs.voters_outgoing = rec.voters_outgoing.clone();
-    cs.learners_next = rec.learners_next.clone();
-    cs.auto_leave = rec.auto_leave;
-    cs
+    ConfState {
+        voters: rec.voters.clone(),
+        learners: rec.learners.clone(),
+        voters_outgoing: rec.voters_outgoing.clone(),
+        learners_next: rec.learners_next.clone(),
+        auto_leave: rec.auto_leave,
+        ..Default::default()
+    }
 }
 
 fn unavailable() -> raft::Error {
@@ -312,13 +302,7 @@ impl Storage for ShardLog {
         Ok(RaftState::new(self.hard_state.clone(), self.conf_state.clone()))
     }
 
-    fn entries(
-        &self,
-        low: u64,
-        high: u64,
-        max_size: impl Into<Option<u64>>,
-        _context: GetEntriesContext,
-    ) -> raft::Result<Vec<Entry>> {
+    fn entries(&self, low: u64, high: u64, max_size: impl Into<Option<u64>>, _context: GetEntriesContext) -> raft::Result<Vec<Entry>> {
         let max_size = max_size.into().unwrap_or(u64::MAX);
         if low <= self.snapshot_index {
             return Err(raft::Error::Store(RaftStorageError::Compacted));
@@ -331,9 +315,7 @@ impl Storage for ShardLog {
         for index in low..high {
             let entry = match self.unapplied_entry(index) {
                 Some(entry) => entry.clone(),
-                None => {
-                    self.read_entry(index).map_err(|e| raft::Error::Store(RaftStorageError::Other(Box::new(e))))?
-                }
+                None => self.read_entry(index).map_err(|e| raft::Error::Store(RaftStorageError::Other(Box::new(e))))?,
             };
             size += (entry.data.len() + entry.context.len() + 24) as u64;
             if !out.is_empty() && size > max_size {
@@ -386,9 +368,7 @@ impl Storage for ShardLog {
                 return Err(unavailable());
             }
         };
-        let mut meta = SnapshotMetadata::default();
-        meta.index = self.snapshot_index;
-        meta.term = self.snapshot_term;
+        let mut meta = SnapshotMetadata { index: self.snapshot_index, term: self.snapshot_term, ..Default::default() };
         meta.set_conf_state(self.conf_state.clone());
         let mut snap = Snapshot::default();
         snap.set_metadata(meta);
@@ -419,10 +399,7 @@ mod tests {
 
     /// Appends `entries` to the log as the driver does and records them.
     fn append(log: &NodeLog, store: &mut ShardLog, entries: Vec<Entry>) {
-        let records = entries
-            .iter()
-            .map(|e| Record { kind: RecordKind::RaftEntry, payload: entry_to_record(2, e).encode() })
-            .collect();
+        let records = entries.iter().map(|e| Record { kind: RecordKind::RaftEntry, payload: entry_to_record(2, e).encode() }).collect();
         let positions = log.append_blocking(records).unwrap();
         for (e, pos) in entries.into_iter().zip(positions) {
             store.record_appended(e, pos).unwrap();
@@ -456,11 +433,7 @@ mod tests {
         append(&log, &mut store, vec![entry(3, 2, b"new3"), entry(4, 2, b"new4")]);
         assert_eq!(
             fetch(&store, 2, 5),
-            vec![
-                (2, 1, Bytes::from_static(b"old")),
-                (3, 2, Bytes::from_static(b"new3")),
-                (4, 2, Bytes::from_static(b"new4")),
-            ]
+            vec![(2, 1, Bytes::from_static(b"old")), (3, 2, Bytes::from_static(b"new3")), (4, 2, Bytes::from_static(b"new4")),]
         );
         assert_eq!(log.stats().reads, 0);
         assert_eq!(store.unapplied_bytes, 2 * (3 + 3) + 2 * (4 + 3));
@@ -490,9 +463,8 @@ mod tests {
     #[test]
     fn the_snapshot_is_loaded_from_its_file_when_asked() {
         let (disk, _log, mut store) = setup();
-        let unavailable = |r: raft::Result<Snapshot>| {
-            matches!(r, Err(raft::Error::Store(RaftStorageError::SnapshotTemporarilyUnavailable)))
-        };
+        let unavailable =
+            |r: raft::Result<Snapshot>| matches!(r, Err(raft::Error::Store(RaftStorageError::SnapshotTemporarilyUnavailable)));
         assert!(unavailable(store.snapshot(0, 1)), "no snapshot taken yet");
         let dir = SnapshotDir::open(Arc::new(disk.clone()), "/d/snapshots").unwrap();
         let conf_state = ConfStateRecord { shard: 2, voters: vec![1], ..Default::default() };

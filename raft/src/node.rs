@@ -130,8 +130,7 @@ impl Node {
         let mut tasks = Vec::with_capacity(config.shard_count as usize);
         for (shard, (rec, snap)) in recovered.into_iter().zip(snaps).enumerate() {
             let shard = shard as ShardId;
-            let (handle, driver, inbox) =
-                start_shard(shard, &config, &log, rec, snap, &snapshots, &transport, incarnation).await?;
+            let (handle, driver, inbox) = start_shard(shard, &config, &log, rec, snap, &snapshots, &transport, incarnation).await?;
             tasks.push(tokio::spawn(driver.run(inbox)));
             shards.push(handle);
         }
@@ -173,10 +172,7 @@ impl Node {
     }
 
     fn handle(&self, shard: ShardId) -> Result<&ShardHandle> {
-        self.inner
-            .shards
-            .get(shard as usize)
-            .ok_or(RaftError::NoSuchShard { shard, shard_count: self.inner.config.shard_count })
+        self.inner.shards.get(shard as usize).ok_or(RaftError::NoSuchShard { shard, shard_count: self.inner.config.shard_count })
     }
 
     /// Proposes `transition` to `shard`'s group; resolves once it is committed
@@ -192,9 +188,7 @@ impl Node {
         let (reply, answer) = oneshot::channel();
         let msg = ShardMsg::Propose { data: Vec::from(data), reply };
         handle.inbox.try_send(msg).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
-                RaftError::Overloaded { shard, queue_max: self.inner.config.proposal_queue_max }
-            }
+            mpsc::error::TrySendError::Full(_) => RaftError::Overloaded { shard, queue_max: self.inner.config.proposal_queue_max },
             mpsc::error::TrySendError::Closed(_) => stopped(shard, &handle.status),
         })?;
         answer.await.map_err(|_| stopped(shard, &handle.status))?
@@ -205,9 +199,7 @@ impl Node {
     pub fn step(&self, shard: ShardId, message: raft::eraftpb::Message) -> Result<()> {
         let handle = self.handle(shard)?;
         handle.inbox.try_send(ShardMsg::Step(Box::new(message))).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
-                RaftError::Overloaded { shard, queue_max: self.inner.config.proposal_queue_max }
-            }
+            mpsc::error::TrySendError::Full(_) => RaftError::Overloaded { shard, queue_max: self.inner.config.proposal_queue_max },
             mpsc::error::TrySendError::Closed(_) => stopped(shard, &handle.status),
         })
     }
@@ -309,10 +301,7 @@ async fn start_shard(
         store.conf_state_pos = Some(*pos);
     }
     if let Some((hs, pos)) = &rec.hard_state {
-        let mut hard = raft::eraftpb::HardState::default();
-        hard.term = hs.term;
-        hard.vote = hs.vote;
-        hard.commit = hs.commit;
+        let hard = raft::eraftpb::HardState { term: hs.term, vote: hs.vote, commit: hs.commit, ..Default::default() };
         store.set_hard_state(hard);
         store.hard_state_pos = Some(*pos);
     }
@@ -329,8 +318,7 @@ async fn start_shard(
     }
     clamp_commit(&mut store);
     if fresh {
-        let mut cs = ConfState::default();
-        cs.voters = vec![config.node_id];
+        let cs = ConfState { voters: vec![config.node_id], ..Default::default() };
         store.set_conf_state(cs);
         let positions = log
             .append(vec![hourglass_storage::log::Record { kind: RecordKind::ConfState, payload: store.conf_state_record().encode() }])

@@ -16,8 +16,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use hourglass_storage::log::Record;
-use hourglass_storage::records::{RecordKind, RelocatedRecord, ShardId};
 use hourglass_storage::reclaim::{plan, ReclaimPolicy, SegmentUsage};
+use hourglass_storage::records::{RecordKind, RelocatedRecord, ShardId};
 use hourglass_storage::LogPosition;
 
 use crate::error::Result;
@@ -96,11 +96,7 @@ impl Node {
     }
 
     /// Copies every live history record of one segment forward; returns how many.
-    async fn relocate_segment(
-        &self,
-        live: Option<&BTreeMap<LogPosition, ShardId>>,
-        touched: &mut BTreeSet<ShardId>,
-    ) -> Result<u64> {
+    async fn relocate_segment(&self, live: Option<&BTreeMap<LogPosition, ShardId>>, touched: &mut BTreeSet<ShardId>) -> Result<u64> {
         let Some(live) = live else { return Ok(0) };
         let mut moved = 0;
         let items: Vec<(LogPosition, ShardId)> = live.iter().map(|(p, s)| (*p, *s)).collect();
@@ -110,8 +106,8 @@ impl Node {
                 let (kind, payload) = self.log().read(*from)?;
                 let (kind, payload) = match kind {
                     RecordKind::Relocated => {
-                        let inner = RelocatedRecord::decode(payload)
-                            .map_err(hourglass_storage::StorageError::decode("relocated record"))?;
+                        let inner =
+                            RelocatedRecord::decode(payload).map_err(hourglass_storage::StorageError::decode("relocated record"))?;
                         (inner.kind, inner.payload)
                     }
                     other => (other, payload),

@@ -25,12 +25,7 @@ fn shard_slot(shards: &mut [RecoveredShard], shard: ShardId) -> Result<&mut Reco
 }
 
 /// Feeds one scanned record into the per-shard recovery state.
-pub(crate) fn visit(
-    shards: &mut [RecoveredShard],
-    pos: LogPosition,
-    kind: RecordKind,
-    payload: Bytes,
-) -> Result<(), StorageError> {
+pub(crate) fn visit(shards: &mut [RecoveredShard], pos: LogPosition, kind: RecordKind, payload: Bytes) -> Result<(), StorageError> {
     match kind {
         RecordKind::RaftEntry => {
             let rec = RaftEntryRecord::decode(payload).map_err(StorageError::decode("raft entry"))?;

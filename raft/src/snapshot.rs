@@ -55,8 +55,8 @@ pub fn encode(snap: &SnapshotFile) -> Bytes {
 /// the trailing CRC, so the data itself is never copied to write a file.
 fn head_and_crc(snap: &SnapshotFile) -> std::result::Result<(Bytes, [u8; 4]), String> {
     let conf = snap.conf_state.encode();
-    let data_len = u32::try_from(snap.data.len())
-        .map_err(|_| format!("shard data of {} bytes is longer than u32::MAX", snap.data.len()))?;
+    let data_len =
+        u32::try_from(snap.data.len()).map_err(|_| format!("shard data of {} bytes is longer than u32::MAX", snap.data.len()))?;
     let mut e = Encoder::with_capacity(36 + conf.len());
     e.u64(u64::from_le_bytes(*MAGIC)).u32(snap.shard).u64(snap.index).u64(snap.term);
     e.bytes(&conf).u32(data_len);

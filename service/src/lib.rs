@@ -17,9 +17,9 @@
 //!   place) and changes nothing.
 
 pub mod engine;
-pub mod frontend;
-pub mod namespaces;
 pub mod error;
+pub mod frontend;
 pub mod matching;
+pub mod namespaces;
 pub mod server;
 pub mod timers;

@@ -182,9 +182,7 @@ impl Namespaces {
             }
         };
         let by_name = records.into_iter().map(|r| (r.name.clone(), r)).collect();
-        Ok(Namespaces {
-            inner: Arc::new(Inner { by_name: RwLock::new(by_name), store: Some(store), write: Default::default() }),
-        })
+        Ok(Namespaces { inner: Arc::new(Inner { by_name: RwLock::new(by_name), store: Some(store), write: Default::default() }) })
     }
 
     /// The namespace named `name`, if registered.
@@ -247,11 +245,7 @@ impl Store {
     async fn write(&self, records: &[NamespaceRecord], create: bool, now_ms: i64) -> Result<()> {
         let registry = StoredRegistry { namespaces: records.iter().map(StoredNamespace::from).collect() };
         let state = Bytes::from(registry.encode_to_vec());
-        let op = if create {
-            Op::CreateRun { run: self.key.clone(), state }
-        } else {
-            Op::SetState { run: self.key.clone(), state }
-        };
+        let op = if create { Op::CreateRun { run: self.key.clone(), state } } else { Op::SetState { run: self.key.clone(), state } };
         let transition = Transition { time_ms: now_ms, dedupe: None, ops: vec![op] };
         self.engine.node().propose(self.shard, &transition).await?;
         Ok(())

@@ -225,7 +225,10 @@ impl Server {
         let served = match tokio::time::timeout(self.grace, &mut self.grpc).await {
             Ok(result) => result.map_err(ServerError::from).and_then(|r| r.map_err(ServerError::from)),
             Err(_) => {
-                tracing::warn!(grace_ms = self.grace.as_millis() as u64, "in-flight calls did not finish in the grace period; cutting them off");
+                tracing::warn!(
+                    grace_ms = self.grace.as_millis() as u64,
+                    "in-flight calls did not finish in the grace period; cutting them off"
+                );
                 self.grpc.abort();
                 Ok(())
             }
@@ -322,12 +325,11 @@ struct DirLock {
 impl DirLock {
     fn acquire(dir: &Path) -> Result<Self, ServerError> {
         let path = dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|source| ServerError::Io { what: "opening", path: path.clone(), source })?;
+        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|source| ServerError::Io {
+            what: "opening",
+            path: path.clone(),
+            source,
+        })?;
         // SAFETY: flock on a file descriptor this function owns; no memory is shared.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
@@ -360,7 +362,8 @@ mod tests {
     #[test]
     fn a_bad_meta_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        for text in ["shards = 4\n", "format = 1\nshards = x\n", "format = 1\nshards = 0\n", "format = 1\ncolor = 2\nshards = 1\n", "junk"] {
+        for text in ["shards = 4\n", "format = 1\nshards = x\n", "format = 1\nshards = 0\n", "format = 1\ncolor = 2\nshards = 1\n", "junk"]
+        {
             std::fs::write(dir.path().join(META_FILE), text).unwrap();
             assert!(matches!(resolve_shards(dir.path(), None), Err(ServerError::BadMeta { .. })), "{text:?}");
         }

@@ -192,9 +192,10 @@ impl ShardTimers {
 
     /// When the next timer that is not backing off is due, or the earliest backoff ends.
     fn next_wake(&self) -> Result<Option<i64>> {
-        let next_due = self.engine.node().read(self.shard, |s| {
-            s.due_timers(i64::MAX).find(|(id, _)| !self.backoff.contains_key(id)).map(|(_, t)| t.due_ms())
-        })?;
+        let next_due = self
+            .engine
+            .node()
+            .read(self.shard, |s| s.due_timers(i64::MAX).find(|(id, _)| !self.backoff.contains_key(id)).map(|(_, t)| t.due_ms()))?;
         let next_retry = self.backoff.values().map(|b| b.retry_at_ms).min();
         Ok(match (next_due, next_retry) {
             (Some(a), Some(b)) => Some(a.min(b)),

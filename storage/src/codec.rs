@@ -90,11 +90,7 @@ impl Decoder {
     }
     fn take(&mut self, n: usize) -> Result<Bytes, DecodeError> {
         if self.remaining() < n {
-            return Err(DecodeError::Truncated {
-                offset: self.offset,
-                needed: n,
-                available: self.remaining(),
-            });
+            return Err(DecodeError::Truncated { offset: self.offset, needed: n, available: self.remaining() });
         }
         let out = self.buf.slice(self.offset..self.offset + n);
         self.offset += n;

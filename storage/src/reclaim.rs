@@ -83,12 +83,7 @@ mod tests {
 
     #[test]
     fn mostly_dead_history_segments_are_rewritten_emptiest_first_within_budget() {
-        let usage = [
-            seg(1, 1000, 0, 200, false),
-            seg(2, 1000, 0, 100, false),
-            seg(3, 1000, 0, 900, false),
-            seg(4, 1000, 2, 10, false),
-        ];
+        let usage = [seg(1, 1000, 0, 200, false), seg(2, 1000, 0, 100, false), seg(3, 1000, 0, 900, false), seg(4, 1000, 2, 10, false)];
         let policy = ReclaimPolicy { rewrite_live_ratio_max: 0.25, rewrite_bytes_max: 250 };
         let p = plan(&usage, &policy);
         assert!(p.delete.is_empty());

@@ -86,14 +86,7 @@ impl RaftEntryRecord {
     }
     pub fn decode(payload: Bytes) -> Result<Self, DecodeError> {
         let mut d = Decoder::new(payload);
-        let rec = Self {
-            shard: d.u32()?,
-            term: d.u64()?,
-            index: d.u64()?,
-            entry_type: d.u8()?,
-            context: d.bytes()?,
-            data: d.bytes()?,
-        };
+        let rec = Self { shard: d.u32()?, term: d.u64()?, index: d.u64()?, entry_type: d.u8()?, context: d.bytes()?, data: d.bytes()? };
         d.finish()?;
         Ok(rec)
     }

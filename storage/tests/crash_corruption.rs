@@ -1,6 +1,7 @@
 //! Recovery's verdicts on damaged segments: torn tails are cut and reported,
 //! corruption anywhere else refuses to open and names the file and offset, and no
 //! bytes make recovery panic.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,9 +44,8 @@ fn try_open(disk: &SimDisk) -> Result<Opened> {
 fn filled(seed: u64, calls: usize) -> (SimDisk, Vec<LogPosition>) {
     let disk = SimDisk::new(seed);
     let (log, _, _) = try_open(&disk).unwrap();
-    let positions = (0..calls)
-        .map(|i| log.append_blocking(vec![Record::new(RecordKind::RaftEntry, vec![i as u8 | 1; 200])]).unwrap()[0])
-        .collect();
+    let positions =
+        (0..calls).map(|i| log.append_blocking(vec![Record::new(RecordKind::RaftEntry, vec![i as u8 | 1; 200])]).unwrap()[0]).collect();
     log.shutdown();
     (disk, positions)
 }

@@ -1,6 +1,7 @@
 //! Segment deletion racing a power loss: whatever a crash leaves (a half-written
 //! hollow file, an unsynced rename or unlink), recovery opens, never sees a gap,
 //! and each segment's records are all there or (if it was being deleted) all gone.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

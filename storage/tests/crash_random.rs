@@ -3,6 +3,7 @@
 //! moment the machine "loses power"; recovery must then find every acknowledged
 //! append intact at its position, each unacknowledged call whole or absent, every
 //! appender's calls as a prefix, and the log must accept appends again.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -54,9 +55,7 @@ type Acks = Arc<Mutex<Vec<(u32, u32, Vec<LogPosition>)>>>;
 
 async fn appender(log: NodeLog, who: u32, acks: Acks) {
     for call in 0..CALLS_MAX {
-        let recs = (0..records_in_call(who, call))
-            .map(|i| Record::new(RecordKind::RaftEntry, payload(who, call, i)))
-            .collect();
+        let recs = (0..records_in_call(who, call)).map(|i| Record::new(RecordKind::RaftEntry, payload(who, call, i))).collect();
         match log.append(recs).await {
             Ok(pos) => acks.lock().push((who, call, pos)),
             Err(_) => return,
@@ -101,11 +100,7 @@ fn check(seed: u64, seen: &[(LogPosition, Bytes)], acked: &[(u32, u32, Vec<LogPo
         let want: Vec<u32> = (0..records_in_call(*who, *call)).collect();
         assert_eq!(idxs, want, "seed {seed}: call {call} of appender {who} is partially present");
         if *call > 0 {
-            assert!(
-                calls.contains_key(&(*who, call - 1)),
-                "seed {seed}: appender {who} has call {call} without {}",
-                call - 1
-            );
+            assert!(calls.contains_key(&(*who, call - 1)), "seed {seed}: appender {who} has call {call} without {}", call - 1);
         }
     }
     for (who, call, positions) in acked {

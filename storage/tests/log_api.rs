@@ -1,5 +1,6 @@
 //! Node log API behaviour on the simulated disk: round trips, rollover, reopen,
 //! deletion, limits, shutdown.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,11 +45,7 @@ fn append_read_round_trip() {
     assert_eq!((report.segments, report.records, report.torn_tail), (1, 0, None));
     assert!(seen.is_empty());
     assert_eq!(log.disk_kind(), "sim");
-    let records = vec![
-        rec(RecordKind::RaftEntry, b"first"),
-        rec(RecordKind::HardState, b""),
-        rec(RecordKind::ConfState, &payload(3, 700)),
-    ];
+    let records = vec![rec(RecordKind::RaftEntry, b"first"), rec(RecordKind::HardState, b""), rec(RecordKind::ConfState, &payload(3, 700))];
     let positions = log.append_blocking(records.clone()).unwrap();
     assert_eq!(positions.len(), 3);
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "records of one call are in order");
@@ -97,8 +94,7 @@ fn reopen_sees_everything_in_order_and_appends_continue() {
     let (log, _, _) = open(&disk, config());
     let mut expected = Vec::new();
     for i in 0..30 {
-        let batch: Vec<Record> =
-            (0..1 + i % 3).map(|j| rec(RecordKind::RaftEntry, &payload(i * 3 + j, 100 + j))).collect();
+        let batch: Vec<Record> = (0..1 + i % 3).map(|j| rec(RecordKind::RaftEntry, &payload(i * 3 + j, 100 + j))).collect();
         let pos = log.append_blocking(batch.clone()).unwrap();
         expected.extend(pos.into_iter().zip(batch));
     }

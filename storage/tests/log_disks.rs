@@ -1,4 +1,5 @@
 //! The same node log scenarios on the real disks: `pwrite` and io_uring.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -120,10 +121,8 @@ fn blocking_appenders_from_threads(mode: IoMode) {
             std::thread::spawn(move || {
                 (0..20)
                     .map(|i| {
-                        let recs = vec![
-                            Record::new(RecordKind::RaftEntry, payload(t, i)),
-                            Record::new(RecordKind::RaftEntry, payload(t + 10, i)),
-                        ];
+                        let recs =
+                            vec![Record::new(RecordKind::RaftEntry, payload(t, i)), Record::new(RecordKind::RaftEntry, payload(t + 10, i))];
                         let pos = log.append_blocking(recs).unwrap();
                         assert_eq!(pos.len(), 2);
                         assert!(pos[0] < pos[1]);

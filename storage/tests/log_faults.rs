@@ -1,4 +1,5 @@
 //! Failed state and back-pressure on the simulated disk.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::future::Future;
 use std::pin::Pin;
@@ -100,8 +101,7 @@ fn full_queue_is_overloaded_and_queued_appends_complete() {
     let mut overloaded = 0;
     for i in 0..6u8 {
         let log = log.clone();
-        let mut fut: Append =
-            Box::pin(async move { log.append(vec![Record::new(RecordKind::RaftEntry, vec![i])]).await });
+        let mut fut: Append = Box::pin(async move { log.append(vec![Record::new(RecordKind::RaftEntry, vec![i])]).await });
         match poll_once(fut.as_mut()) {
             Poll::Ready(Err(StorageError::Overloaded { queue_depth_max: 4 })) => overloaded += 1,
             Poll::Ready(other) => panic!("append {i} finished while syncs are held: {other:?}"),
@@ -125,8 +125,7 @@ fn shutdown_completes_queued_appends() {
     let mut pending: Vec<Append> = Vec::new();
     for i in 0..10u8 {
         let log = log.clone();
-        let mut fut: Append =
-            Box::pin(async move { log.append(vec![Record::new(RecordKind::RaftEntry, vec![i])]).await });
+        let mut fut: Append = Box::pin(async move { log.append(vec![Record::new(RecordKind::RaftEntry, vec![i])]).await });
         assert!(poll_once(fut.as_mut()).is_pending());
         pending.push(fut);
     }

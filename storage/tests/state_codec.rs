@@ -2,6 +2,7 @@
 //! truncation is an error; mangled or arbitrary bytes never panic; whatever
 //! decodes re-encodes to the very same bytes (the encoding is canonical); and
 //! `events_of` agrees with a full decode.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use bytes::Bytes;
 use hourglass_storage::state::*;
@@ -31,8 +32,11 @@ fn event_id() -> impl Strategy<Value = u64> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (run(), blob()).prop_map(|(run, state)| Op::CreateRun { run, state }),
-        (run(), event_id(), prop::collection::vec(blob(), 0..4))
-            .prop_map(|(run, first_event_id, events)| Op::AppendEvents { run, first_event_id, events }),
+        (run(), event_id(), prop::collection::vec(blob(), 0..4)).prop_map(|(run, first_event_id, events)| Op::AppendEvents {
+            run,
+            first_event_id,
+            events
+        }),
         (run(), blob()).prop_map(|(run, state)| Op::SetState { run, state }),
         run().prop_map(|run| Op::CloseRun { run }),
         (queue(), run(), blob()).prop_map(|(queue, run, task)| Op::Enqueue { queue, run, task }),
@@ -43,13 +47,12 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn transition() -> impl Strategy<Value = Transition> {
-    let dedupe = (text(), text(), blob()).prop_map(|(namespace, request_id, result)| RequestDedupe {
-        namespace,
-        request_id,
-        result,
-    });
-    (any::<i64>(), prop::option::of(dedupe), prop::collection::vec(op(), 0..6))
-        .prop_map(|(time_ms, dedupe, ops)| Transition { time_ms, dedupe, ops })
+    let dedupe = (text(), text(), blob()).prop_map(|(namespace, request_id, result)| RequestDedupe { namespace, request_id, result });
+    (any::<i64>(), prop::option::of(dedupe), prop::collection::vec(op(), 0..6)).prop_map(|(time_ms, dedupe, ops)| Transition {
+        time_ms,
+        dedupe,
+        ops,
+    })
 }
 
 /// What `events_of(t, run)` must return, computed from the decoded ops; `None`

@@ -4,6 +4,7 @@
 //! scans, clone-and-swap atomicity). After every step the results and everything observable must agree,
 //! the invariants must hold and snapshot → restore must give the same state; at
 //! the end, replaying the same steps into a fresh state must give the same bytes.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use bytes::Bytes;
 use hourglass_storage::state::*;

@@ -2,6 +2,7 @@
 //! transitions; restore of mangled or arbitrary bytes never panics, and whatever
 //! it accepts is a sound state (invariants hold, it re-snapshots to the same bytes,
 //! and transitions apply to it without panicking).
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use bytes::Bytes;
 use hourglass_storage::state::*;
@@ -60,11 +61,7 @@ fn op(state: &ShardState, choice: (u8, u8, u8)) -> Op {
     let next = state.run(&run).map_or(1, |r| r.next_event_id());
     match kind % 8 {
         0 => Op::CreateRun { run, state: Bytes::from(vec![b; usize::from(a % 4)]) },
-        1 | 2 => Op::AppendEvents {
-            run,
-            first_event_id: next,
-            events: vec![Bytes::from_static(b"e"); 1 + usize::from(b % 3)],
-        },
+        1 | 2 => Op::AppendEvents { run, first_event_id: next, events: vec![Bytes::from_static(b"e"); 1 + usize::from(b % 3)] },
         3 => Op::CloseRun { run },
         4 => Op::Enqueue { queue: queue_key(b), run, task: Bytes::from(vec![a; 2]) },
         5 => {
@@ -94,11 +91,8 @@ fn play(state: &mut ShardState, plan: &Plan) {
         time += i64::from(*dt);
         let index = state.applied_index() + 1;
         let ops = ops.iter().map(|o| op(state, *o)).collect();
-        let dedupe = dedupe.map(|d| RequestDedupe {
-            namespace: "ns".into(),
-            request_id: format!("d{d}"),
-            result: Bytes::from_static(b"res"),
-        });
+        let dedupe =
+            dedupe.map(|d| RequestDedupe { namespace: "ns".into(), request_id: format!("d{d}"), result: Bytes::from_static(b"res") });
         let pos = LogPosition { segment_id: index / 4, offset: index % 4 * 32 };
         let _ = state.apply(index, pos, &Transition { time_ms: time, dedupe, ops });
     }

@@ -5,6 +5,7 @@
 //! `127.0.0.1` with a free port and a fresh temporary data directory. It can be
 //! stopped and restarted on the same directory (and port), to test durability.
 //! Real Temporal SDK clients and workers connect to [`TestServer::url`].
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::net::SocketAddr;
 use std::path::Path;

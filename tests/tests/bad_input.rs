@@ -10,6 +10,7 @@
 //! Hourglass deliberately differs, the case says so.
 //!
 //! Run with `--nocapture` to see each test's case table.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 #[macro_use]
 #[path = "bad_input/harness.rs"]
@@ -18,8 +19,7 @@ mod harness;
 use harness::*;
 use temporalio_client::tonic::Code;
 use temporalio_protos::protos::temporal::api::command::v1::{
-    command, CancelTimerCommandAttributes, Command, CompleteWorkflowExecutionCommandAttributes,
-    RequestCancelActivityTaskCommandAttributes,
+    command, CancelTimerCommandAttributes, Command, CompleteWorkflowExecutionCommandAttributes, RequestCancelActivityTaskCommandAttributes,
 };
 use temporalio_protos::protos::temporal::api::common::v1::WorkflowType;
 use temporalio_protos::protos::temporal::api::enums::v1::{
@@ -29,7 +29,6 @@ use temporalio_protos::protos::temporal::api::failure::v1::{failure::FailureInfo
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::query::v1::WorkflowQuery;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::*;
-
 
 const INVALID: Code = Code::InvalidArgument;
 const NOT_FOUND: Code = Code::NotFound;
@@ -64,83 +63,143 @@ async fn a_missing_or_unknown_namespace_is_refused_by_every_rpc() {
         let new_id = unique("never");
         let ns = ns.to_string();
         call!(env, describe_namespace, input, code, DescribeNamespaceRequest { namespace: ns.clone(), ..Default::default() });
-        call!(env, start_workflow_execution, input, code, StartWorkflowExecutionRequest { namespace: ns.clone(), ..start_request(&new_id, "tq") });
-        call!(env, signal_workflow_execution, input, code, SignalWorkflowExecutionRequest {
-            namespace: ns.clone(),
-            workflow_execution: exec(&wid, ""),
-            signal_name: "sig".into(),
-            ..Default::default()
-        });
-        call!(env, signal_with_start_workflow_execution, input, code, SignalWithStartWorkflowExecutionRequest {
-            namespace: ns.clone(),
-            ..signal_with_start_request(&new_id, "tq")
-        });
-        call!(env, poll_workflow_task_queue, input, code, PollWorkflowTaskQueueRequest {
-            namespace: ns.clone(),
-            task_queue: tq("tq"),
-            ..Default::default()
-        });
-        call!(env, poll_activity_task_queue, input, code, PollActivityTaskQueueRequest {
-            namespace: ns.clone(),
-            task_queue: tq("tq"),
-            ..Default::default()
-        });
-        call!(env, respond_activity_task_completed_by_id, input, code, RespondActivityTaskCompletedByIdRequest {
-            namespace: ns.clone(),
-            workflow_id: wid.clone(),
-            activity_id: ACTIVITY_ID.into(),
-            ..Default::default()
-        });
-        call!(env, respond_activity_task_failed_by_id, input, code, RespondActivityTaskFailedByIdRequest {
-            namespace: ns.clone(),
-            workflow_id: wid.clone(),
-            activity_id: ACTIVITY_ID.into(),
-            ..Default::default()
-        });
-        call!(env, respond_activity_task_canceled_by_id, input, code, RespondActivityTaskCanceledByIdRequest {
-            namespace: ns.clone(),
-            workflow_id: wid.clone(),
-            activity_id: ACTIVITY_ID.into(),
-            ..Default::default()
-        });
-        call!(env, record_activity_task_heartbeat_by_id, input, code, RecordActivityTaskHeartbeatByIdRequest {
-            namespace: ns.clone(),
-            workflow_id: wid.clone(),
-            activity_id: ACTIVITY_ID.into(),
-            ..Default::default()
-        });
-        call!(env, get_workflow_execution_history, input, code, GetWorkflowExecutionHistoryRequest {
-            namespace: ns.clone(),
-            execution: exec(&wid, ""),
-            ..Default::default()
-        });
-        call!(env, get_workflow_execution_history_reverse, input, code, GetWorkflowExecutionHistoryReverseRequest {
-            namespace: ns.clone(),
-            execution: exec(&wid, ""),
-            ..Default::default()
-        });
-        call!(env, describe_workflow_execution, input, code, DescribeWorkflowExecutionRequest { namespace: ns.clone(), execution: exec(&wid, "") });
-        call!(env, request_cancel_workflow_execution, input, code, RequestCancelWorkflowExecutionRequest {
-            namespace: ns.clone(),
-            workflow_execution: exec(&wid, ""),
-            ..Default::default()
-        });
-        call!(env, terminate_workflow_execution, input, code, TerminateWorkflowExecutionRequest {
-            namespace: ns.clone(),
-            workflow_execution: exec(&wid, ""),
-            ..Default::default()
-        });
-        call!(env, query_workflow, input, code, QueryWorkflowRequest {
-            namespace: ns.clone(),
-            execution: exec(&wid, ""),
-            query: query("q"),
-            ..Default::default()
-        });
-        call!(env, shutdown_worker, input, code, ShutdownWorkerRequest {
-            namespace: ns.clone(),
-            sticky_task_queue: "sticky".into(),
-            ..Default::default()
-        });
+        call!(
+            env,
+            start_workflow_execution,
+            input,
+            code,
+            StartWorkflowExecutionRequest { namespace: ns.clone(), ..start_request(&new_id, "tq") }
+        );
+        call!(
+            env,
+            signal_workflow_execution,
+            input,
+            code,
+            SignalWorkflowExecutionRequest {
+                namespace: ns.clone(),
+                workflow_execution: exec(&wid, ""),
+                signal_name: "sig".into(),
+                ..Default::default()
+            }
+        );
+        call!(
+            env,
+            signal_with_start_workflow_execution,
+            input,
+            code,
+            SignalWithStartWorkflowExecutionRequest { namespace: ns.clone(), ..signal_with_start_request(&new_id, "tq") }
+        );
+        call!(
+            env,
+            poll_workflow_task_queue,
+            input,
+            code,
+            PollWorkflowTaskQueueRequest { namespace: ns.clone(), task_queue: tq("tq"), ..Default::default() }
+        );
+        call!(
+            env,
+            poll_activity_task_queue,
+            input,
+            code,
+            PollActivityTaskQueueRequest { namespace: ns.clone(), task_queue: tq("tq"), ..Default::default() }
+        );
+        call!(
+            env,
+            respond_activity_task_completed_by_id,
+            input,
+            code,
+            RespondActivityTaskCompletedByIdRequest {
+                namespace: ns.clone(),
+                workflow_id: wid.clone(),
+                activity_id: ACTIVITY_ID.into(),
+                ..Default::default()
+            }
+        );
+        call!(
+            env,
+            respond_activity_task_failed_by_id,
+            input,
+            code,
+            RespondActivityTaskFailedByIdRequest {
+                namespace: ns.clone(),
+                workflow_id: wid.clone(),
+                activity_id: ACTIVITY_ID.into(),
+                ..Default::default()
+            }
+        );
+        call!(
+            env,
+            respond_activity_task_canceled_by_id,
+            input,
+            code,
+            RespondActivityTaskCanceledByIdRequest {
+                namespace: ns.clone(),
+                workflow_id: wid.clone(),
+                activity_id: ACTIVITY_ID.into(),
+                ..Default::default()
+            }
+        );
+        call!(
+            env,
+            record_activity_task_heartbeat_by_id,
+            input,
+            code,
+            RecordActivityTaskHeartbeatByIdRequest {
+                namespace: ns.clone(),
+                workflow_id: wid.clone(),
+                activity_id: ACTIVITY_ID.into(),
+                ..Default::default()
+            }
+        );
+        call!(
+            env,
+            get_workflow_execution_history,
+            input,
+            code,
+            GetWorkflowExecutionHistoryRequest { namespace: ns.clone(), execution: exec(&wid, ""), ..Default::default() }
+        );
+        call!(
+            env,
+            get_workflow_execution_history_reverse,
+            input,
+            code,
+            GetWorkflowExecutionHistoryReverseRequest { namespace: ns.clone(), execution: exec(&wid, ""), ..Default::default() }
+        );
+        call!(
+            env,
+            describe_workflow_execution,
+            input,
+            code,
+            DescribeWorkflowExecutionRequest { namespace: ns.clone(), execution: exec(&wid, "") }
+        );
+        call!(
+            env,
+            request_cancel_workflow_execution,
+            input,
+            code,
+            RequestCancelWorkflowExecutionRequest { namespace: ns.clone(), workflow_execution: exec(&wid, ""), ..Default::default() }
+        );
+        call!(
+            env,
+            terminate_workflow_execution,
+            input,
+            code,
+            TerminateWorkflowExecutionRequest { namespace: ns.clone(), workflow_execution: exec(&wid, ""), ..Default::default() }
+        );
+        call!(
+            env,
+            query_workflow,
+            input,
+            code,
+            QueryWorkflowRequest { namespace: ns.clone(), execution: exec(&wid, ""), query: query("q"), ..Default::default() }
+        );
+        call!(
+            env,
+            shutdown_worker,
+            input,
+            code,
+            ShutdownWorkerRequest { namespace: ns.clone(), sticky_task_queue: "sticky".into(), ..Default::default() }
+        );
         env.assert_no_workflow(&new_id).await;
     }
 
@@ -162,71 +221,108 @@ async fn a_missing_or_unknown_namespace_is_refused_by_every_rpc() {
         ("request names another namespace than the token", other_ns, wft.token.clone(), act.token.clone(), INVALID),
     ] {
         let ns = request_ns.to_string();
-        call!(env, respond_workflow_task_completed, input, code, RespondWorkflowTaskCompletedRequest {
-            namespace: ns.clone(),
-            task_token: wft_token.clone(),
-            ..Default::default()
-        });
-        call!(env, respond_workflow_task_failed, input, code, RespondWorkflowTaskFailedRequest {
-            namespace: ns.clone(),
-            task_token: wft_token.clone(),
-            ..Default::default()
-        });
-        call!(env, respond_query_task_completed, input, code, RespondQueryTaskCompletedRequest {
-            namespace: ns.clone(),
-            task_token: forge(&wft_token, |t| t.query_id = "q-1".into()),
-            completed_type: QueryResultType::Answered as i32,
-            ..Default::default()
-        });
-        call!(env, respond_activity_task_completed, input, code, RespondActivityTaskCompletedRequest {
-            namespace: ns.clone(),
-            task_token: act_token.clone(),
-            ..Default::default()
-        });
-        call!(env, respond_activity_task_failed, input, code, RespondActivityTaskFailedRequest {
-            namespace: ns.clone(),
-            task_token: act_token.clone(),
-            failure: app_failure("boom"),
-            ..Default::default()
-        });
-        call!(env, respond_activity_task_canceled, input, code, RespondActivityTaskCanceledRequest {
-            namespace: ns.clone(),
-            task_token: act_token.clone(),
-            ..Default::default()
-        });
-        call!(env, record_activity_task_heartbeat, input, code, RecordActivityTaskHeartbeatRequest {
-            namespace: ns.clone(),
-            task_token: act_token.clone(),
-            ..Default::default()
-        });
+        call!(
+            env,
+            respond_workflow_task_completed,
+            input,
+            code,
+            RespondWorkflowTaskCompletedRequest { namespace: ns.clone(), task_token: wft_token.clone(), ..Default::default() }
+        );
+        call!(
+            env,
+            respond_workflow_task_failed,
+            input,
+            code,
+            RespondWorkflowTaskFailedRequest { namespace: ns.clone(), task_token: wft_token.clone(), ..Default::default() }
+        );
+        call!(
+            env,
+            respond_query_task_completed,
+            input,
+            code,
+            RespondQueryTaskCompletedRequest {
+                namespace: ns.clone(),
+                task_token: forge(&wft_token, |t| t.query_id = "q-1".into()),
+                completed_type: QueryResultType::Answered as i32,
+                ..Default::default()
+            }
+        );
+        call!(
+            env,
+            respond_activity_task_completed,
+            input,
+            code,
+            RespondActivityTaskCompletedRequest { namespace: ns.clone(), task_token: act_token.clone(), ..Default::default() }
+        );
+        call!(
+            env,
+            respond_activity_task_failed,
+            input,
+            code,
+            RespondActivityTaskFailedRequest {
+                namespace: ns.clone(),
+                task_token: act_token.clone(),
+                failure: app_failure("boom"),
+                ..Default::default()
+            }
+        );
+        call!(
+            env,
+            respond_activity_task_canceled,
+            input,
+            code,
+            RespondActivityTaskCanceledRequest { namespace: ns.clone(), task_token: act_token.clone(), ..Default::default() }
+        );
+        call!(
+            env,
+            record_activity_task_heartbeat,
+            input,
+            code,
+            RecordActivityTaskHeartbeatRequest { namespace: ns.clone(), task_token: act_token.clone(), ..Default::default() }
+        );
     }
 
     // Namespace RPCs themselves.
     call!(env, register_namespace, "empty name", INVALID, RegisterNamespaceRequest::default());
-    call!(env, register_namespace, "name taken", Code::AlreadyExists, RegisterNamespaceRequest {
-        namespace: NS.into(),
-        workflow_execution_retention_period: Some(prost_wkt_types::Duration { seconds: 86_400, nanos: 0 }),
-        ..Default::default()
-    });
+    call!(
+        env,
+        register_namespace,
+        "name taken",
+        Code::AlreadyExists,
+        RegisterNamespaceRequest {
+            namespace: NS.into(),
+            workflow_execution_retention_period: Some(prost_wkt_types::Duration { seconds: 86_400, nanos: 0 }),
+            ..Default::default()
+        }
+    );
     // Temporal's dev server (sqlite) ignores a garbled token and answers the first page.
-    call!(env, list_namespaces, "garbled next_page_token (Temporal: OK)", INVALID, ListNamespacesRequest {
-        next_page_token: vec![0xff, 0xfe, 0x00],
-        ..Default::default()
-    });
+    call!(
+        env,
+        list_namespaces,
+        "garbled next_page_token (Temporal: OK)",
+        INVALID,
+        ListNamespacesRequest { next_page_token: vec![0xff, 0xfe, 0x00], ..Default::default() }
+    );
     call!(env, get_system_info, "no fields (nothing to get wrong)", Code::Ok, GetSystemInfoRequest::default());
     call!(env, shutdown_worker, "no sticky queue", Code::Ok, ShutdownWorkerRequest { namespace: NS.into(), ..Default::default() });
 
     env.assert_unchanged("the activity's run is unchanged", &wid, &act.run_id, &before).await;
     env.assert_unchanged("the workflow task's run is unchanged", &wft.workflow_id, &wft.run_id, &wft_before).await;
     // The tokens still work.
-    call!(env, record_activity_task_heartbeat, "the real token, afterwards", Code::Ok, RecordActivityTaskHeartbeatRequest {
-        task_token: act.token.clone(),
-        ..Default::default()
-    });
-    call!(env, respond_workflow_task_completed, "the real token, afterwards", Code::Ok, RespondWorkflowTaskCompletedRequest {
-        task_token: wft.token.clone(),
-        ..Default::default()
-    });
+    call!(
+        env,
+        record_activity_task_heartbeat,
+        "the real token, afterwards",
+        Code::Ok,
+        RecordActivityTaskHeartbeatRequest { task_token: act.token.clone(), ..Default::default() }
+    );
+    call!(
+        env,
+        respond_workflow_task_completed,
+        "the real token, afterwards",
+        Code::Ok,
+        RespondWorkflowTaskCompletedRequest { task_token: wft.token.clone(), ..Default::default() }
+    );
     env.finish("namespaces").await;
 }
 
@@ -240,7 +336,7 @@ async fn required_fields_and_malformed_ids_are_invalid_arguments() {
     let before = env.snapshot(&wid, &act.run_id).await;
 
     // Start and signal-with-start: each with a new id that must not come to exist.
-    let starts: Vec<(&str, Box<dyn Fn(&mut StartWorkflowExecutionRequest)>)> = vec![
+    let starts: Vec<(&str, Edit<StartWorkflowExecutionRequest>)> = vec![
         ("empty workflow_id", Box::new(|r| r.workflow_id.clear())),
         ("workflow_id over 1000 bytes", Box::new(|r| r.workflow_id = "w".repeat(1001))),
         ("empty workflow_type", Box::new(|r| r.workflow_type = Some(WorkflowType { name: String::new() }))),
@@ -256,7 +352,7 @@ async fn required_fields_and_malformed_ids_are_invalid_arguments() {
         call!(env, start_workflow_execution, *input, INVALID, r);
         env.assert_no_workflow(&id).await;
     }
-    let sws: Vec<(&str, Box<dyn Fn(&mut SignalWithStartWorkflowExecutionRequest)>)> = vec![
+    let sws: Vec<(&str, Edit<SignalWithStartWorkflowExecutionRequest>)> = vec![
         ("empty workflow_id", Box::new(|r| r.workflow_id.clear())),
         ("empty workflow_type", Box::new(|r| r.workflow_type = Some(WorkflowType { name: String::new() }))),
         ("empty task_queue", Box::new(|r| r.task_queue = tq(""))),
@@ -269,10 +365,13 @@ async fn required_fields_and_malformed_ids_are_invalid_arguments() {
         call!(env, signal_with_start_workflow_execution, *input, INVALID, r);
         env.assert_no_workflow(&id).await;
     }
-    call!(env, signal_with_start_workflow_execution, "running workflow, empty signal_name", INVALID, SignalWithStartWorkflowExecutionRequest {
-        signal_name: String::new(),
-        ..signal_with_start_request(&wid, "tq")
-    });
+    call!(
+        env,
+        signal_with_start_workflow_execution,
+        "running workflow, empty signal_name",
+        INVALID,
+        SignalWithStartWorkflowExecutionRequest { signal_name: String::new(), ..signal_with_start_request(&wid, "tq") }
+    );
 
     let signal = |execution, name: &str| SignalWorkflowExecutionRequest {
         namespace: NS.into(),
@@ -287,16 +386,20 @@ async fn required_fields_and_malformed_ids_are_invalid_arguments() {
     call!(env, signal_workflow_execution, "signal_name over 1000 bytes", INVALID, signal(exec(&wid, ""), &"s".repeat(2000)));
 
     for (input, queue) in [("empty task_queue", tq("")), ("no task_queue", None), ("task_queue over 1000 bytes", tq(&"q".repeat(1001)))] {
-        call!(env, poll_workflow_task_queue, input, INVALID, PollWorkflowTaskQueueRequest {
-            namespace: NS.into(),
-            task_queue: queue.clone(),
-            ..Default::default()
-        });
-        call!(env, poll_activity_task_queue, input, INVALID, PollActivityTaskQueueRequest {
-            namespace: NS.into(),
-            task_queue: queue,
-            ..Default::default()
-        });
+        call!(
+            env,
+            poll_workflow_task_queue,
+            input,
+            INVALID,
+            PollWorkflowTaskQueueRequest { namespace: NS.into(), task_queue: queue.clone(), ..Default::default() }
+        );
+        call!(
+            env,
+            poll_activity_task_queue,
+            input,
+            INVALID,
+            PollActivityTaskQueueRequest { namespace: NS.into(), task_queue: queue, ..Default::default() }
+        );
     }
 
     // The …ById RPCs. Temporal 1.32 reads an empty workflow id as a standalone
@@ -312,91 +415,148 @@ async fn required_fields_and_malformed_ids_are_invalid_arguments() {
         ("unknown activity_id", wid.as_str(), "", "no-such-activity", NOT_FOUND),
     ] {
         let (w, r, a) = (workflow_id.to_string(), run_id.to_string(), activity_id.to_string());
-        call!(env, respond_activity_task_completed_by_id, input, code, RespondActivityTaskCompletedByIdRequest {
-            namespace: NS.into(),
-            workflow_id: w.clone(),
-            run_id: r.clone(),
-            activity_id: a.clone(),
-            ..Default::default()
-        });
-        call!(env, respond_activity_task_failed_by_id, input, code, RespondActivityTaskFailedByIdRequest {
-            namespace: NS.into(),
-            workflow_id: w.clone(),
-            run_id: r.clone(),
-            activity_id: a.clone(),
-            failure: app_failure("boom"),
-            ..Default::default()
-        });
-        call!(env, respond_activity_task_canceled_by_id, input, code, RespondActivityTaskCanceledByIdRequest {
-            namespace: NS.into(),
-            workflow_id: w.clone(),
-            run_id: r.clone(),
-            activity_id: a.clone(),
-            ..Default::default()
-        });
-        call!(env, record_activity_task_heartbeat_by_id, input, code, RecordActivityTaskHeartbeatByIdRequest {
-            namespace: NS.into(),
-            workflow_id: w,
-            run_id: r,
-            activity_id: a,
-            ..Default::default()
-        });
+        call!(
+            env,
+            respond_activity_task_completed_by_id,
+            input,
+            code,
+            RespondActivityTaskCompletedByIdRequest {
+                namespace: NS.into(),
+                workflow_id: w.clone(),
+                run_id: r.clone(),
+                activity_id: a.clone(),
+                ..Default::default()
+            }
+        );
+        call!(
+            env,
+            respond_activity_task_failed_by_id,
+            input,
+            code,
+            RespondActivityTaskFailedByIdRequest {
+                namespace: NS.into(),
+                workflow_id: w.clone(),
+                run_id: r.clone(),
+                activity_id: a.clone(),
+                failure: app_failure("boom"),
+                ..Default::default()
+            }
+        );
+        call!(
+            env,
+            respond_activity_task_canceled_by_id,
+            input,
+            code,
+            RespondActivityTaskCanceledByIdRequest {
+                namespace: NS.into(),
+                workflow_id: w.clone(),
+                run_id: r.clone(),
+                activity_id: a.clone(),
+                ..Default::default()
+            }
+        );
+        call!(
+            env,
+            record_activity_task_heartbeat_by_id,
+            input,
+            code,
+            RecordActivityTaskHeartbeatByIdRequest {
+                namespace: NS.into(),
+                workflow_id: w,
+                run_id: r,
+                activity_id: a,
+                ..Default::default()
+            }
+        );
     }
     // A worker's failure must be an application failure (Temporal's frontend check).
-    call!(env, respond_activity_task_failed, "failure without ApplicationFailureInfo", INVALID, RespondActivityTaskFailedRequest {
-        task_token: act.token.clone(),
-        failure: Some(Failure { message: "boom".into(), ..Default::default() }),
-        ..Default::default()
-    });
+    call!(
+        env,
+        respond_activity_task_failed,
+        "failure without ApplicationFailureInfo",
+        INVALID,
+        RespondActivityTaskFailedRequest {
+            task_token: act.token.clone(),
+            failure: Some(Failure { message: "boom".into(), ..Default::default() }),
+            ..Default::default()
+        }
+    );
     // Canceling an attempt nobody asked to cancel.
-    call!(env, respond_activity_task_canceled, "no cancel was requested", INVALID, RespondActivityTaskCanceledRequest {
-        task_token: act.token.clone(),
-        ..Default::default()
-    });
+    call!(
+        env,
+        respond_activity_task_canceled,
+        "no cancel was requested",
+        INVALID,
+        RespondActivityTaskCanceledRequest { task_token: act.token.clone(), ..Default::default() }
+    );
 
     for (input, execution) in [("no execution", None), ("empty workflow_id", exec("", "")), ("run_id not a UUID", exec(&wid, "zzz"))] {
-        call!(env, get_workflow_execution_history, input, INVALID, GetWorkflowExecutionHistoryRequest {
-            namespace: NS.into(),
-            execution: execution.clone(),
-            ..Default::default()
-        });
-        call!(env, get_workflow_execution_history_reverse, input, INVALID, GetWorkflowExecutionHistoryReverseRequest {
-            namespace: NS.into(),
-            execution: execution.clone(),
-            ..Default::default()
-        });
-        call!(env, describe_workflow_execution, input, INVALID, DescribeWorkflowExecutionRequest { namespace: NS.into(), execution: execution.clone() });
-        call!(env, request_cancel_workflow_execution, input, INVALID, RequestCancelWorkflowExecutionRequest {
-            namespace: NS.into(),
-            workflow_execution: execution.clone(),
-            ..Default::default()
-        });
-        call!(env, terminate_workflow_execution, input, INVALID, TerminateWorkflowExecutionRequest {
-            namespace: NS.into(),
-            workflow_execution: execution.clone(),
-            ..Default::default()
-        });
-        call!(env, query_workflow, input, INVALID, QueryWorkflowRequest {
-            namespace: NS.into(),
-            execution,
-            query: query("q"),
-            ..Default::default()
-        });
+        call!(
+            env,
+            get_workflow_execution_history,
+            input,
+            INVALID,
+            GetWorkflowExecutionHistoryRequest { namespace: NS.into(), execution: execution.clone(), ..Default::default() }
+        );
+        call!(
+            env,
+            get_workflow_execution_history_reverse,
+            input,
+            INVALID,
+            GetWorkflowExecutionHistoryReverseRequest { namespace: NS.into(), execution: execution.clone(), ..Default::default() }
+        );
+        call!(
+            env,
+            describe_workflow_execution,
+            input,
+            INVALID,
+            DescribeWorkflowExecutionRequest { namespace: NS.into(), execution: execution.clone() }
+        );
+        call!(
+            env,
+            request_cancel_workflow_execution,
+            input,
+            INVALID,
+            RequestCancelWorkflowExecutionRequest { namespace: NS.into(), workflow_execution: execution.clone(), ..Default::default() }
+        );
+        call!(
+            env,
+            terminate_workflow_execution,
+            input,
+            INVALID,
+            TerminateWorkflowExecutionRequest { namespace: NS.into(), workflow_execution: execution.clone(), ..Default::default() }
+        );
+        call!(
+            env,
+            query_workflow,
+            input,
+            INVALID,
+            QueryWorkflowRequest { namespace: NS.into(), execution, query: query("q"), ..Default::default() }
+        );
     }
-    call!(env, query_workflow, "no query", INVALID, QueryWorkflowRequest { namespace: NS.into(), execution: exec(&wid, ""), ..Default::default() });
-    call!(env, query_workflow, "empty query_type", INVALID, QueryWorkflowRequest {
-        namespace: NS.into(),
-        execution: exec(&wid, ""),
-        query: query(""),
-        ..Default::default()
-    });
+    call!(
+        env,
+        query_workflow,
+        "no query",
+        INVALID,
+        QueryWorkflowRequest { namespace: NS.into(), execution: exec(&wid, ""), ..Default::default() }
+    );
+    call!(
+        env,
+        query_workflow,
+        "empty query_type",
+        INVALID,
+        QueryWorkflowRequest { namespace: NS.into(), execution: exec(&wid, ""), query: query(""), ..Default::default() }
+    );
 
     env.assert_unchanged("the run is unchanged", &wid, &act.run_id, &before).await;
-    call!(env, respond_activity_task_completed, "the real token, afterwards", Code::Ok, RespondActivityTaskCompletedRequest {
-        task_token: act.token.clone(),
-        result: Some(small()),
-        ..Default::default()
-    });
+    call!(
+        env,
+        respond_activity_task_completed,
+        "the real token, afterwards",
+        Code::Ok,
+        RespondActivityTaskCompletedRequest { task_token: act.token.clone(), result: Some(small()), ..Default::default() }
+    );
     env.finish("required fields and ids").await;
 }
 
@@ -412,40 +572,73 @@ async fn payloads_over_the_blob_limit_are_invalid_arguments() {
     assert!(prost::Message::encoded_len(&big) > blob_max());
 
     let id = unique("never");
-    call!(env, start_workflow_execution, "input > 2 MiB", INVALID, StartWorkflowExecutionRequest { input: Some(big.clone()), ..start_request(&id, "tq") });
-    call!(env, signal_with_start_workflow_execution, "new workflow, input > 2 MiB", INVALID, SignalWithStartWorkflowExecutionRequest {
-        input: Some(big.clone()),
-        ..signal_with_start_request(&id, "tq")
-    });
-    call!(env, signal_with_start_workflow_execution, "new workflow, signal_input > 2 MiB", INVALID, SignalWithStartWorkflowExecutionRequest {
-        signal_input: Some(big.clone()),
-        ..signal_with_start_request(&id, "tq")
-    });
+    call!(
+        env,
+        start_workflow_execution,
+        "input > 2 MiB",
+        INVALID,
+        StartWorkflowExecutionRequest { input: Some(big.clone()), ..start_request(&id, "tq") }
+    );
+    call!(
+        env,
+        signal_with_start_workflow_execution,
+        "new workflow, input > 2 MiB",
+        INVALID,
+        SignalWithStartWorkflowExecutionRequest { input: Some(big.clone()), ..signal_with_start_request(&id, "tq") }
+    );
+    call!(
+        env,
+        signal_with_start_workflow_execution,
+        "new workflow, signal_input > 2 MiB",
+        INVALID,
+        SignalWithStartWorkflowExecutionRequest { signal_input: Some(big.clone()), ..signal_with_start_request(&id, "tq") }
+    );
     env.assert_no_workflow(&id).await;
-    call!(env, signal_with_start_workflow_execution, "running workflow, signal_input > 2 MiB", INVALID, SignalWithStartWorkflowExecutionRequest {
-        signal_input: Some(big.clone()),
-        ..signal_with_start_request(&wid, "tq")
-    });
-    call!(env, signal_workflow_execution, "input > 2 MiB", INVALID, SignalWorkflowExecutionRequest {
-        namespace: NS.into(),
-        workflow_execution: exec(&wid, ""),
-        signal_name: "sig".into(),
-        input: Some(big.clone()),
-        ..Default::default()
-    });
-    call!(env, query_workflow, "query_args > 2 MiB", INVALID, QueryWorkflowRequest {
-        namespace: NS.into(),
-        execution: exec(&wid, ""),
-        query: Some(WorkflowQuery { query_type: "q".into(), query_args: Some(big.clone()), ..Default::default() }),
-        ..Default::default()
-    });
+    call!(
+        env,
+        signal_with_start_workflow_execution,
+        "running workflow, signal_input > 2 MiB",
+        INVALID,
+        SignalWithStartWorkflowExecutionRequest { signal_input: Some(big.clone()), ..signal_with_start_request(&wid, "tq") }
+    );
+    call!(
+        env,
+        signal_workflow_execution,
+        "input > 2 MiB",
+        INVALID,
+        SignalWorkflowExecutionRequest {
+            namespace: NS.into(),
+            workflow_execution: exec(&wid, ""),
+            signal_name: "sig".into(),
+            input: Some(big.clone()),
+            ..Default::default()
+        }
+    );
+    call!(
+        env,
+        query_workflow,
+        "query_args > 2 MiB",
+        INVALID,
+        QueryWorkflowRequest {
+            namespace: NS.into(),
+            execution: exec(&wid, ""),
+            query: Some(WorkflowQuery { query_type: "q".into(), query_args: Some(big.clone()), ..Default::default() }),
+            ..Default::default()
+        }
+    );
     // Temporal accepts (and records) oversized terminate details; Hourglass refuses them.
-    call!(env, terminate_workflow_execution, "details > 2 MiB (Temporal: OK)", INVALID, TerminateWorkflowExecutionRequest {
-        namespace: NS.into(),
-        workflow_execution: exec(&wid, ""),
-        details: Some(big.clone()),
-        ..Default::default()
-    });
+    call!(
+        env,
+        terminate_workflow_execution,
+        "details > 2 MiB (Temporal: OK)",
+        INVALID,
+        TerminateWorkflowExecutionRequest {
+            namespace: NS.into(),
+            workflow_execution: exec(&wid, ""),
+            details: Some(big.clone()),
+            ..Default::default()
+        }
+    );
 
     // Activity outcomes. Temporal answers OK to an oversized result or heartbeat and
     // fails the activity instead; Hourglass refuses the call and keeps the attempt.
@@ -454,74 +647,120 @@ async fn payloads_over_the_blob_limit_are_invalid_arguments() {
         failure_info: Some(FailureInfo::ApplicationFailureInfo(ApplicationFailureInfo::default())),
         ..Default::default()
     });
-    call!(env, respond_activity_task_completed, "result > 2 MiB (Temporal: OK, activity failed)", INVALID, RespondActivityTaskCompletedRequest {
-        task_token: act.token.clone(),
-        result: Some(big.clone()),
-        ..Default::default()
-    });
-    call!(env, respond_activity_task_failed, "failure > 2 MiB", INVALID, RespondActivityTaskFailedRequest {
-        task_token: act.token.clone(),
-        failure: big_failure.clone(),
-        ..Default::default()
-    });
-    call!(env, respond_activity_task_failed, "last_heartbeat_details > 2 MiB", INVALID, RespondActivityTaskFailedRequest {
-        task_token: act.token.clone(),
-        failure: app_failure("boom"),
-        last_heartbeat_details: Some(big.clone()),
-        ..Default::default()
-    });
-    call!(env, respond_activity_task_canceled, "details > 2 MiB", INVALID, RespondActivityTaskCanceledRequest {
-        task_token: act.token.clone(),
-        details: Some(big.clone()),
-        ..Default::default()
-    });
-    call!(env, record_activity_task_heartbeat, "details > 2 MiB (Temporal: OK, activity failed)", INVALID, RecordActivityTaskHeartbeatRequest {
-        task_token: act.token.clone(),
-        details: Some(big.clone()),
-        ..Default::default()
-    });
-    call!(env, respond_activity_task_completed_by_id, "result > 2 MiB", INVALID, RespondActivityTaskCompletedByIdRequest {
-        namespace: NS.into(),
-        workflow_id: wid.clone(),
-        activity_id: ACTIVITY_ID.into(),
-        result: Some(big.clone()),
-        ..Default::default()
-    });
-    call!(env, respond_activity_task_failed_by_id, "failure > 2 MiB", INVALID, RespondActivityTaskFailedByIdRequest {
-        namespace: NS.into(),
-        workflow_id: wid.clone(),
-        activity_id: ACTIVITY_ID.into(),
-        failure: big_failure,
-        ..Default::default()
-    });
-    call!(env, respond_activity_task_canceled_by_id, "details > 2 MiB", INVALID, RespondActivityTaskCanceledByIdRequest {
-        namespace: NS.into(),
-        workflow_id: wid.clone(),
-        activity_id: ACTIVITY_ID.into(),
-        details: Some(big.clone()),
-        ..Default::default()
-    });
-    call!(env, record_activity_task_heartbeat_by_id, "details > 2 MiB", INVALID, RecordActivityTaskHeartbeatByIdRequest {
-        namespace: NS.into(),
-        workflow_id: wid.clone(),
-        activity_id: ACTIVITY_ID.into(),
-        details: Some(big.clone()),
-        ..Default::default()
-    });
+    call!(
+        env,
+        respond_activity_task_completed,
+        "result > 2 MiB (Temporal: OK, activity failed)",
+        INVALID,
+        RespondActivityTaskCompletedRequest { task_token: act.token.clone(), result: Some(big.clone()), ..Default::default() }
+    );
+    call!(
+        env,
+        respond_activity_task_failed,
+        "failure > 2 MiB",
+        INVALID,
+        RespondActivityTaskFailedRequest { task_token: act.token.clone(), failure: big_failure.clone(), ..Default::default() }
+    );
+    call!(
+        env,
+        respond_activity_task_failed,
+        "last_heartbeat_details > 2 MiB",
+        INVALID,
+        RespondActivityTaskFailedRequest {
+            task_token: act.token.clone(),
+            failure: app_failure("boom"),
+            last_heartbeat_details: Some(big.clone()),
+            ..Default::default()
+        }
+    );
+    call!(
+        env,
+        respond_activity_task_canceled,
+        "details > 2 MiB",
+        INVALID,
+        RespondActivityTaskCanceledRequest { task_token: act.token.clone(), details: Some(big.clone()), ..Default::default() }
+    );
+    call!(
+        env,
+        record_activity_task_heartbeat,
+        "details > 2 MiB (Temporal: OK, activity failed)",
+        INVALID,
+        RecordActivityTaskHeartbeatRequest { task_token: act.token.clone(), details: Some(big.clone()), ..Default::default() }
+    );
+    call!(
+        env,
+        respond_activity_task_completed_by_id,
+        "result > 2 MiB",
+        INVALID,
+        RespondActivityTaskCompletedByIdRequest {
+            namespace: NS.into(),
+            workflow_id: wid.clone(),
+            activity_id: ACTIVITY_ID.into(),
+            result: Some(big.clone()),
+            ..Default::default()
+        }
+    );
+    call!(
+        env,
+        respond_activity_task_failed_by_id,
+        "failure > 2 MiB",
+        INVALID,
+        RespondActivityTaskFailedByIdRequest {
+            namespace: NS.into(),
+            workflow_id: wid.clone(),
+            activity_id: ACTIVITY_ID.into(),
+            failure: big_failure,
+            ..Default::default()
+        }
+    );
+    call!(
+        env,
+        respond_activity_task_canceled_by_id,
+        "details > 2 MiB",
+        INVALID,
+        RespondActivityTaskCanceledByIdRequest {
+            namespace: NS.into(),
+            workflow_id: wid.clone(),
+            activity_id: ACTIVITY_ID.into(),
+            details: Some(big.clone()),
+            ..Default::default()
+        }
+    );
+    call!(
+        env,
+        record_activity_task_heartbeat_by_id,
+        "details > 2 MiB",
+        INVALID,
+        RecordActivityTaskHeartbeatByIdRequest {
+            namespace: NS.into(),
+            workflow_id: wid.clone(),
+            activity_id: ACTIVITY_ID.into(),
+            details: Some(big.clone()),
+            ..Default::default()
+        }
+    );
     env.assert_unchanged("the run is unchanged", &wid, &act.run_id, &before).await;
-    call!(env, respond_activity_task_completed, "the real token, afterwards", Code::Ok, RespondActivityTaskCompletedRequest {
-        task_token: act.token.clone(),
-        result: Some(small()),
-        ..Default::default()
-    });
+    call!(
+        env,
+        respond_activity_task_completed,
+        "the real token, afterwards",
+        Code::Ok,
+        RespondActivityTaskCompletedRequest { task_token: act.token.clone(), result: Some(small()), ..Default::default() }
+    );
 
     // A worker's workflow task failure is recorded whatever its size (Temporal: OK).
     let wft = env.started_workflow_task().await;
-    call!(env, respond_workflow_task_failed, "failure > 2 MiB (Temporal: OK)", Code::Ok, RespondWorkflowTaskFailedRequest {
-        task_token: wft.token.clone(),
-        failure: Some(Failure { message: "x".repeat(blob_max() + 1), ..Default::default() }),
-        ..Default::default()
-    });
+    call!(
+        env,
+        respond_workflow_task_failed,
+        "failure > 2 MiB (Temporal: OK)",
+        Code::Ok,
+        RespondWorkflowTaskFailedRequest {
+            task_token: wft.token.clone(),
+            failure: Some(Failure { message: "x".repeat(blob_max() + 1), ..Default::default() }),
+            ..Default::default()
+        }
+    );
 
     // A workflow completing with an oversized result: the task fails and the run is
     // terminated (as Temporal does; its cause there is BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
@@ -534,20 +773,25 @@ async fn payloads_over_the_blob_limit_are_invalid_arguments() {
         })),
         ..Default::default()
     };
-    call!(env, respond_workflow_task_completed, "CompleteWorkflowExecution result > 2 MiB", INVALID, RespondWorkflowTaskCompletedRequest {
-        task_token: wft.token.clone(),
-        commands: vec![complete],
-        ..Default::default()
-    });
+    call!(
+        env,
+        respond_workflow_task_completed,
+        "CompleteWorkflowExecution result > 2 MiB",
+        INVALID,
+        RespondWorkflowTaskCompletedRequest { task_token: wft.token.clone(), commands: vec![complete], ..Default::default() }
+    );
     let events = env.history(&wft.workflow_id, &wft.run_id).await;
     let types: Vec<EventType> = events.iter().map(|e| EventType::try_from(e.event_type).unwrap()).collect();
-    assert_eq!(types, [
-        EventType::WorkflowExecutionStarted,
-        EventType::WorkflowTaskScheduled,
-        EventType::WorkflowTaskStarted,
-        EventType::WorkflowTaskFailed,
-        EventType::WorkflowExecutionTerminated,
-    ]);
+    assert_eq!(
+        types,
+        [
+            EventType::WorkflowExecutionStarted,
+            EventType::WorkflowTaskScheduled,
+            EventType::WorkflowTaskStarted,
+            EventType::WorkflowTaskFailed,
+            EventType::WorkflowExecutionTerminated,
+        ]
+    );
     match &events[3].attributes {
         Some(Attributes::WorkflowTaskFailedEventAttributes(a)) => {
             assert_eq!(a.cause, WorkflowTaskFailedCause::BadCompleteWorkflowExecutionAttributes as i32)
@@ -562,31 +806,48 @@ async fn payloads_over_the_blob_limit_are_invalid_arguments() {
 /// Sends `token` to the two workflow-task RPCs and the four activity-task RPCs for
 /// which `input` is bad, expecting `code` from each.
 async fn every_token_rpc(env: &mut Env, input: &str, token: &[u8], workflow_code: Code, activity_code: Code) {
-    call!(env, respond_workflow_task_completed, input, workflow_code, RespondWorkflowTaskCompletedRequest {
-        task_token: token.to_vec(),
-        ..Default::default()
-    });
-    call!(env, respond_workflow_task_failed, input, workflow_code, RespondWorkflowTaskFailedRequest {
-        task_token: token.to_vec(),
-        ..Default::default()
-    });
-    call!(env, respond_activity_task_completed, input, activity_code, RespondActivityTaskCompletedRequest {
-        task_token: token.to_vec(),
-        ..Default::default()
-    });
-    call!(env, respond_activity_task_failed, input, activity_code, RespondActivityTaskFailedRequest {
-        task_token: token.to_vec(),
-        failure: app_failure("boom"),
-        ..Default::default()
-    });
-    call!(env, respond_activity_task_canceled, input, activity_code, RespondActivityTaskCanceledRequest {
-        task_token: token.to_vec(),
-        ..Default::default()
-    });
-    call!(env, record_activity_task_heartbeat, input, activity_code, RecordActivityTaskHeartbeatRequest {
-        task_token: token.to_vec(),
-        ..Default::default()
-    });
+    call!(
+        env,
+        respond_workflow_task_completed,
+        input,
+        workflow_code,
+        RespondWorkflowTaskCompletedRequest { task_token: token.to_vec(), ..Default::default() }
+    );
+    call!(
+        env,
+        respond_workflow_task_failed,
+        input,
+        workflow_code,
+        RespondWorkflowTaskFailedRequest { task_token: token.to_vec(), ..Default::default() }
+    );
+    call!(
+        env,
+        respond_activity_task_completed,
+        input,
+        activity_code,
+        RespondActivityTaskCompletedRequest { task_token: token.to_vec(), ..Default::default() }
+    );
+    call!(
+        env,
+        respond_activity_task_failed,
+        input,
+        activity_code,
+        RespondActivityTaskFailedRequest { task_token: token.to_vec(), failure: app_failure("boom"), ..Default::default() }
+    );
+    call!(
+        env,
+        respond_activity_task_canceled,
+        input,
+        activity_code,
+        RespondActivityTaskCanceledRequest { task_token: token.to_vec(), ..Default::default() }
+    );
+    call!(
+        env,
+        record_activity_task_heartbeat,
+        input,
+        activity_code,
+        RecordActivityTaskHeartbeatRequest { task_token: token.to_vec(), ..Default::default() }
+    );
 }
 
 /// Every strict prefix of a real token is refused as malformed (one table row).
@@ -596,18 +857,27 @@ async fn every_prefix(env: &mut Env, rpc_input: &str, token: &[u8]) {
         let prefix = token[..n].to_vec();
         let mut svc = env.svc();
         let answers = [
-            svc.respond_workflow_task_completed(req(RespondWorkflowTaskCompletedRequest { task_token: prefix.clone(), ..Default::default() }))
-                .await
-                .map(|_| ()),
+            svc.respond_workflow_task_completed(req(RespondWorkflowTaskCompletedRequest {
+                task_token: prefix.clone(),
+                ..Default::default()
+            }))
+            .await
+            .map(|_| ()),
             svc.respond_workflow_task_failed(req(RespondWorkflowTaskFailedRequest { task_token: prefix.clone(), ..Default::default() }))
                 .await
                 .map(|_| ()),
-            svc.respond_activity_task_completed(req(RespondActivityTaskCompletedRequest { task_token: prefix.clone(), ..Default::default() }))
-                .await
-                .map(|_| ()),
-            svc.record_activity_task_heartbeat(req(RecordActivityTaskHeartbeatRequest { task_token: prefix.clone(), ..Default::default() }))
-                .await
-                .map(|_| ()),
+            svc.respond_activity_task_completed(req(RespondActivityTaskCompletedRequest {
+                task_token: prefix.clone(),
+                ..Default::default()
+            }))
+            .await
+            .map(|_| ()),
+            svc.record_activity_task_heartbeat(req(RecordActivityTaskHeartbeatRequest {
+                task_token: prefix.clone(),
+                ..Default::default()
+            }))
+            .await
+            .map(|_| ()),
             svc.respond_query_task_completed(req(RespondQueryTaskCompletedRequest {
                 task_token: prefix.clone(),
                 completed_type: QueryResultType::Answered as i32,
@@ -644,11 +914,13 @@ async fn garbled_tokens_are_invalid_and_forged_tokens_not_found() {
 
     for (input, token) in garbled_tokens() {
         every_token_rpc(&mut env, input, &token, INVALID, INVALID).await;
-        call!(env, respond_query_task_completed, input, INVALID, RespondQueryTaskCompletedRequest {
-            task_token: token,
-            completed_type: QueryResultType::Answered as i32,
-            ..Default::default()
-        });
+        call!(
+            env,
+            respond_query_task_completed,
+            input,
+            INVALID,
+            RespondQueryTaskCompletedRequest { task_token: token, completed_type: QueryResultType::Answered as i32, ..Default::default() }
+        );
     }
     every_prefix(&mut env, "workflow task token", &wft.token).await;
     every_prefix(&mut env, "activity task token", &act.token).await;
@@ -678,51 +950,82 @@ async fn garbled_tokens_are_invalid_and_forged_tokens_not_found() {
     }
     // A real token of one kind sent to the RPCs of the other kind (Temporal: NotFound).
     let input = "a real activity token";
-    call!(env, respond_workflow_task_completed, input, NOT_FOUND, RespondWorkflowTaskCompletedRequest {
-        task_token: act.token.clone(),
-        ..Default::default()
-    });
-    call!(env, respond_workflow_task_failed, input, NOT_FOUND, RespondWorkflowTaskFailedRequest {
-        task_token: act.token.clone(),
-        ..Default::default()
-    });
-    call!(env, respond_query_task_completed, input, NOT_FOUND, RespondQueryTaskCompletedRequest {
-        task_token: act.token.clone(),
-        completed_type: QueryResultType::Answered as i32,
-        ..Default::default()
-    });
+    call!(
+        env,
+        respond_workflow_task_completed,
+        input,
+        NOT_FOUND,
+        RespondWorkflowTaskCompletedRequest { task_token: act.token.clone(), ..Default::default() }
+    );
+    call!(
+        env,
+        respond_workflow_task_failed,
+        input,
+        NOT_FOUND,
+        RespondWorkflowTaskFailedRequest { task_token: act.token.clone(), ..Default::default() }
+    );
+    call!(
+        env,
+        respond_query_task_completed,
+        input,
+        NOT_FOUND,
+        RespondQueryTaskCompletedRequest {
+            task_token: act.token.clone(),
+            completed_type: QueryResultType::Answered as i32,
+            ..Default::default()
+        }
+    );
     let input = "a real workflow task token";
-    call!(env, respond_activity_task_completed, input, NOT_FOUND, RespondActivityTaskCompletedRequest {
-        task_token: wft.token.clone(),
-        ..Default::default()
-    });
-    call!(env, respond_activity_task_failed, input, NOT_FOUND, RespondActivityTaskFailedRequest {
-        task_token: wft.token.clone(),
-        failure: app_failure("boom"),
-        ..Default::default()
-    });
-    call!(env, respond_activity_task_canceled, input, NOT_FOUND, RespondActivityTaskCanceledRequest {
-        task_token: wft.token.clone(),
-        ..Default::default()
-    });
-    call!(env, record_activity_task_heartbeat, input, NOT_FOUND, RecordActivityTaskHeartbeatRequest {
-        task_token: wft.token.clone(),
-        ..Default::default()
-    });
-    call!(env, respond_query_task_completed, input, NOT_FOUND, RespondQueryTaskCompletedRequest {
-        task_token: wft.token.clone(),
-        completed_type: QueryResultType::Answered as i32,
-        ..Default::default()
-    });
+    call!(
+        env,
+        respond_activity_task_completed,
+        input,
+        NOT_FOUND,
+        RespondActivityTaskCompletedRequest { task_token: wft.token.clone(), ..Default::default() }
+    );
+    call!(
+        env,
+        respond_activity_task_failed,
+        input,
+        NOT_FOUND,
+        RespondActivityTaskFailedRequest { task_token: wft.token.clone(), failure: app_failure("boom"), ..Default::default() }
+    );
+    call!(
+        env,
+        respond_activity_task_canceled,
+        input,
+        NOT_FOUND,
+        RespondActivityTaskCanceledRequest { task_token: wft.token.clone(), ..Default::default() }
+    );
+    call!(
+        env,
+        record_activity_task_heartbeat,
+        input,
+        NOT_FOUND,
+        RecordActivityTaskHeartbeatRequest { task_token: wft.token.clone(), ..Default::default() }
+    );
+    call!(
+        env,
+        respond_query_task_completed,
+        input,
+        NOT_FOUND,
+        RespondQueryTaskCompletedRequest {
+            task_token: wft.token.clone(),
+            completed_type: QueryResultType::Answered as i32,
+            ..Default::default()
+        }
+    );
     for (input, token) in [
         ("query token, unknown query id", forge(&query_token, |t| t.query_id = "no-such-query".into())),
         ("query token, unknown run", forge(&query_token, |t| t.run_id = uuid())),
     ] {
-        call!(env, respond_query_task_completed, input, NOT_FOUND, RespondQueryTaskCompletedRequest {
-            task_token: token,
-            completed_type: QueryResultType::Answered as i32,
-            ..Default::default()
-        });
+        call!(
+            env,
+            respond_query_task_completed,
+            input,
+            NOT_FOUND,
+            RespondQueryTaskCompletedRequest { task_token: token, completed_type: QueryResultType::Answered as i32, ..Default::default() }
+        );
     }
     // A real query token is no workflow or activity task.
     every_token_rpc(&mut env, "a real query task token", &query_token, NOT_FOUND, NOT_FOUND).await;
@@ -731,26 +1034,41 @@ async fn garbled_tokens_are_invalid_and_forged_tokens_not_found() {
     env.assert_unchanged("the activity's run is unchanged", &act.workflow_id, &act.run_id, &act_before).await;
     env.assert_unchanged("the queried run is unchanged", &queried.workflow_id, &queried.run_id, &queried_before).await;
     // The real tokens still work, and the query caller gets the answer.
-    call!(env, respond_query_task_completed, "the real token, afterwards", Code::Ok, RespondQueryTaskCompletedRequest {
-        task_token: query_token.clone(),
-        completed_type: QueryResultType::Answered as i32,
-        query_result: Some(small()),
-        ..Default::default()
-    });
+    call!(
+        env,
+        respond_query_task_completed,
+        "the real token, afterwards",
+        Code::Ok,
+        RespondQueryTaskCompletedRequest {
+            task_token: query_token.clone(),
+            completed_type: QueryResultType::Answered as i32,
+            query_result: Some(small()),
+            ..Default::default()
+        }
+    );
     let answer = query_call.await.expect("the query call task").expect("QueryWorkflow is answered").into_inner();
     assert_eq!(answer.query_result, Some(small()));
-    call!(env, record_activity_task_heartbeat, "the real token, afterwards", Code::Ok, RecordActivityTaskHeartbeatRequest {
-        task_token: act.token.clone(),
-        ..Default::default()
-    });
-    call!(env, respond_activity_task_completed, "the real token, afterwards", Code::Ok, RespondActivityTaskCompletedRequest {
-        task_token: act.token.clone(),
-        ..Default::default()
-    });
-    call!(env, respond_workflow_task_completed, "the real token, afterwards", Code::Ok, RespondWorkflowTaskCompletedRequest {
-        task_token: wft.token.clone(),
-        ..Default::default()
-    });
+    call!(
+        env,
+        record_activity_task_heartbeat,
+        "the real token, afterwards",
+        Code::Ok,
+        RecordActivityTaskHeartbeatRequest { task_token: act.token.clone(), ..Default::default() }
+    );
+    call!(
+        env,
+        respond_activity_task_completed,
+        "the real token, afterwards",
+        Code::Ok,
+        RespondActivityTaskCompletedRequest { task_token: act.token.clone(), ..Default::default() }
+    );
+    call!(
+        env,
+        respond_workflow_task_completed,
+        "the real token, afterwards",
+        Code::Ok,
+        RespondWorkflowTaskCompletedRequest { task_token: wft.token.clone(), ..Default::default() }
+    );
     env.finish("task tokens").await;
 }
 
@@ -764,23 +1082,31 @@ async fn stale_tokens_are_not_found() {
     let wft = env.started_workflow_task().await;
     env.complete_workflow_task(&wft.token, Vec::new()).await;
     let before = env.snapshot(&wft.workflow_id, &wft.run_id).await;
-    call!(env, respond_workflow_task_completed, "token of a task already completed", NOT_FOUND, RespondWorkflowTaskCompletedRequest {
-        task_token: wft.token.clone(),
-        ..Default::default()
-    });
-    call!(env, respond_workflow_task_failed, "token of a task already completed", NOT_FOUND, RespondWorkflowTaskFailedRequest {
-        task_token: wft.token.clone(),
-        ..Default::default()
-    });
+    call!(
+        env,
+        respond_workflow_task_completed,
+        "token of a task already completed",
+        NOT_FOUND,
+        RespondWorkflowTaskCompletedRequest { task_token: wft.token.clone(), ..Default::default() }
+    );
+    call!(
+        env,
+        respond_workflow_task_failed,
+        "token of a task already completed",
+        NOT_FOUND,
+        RespondWorkflowTaskFailedRequest { task_token: wft.token.clone(), ..Default::default() }
+    );
     env.assert_unchanged("the run", &wft.workflow_id, &wft.run_id, &before).await;
 
     // An activity completed twice.
     let act = env.started_activity().await;
-    call!(env, respond_activity_task_completed, "first completion", Code::Ok, RespondActivityTaskCompletedRequest {
-        task_token: act.token.clone(),
-        result: Some(small()),
-        ..Default::default()
-    });
+    call!(
+        env,
+        respond_activity_task_completed,
+        "first completion",
+        Code::Ok,
+        RespondActivityTaskCompletedRequest { task_token: act.token.clone(), result: Some(small()), ..Default::default() }
+    );
     let before = env.snapshot(&act.workflow_id, &act.run_id).await;
     every_activity_rpc(&mut env, "token of an activity already completed", &act.token, &act.workflow_id, NOT_FOUND).await;
     env.assert_unchanged("the run", &act.workflow_id, &act.run_id, &before).await;
@@ -795,63 +1121,104 @@ async fn stale_tokens_are_not_found() {
     let wft = env.started_workflow_task().await;
     env.terminate(&wft.workflow_id).await;
     let before = env.snapshot(&wft.workflow_id, &wft.run_id).await;
-    call!(env, respond_workflow_task_completed, "started task of a run closed since", NOT_FOUND, RespondWorkflowTaskCompletedRequest {
-        task_token: wft.token.clone(),
-        ..Default::default()
-    });
-    call!(env, respond_workflow_task_failed, "started task of a run closed since", NOT_FOUND, RespondWorkflowTaskFailedRequest {
-        task_token: wft.token.clone(),
-        ..Default::default()
-    });
+    call!(
+        env,
+        respond_workflow_task_completed,
+        "started task of a run closed since",
+        NOT_FOUND,
+        RespondWorkflowTaskCompletedRequest { task_token: wft.token.clone(), ..Default::default() }
+    );
+    call!(
+        env,
+        respond_workflow_task_failed,
+        "started task of a run closed since",
+        NOT_FOUND,
+        RespondWorkflowTaskFailedRequest { task_token: wft.token.clone(), ..Default::default() }
+    );
     env.assert_unchanged("the run", &wft.workflow_id, &wft.run_id, &before).await;
     env.finish("stale tokens").await;
 }
 
 /// The four token RPCs and the four …ById RPCs of one activity.
 async fn every_activity_rpc(env: &mut Env, input: &str, token: &[u8], workflow_id: &str, code: Code) {
-    call!(env, respond_activity_task_completed, input, code, RespondActivityTaskCompletedRequest {
-        task_token: token.to_vec(),
-        ..Default::default()
-    });
-    call!(env, respond_activity_task_failed, input, code, RespondActivityTaskFailedRequest {
-        task_token: token.to_vec(),
-        failure: app_failure("boom"),
-        ..Default::default()
-    });
-    call!(env, respond_activity_task_canceled, input, code, RespondActivityTaskCanceledRequest {
-        task_token: token.to_vec(),
-        ..Default::default()
-    });
-    call!(env, record_activity_task_heartbeat, input, code, RecordActivityTaskHeartbeatRequest {
-        task_token: token.to_vec(),
-        ..Default::default()
-    });
+    call!(
+        env,
+        respond_activity_task_completed,
+        input,
+        code,
+        RespondActivityTaskCompletedRequest { task_token: token.to_vec(), ..Default::default() }
+    );
+    call!(
+        env,
+        respond_activity_task_failed,
+        input,
+        code,
+        RespondActivityTaskFailedRequest { task_token: token.to_vec(), failure: app_failure("boom"), ..Default::default() }
+    );
+    call!(
+        env,
+        respond_activity_task_canceled,
+        input,
+        code,
+        RespondActivityTaskCanceledRequest { task_token: token.to_vec(), ..Default::default() }
+    );
+    call!(
+        env,
+        record_activity_task_heartbeat,
+        input,
+        code,
+        RecordActivityTaskHeartbeatRequest { task_token: token.to_vec(), ..Default::default() }
+    );
     let by_id = format!("{input} (by id)");
-    call!(env, respond_activity_task_completed_by_id, by_id, code, RespondActivityTaskCompletedByIdRequest {
-        namespace: NS.into(),
-        workflow_id: workflow_id.into(),
-        activity_id: ACTIVITY_ID.into(),
-        ..Default::default()
-    });
-    call!(env, respond_activity_task_failed_by_id, by_id, code, RespondActivityTaskFailedByIdRequest {
-        namespace: NS.into(),
-        workflow_id: workflow_id.into(),
-        activity_id: ACTIVITY_ID.into(),
-        failure: app_failure("boom"),
-        ..Default::default()
-    });
-    call!(env, respond_activity_task_canceled_by_id, by_id, code, RespondActivityTaskCanceledByIdRequest {
-        namespace: NS.into(),
-        workflow_id: workflow_id.into(),
-        activity_id: ACTIVITY_ID.into(),
-        ..Default::default()
-    });
-    call!(env, record_activity_task_heartbeat_by_id, by_id, code, RecordActivityTaskHeartbeatByIdRequest {
-        namespace: NS.into(),
-        workflow_id: workflow_id.into(),
-        activity_id: ACTIVITY_ID.into(),
-        ..Default::default()
-    });
+    call!(
+        env,
+        respond_activity_task_completed_by_id,
+        by_id,
+        code,
+        RespondActivityTaskCompletedByIdRequest {
+            namespace: NS.into(),
+            workflow_id: workflow_id.into(),
+            activity_id: ACTIVITY_ID.into(),
+            ..Default::default()
+        }
+    );
+    call!(
+        env,
+        respond_activity_task_failed_by_id,
+        by_id,
+        code,
+        RespondActivityTaskFailedByIdRequest {
+            namespace: NS.into(),
+            workflow_id: workflow_id.into(),
+            activity_id: ACTIVITY_ID.into(),
+            failure: app_failure("boom"),
+            ..Default::default()
+        }
+    );
+    call!(
+        env,
+        respond_activity_task_canceled_by_id,
+        by_id,
+        code,
+        RespondActivityTaskCanceledByIdRequest {
+            namespace: NS.into(),
+            workflow_id: workflow_id.into(),
+            activity_id: ACTIVITY_ID.into(),
+            ..Default::default()
+        }
+    );
+    call!(
+        env,
+        record_activity_task_heartbeat_by_id,
+        by_id,
+        code,
+        RecordActivityTaskHeartbeatByIdRequest {
+            namespace: NS.into(),
+            workflow_id: workflow_id.into(),
+            activity_id: ACTIVITY_ID.into(),
+            ..Default::default()
+        }
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -886,30 +1253,44 @@ fn failed_cause(events: &[temporalio_protos::protos::temporal::api::history::v1:
 async fn commands_naming_unknown_activities_or_timers_fail_the_workflow_task() {
     let mut env = Env::start().await;
     use EventType as E;
-    let refused = [E::WorkflowExecutionStarted, E::WorkflowTaskScheduled, E::WorkflowTaskStarted, E::WorkflowTaskFailed, E::WorkflowTaskScheduled];
+    let refused =
+        [E::WorkflowExecutionStarted, E::WorkflowTaskScheduled, E::WorkflowTaskStarted, E::WorkflowTaskFailed, E::WorkflowTaskScheduled];
 
     // Temporal: INVALID_ARGUMENT "<Cause>: ...", WorkflowTaskFailed{cause} and a new
     // attempt; nothing of the completion is applied; the token is then stale.
     for (input, command, cause) in [
-        ("RequestCancelActivityTask, unknown scheduled_event_id", cancel_activity(999), WorkflowTaskFailedCause::BadRequestCancelActivityAttributes),
-        ("RequestCancelActivityTask, scheduled_event_id of a non-activity event", cancel_activity(2), WorkflowTaskFailedCause::BadRequestCancelActivityAttributes),
+        (
+            "RequestCancelActivityTask, unknown scheduled_event_id",
+            cancel_activity(999),
+            WorkflowTaskFailedCause::BadRequestCancelActivityAttributes,
+        ),
+        (
+            "RequestCancelActivityTask, scheduled_event_id of a non-activity event",
+            cancel_activity(2),
+            WorkflowTaskFailedCause::BadRequestCancelActivityAttributes,
+        ),
         ("CancelTimer, unknown timer_id", cancel_timer("no-such-timer"), WorkflowTaskFailedCause::BadCancelTimerAttributes),
     ] {
         let wft = env.started_workflow_task().await;
-        call!(env, respond_workflow_task_completed, input, INVALID, RespondWorkflowTaskCompletedRequest {
-            task_token: wft.token.clone(),
-            commands: vec![command],
-            ..Default::default()
-        });
+        call!(
+            env,
+            respond_workflow_task_completed,
+            input,
+            INVALID,
+            RespondWorkflowTaskCompletedRequest { task_token: wft.token.clone(), commands: vec![command], ..Default::default() }
+        );
         let events = env.history(&wft.workflow_id, &wft.run_id).await;
         let types: Vec<E> = events.iter().map(|e| E::try_from(e.event_type).unwrap()).collect();
         assert_eq!(types, refused, "{input}: the task failed and was scheduled again, nothing else");
         assert_eq!(failed_cause(&events), Some(cause), "{input}");
         let before = env.snapshot(&wft.workflow_id, &wft.run_id).await;
-        call!(env, respond_workflow_task_completed, format!("{input}: the same token again"), NOT_FOUND, RespondWorkflowTaskCompletedRequest {
-            task_token: wft.token.clone(),
-            ..Default::default()
-        });
+        call!(
+            env,
+            respond_workflow_task_completed,
+            format!("{input}: the same token again"),
+            NOT_FOUND,
+            RespondWorkflowTaskCompletedRequest { task_token: wft.token.clone(), ..Default::default() }
+        );
         env.assert_unchanged("the run", &wft.workflow_id, &wft.run_id, &before).await;
 
         // The retry (attempt 2) refused again: Temporal answers the same but writes
@@ -918,32 +1299,47 @@ async fn commands_naming_unknown_activities_or_timers_fail_the_workflow_task() {
         let retry = env.poll_workflow_task(&wft.task_queue).await;
         assert_eq!(retry.attempt, 2);
         let before = env.snapshot(&wft.workflow_id, &wft.run_id).await;
-        let again = if cause == WorkflowTaskFailedCause::BadCancelTimerAttributes { cancel_timer("no-such-timer") } else { cancel_activity(999) };
-        call!(env, respond_workflow_task_completed, format!("{input}: on attempt 2"), INVALID, RespondWorkflowTaskCompletedRequest {
-            task_token: retry.task_token.clone(),
-            commands: vec![again],
-            ..Default::default()
-        });
+        let again =
+            if cause == WorkflowTaskFailedCause::BadCancelTimerAttributes { cancel_timer("no-such-timer") } else { cancel_activity(999) };
+        call!(
+            env,
+            respond_workflow_task_completed,
+            format!("{input}: on attempt 2"),
+            INVALID,
+            RespondWorkflowTaskCompletedRequest { task_token: retry.task_token.clone(), commands: vec![again], ..Default::default() }
+        );
         env.assert_unchanged(&format!("{input}: attempt 2 refused without events"), &wft.workflow_id, &wft.run_id, &before).await;
-        call!(env, respond_workflow_task_completed, format!("{input}: attempt 2 token, no commands"), Code::Ok, RespondWorkflowTaskCompletedRequest {
-            task_token: retry.task_token,
-            ..Default::default()
-        });
+        call!(
+            env,
+            respond_workflow_task_completed,
+            format!("{input}: attempt 2 token, no commands"),
+            Code::Ok,
+            RespondWorkflowTaskCompletedRequest { task_token: retry.task_token, ..Default::default() }
+        );
     }
 
     // A command type that does not exist: refused before anything is written.
     let wft = env.started_workflow_task().await;
     let before = env.snapshot(&wft.workflow_id, &wft.run_id).await;
-    call!(env, respond_workflow_task_completed, "unknown command type 999", INVALID, RespondWorkflowTaskCompletedRequest {
-        task_token: wft.token.clone(),
-        commands: vec![Command { command_type: 999, ..Default::default() }],
-        ..Default::default()
-    });
+    call!(
+        env,
+        respond_workflow_task_completed,
+        "unknown command type 999",
+        INVALID,
+        RespondWorkflowTaskCompletedRequest {
+            task_token: wft.token.clone(),
+            commands: vec![Command { command_type: 999, ..Default::default() }],
+            ..Default::default()
+        }
+    );
     env.assert_unchanged("the run", &wft.workflow_id, &wft.run_id, &before).await;
-    call!(env, respond_workflow_task_completed, "the same token, valid commands", Code::Ok, RespondWorkflowTaskCompletedRequest {
-        task_token: wft.token.clone(),
-        ..Default::default()
-    });
+    call!(
+        env,
+        respond_workflow_task_completed,
+        "the same token, valid commands",
+        Code::Ok,
+        RespondWorkflowTaskCompletedRequest { task_token: wft.token.clone(), ..Default::default() }
+    );
     env.finish("commands").await;
 }
 
@@ -962,108 +1358,174 @@ async fn unknown_and_closed_workflows_and_garbled_history_tokens() {
 
     let unknown_id = unique("never");
     let unknown_run = uuid();
-    for (input, execution) in [
-        ("unknown workflow", exec(&unknown_id, "")),
-        ("unknown run of a known workflow", exec(&running_id, &unknown_run)),
-    ] {
-        call!(env, signal_workflow_execution, input, NOT_FOUND, SignalWorkflowExecutionRequest {
-            namespace: NS.into(),
-            workflow_execution: execution.clone(),
-            signal_name: "sig".into(),
-            ..Default::default()
-        });
-        call!(env, terminate_workflow_execution, input, NOT_FOUND, TerminateWorkflowExecutionRequest {
-            namespace: NS.into(),
-            workflow_execution: execution.clone(),
-            ..Default::default()
-        });
-        call!(env, request_cancel_workflow_execution, input, NOT_FOUND, RequestCancelWorkflowExecutionRequest {
-            namespace: NS.into(),
-            workflow_execution: execution.clone(),
-            ..Default::default()
-        });
-        call!(env, describe_workflow_execution, input, NOT_FOUND, DescribeWorkflowExecutionRequest { namespace: NS.into(), execution: execution.clone() });
-        call!(env, get_workflow_execution_history, input, NOT_FOUND, GetWorkflowExecutionHistoryRequest {
-            namespace: NS.into(),
-            execution: execution.clone(),
-            ..Default::default()
-        });
-        call!(env, get_workflow_execution_history_reverse, input, NOT_FOUND, GetWorkflowExecutionHistoryReverseRequest {
-            namespace: NS.into(),
-            execution: execution.clone(),
-            ..Default::default()
-        });
-        call!(env, query_workflow, input, NOT_FOUND, QueryWorkflowRequest {
-            namespace: NS.into(),
-            execution,
-            query: query("q"),
-            ..Default::default()
-        });
+    for (input, execution) in
+        [("unknown workflow", exec(&unknown_id, "")), ("unknown run of a known workflow", exec(&running_id, &unknown_run))]
+    {
+        call!(
+            env,
+            signal_workflow_execution,
+            input,
+            NOT_FOUND,
+            SignalWorkflowExecutionRequest {
+                namespace: NS.into(),
+                workflow_execution: execution.clone(),
+                signal_name: "sig".into(),
+                ..Default::default()
+            }
+        );
+        call!(
+            env,
+            terminate_workflow_execution,
+            input,
+            NOT_FOUND,
+            TerminateWorkflowExecutionRequest { namespace: NS.into(), workflow_execution: execution.clone(), ..Default::default() }
+        );
+        call!(
+            env,
+            request_cancel_workflow_execution,
+            input,
+            NOT_FOUND,
+            RequestCancelWorkflowExecutionRequest { namespace: NS.into(), workflow_execution: execution.clone(), ..Default::default() }
+        );
+        call!(
+            env,
+            describe_workflow_execution,
+            input,
+            NOT_FOUND,
+            DescribeWorkflowExecutionRequest { namespace: NS.into(), execution: execution.clone() }
+        );
+        call!(
+            env,
+            get_workflow_execution_history,
+            input,
+            NOT_FOUND,
+            GetWorkflowExecutionHistoryRequest { namespace: NS.into(), execution: execution.clone(), ..Default::default() }
+        );
+        call!(
+            env,
+            get_workflow_execution_history_reverse,
+            input,
+            NOT_FOUND,
+            GetWorkflowExecutionHistoryReverseRequest { namespace: NS.into(), execution: execution.clone(), ..Default::default() }
+        );
+        call!(
+            env,
+            query_workflow,
+            input,
+            NOT_FOUND,
+            QueryWorkflowRequest { namespace: NS.into(), execution, query: query("q"), ..Default::default() }
+        );
     }
     env.assert_no_workflow(&unknown_id).await;
 
     for (input, execution) in [("closed workflow", exec(&closed_id, "")), ("closed run by id", exec(&closed_id, &closed_run))] {
-        call!(env, signal_workflow_execution, input, NOT_FOUND, SignalWorkflowExecutionRequest {
-            namespace: NS.into(),
-            workflow_execution: execution.clone(),
-            signal_name: "sig".into(),
-            ..Default::default()
-        });
-        call!(env, terminate_workflow_execution, input, NOT_FOUND, TerminateWorkflowExecutionRequest {
-            namespace: NS.into(),
-            workflow_execution: execution.clone(),
-            ..Default::default()
-        });
+        call!(
+            env,
+            signal_workflow_execution,
+            input,
+            NOT_FOUND,
+            SignalWorkflowExecutionRequest {
+                namespace: NS.into(),
+                workflow_execution: execution.clone(),
+                signal_name: "sig".into(),
+                ..Default::default()
+            }
+        );
+        call!(
+            env,
+            terminate_workflow_execution,
+            input,
+            NOT_FOUND,
+            TerminateWorkflowExecutionRequest { namespace: NS.into(), workflow_execution: execution.clone(), ..Default::default() }
+        );
         // Temporal: cancelling a closed run succeeds and changes nothing.
-        call!(env, request_cancel_workflow_execution, input, Code::Ok, RequestCancelWorkflowExecutionRequest {
-            namespace: NS.into(),
-            workflow_execution: execution.clone(),
-            ..Default::default()
-        });
-        call!(env, describe_workflow_execution, input, Code::Ok, DescribeWorkflowExecutionRequest { namespace: NS.into(), execution: execution.clone() });
-        call!(env, get_workflow_execution_history, input, Code::Ok, GetWorkflowExecutionHistoryRequest {
-            namespace: NS.into(),
-            execution: execution.clone(),
-            ..Default::default()
-        });
-        let rejected = call!(env, query_workflow, format!("{input}, reject if not open"), Code::Ok, QueryWorkflowRequest {
-            namespace: NS.into(),
-            execution: execution.clone(),
-            query: query("q"),
-            query_reject_condition: QueryRejectCondition::NotOpen as i32,
-            ..Default::default()
-        });
+        call!(
+            env,
+            request_cancel_workflow_execution,
+            input,
+            Code::Ok,
+            RequestCancelWorkflowExecutionRequest { namespace: NS.into(), workflow_execution: execution.clone(), ..Default::default() }
+        );
+        call!(
+            env,
+            describe_workflow_execution,
+            input,
+            Code::Ok,
+            DescribeWorkflowExecutionRequest { namespace: NS.into(), execution: execution.clone() }
+        );
+        call!(
+            env,
+            get_workflow_execution_history,
+            input,
+            Code::Ok,
+            GetWorkflowExecutionHistoryRequest { namespace: NS.into(), execution: execution.clone(), ..Default::default() }
+        );
+        let rejected = call!(
+            env,
+            query_workflow,
+            format!("{input}, reject if not open"),
+            Code::Ok,
+            QueryWorkflowRequest {
+                namespace: NS.into(),
+                execution: execution.clone(),
+                query: query("q"),
+                query_reject_condition: QueryRejectCondition::NotOpen as i32,
+            }
+        );
         assert!(rejected.is_some_and(|r| r.query_rejected.is_some()), "the query is rejected, not answered");
         // Closed before any workflow task started: no worker can answer (Temporal's
         // "Workflow execution closed before WorkflowTaskStarted event").
-        call!(env, query_workflow, format!("{input}, never ran a workflow task"), Code::FailedPrecondition, QueryWorkflowRequest {
-            namespace: NS.into(),
-            execution,
-            query: query("q"),
-            ..Default::default()
-        });
+        call!(
+            env,
+            query_workflow,
+            format!("{input}, never ran a workflow task"),
+            Code::FailedPrecondition,
+            QueryWorkflowRequest { namespace: NS.into(), execution, query: query("q"), ..Default::default() }
+        );
     }
 
     // History page tokens.
-    let page = GetWorkflowExecutionHistoryRequest { namespace: NS.into(), execution: exec(&running_id, ""), maximum_page_size: 1, ..Default::default() };
+    let page = GetWorkflowExecutionHistoryRequest {
+        namespace: NS.into(),
+        execution: exec(&running_id, ""),
+        maximum_page_size: 1,
+        ..Default::default()
+    };
     let forward = env.svc().get_workflow_execution_history(req(page)).await.expect("first page").into_inner().next_page_token;
     assert!(!forward.is_empty(), "a one-event page of a two-event history has a next page");
-    let page = GetWorkflowExecutionHistoryReverseRequest { namespace: NS.into(), execution: exec(&running_id, ""), maximum_page_size: 1, ..Default::default() };
+    let page = GetWorkflowExecutionHistoryReverseRequest {
+        namespace: NS.into(),
+        execution: exec(&running_id, ""),
+        maximum_page_size: 1,
+        ..Default::default()
+    };
     let reverse = env.svc().get_workflow_execution_history_reverse(req(page)).await.expect("last page").into_inner().next_page_token;
     assert!(!reverse.is_empty(), "a one-event page of a two-event history has a next page");
     let garbled = vec![0xde, 0xad, 0xbe, 0xef];
-    call!(env, get_workflow_execution_history, "garbled next_page_token", INVALID, GetWorkflowExecutionHistoryRequest {
-        namespace: NS.into(),
-        execution: exec(&running_id, ""),
-        next_page_token: garbled.clone(),
-        ..Default::default()
-    });
-    call!(env, get_workflow_execution_history_reverse, "garbled next_page_token", INVALID, GetWorkflowExecutionHistoryReverseRequest {
-        namespace: NS.into(),
-        execution: exec(&running_id, ""),
-        next_page_token: garbled,
-        ..Default::default()
-    });
+    call!(
+        env,
+        get_workflow_execution_history,
+        "garbled next_page_token",
+        INVALID,
+        GetWorkflowExecutionHistoryRequest {
+            namespace: NS.into(),
+            execution: exec(&running_id, ""),
+            next_page_token: garbled.clone(),
+            ..Default::default()
+        }
+    );
+    call!(
+        env,
+        get_workflow_execution_history_reverse,
+        "garbled next_page_token",
+        INVALID,
+        GetWorkflowExecutionHistoryReverseRequest {
+            namespace: NS.into(),
+            execution: exec(&running_id, ""),
+            next_page_token: garbled,
+            ..Default::default()
+        }
+    );
     // Every strict prefix of a real token (the empty one means "first page": skipped).
     let mut wrong = Vec::new();
     for n in 1..forward.len() {
@@ -1091,23 +1553,39 @@ async fn unknown_and_closed_workflows_and_garbled_history_tokens() {
         }
     }
     let input = format!("each strict prefix of a real next_page_token ({} and {} bytes)", forward.len(), reverse.len());
-    let outcome = if wrong.is_empty() { Err(temporalio_client::tonic::Status::invalid_argument("all")) } else { Err(temporalio_client::tonic::Status::unknown(wrong.join("; "))) };
+    let outcome = if wrong.is_empty() {
+        Err(temporalio_client::tonic::Status::invalid_argument("all"))
+    } else {
+        Err(temporalio_client::tonic::Status::unknown(wrong.join("; ")))
+    };
     env.check::<()>("get_workflow_execution_history(_reverse)", &input, INVALID, outcome).await;
     // A token names its run: with another workflow's id it names a run that workflow
     // does not have (Temporal: NotFound).
     let input = "next_page_token of another workflow's run";
-    call!(env, get_workflow_execution_history, input, NOT_FOUND, GetWorkflowExecutionHistoryRequest {
-        namespace: NS.into(),
-        execution: exec(&closed_id, ""),
-        next_page_token: forward,
-        ..Default::default()
-    });
-    call!(env, get_workflow_execution_history_reverse, input, NOT_FOUND, GetWorkflowExecutionHistoryReverseRequest {
-        namespace: NS.into(),
-        execution: exec(&closed_id, ""),
-        next_page_token: reverse,
-        ..Default::default()
-    });
+    call!(
+        env,
+        get_workflow_execution_history,
+        input,
+        NOT_FOUND,
+        GetWorkflowExecutionHistoryRequest {
+            namespace: NS.into(),
+            execution: exec(&closed_id, ""),
+            next_page_token: forward,
+            ..Default::default()
+        }
+    );
+    call!(
+        env,
+        get_workflow_execution_history_reverse,
+        input,
+        NOT_FOUND,
+        GetWorkflowExecutionHistoryReverseRequest {
+            namespace: NS.into(),
+            execution: exec(&closed_id, ""),
+            next_page_token: reverse,
+            ..Default::default()
+        }
+    );
 
     env.assert_unchanged("the running run is unchanged", &running_id, &running_run, &running_before).await;
     env.assert_unchanged("the closed run is unchanged", &closed_id, &closed_run, &closed_before).await;
@@ -1129,10 +1607,14 @@ async fn a_request_over_the_transport_limit_is_refused() {
     let id = unique("never");
     let mut huge = oversized();
     huge.payloads[0].data = vec![b'x'; limit + 1];
-    let result = env.svc().start_workflow_execution(req(StartWorkflowExecutionRequest { input: Some(huge), ..start_request(&id, "tq") })).await;
+    let result =
+        env.svc().start_workflow_execution(req(StartWorkflowExecutionRequest { input: Some(huge), ..start_request(&id, "tq") })).await;
     let message = result.as_ref().err().map(|s| s.message().to_string()).unwrap_or_default();
     env.check("start_workflow_execution", "request > 128 MiB", Code::ResourceExhausted, result).await;
     assert!(message.starts_with("grpc: received message larger than max"), "core matches this prefix: {message}");
     env.assert_no_workflow(&id).await;
     env.finish("transport limit").await;
 }
+
+/// A named change to a request, for the bad-input tables.
+type Edit<R> = Box<dyn Fn(&mut R)>;

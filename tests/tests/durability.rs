@@ -49,6 +49,7 @@
 //! What `kill -9` cannot show: a killed process loses nothing the kernel already
 //! has, so unsynced writes survive it; losing those is the simulated-disk crash
 //! tests' job (`node_crash.rs`, storage crash tests).
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -63,17 +64,14 @@ use hourglass_service::server::{ServeConfig, Server};
 use hourglass_tests::TEST_SHARDS;
 use temporalio_client::tonic::{Code, IntoRequest};
 use temporalio_client::{
-    Client, ClientOptions, Connection, ConnectionOptions, RetryPolicy, Url, WorkflowGetResultOptions, WorkflowHandle,
-    WorkflowStartOptions,
+    Client, ClientOptions, Connection, ConnectionOptions, RetryPolicy, Url, WorkflowGetResultOptions, WorkflowHandle, WorkflowStartOptions,
 };
 use temporalio_macros::{activities, workflow, workflow_methods};
 use temporalio_protos::protos::temporal::api::common::v1::WorkflowExecution;
 use temporalio_protos::protos::temporal::api::enums::v1::{EventType, PendingActivityState, WorkflowExecutionStatus};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::HistoryEvent;
-use temporalio_protos::protos::temporal::api::workflowservice::v1::{
-    DescribeWorkflowExecutionRequest, GetWorkflowExecutionHistoryRequest,
-};
+use temporalio_protos::protos::temporal::api::workflowservice::v1::{DescribeWorkflowExecutionRequest, GetWorkflowExecutionHistoryRequest};
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::runtime::RuntimeOptions;
 use temporalio_sdk::{ActivityOptions, ApplicationFailure, Runtime, Worker, WorkerOptions, WorkflowContext, WorkflowResult};
@@ -228,9 +226,7 @@ impl ChildProcess {
             e
         };
         match outcome {
-            Ok(line) if line.starts_with(READY) => {
-                Ok(ChildProcess { child, _stdin: stdin, ready: line[READY.len()..].trim().to_string() })
-            }
+            Ok(line) if line.starts_with(READY) => Ok(ChildProcess { child, _stdin: stdin, ready: line[READY.len()..].trim().to_string() }),
             Ok(line) => {
                 let detail = line[FAILED.len()..].trim().to_string();
                 let e = fail(child, format!("{entry} could not start: {detail}"));
@@ -290,9 +286,7 @@ impl ServerProcess {
 
 async fn start_server(data_dir: &Path, listen: &str, log: &Path) -> ServerProcess {
     let (data_dir, listen, log) = (data_dir.to_path_buf(), listen.to_string(), log.to_path_buf());
-    let server = tokio::task::spawn_blocking(move || ServerProcess::start(&data_dir, &listen, &log))
-        .await
-        .expect("the start task");
+    let server = tokio::task::spawn_blocking(move || ServerProcess::start(&data_dir, &listen, &log)).await.expect("the start task");
     server.unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -310,11 +304,8 @@ async fn start_worker_process(server: SocketAddr, task_queue: &str, log: &Path) 
 
 /// An SDK worker for [`Durable`] and [`Acts`] on `task_queue`.
 fn new_worker(client: &Client, task_queue: &str, stats: Arc<Stats>) -> Worker {
-    let options = WorkerOptions::new(task_queue)
-        .register_activities(Acts { stats })
-        .register_workflow::<Durable>()
-        .expect("registers")
-        .build();
+    let options =
+        WorkerOptions::new(task_queue).register_activities(Acts { stats }).register_workflow::<Durable>().expect("registers").build();
     // No worker heartbeats: hourglass does not advertise them.
     let runtime_options = RuntimeOptions::builder().heartbeat_interval(None).build().expect("valid runtime options");
     let runtime = Runtime::from_current_tokio(runtime_options).expect("SDK runtime");
@@ -625,9 +616,7 @@ impl KillPoint {
     fn reached(self, f: &InFlight) -> bool {
         match self {
             KillPoint::TimersPending => f.timers_pending >= f.workflows / 3 && f.timers_pending > 0 && f.slow_running > 0,
-            KillPoint::RetriesPending => {
-                f.timers_fired >= f.workflows / 2 && f.flaky_retries_pending >= 2 && f.slow_running > 0
-            }
+            KillPoint::RetriesPending => f.timers_fired >= f.workflows / 2 && f.flaky_retries_pending >= 2 && f.slow_running > 0,
             KillPoint::Completing => f.closed >= f.workflows / 3 && f.closed < f.workflows,
         }
     }
@@ -718,10 +707,7 @@ async fn acknowledged_workflows_complete_exactly_once_across_random_kill_9s() {
     let (mut rng, seed) = Rng::seeded();
     eprintln!("durability: random kills with HG_DURABILITY_SEED={seed}");
     let plan: Vec<Kill> = (0..5)
-        .map(|_| Kill::After {
-            delay: Duration::from_millis(100 + rng.below(900)),
-            downtime: Duration::from_millis(rng.below(400)),
-        })
+        .map(|_| Kill::After { delay: Duration::from_millis(100 + rng.below(900)), downtime: Duration::from_millis(rng.below(400)) })
         .collect();
     scenario(&format!("random (seed {seed})"), &plan, 24, 500).await;
 }
@@ -846,8 +832,7 @@ async fn scenario(name: &str, plan: &[Kill], workflows: u32, timer_base_ms: u64)
         let stop_late = Arc::new(AtomicBool::new(false));
         let late_calling = Arc::new(AtomicBool::new(false));
         let late = tokio::spawn({
-            let (client, task_queue, stop, calling) =
-                (connect(addr).await, task_queue.clone(), stop_late.clone(), late_calling.clone());
+            let (client, task_queue, stop, calling) = (connect(addr).await, task_queue.clone(), stop_late.clone(), late_calling.clone());
             async move {
                 let mut late = Vec::new();
                 let mut n = 1_000;
@@ -900,7 +885,8 @@ async fn scenario(name: &str, plan: &[Kill], workflows: u32, timer_base_ms: u64)
             if let Some((task, stop)) = late.take() {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 stop.store(true, Ordering::SeqCst);
-                let more = tokio::time::timeout(Duration::from_secs(60), task).await.expect("the late starter stops").expect("late starter");
+                let more =
+                    tokio::time::timeout(Duration::from_secs(60), task).await.expect("the late starter stops").expect("late starter");
                 let acked = more.iter().filter(|s| s.acked_run.is_some()).count();
                 eprintln!("durability {name}: {} late starts, {acked} acknowledged", more.len());
                 started.extend(more);
@@ -1113,12 +1099,9 @@ async fn check_workflow(client: &Client, s: &Started, failures: &mut Vec<String>
             "one activity scheduled, started and completed once expected: scheduled {scheduled:?}, started for {started_ev:?}, completed for {completed:?}"
         ));
     }
-    for t in [
-        EventType::ActivityTaskFailed,
-        EventType::ActivityTaskTimedOut,
-        EventType::ActivityTaskCanceled,
-        EventType::WorkflowTaskFailed,
-    ] {
+    for t in
+        [EventType::ActivityTaskFailed, EventType::ActivityTaskTimedOut, EventType::ActivityTaskCanceled, EventType::WorkflowTaskFailed]
+    {
         let c = count(&events, t);
         if c != 0 && t != EventType::WorkflowTaskFailed {
             fail(format!("{c} {t:?} events: {types:?}"));

@@ -2,6 +2,7 @@
 //! in-process Hourglass server: activities, retries, timers, signals, queries,
 //! child workflows, continue-as-new, cancellation, termination, workflow failure,
 //! and a workflow that outlives a server restart.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 
@@ -19,8 +20,8 @@ use temporalio_client::{
 use temporalio_macros::{activities, workflow, workflow_methods};
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::{
-    ActivityOptions, ApplicationFailure, ChildWorkflowOptions, ContinueAsNewOptions, SyncWorkflowContext, WorkerOptions,
-    WorkflowContext, WorkflowContextView, WorkflowResult,
+    ActivityOptions, ApplicationFailure, ChildWorkflowOptions, ContinueAsNewOptions, SyncWorkflowContext, WorkerOptions, WorkflowContext,
+    WorkflowContextView, WorkflowResult,
 };
 
 // ------------------------------------------------------------------ activities

@@ -3,6 +3,7 @@
 //! heartbeats), activity start-to-close and heartbeat timeouts with retry, the
 //! workflow execution timeout, memo and search attributes, and the workflow task
 //! timeout (driven through raw gRPC calls).
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 
@@ -26,13 +27,10 @@ use temporalio_protos::protos::temporal::api::history::v1::{history_event, Histo
 use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::workflow_service_client::WorkflowServiceClient;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::{
-    GetWorkflowExecutionHistoryRequest, PollWorkflowTaskQueueRequest, PollWorkflowTaskQueueResponse,
-    StartWorkflowExecutionRequest,
+    GetWorkflowExecutionHistoryRequest, PollWorkflowTaskQueueRequest, PollWorkflowTaskQueueResponse, StartWorkflowExecutionRequest,
 };
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use temporalio_sdk::{
-    ActivityOptions, ApplicationFailure, LocalActivityOptions, WorkerOptions, WorkflowContext, WorkflowResult,
-};
+use temporalio_sdk::{ActivityOptions, ApplicationFailure, LocalActivityOptions, WorkerOptions, WorkflowContext, WorkflowResult};
 
 // ------------------------------------------------------------------ activities
 
@@ -108,8 +106,7 @@ pub struct StartToCloseRetry;
 impl StartToCloseRetry {
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<u32> {
-        let options =
-            ActivityOptions::with_start_to_close_timeout(Duration::from_secs(1)).retry_policy(quick_retry()).build();
+        let options = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(1)).retry_policy(quick_retry()).build();
         Ok(ctx.execute_activity(Tools::hang_on_first, (), options).await?)
     }
 }
@@ -202,9 +199,7 @@ async fn a_local_activity_result_is_recorded_as_a_marker() {
     let (result, events) = with_worker(&client, worker_options(&tq), async {
         let handle = client.start_workflow(LocalShout::run, "quiet".to_string(), start(&tq, "local")).await.expect("start");
         let result = within("result", handle.get_result(result_options())).await.expect("completes");
-        let events = within("history", handle.fetch_history(WorkflowFetchHistoryOptions::default()).into_events())
-            .await
-            .expect("history");
+        let events = within("history", handle.fetch_history(WorkflowFetchHistoryOptions::default()).into_events()).await.expect("history");
         (result, events)
     })
     .await;
@@ -228,13 +223,10 @@ async fn a_local_activity_result_is_recorded_as_a_marker() {
 async fn a_local_activity_longer_than_the_workflow_task_timeout_completes() {
     let (_server, client, tq) = setup("local-long").await;
     let (result, events) = with_worker(&client, worker_options(&tq), async {
-        let options =
-            WorkflowStartOptions::new(tq.as_str(), unique("local-long")).task_timeout(Duration::from_secs(1)).build();
+        let options = WorkflowStartOptions::new(tq.as_str(), unique("local-long")).task_timeout(Duration::from_secs(1)).build();
         let handle = client.start_workflow(LocalNap::run, 2_000, options).await.expect("start");
         let result = within("result", handle.get_result(result_options())).await.expect("completes");
-        let events = within("history", handle.fetch_history(WorkflowFetchHistoryOptions::default()).into_events())
-            .await
-            .expect("history");
+        let events = within("history", handle.fetch_history(WorkflowFetchHistoryOptions::default()).into_events()).await.expect("history");
         (result, events)
     })
     .await;
@@ -303,14 +295,10 @@ async fn an_activity_past_its_heartbeat_timeout_is_retried() {
 async fn a_workflow_past_its_execution_timeout_times_out() {
     let (_server, client, tq) = setup("exec-timeout").await;
     let (outcome, events) = with_worker(&client, worker_options(&tq), async {
-        let options = WorkflowStartOptions::new(tq.as_str(), unique("exec-timeout"))
-            .execution_timeout(Duration::from_secs(1))
-            .build();
+        let options = WorkflowStartOptions::new(tq.as_str(), unique("exec-timeout")).execution_timeout(Duration::from_secs(1)).build();
         let handle = client.start_workflow(LongSleeper::run, 30_000, options).await.expect("start");
         let outcome = within("result", handle.get_result(result_options())).await;
-        let events = within("history", handle.fetch_history(WorkflowFetchHistoryOptions::default()).into_events())
-            .await
-            .expect("history");
+        let events = within("history", handle.fetch_history(WorkflowFetchHistoryOptions::default()).into_events()).await.expect("history");
         (outcome, events)
     })
     .await;

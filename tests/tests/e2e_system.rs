@@ -1,6 +1,7 @@
 //! System and namespace RPCs through the real Temporal Rust SDK connection, against
 //! an in-process Hourglass server: GetSystemInfo, DescribeNamespace,
 //! RegisterNamespace, ListNamespaces, ShutdownWorker, and namespaces surviving a restart.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! Workflows run by the real Temporal Rust SDK (client + worker) against an
 //! in-process Hourglass server.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

@@ -3,6 +3,7 @@
 //! (sometimes after an injected sync failure) the disk loses power. The node reopened
 //! on what the disk kept must hold every acknowledged transition, whole, and no
 //! transition partly.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -120,11 +121,7 @@ async fn crash_once(seed: u64) {
     eprintln!("seed {seed}: {acked_events} events acknowledged, recovery: {:?}", node.recovery_report().torn_tail);
     // The recovered node takes new work.
     let run = run_key(999);
-    let t = Transition {
-        time_ms: 3,
-        dedupe: None,
-        ops: vec![Op::CreateRun { run: run.clone(), state: Bytes::new() }],
-    };
+    let t = Transition { time_ms: 3, dedupe: None, ops: vec![Op::CreateRun { run: run.clone(), state: Bytes::new() }] };
     node.propose(0, &t).await.unwrap_or_else(|e| panic!("seed {seed}: recovered node refuses work: {e}"));
     node.shutdown().await;
 }

@@ -1,6 +1,7 @@
 //! A node end to end: proposals through Raft into the shard state machine, durable
 //! across restarts (real disk), history read back from the log, snapshots and
 //! space reclaim.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use bytes::Bytes;
 use hourglass_raft::{Node, NodeConfig, RaftError};
@@ -90,7 +91,9 @@ async fn proposals_survive_restart_and_history_reads_back() {
         let from_four: Vec<u64> = node.read_history(shard, &run, 4, 1).unwrap().iter().map(|(i, _)| *i).collect();
         assert_eq!(from_four, vec![4]);
         let open = node
-            .read(shard, |s| s.current_run(&WorkflowKey { namespace: "default".into(), workflow_id: run.workflow_id.clone() }).map(|c| c.open))
+            .read(shard, |s| {
+                s.current_run(&WorkflowKey { namespace: "default".into(), workflow_id: run.workflow_id.clone() }).map(|c| c.open)
+            })
             .unwrap();
         assert_eq!(open, Some(true));
     }
@@ -129,7 +132,7 @@ async fn oversized_proposals_are_refused_before_raft() {
     t.ops[0] = Op::CreateRun { run: run.clone(), state: Bytes::from(vec![0u8; 128 * 1024]) };
     let err = node.propose(0, &t).await.unwrap_err();
     assert!(err.to_string().contains("exceeds the limit"), "{err}");
-    assert_eq!(node.read(0, |s| s.run(&run).is_some()).unwrap(), false);
+    assert!(!node.read(0, |s| s.run(&run).is_some()).unwrap());
     node.shutdown().await;
 }
 

@@ -29,9 +29,7 @@ use clap::Parser;
 use temporalio_protos::protos::temporal::api::common::v1::{WorkflowExecution, WorkflowType};
 use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::workflow_service_client::WorkflowServiceClient;
-use temporalio_protos::protos::temporal::api::workflowservice::v1::{
-    SignalWorkflowExecutionRequest, StartWorkflowExecutionRequest,
-};
+use temporalio_protos::protos::temporal::api::workflowservice::v1::{SignalWorkflowExecutionRequest, StartWorkflowExecutionRequest};
 use tokio::sync::oneshot;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::{Channel, Endpoint};
@@ -44,10 +42,7 @@ pub type Client = WorkflowServiceClient<Channel>;
 
 /// Command-line parameters.
 #[derive(Debug, Clone, Parser)]
-#[command(
-    name = "hourglass-bench",
-    about = "Load generator for a Temporal-API endpoint (starter + workers over raw gRPC)"
-)]
+#[command(name = "hourglass-bench", about = "Load generator for a Temporal-API endpoint (starter + workers over raw gRPC)")]
 pub struct Args {
     /// Endpoint host:port (or http://host:port).
     #[arg(long, default_value = "127.0.0.1:7233")]
@@ -165,9 +160,7 @@ async fn connect(args: &Args) -> Result<Vec<Client>, String> {
             .connect()
             .await
             .map_err(|e| format!("connect {url}: {e}"))?;
-        let mut c = WorkflowServiceClient::new(ch)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(64 << 20);
+        let mut c = WorkflowServiceClient::new(ch).accept_compressed(CompressionEncoding::Gzip).max_decoding_message_size(64 << 20);
         if !args.no_gzip {
             c = c.send_compressed(CompressionEncoding::Gzip);
         }
@@ -228,12 +221,7 @@ pub async fn run(args: Args) -> Result<Report, String> {
         move || {
             let mut b = baseline.lock();
             if b.is_none() {
-                *b = Some((
-                    Instant::now(),
-                    shared.counters.snapshot(),
-                    ProcSample::own(),
-                    pid.and_then(ProcSample::of_pid),
-                ));
+                *b = Some((Instant::now(), shared.counters.snapshot(), ProcSample::own(), pid.and_then(ProcSample::of_pid)));
             }
         }
     };
@@ -248,8 +236,7 @@ pub async fn run(args: Args) -> Result<Report, String> {
         let print = args.progress > 0.0;
         let pid = args.server_pid;
         tokio::spawn(async move {
-            let mut prev =
-                (Instant::now(), shared.counters.snapshot(), ProcSample::own(), pid.and_then(ProcSample::of_pid));
+            let mut prev = (Instant::now(), shared.counters.snapshot(), ProcSample::own(), pid.and_then(ProcSample::of_pid));
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tick.tick().await;
@@ -446,18 +433,12 @@ fn report(
     row("workflows/s", format!("{:.1}", rate(s.completed)));
     row("state transitions/s (state-changing RPCs)", format!("{:.1}", rate(s.transitions)));
     row("history events/s", format!("{:.1}", rate(s.events)));
-    row(
-        "events per transition",
-        if s.transitions > 0 { format!("{:.2}", s.events as f64 / s.transitions as f64) } else { "-".into() },
-    );
+    row("events per transition", if s.transitions > 0 { format!("{:.2}", s.events as f64 / s.transitions as f64) } else { "-".into() });
     for (k, v) in &pct {
         row(&format!("latency {k}"), format!("{v:.2} ms"));
     }
     row("latency samples", lat.len().to_string());
-    row(
-        "tasks polled (wft / activity / empty polls)",
-        format!("{} / {} / {}", s.wft_polled, s.act_polled, s.empty_polls),
-    );
+    row("tasks polled (wft / activity / empty polls)", format!("{} / {} / {}", s.wft_polled, s.act_polled, s.empty_polls));
     let fmt_opt = |v: Option<f64>, unit: &str| v.map(|v| format!("{v:.2}{unit}")).unwrap_or_else(|| "-".into());
     row("bench CPU (cores)", fmt_opt(own_cores, ""));
     row("bench RSS", fmt_opt(mb(own.1), " MiB"));

@@ -189,10 +189,8 @@ mod tests {
             .collect()
     }
 
-    const START: [EventType; 3] =
-        [EventType::WorkflowExecutionStarted, EventType::WorkflowTaskScheduled, EventType::WorkflowTaskStarted];
-    const WFT_DONE: [EventType; 3] =
-        [EventType::WorkflowTaskCompleted, EventType::WorkflowTaskScheduled, EventType::WorkflowTaskStarted];
+    const START: [EventType; 3] = [EventType::WorkflowExecutionStarted, EventType::WorkflowTaskScheduled, EventType::WorkflowTaskStarted];
+    const WFT_DONE: [EventType; 3] = [EventType::WorkflowTaskCompleted, EventType::WorkflowTaskScheduled, EventType::WorkflowTaskStarted];
 
     #[test]
     fn parses_scenarios() {
@@ -237,11 +235,7 @@ mod tests {
         assert_eq!(decide(s, &h(&ev)), Decision::ScheduleActivity(1));
         ev.extend([EventType::WorkflowTaskCompleted, EventType::ActivityTaskScheduled]);
         // A WFT while the second activity is outstanding (e.g. after a signal): wait.
-        ev.extend([
-            EventType::WorkflowExecutionSignaled,
-            EventType::WorkflowTaskScheduled,
-            EventType::WorkflowTaskStarted,
-        ]);
+        ev.extend([EventType::WorkflowExecutionSignaled, EventType::WorkflowTaskScheduled, EventType::WorkflowTaskStarted]);
         assert_eq!(decide(s, &h(&ev)), Decision::Wait);
         ev.extend([EventType::WorkflowTaskCompleted, EventType::ActivityTaskStarted, EventType::ActivityTaskTimedOut]);
         ev.extend([EventType::WorkflowTaskScheduled, EventType::WorkflowTaskStarted]);
@@ -269,11 +263,7 @@ mod tests {
         let mut ev = START.to_vec();
         assert_eq!(decide(Scenario::Timer, &h(&ev)), Decision::StartTimer("t0".into(), 1));
         ev.extend([EventType::WorkflowTaskCompleted, EventType::TimerStarted]);
-        ev.extend([
-            EventType::WorkflowExecutionSignaled,
-            EventType::WorkflowTaskScheduled,
-            EventType::WorkflowTaskStarted,
-        ]);
+        ev.extend([EventType::WorkflowExecutionSignaled, EventType::WorkflowTaskScheduled, EventType::WorkflowTaskStarted]);
         assert_eq!(decide(Scenario::Timer, &h(&ev)), Decision::Wait);
         ev.extend([EventType::WorkflowTaskCompleted, EventType::TimerFired]);
         ev.extend(&WFT_DONE[1..]);

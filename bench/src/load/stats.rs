@@ -1,9 +1,9 @@
 //! Counters shared by the starter and the workers, and CPU/RSS sampling of this
 //! process and (optionally) the server's.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use parking_lot::Mutex;
 use std::time::Duration;
 
 use crate::{clock_ticks_per_s, Histogram};

@@ -5,16 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use temporalio_protos::protos::temporal::api::command::v1::{
-    command, Command, CompleteWorkflowExecutionCommandAttributes, ScheduleActivityTaskCommandAttributes,
-    StartTimerCommandAttributes,
+    command, Command, CompleteWorkflowExecutionCommandAttributes, ScheduleActivityTaskCommandAttributes, StartTimerCommandAttributes,
 };
 use temporalio_protos::protos::temporal::api::common::v1::ActivityType;
 use temporalio_protos::protos::temporal::api::enums::v1::CommandType;
 use temporalio_protos::protos::temporal::api::history::v1::HistoryEvent;
 use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::{
-    GetWorkflowExecutionHistoryRequest, PollActivityTaskQueueRequest, PollWorkflowTaskQueueRequest,
-    PollWorkflowTaskQueueResponse, RespondActivityTaskCompletedRequest, RespondWorkflowTaskCompletedRequest,
+    GetWorkflowExecutionHistoryRequest, PollActivityTaskQueueRequest, PollWorkflowTaskQueueRequest, PollWorkflowTaskQueueResponse,
+    RespondActivityTaskCompletedRequest, RespondWorkflowTaskCompletedRequest,
 };
 
 use super::scenario::{decide, finishes, Decision};
@@ -45,16 +44,14 @@ pub fn commands(decision: &Decision, shared_task_queue: &str) -> Vec<Command> {
         }],
         Decision::ScheduleActivity(seq) => vec![Command {
             command_type: CommandType::ScheduleActivityTask as i32,
-            attributes: Some(command::Attributes::ScheduleActivityTaskCommandAttributes(
-                ScheduleActivityTaskCommandAttributes {
-                    activity_id: format!("a{seq}"),
-                    activity_type: Some(ActivityType { name: "hgbench-activity".into() }),
-                    task_queue: tq,
-                    schedule_to_close_timeout: duration(60),
-                    start_to_close_timeout: duration(30),
-                    ..Default::default()
-                },
-            )),
+            attributes: Some(command::Attributes::ScheduleActivityTaskCommandAttributes(ScheduleActivityTaskCommandAttributes {
+                activity_id: format!("a{seq}"),
+                activity_type: Some(ActivityType { name: "hgbench-activity".into() }),
+                task_queue: tq,
+                schedule_to_close_timeout: duration(60),
+                start_to_close_timeout: duration(30),
+                ..Default::default()
+            })),
             ..Default::default()
         }],
         Decision::StartTimer(id, secs) => vec![Command {

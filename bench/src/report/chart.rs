@@ -9,9 +9,13 @@ use plotters::prelude::*;
 
 use super::Comparison;
 
-const SERVER_COLORS: [RGBColor; 4] = [RGBColor(0x1f, 0x77, 0xb4), RGBColor(0xd6, 0x27, 0x28), RGBColor(0xff, 0x7f, 0x0e), RGBColor(0x2c, 0xa0, 0x2c)];
-const LATENCY_SERIES: [(&str, RGBColor); 3] =
-    [("p50 at peak", RGBColor(0x9e, 0xc5, 0xe8)), ("p99 at peak", RGBColor(0x1f, 0x77, 0xb4)), ("p99 at half of peak", RGBColor(0x2c, 0xa0, 0x2c))];
+const SERVER_COLORS: [RGBColor; 4] =
+    [RGBColor(0x1f, 0x77, 0xb4), RGBColor(0xd6, 0x27, 0x28), RGBColor(0xff, 0x7f, 0x0e), RGBColor(0x2c, 0xa0, 0x2c)];
+const LATENCY_SERIES: [(&str, RGBColor); 3] = [
+    ("p50 at peak", RGBColor(0x9e, 0xc5, 0xe8)),
+    ("p99 at peak", RGBColor(0x1f, 0x77, 0xb4)),
+    ("p99 at half of peak", RGBColor(0x2c, 0xa0, 0x2c)),
+];
 
 pub fn write_svg(cmp: &Comparison, path: &Path) -> Result<(), String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -46,7 +50,11 @@ fn decades(values: impl Iterator<Item = f64>) -> (f64, f64) {
 
 /// Axis numbers without a pointless ".0" (log axes tick at 1, 10, 100, ...).
 fn axis_number(v: f64) -> String {
-    if v >= 1.0 { format!("{v:.0}") } else { format!("{v}") }
+    if v >= 1.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
 }
 
 fn server_label(names: &[String], x: f64) -> String {
@@ -58,8 +66,7 @@ fn server_label(names: &[String], x: f64) -> String {
     }
 }
 
-type ServerChart<'a, 'b> =
-    ChartContext<'a, SVGBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, LogCoord<f64>>>;
+type ServerChart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, LogCoord<f64>>>;
 
 /// A panel with one slot per server on x (at 0, 1, …) and a log-scale y from `lo` to `hi`.
 fn server_axes<'a, 'b>(

@@ -187,7 +187,17 @@ impl Comparison {
         if self.servers.iter().all(|s| s.half.is_none()) {
             return None;
         }
-        let mut t = Table::new(&["server", "offered wf/s", "completed wf/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "server CPU (cores)", "failed"]);
+        let mut t = Table::new(&[
+            "server",
+            "offered wf/s",
+            "completed wf/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "server CPU (cores)",
+            "failed",
+        ]);
         for s in &self.servers {
             let Some(h) = &s.half else { continue };
             t.row(vec![

@@ -109,13 +109,12 @@ pub fn machine_line() -> String {
         .unwrap_or_else(|| "unknown CPU".into());
     let mem_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
+        .and_then(|m| {
+            m.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok())
+        })
         .map(|kb| kb / (1024.0 * 1024.0));
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default();
-    format!(
-        "{cpus} CPUs ({model}), {} GiB RAM, Linux {kernel}",
-        mem_gib.map(|g| format!("{g:.1}")).unwrap_or_else(|| "?".into())
-    )
+    format!("{cpus} CPUs ({model}), {} GiB RAM, Linux {kernel}", mem_gib.map(|g| format!("{g:.1}")).unwrap_or_else(|| "?".into()))
 }
 
 /// When the first run of `dir` was written (the oldest `*.json`), else now, as
@@ -156,12 +155,21 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// Short git revision of the working tree, with `-dirty` if it has changes.
 pub fn git_rev() -> String {
     let run = |args: &[&str]| {
-        std::process::Command::new("git").args(args).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     match run(&["rev-parse", "--short", "HEAD"]) {
         Some(rev) => {
             let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-            if dirty { format!("{rev}-dirty") } else { rev }
+            if dirty {
+                format!("{rev}-dirty")
+            } else {
+                rev
+            }
         }
         None => "unknown".into(),
     }

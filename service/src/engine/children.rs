@@ -17,8 +17,8 @@ use hourglass_storage::state::RunKey;
 use temporalio_protos::protos::temporal::api::command::v1::StartChildWorkflowExecutionCommandAttributes;
 use temporalio_protos::protos::temporal::api::common::v1::{Header, WorkflowExecution, WorkflowType};
 use temporalio_protos::protos::temporal::api::enums::v1::{
-    ParentClosePolicy, StartChildWorkflowExecutionFailedCause, WorkflowExecutionStatus,
-    WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowTaskFailedCause,
+    ParentClosePolicy, StartChildWorkflowExecutionFailedCause, WorkflowExecutionStatus, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+    WorkflowTaskFailedCause,
 };
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::*;
@@ -57,8 +57,7 @@ pub fn initiate(
     check_name("WorkflowId", &attrs.workflow_id).map_err(bad_child)?;
     let workflow_type = attrs.workflow_type.map(|t| t.name).unwrap_or_default();
     check_name("WorkflowType", &workflow_type).map_err(bad_child)?;
-    let task_queue =
-        attrs.task_queue.map(|t| t.name).filter(|n| !n.is_empty()).unwrap_or_else(|| txn.state.task_queue.clone());
+    let task_queue = attrs.task_queue.map(|t| t.name).filter(|n| !n.is_empty()).unwrap_or_else(|| txn.state.task_queue.clone());
     check_name("TaskQueue", &task_queue).map_err(bad_child)?;
     for (what, d) in [
         ("WorkflowExecutionTimeout", &attrs.workflow_execution_timeout),

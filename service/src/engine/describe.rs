@@ -3,8 +3,8 @@
 use temporalio_protos::protos::temporal::api::common::v1::{ActivityType, WorkflowExecution, WorkflowType};
 use temporalio_protos::protos::temporal::api::enums::v1::{PendingActivityState, PendingWorkflowTaskState};
 use temporalio_protos::protos::temporal::api::workflow::v1::{
-    PendingActivityInfo, PendingChildExecutionInfo, PendingWorkflowTaskInfo, WorkflowExecutionConfig,
-    WorkflowExecutionExtendedInfo, WorkflowExecutionInfo,
+    PendingActivityInfo, PendingChildExecutionInfo, PendingWorkflowTaskInfo, WorkflowExecutionConfig, WorkflowExecutionExtendedInfo,
+    WorkflowExecutionInfo,
 };
 use temporalio_protos::protos::temporal::api::workflowservice::v1::DescribeWorkflowExecutionResponse;
 
@@ -41,10 +41,7 @@ fn response(run: &LoadedRun, root: WorkflowExecution) -> DescribeWorkflowExecuti
         close_time: if closed { at(s.close_time_ms) } else { None },
         status: s.status,
         history_length: run.next_event_id - 1,
-        parent_execution: s
-            .parent
-            .as_ref()
-            .map(|p| WorkflowExecution { workflow_id: p.workflow_id.clone(), run_id: p.run_id.clone() }),
+        parent_execution: s.parent.as_ref().map(|p| WorkflowExecution { workflow_id: p.workflow_id.clone(), run_id: p.run_id.clone() }),
         execution_time: at(s.execution_time_ms),
         memo: Some(s.memo.clone().unwrap_or_default()),
         search_attributes: s.search_attributes.clone(),
@@ -62,8 +59,7 @@ fn response(run: &LoadedRun, root: WorkflowExecution) -> DescribeWorkflowExecuti
         default_workflow_task_timeout: positive(s.workflow_task_timeout_ms),
         ..Default::default()
     };
-    let run_expiration_ms =
-        if s.run_timeout_ms > 0 { s.execution_time_ms.saturating_add(s.run_timeout_ms) } else { 0 };
+    let run_expiration_ms = if s.run_timeout_ms > 0 { s.execution_time_ms.saturating_add(s.run_timeout_ms) } else { 0 };
     DescribeWorkflowExecutionResponse {
         execution_config: Some(config),
         workflow_execution_info: Some(info),
@@ -119,17 +115,9 @@ fn pending_activity(a: &ActivityInfo) -> PendingActivityInfo {
         attempt: a.attempt.max(1),
         maximum_attempts: a.retry_policy.as_ref().map(|p| p.maximum_attempts).unwrap_or_default(),
         scheduled_time: at(a.attempt_scheduled_time_ms),
-        expiration_time: if a.schedule_to_close_ms > 0 {
-            at(a.scheduled_time_ms.saturating_add(a.schedule_to_close_ms))
-        } else {
-            None
-        },
+        expiration_time: if a.schedule_to_close_ms > 0 { at(a.scheduled_time_ms.saturating_add(a.schedule_to_close_ms)) } else { None },
         last_failure: a.last_failure.clone(),
-        last_worker_identity: if a.started_identity.is_empty() {
-            a.last_worker_identity.clone()
-        } else {
-            a.started_identity.clone()
-        },
+        last_worker_identity: if a.started_identity.is_empty() { a.last_worker_identity.clone() } else { a.started_identity.clone() },
         ..Default::default()
     }
 }
@@ -159,7 +147,8 @@ mod tests {
             children: vec![ChildInfo { initiated_event_id: 7, workflow_id: "c".into(), workflow_type: "C".into(), ..Default::default() }],
             ..Default::default()
         };
-        let run = LoadedRun { key: RunKey { namespace: "ns".into(), workflow_id: "wf".into(), run_id: "r".into() }, state, next_event_id: 9 };
+        let run =
+            LoadedRun { key: RunKey { namespace: "ns".into(), workflow_id: "wf".into(), run_id: "r".into() }, state, next_event_id: 9 };
         let root = WorkflowExecution { workflow_id: "p".into(), run_id: "pr".into() };
         let d = response(&run, root.clone());
         let info = d.workflow_execution_info.unwrap();

@@ -78,13 +78,7 @@ fn check_chain(run: &LoadedRun, first_execution_run_id: &str) -> Result<()> {
 
 /// Like [`find_run`], but the run must be open and, when `first_execution_run_id` is
 /// set, belong to that chain of runs.
-fn find_open_run(
-    engine: &Engine,
-    namespace: &str,
-    workflow_id: &str,
-    run_id: &str,
-    first_execution_run_id: &str,
-) -> Result<LoadedRun> {
+fn find_open_run(engine: &Engine, namespace: &str, workflow_id: &str, run_id: &str, first_execution_run_id: &str) -> Result<LoadedRun> {
     let run = find_run(engine, namespace, workflow_id, run_id)?;
     check_chain(&run, first_execution_run_id)?;
     if !run.state.is_open() {
@@ -94,13 +88,7 @@ fn find_open_run(
 }
 
 /// SignalWorkflowExecution; returns the signalled run.
-pub async fn signal_workflow(
-    engine: &Engine,
-    namespace: &str,
-    workflow_id: &str,
-    run_id: &str,
-    signal: SignalSpec,
-) -> Result<RunKey> {
+pub async fn signal_workflow(engine: &Engine, namespace: &str, workflow_id: &str, run_id: &str, signal: SignalSpec) -> Result<RunKey> {
     let _guard = engine.lock_workflow(namespace, workflow_id).await;
     let run = find_open_run(engine, namespace, workflow_id, run_id, "")?;
     let key = run.key.clone();

@@ -117,8 +117,7 @@ pub fn read_events(engine: &Engine, run: &RunKey, from: i64, max: usize) -> Resu
     let raw = engine.node().read_history(shard, run, from, max)?;
     raw.into_iter()
         .map(|(id, bytes)| {
-            HistoryEvent::decode(bytes.as_ref())
-                .map_err(|e| ServiceError::Internal(format!("event {id} of {run:?} does not decode: {e}")))
+            HistoryEvent::decode(bytes.as_ref()).map_err(|e| ServiceError::Internal(format!("event {id} of {run:?} does not decode: {e}")))
         })
         .collect()
 }
@@ -182,9 +181,7 @@ pub async fn get_history(engine: &Engine, namespace: &str, req: HistoryRequest) 
     }
     let run_id = match &token {
         Some(t) if req.run_id.is_empty() => t.run_id.clone(),
-        Some(t) if t.run_id != req.run_id => {
-            return Err(ServiceError::InvalidArgument("next_page_token belongs to another run".into()))
-        }
+        Some(t) if t.run_id != req.run_id => return Err(ServiceError::InvalidArgument("next_page_token belongs to another run".into())),
         _ => req.run_id.clone(),
     };
     let mut run = external::find_run(engine, namespace, &req.workflow_id, &run_id)?;
@@ -260,9 +257,7 @@ pub async fn get_history_reverse(
     }
     let run_id = match &token {
         Some(t) if run_id.is_empty() => t.run_id.clone(),
-        Some(t) if t.run_id != run_id => {
-            return Err(ServiceError::InvalidArgument("next_page_token belongs to another run".into()))
-        }
+        Some(t) if t.run_id != run_id => return Err(ServiceError::InvalidArgument("next_page_token belongs to another run".into())),
         _ => run_id.to_string(),
     };
     let run = external::find_run(engine, namespace, workflow_id, &run_id)?;
@@ -293,12 +288,7 @@ pub async fn get_history_reverse(
 }
 
 /// Re-reads `run` until `done` holds or `deadline` passes; returns the last read.
-async fn wait_until(
-    engine: &Engine,
-    run: &RunKey,
-    deadline: Instant,
-    done: impl Fn(&LoadedRun) -> bool,
-) -> Result<LoadedRun> {
+async fn wait_until(engine: &Engine, run: &RunKey, deadline: Instant, done: impl Fn(&LoadedRun) -> bool) -> Result<LoadedRun> {
     let (notify, poll) = match watchers(engine) {
         Some(w) => (w.watch(run), SAFETY_POLL),
         None => (Arc::new(Notify::new()), FALLBACK_POLL),

@@ -13,8 +13,8 @@ use temporalio_protos::protos::temporal::api::enums::v1::{
 };
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::{
-    WorkflowExecutionContinuedAsNewEventAttributes, WorkflowExecutionTerminatedEventAttributes,
-    WorkflowExecutionTimedOutEventAttributes, WorkflowTaskFailedEventAttributes,
+    WorkflowExecutionContinuedAsNewEventAttributes, WorkflowExecutionTerminatedEventAttributes, WorkflowExecutionTimedOutEventAttributes,
+    WorkflowTaskFailedEventAttributes,
 };
 
 use super::start::{self, Continuation, RunSpec, Timeouts, SERVER_IDENTITY};
@@ -136,11 +136,7 @@ async fn on_timeout(engine: &Engine, run: &RunKey, execution: bool) -> Result<()
     // Temporal: the execution deadline passing is a plain timeout; a run timeout
     // within the execution deadline is retryable, and without a retry policy
     // (Hourglass does not retry workflows yet) the state says so.
-    let retry_state = if expired || loaded.state.retry_policy.is_some() {
-        RetryState::Timeout
-    } else {
-        RetryState::RetryPolicyNotSet
-    };
+    let retry_state = if expired || loaded.state.retry_policy.is_some() { RetryState::Timeout } else { RetryState::RetryPolicyNotSet };
     let mut txn = engine.txn(loaded);
     time_out(&mut txn, retry_state);
     engine.commit(txn).await?;
@@ -184,8 +180,7 @@ pub fn continue_as_new(
 ) -> Result<RunTxn, CommandFailure> {
     let config = engine.config();
     let s = &txn.state;
-    let workflow_type =
-        attrs.workflow_type.map(|t| t.name).filter(|n| !n.is_empty()).unwrap_or_else(|| s.workflow_type.clone());
+    let workflow_type = attrs.workflow_type.map(|t| t.name).filter(|n| !n.is_empty()).unwrap_or_else(|| s.workflow_type.clone());
     let task_queue = attrs.task_queue.map(|t| t.name).filter(|n| !n.is_empty()).unwrap_or_else(|| s.task_queue.clone());
     check_name("WorkflowType", &workflow_type).map_err(bad_continue_as_new)?;
     check_name("TaskQueue", &task_queue).map_err(bad_continue_as_new)?;
@@ -250,26 +245,24 @@ pub fn continue_as_new(
             last_completion_result: attrs.last_completion_result.clone(),
         }),
     };
-    txn.add_event(Attributes::WorkflowExecutionContinuedAsNewEventAttributes(
-        WorkflowExecutionContinuedAsNewEventAttributes {
-            new_execution_run_id: new_key.run_id.clone(),
-            workflow_type: Some(WorkflowType { name: workflow_type }),
-            task_queue: Some(start::normal_task_queue(&task_queue)),
-            input: attrs.input,
-            workflow_run_timeout: Some(duration(timeouts.run_ms)),
-            workflow_task_timeout: Some(duration(timeouts.task_ms)),
-            workflow_task_completed_event_id,
-            backoff_start_interval: (backoff_ms > 0).then(|| duration(backoff_ms)),
-            // The event echoes the command (Temporal); the new run gets the default.
-            initiator: attrs.initiator,
-            inherit_build_id: attrs.inherit_build_id,
-            last_completion_result: attrs.last_completion_result,
-            header: attrs.header,
-            memo,
-            search_attributes,
-            ..Default::default()
-        },
-    ));
+    txn.add_event(Attributes::WorkflowExecutionContinuedAsNewEventAttributes(WorkflowExecutionContinuedAsNewEventAttributes {
+        new_execution_run_id: new_key.run_id.clone(),
+        workflow_type: Some(WorkflowType { name: workflow_type }),
+        task_queue: Some(start::normal_task_queue(&task_queue)),
+        input: attrs.input,
+        workflow_run_timeout: Some(duration(timeouts.run_ms)),
+        workflow_task_timeout: Some(duration(timeouts.task_ms)),
+        workflow_task_completed_event_id,
+        backoff_start_interval: (backoff_ms > 0).then(|| duration(backoff_ms)),
+        // The event echoes the command (Temporal); the new run gets the default.
+        initiator: attrs.initiator,
+        inherit_build_id: attrs.inherit_build_id,
+        last_completion_result: attrs.last_completion_result,
+        header: attrs.header,
+        memo,
+        search_attributes,
+        ..Default::default()
+    }));
     txn.state.new_execution_run_id = new_key.run_id.clone();
     on_run_closed(txn);
     let mut new_txn = start::new_run(new_key, txn.now_ms, &spec);

@@ -290,9 +290,7 @@ impl Engine {
         let mut loaded = 0;
         for shard in 0..self.inner.node.shard_count() {
             let tasks: Vec<(QueueKey, u64, RunKey, bytes::Bytes)> = self.inner.node.read(shard, |s| {
-                s.queues()
-                    .flat_map(|q| s.backlog(q).map(move |(id, t)| (q.clone(), id, t.run().clone(), t.payload().clone())))
-                    .collect()
+                s.queues().flat_map(|q| s.backlog(q).map(move |(id, t)| (q.clone(), id, t.run().clone(), t.payload().clone()))).collect()
             })?;
             for (queue, task_id, run, payload) in tasks {
                 let Ok(payload) = tasks::TaskPayload::decode(payload.as_ref()) else {

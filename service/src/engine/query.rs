@@ -85,8 +85,8 @@ fn rejected(state: &ExecutionState, reject_condition: i32) -> Option<WorkflowExe
 /// workflow task has started) and the run is closed or has no task outstanding.
 /// `None`: a closed run that never completed a task; its history decides.
 fn direct_dispatch_from_state(state: &ExecutionState) -> Option<bool> {
-    let ever_started = state.last_completed_wft_started_id > 0
-        || state.workflow_task.as_ref().is_some_and(|wt| wt.started_event_id > 0 || wt.attempt > 1);
+    let ever_started =
+        state.last_completed_wft_started_id > 0 || state.workflow_task.as_ref().is_some_and(|wt| wt.started_event_id > 0 || wt.attempt > 1);
     if state.is_open() {
         return Some(ever_started && state.workflow_task.is_none());
     }
@@ -167,7 +167,12 @@ mod tests {
             close_time_ms: if open { 0 } else { 5 },
             status: if open { WorkflowExecutionStatus::Running } else { WorkflowExecutionStatus::Failed } as i32,
             last_completed_wft_started_id: last_completed,
-            workflow_task: wft.map(|(started, attempt)| WorkflowTaskInfo { scheduled_event_id: 2, started_event_id: started, attempt, ..Default::default() }),
+            workflow_task: wft.map(|(started, attempt)| WorkflowTaskInfo {
+                scheduled_event_id: 2,
+                started_event_id: started,
+                attempt,
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }

@@ -121,8 +121,8 @@ fn next_backoff(p: &RetryPolicy, attempt: i32, requested_ms: Option<i64>, now_ms
     }
     // A delay the application asked for also replaces the maximum interval.
     let max_interval = requested_ms.unwrap_or_else(|| duration_ms(p.maximum_interval.as_ref()));
-    let mut interval = requested_ms
-        .unwrap_or_else(|| exponential_ms(duration_ms(p.initial_interval.as_ref()), p.backoff_coefficient, attempt));
+    let mut interval =
+        requested_ms.unwrap_or_else(|| exponential_ms(duration_ms(p.initial_interval.as_ref()), p.backoff_coefficient, attempt));
     if max_interval == 0 && interval <= 0 {
         return RetryDecision::Final(RetryState::Timeout);
     }
@@ -280,10 +280,8 @@ mod tests {
         assert_eq!(decide(&attempt(&p, 1, Some(&app("Other", true)))), nr);
         assert_eq!(decide(&attempt(&p, 1, Some(&app("BadInput", false)))), nr);
         assert!(matches!(decide(&attempt(&p, 1, Some(&app("Other", false)))), RetryDecision::Retry { .. }));
-        let server = Failure {
-            failure_info: Some(FailureInfo::ServerFailureInfo(ServerFailureInfo { non_retryable: true })),
-            ..Default::default()
-        };
+        let server =
+            Failure { failure_info: Some(FailureInfo::ServerFailureInfo(ServerFailureInfo { non_retryable: true })), ..Default::default() };
         assert_eq!(decide(&attempt(&p, 1, Some(&server))), nr);
     }
 
@@ -296,10 +294,7 @@ mod tests {
             assert_eq!(decide(&attempt(&p, 1, Some(&timeout(t)))), RetryDecision::Final(RetryState::Timeout));
         }
         let p = RetryPolicy { non_retryable_error_types: vec!["TemporalTimeout:Heartbeat".into()], ..with_defaults(None) };
-        assert_eq!(
-            decide(&attempt(&p, 1, Some(&timeout(TimeoutType::Heartbeat)))),
-            RetryDecision::Final(RetryState::NonRetryableFailure)
-        );
+        assert_eq!(decide(&attempt(&p, 1, Some(&timeout(TimeoutType::Heartbeat)))), RetryDecision::Final(RetryState::NonRetryableFailure));
     }
 
     #[test]

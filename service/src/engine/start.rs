@@ -142,8 +142,7 @@ pub fn new_run(key: RunKey, now_ms: i64, spec: &RunSpec) -> RunTxn {
     let started = WorkflowExecutionStartedEventAttributes {
         workflow_type: Some(WorkflowType { name: spec.workflow_type.clone() }),
         parent_workflow_namespace: parent.map(|p| p.namespace.clone()).unwrap_or_default(),
-        parent_workflow_execution: parent
-            .map(|p| WorkflowExecution { workflow_id: p.workflow_id.clone(), run_id: p.run_id.clone() }),
+        parent_workflow_execution: parent.map(|p| WorkflowExecution { workflow_id: p.workflow_id.clone(), run_id: p.run_id.clone() }),
         parent_initiated_event_id: parent.map(|p| p.initiated_event_id).unwrap_or_default(),
         task_queue: Some(normal_task_queue(&spec.task_queue)),
         input: spec.input.clone(),
@@ -189,8 +188,7 @@ pub fn begin_run(txn: &mut RunTxn) {
         wft::schedule_workflow_task(txn, 1);
     }
     let expiration_ms = txn.state.execution_expiration_ms;
-    let run_deadline_ms =
-        if txn.state.run_timeout_ms > 0 { execution_time_ms.saturating_add(txn.state.run_timeout_ms) } else { 0 };
+    let run_deadline_ms = if txn.state.run_timeout_ms > 0 { execution_time_ms.saturating_add(txn.state.run_timeout_ms) } else { 0 };
     if run_deadline_ms > 0 && (expiration_ms == 0 || run_deadline_ms < expiration_ms) {
         txn.add_timer(run_deadline_ms, timer(TimerKind::WorkflowRunTimeout));
     }

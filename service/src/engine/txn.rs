@@ -235,8 +235,12 @@ pub fn event_type_of(attributes: &Attributes) -> EventType {
         Attributes::WorkflowExecutionTerminatedEventAttributes(_) => EventType::WorkflowExecutionTerminated,
         Attributes::WorkflowExecutionCancelRequestedEventAttributes(_) => EventType::WorkflowExecutionCancelRequested,
         Attributes::WorkflowExecutionCanceledEventAttributes(_) => EventType::WorkflowExecutionCanceled,
-        Attributes::RequestCancelExternalWorkflowExecutionInitiatedEventAttributes(_) => EventType::RequestCancelExternalWorkflowExecutionInitiated,
-        Attributes::RequestCancelExternalWorkflowExecutionFailedEventAttributes(_) => EventType::RequestCancelExternalWorkflowExecutionFailed,
+        Attributes::RequestCancelExternalWorkflowExecutionInitiatedEventAttributes(_) => {
+            EventType::RequestCancelExternalWorkflowExecutionInitiated
+        }
+        Attributes::RequestCancelExternalWorkflowExecutionFailedEventAttributes(_) => {
+            EventType::RequestCancelExternalWorkflowExecutionFailed
+        }
         Attributes::ExternalWorkflowExecutionCancelRequestedEventAttributes(_) => EventType::ExternalWorkflowExecutionCancelRequested,
         Attributes::WorkflowExecutionContinuedAsNewEventAttributes(_) => EventType::WorkflowExecutionContinuedAsNew,
         Attributes::StartChildWorkflowExecutionInitiatedEventAttributes(_) => EventType::StartChildWorkflowExecutionInitiated,

@@ -15,7 +15,9 @@ use temporalio_protos::protos::temporal::api::history::v1::{
 };
 use temporalio_protos::protos::temporal::api::workflowservice::v1::{PollWorkflowTaskQueueResponse, RespondWorkflowTaskFailedRequest};
 
-pub use response::{execution_of, first_page, normal_queue, read_history, workflow_task_response, FIRST_PAGE_BYTES_MAX, FIRST_PAGE_EVENTS_MAX};
+pub use response::{
+    execution_of, first_page, normal_queue, read_history, workflow_task_response, FIRST_PAGE_BYTES_MAX, FIRST_PAGE_EVENTS_MAX,
+};
 
 use super::state::{ExecutionState, WorkflowTaskInfo};
 use super::tasks::{TaskKind, TimerKind, TimerPayload};
@@ -286,9 +288,11 @@ pub async fn fail(engine: &Engine, token: &TaskToken, req: RespondWorkflowTaskFa
 pub async fn on_workflow_task_timeout(engine: &Engine, run: &RunKey, scheduled_event_id: i64, attempt: i32) -> Result<()> {
     let _lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await;
     let Some(loaded) = engine.load(run)? else { return Ok(()) };
-    let current = loaded.state.workflow_task.clone().filter(|wt| {
-        wt.scheduled_event_id == scheduled_event_id && wt.attempt == attempt && wt.started_event_id > 0
-    });
+    let current = loaded
+        .state
+        .workflow_task
+        .clone()
+        .filter(|wt| wt.scheduled_event_id == scheduled_event_id && wt.attempt == attempt && wt.started_event_id > 0);
     let Some(wt) = current.filter(|_| loaded.state.is_open()) else { return Ok(()) };
     let mut txn = engine.txn(loaded);
     txn.add_event(Attributes::WorkflowTaskTimedOutEventAttributes(WorkflowTaskTimedOutEventAttributes {

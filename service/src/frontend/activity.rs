@@ -27,7 +27,10 @@ pub(crate) const LONG_POLL_MAX: Duration = Duration::from_secs(60);
 pub(crate) const LONG_POLL_TAIL_ROOM: Duration = Duration::from_secs(1);
 
 impl Frontend {
-    pub(super) async fn poll_activity_task_queue_rpc(&self, request: Request<PollActivityTaskQueueRequest>) -> RpcResult<PollActivityTaskQueueResponse> {
+    pub(super) async fn poll_activity_task_queue_rpc(
+        &self,
+        request: Request<PollActivityTaskQueueRequest>,
+    ) -> RpcResult<PollActivityTaskQueueResponse> {
         let deadline = Instant::now() + long_poll_wait(request.metadata());
         let req = request.into_inner();
         self.namespaces.require(&req.namespace)?;
@@ -70,7 +73,10 @@ impl Frontend {
 
     // `worker_version` is deprecated but core still sends it; it goes into ActivityTaskStarted.
     #[allow(deprecated)]
-    pub(super) async fn respond_activity_task_completed_rpc(&self, request: Request<RespondActivityTaskCompletedRequest>) -> RpcResult<RespondActivityTaskCompletedResponse> {
+    pub(super) async fn respond_activity_task_completed_rpc(
+        &self,
+        request: Request<RespondActivityTaskCompletedRequest>,
+    ) -> RpcResult<RespondActivityTaskCompletedResponse> {
         let req = request.into_inner();
         let target = self.token_target(&req.task_token, &req.namespace)?;
         self.check_blob("result", size(&req.result))?;
@@ -79,7 +85,10 @@ impl Frontend {
         Ok(Response::new(RespondActivityTaskCompletedResponse::default()))
     }
 
-    pub(super) async fn respond_activity_task_completed_by_id_rpc(&self, request: Request<RespondActivityTaskCompletedByIdRequest>) -> RpcResult<RespondActivityTaskCompletedByIdResponse> {
+    pub(super) async fn respond_activity_task_completed_by_id_rpc(
+        &self,
+        request: Request<RespondActivityTaskCompletedByIdRequest>,
+    ) -> RpcResult<RespondActivityTaskCompletedByIdResponse> {
         let req = request.into_inner();
         let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id)?;
         self.check_blob("result", size(&req.result))?;
@@ -89,7 +98,10 @@ impl Frontend {
     }
 
     #[allow(deprecated)]
-    pub(super) async fn respond_activity_task_failed_rpc(&self, request: Request<RespondActivityTaskFailedRequest>) -> RpcResult<RespondActivityTaskFailedResponse> {
+    pub(super) async fn respond_activity_task_failed_rpc(
+        &self,
+        request: Request<RespondActivityTaskFailedRequest>,
+    ) -> RpcResult<RespondActivityTaskFailedResponse> {
         let req = request.into_inner();
         let target = self.token_target(&req.task_token, &req.namespace)?;
         // Temporal's frontend: a worker fails an attempt with an application failure.
@@ -108,17 +120,28 @@ impl Frontend {
         Ok(Response::new(RespondActivityTaskFailedResponse::default()))
     }
 
-    pub(super) async fn respond_activity_task_failed_by_id_rpc(&self, request: Request<RespondActivityTaskFailedByIdRequest>) -> RpcResult<RespondActivityTaskFailedByIdResponse> {
+    pub(super) async fn respond_activity_task_failed_by_id_rpc(
+        &self,
+        request: Request<RespondActivityTaskFailedByIdRequest>,
+    ) -> RpcResult<RespondActivityTaskFailedByIdResponse> {
         let req = request.into_inner();
         let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id)?;
         self.check_blob("failure", size(&req.failure))?;
         self.check_blob("last_heartbeat_details", size(&req.last_heartbeat_details))?;
-        let f = Failed { failure: req.failure, identity: req.identity, last_heartbeat_details: req.last_heartbeat_details, worker_version: None };
+        let f = Failed {
+            failure: req.failure,
+            identity: req.identity,
+            last_heartbeat_details: req.last_heartbeat_details,
+            worker_version: None,
+        };
         outcome::fail(&self.engine, &target, f).await?;
         Ok(Response::new(RespondActivityTaskFailedByIdResponse::default()))
     }
 
-    pub(super) async fn respond_activity_task_canceled_rpc(&self, request: Request<RespondActivityTaskCanceledRequest>) -> RpcResult<RespondActivityTaskCanceledResponse> {
+    pub(super) async fn respond_activity_task_canceled_rpc(
+        &self,
+        request: Request<RespondActivityTaskCanceledRequest>,
+    ) -> RpcResult<RespondActivityTaskCanceledResponse> {
         let req = request.into_inner();
         let target = self.token_target(&req.task_token, &req.namespace)?;
         self.check_blob("details", size(&req.details))?;
@@ -126,7 +149,10 @@ impl Frontend {
         Ok(Response::new(RespondActivityTaskCanceledResponse::default()))
     }
 
-    pub(super) async fn respond_activity_task_canceled_by_id_rpc(&self, request: Request<RespondActivityTaskCanceledByIdRequest>) -> RpcResult<RespondActivityTaskCanceledByIdResponse> {
+    pub(super) async fn respond_activity_task_canceled_by_id_rpc(
+        &self,
+        request: Request<RespondActivityTaskCanceledByIdRequest>,
+    ) -> RpcResult<RespondActivityTaskCanceledByIdResponse> {
         let req = request.into_inner();
         let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id)?;
         self.check_blob("details", size(&req.details))?;
@@ -134,19 +160,27 @@ impl Frontend {
         Ok(Response::new(RespondActivityTaskCanceledByIdResponse::default()))
     }
 
-    pub(super) async fn record_activity_task_heartbeat_rpc(&self, request: Request<RecordActivityTaskHeartbeatRequest>) -> RpcResult<RecordActivityTaskHeartbeatResponse> {
+    pub(super) async fn record_activity_task_heartbeat_rpc(
+        &self,
+        request: Request<RecordActivityTaskHeartbeatRequest>,
+    ) -> RpcResult<RecordActivityTaskHeartbeatResponse> {
         let req = request.into_inner();
         let target = self.token_target(&req.task_token, &req.namespace)?;
         self.check_blob("details", size(&req.details))?;
-        let cancel_requested = outcome::heartbeat(&self.engine, &target, Heartbeat { details: req.details, identity: req.identity }).await?;
+        let cancel_requested =
+            outcome::heartbeat(&self.engine, &target, Heartbeat { details: req.details, identity: req.identity }).await?;
         Ok(Response::new(RecordActivityTaskHeartbeatResponse { cancel_requested, ..Default::default() }))
     }
 
-    pub(super) async fn record_activity_task_heartbeat_by_id_rpc(&self, request: Request<RecordActivityTaskHeartbeatByIdRequest>) -> RpcResult<RecordActivityTaskHeartbeatByIdResponse> {
+    pub(super) async fn record_activity_task_heartbeat_by_id_rpc(
+        &self,
+        request: Request<RecordActivityTaskHeartbeatByIdRequest>,
+    ) -> RpcResult<RecordActivityTaskHeartbeatByIdResponse> {
         let req = request.into_inner();
         let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id)?;
         self.check_blob("details", size(&req.details))?;
-        let cancel_requested = outcome::heartbeat(&self.engine, &target, Heartbeat { details: req.details, identity: req.identity }).await?;
+        let cancel_requested =
+            outcome::heartbeat(&self.engine, &target, Heartbeat { details: req.details, identity: req.identity }).await?;
         Ok(Response::new(RecordActivityTaskHeartbeatByIdResponse { cancel_requested, ..Default::default() }))
     }
 

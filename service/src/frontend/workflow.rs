@@ -20,12 +20,12 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response};
 
 use super::{Frontend, RpcResult};
+use crate::engine::describe;
 use crate::engine::external::{self, SignalSpec};
 use crate::engine::history::{self, HistoryRequest};
 use crate::engine::lifecycle::ID_BYTES_MAX;
 use crate::engine::start::{self, Policies, RunSpec, Timeouts};
 use crate::engine::txn::duration_ms;
-use crate::engine::describe;
 use crate::engine::EngineConfig;
 use crate::error::{Result, ServiceError};
 
@@ -211,27 +211,29 @@ impl Frontend {
     ) -> RpcResult<StartWorkflowExecutionResponse> {
         let r = request.into_inner();
         self.namespaces.require(&r.namespace)?;
-        let policies =
-            Policies::resolve(r.workflow_id_reuse_policy, r.workflow_id_conflict_policy, WorkflowIdConflictPolicy::Fail)?;
+        let policies = Policies::resolve(r.workflow_id_reuse_policy, r.workflow_id_conflict_policy, WorkflowIdConflictPolicy::Fail)?;
         let workflow_id = r.workflow_id.clone();
-        let spec = run_spec(self.engine.config(), StartFields {
-            workflow_id: r.workflow_id,
-            workflow_type: r.workflow_type,
-            task_queue: r.task_queue,
-            input: r.input,
-            execution_timeout: r.workflow_execution_timeout,
-            run_timeout: r.workflow_run_timeout,
-            task_timeout: r.workflow_task_timeout,
-            identity: r.identity,
-            request_id: r.request_id,
-            retry_policy: r.retry_policy,
-            cron_schedule: r.cron_schedule,
-            memo: r.memo,
-            search_attributes: r.search_attributes,
-            header: r.header,
-            start_delay: r.workflow_start_delay,
-            priority: r.priority,
-        })?;
+        let spec = run_spec(
+            self.engine.config(),
+            StartFields {
+                workflow_id: r.workflow_id,
+                workflow_type: r.workflow_type,
+                task_queue: r.task_queue,
+                input: r.input,
+                execution_timeout: r.workflow_execution_timeout,
+                run_timeout: r.workflow_run_timeout,
+                task_timeout: r.workflow_task_timeout,
+                identity: r.identity,
+                request_id: r.request_id,
+                retry_policy: r.retry_policy,
+                cron_schedule: r.cron_schedule,
+                memo: r.memo,
+                search_attributes: r.search_attributes,
+                header: r.header,
+                start_delay: r.workflow_start_delay,
+                priority: r.priority,
+            },
+        )?;
         let outcome = start::start_workflow(&self.engine, &r.namespace, &workflow_id, spec, policies).await?;
         let link = Link {
             variant: Some(Variant::WorkflowEvent(WorkflowEvent {
@@ -273,38 +275,35 @@ impl Frontend {
         let r = request.into_inner();
         self.namespaces.require(&r.namespace)?;
         if r.workflow_id_conflict_policy == WorkflowIdConflictPolicy::Fail as i32 {
-            return Err(invalid(
-                "Invalid WorkflowIDConflictPolicy: WORKFLOW_ID_CONFLICT_POLICY_FAIL is not supported for this operation.",
-            )
-            .into());
+            return Err(
+                invalid("Invalid WorkflowIDConflictPolicy: WORKFLOW_ID_CONFLICT_POLICY_FAIL is not supported for this operation.").into()
+            );
         }
-        let policies = Policies::resolve(
-            r.workflow_id_reuse_policy,
-            r.workflow_id_conflict_policy,
-            WorkflowIdConflictPolicy::UseExisting,
-        )?;
+        let policies = Policies::resolve(r.workflow_id_reuse_policy, r.workflow_id_conflict_policy, WorkflowIdConflictPolicy::UseExisting)?;
         let workflow_id = r.workflow_id.clone();
-        let spec = run_spec(self.engine.config(), StartFields {
-            workflow_id: r.workflow_id,
-            workflow_type: r.workflow_type,
-            task_queue: r.task_queue,
-            input: r.input,
-            execution_timeout: r.workflow_execution_timeout,
-            run_timeout: r.workflow_run_timeout,
-            task_timeout: r.workflow_task_timeout,
-            identity: r.identity.clone(),
-            request_id: r.request_id,
-            retry_policy: r.retry_policy,
-            cron_schedule: r.cron_schedule,
-            memo: r.memo,
-            search_attributes: r.search_attributes,
-            header: r.header.clone(),
-            start_delay: r.workflow_start_delay,
-            priority: r.priority,
-        })?;
+        let spec = run_spec(
+            self.engine.config(),
+            StartFields {
+                workflow_id: r.workflow_id,
+                workflow_type: r.workflow_type,
+                task_queue: r.task_queue,
+                input: r.input,
+                execution_timeout: r.workflow_execution_timeout,
+                run_timeout: r.workflow_run_timeout,
+                task_timeout: r.workflow_task_timeout,
+                identity: r.identity.clone(),
+                request_id: r.request_id,
+                retry_policy: r.retry_policy,
+                cron_schedule: r.cron_schedule,
+                memo: r.memo,
+                search_attributes: r.search_attributes,
+                header: r.header.clone(),
+                start_delay: r.workflow_start_delay,
+                priority: r.priority,
+            },
+        )?;
         let signal = signal_spec(self.engine.config(), r.signal_name, r.signal_input, r.identity, r.header, spec.request_id.clone())?;
-        let outcome =
-            external::signal_with_start(&self.engine, &r.namespace, &workflow_id, spec, policies, signal).await?;
+        let outcome = external::signal_with_start(&self.engine, &r.namespace, &workflow_id, spec, policies, signal).await?;
         Ok(Response::new(SignalWithStartWorkflowExecutionResponse {
             first_execution_run_id: if outcome.started { outcome.run_id.clone() } else { String::new() },
             run_id: outcome.run_id,
@@ -350,9 +349,7 @@ impl Frontend {
         self.namespaces.require(&r.namespace)?;
         let (workflow_id, run_id) = execution(r.execution.as_ref())?;
         let page_size = usize::try_from(r.maximum_page_size).unwrap_or(0);
-        let page =
-            history::get_history_reverse(&self.engine, &r.namespace, &workflow_id, &run_id, page_size, &r.next_page_token)
-                .await?;
+        let page = history::get_history_reverse(&self.engine, &r.namespace, &workflow_id, &run_id, page_size, &r.next_page_token).await?;
         Ok(Response::new(GetWorkflowExecutionHistoryReverseResponse {
             history: Some(History { events: page.events }),
             next_page_token: page.next_page_token,
@@ -376,16 +373,8 @@ impl Frontend {
         let r = request.into_inner();
         self.namespaces.require(&r.namespace)?;
         let (workflow_id, run_id) = execution(r.workflow_execution.as_ref())?;
-        external::request_cancel(
-            &self.engine,
-            &r.namespace,
-            &workflow_id,
-            &run_id,
-            &r.first_execution_run_id,
-            r.reason,
-            r.identity,
-        )
-        .await?;
+        external::request_cancel(&self.engine, &r.namespace, &workflow_id, &run_id, &r.first_execution_run_id, r.reason, r.identity)
+            .await?;
         Ok(Response::new(RequestCancelWorkflowExecutionResponse::default()))
     }
 

@@ -31,7 +31,10 @@ pub(super) fn task_token(namespaces: &Namespaces, bytes: &[u8], request_namespac
 }
 
 impl Frontend {
-    pub(super) async fn poll_workflow_task_queue_rpc(&self, request: Request<PollWorkflowTaskQueueRequest>) -> RpcResult<PollWorkflowTaskQueueResponse> {
+    pub(super) async fn poll_workflow_task_queue_rpc(
+        &self,
+        request: Request<PollWorkflowTaskQueueRequest>,
+    ) -> RpcResult<PollWorkflowTaskQueueResponse> {
         self.poll_workflow_task(request).await
     }
 

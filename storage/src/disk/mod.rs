@@ -48,6 +48,7 @@ pub trait Disk: Send + Sync + 'static {
 }
 
 /// An open file.
+#[allow(clippy::len_without_is_empty)] // a file's length, not a collection's
 pub trait DiskFile: Send + Sync {
     /// Writes every byte of `bufs`, back to back, starting at `offset`, as one write.
     fn write_at(&self, offset: u64, bufs: &[&[u8]]) -> io::Result<()>;

@@ -277,10 +277,7 @@ impl Disk for SimDisk {
         let last = st.dir_journal.iter().rposition(|op| op.touches(dir));
         commit_journal(&mut st, last.map_or(0, |i| i + 1));
         debug_assert!(
-            st.names
-                .iter()
-                .filter(|(p, _)| parent_of(p) == dir)
-                .eq(st.durable_names.iter().filter(|(p, _)| parent_of(p) == dir)),
+            st.names.iter().filter(|(p, _)| parent_of(p) == dir).eq(st.durable_names.iter().filter(|(p, _)| parent_of(p) == dir)),
             "after sync_dir the durable entries of {} equal the current ones",
             dir.display()
         );
@@ -363,10 +360,7 @@ impl DiskFile for SimFile {
         for op in inode.pending.drain(..) {
             op.apply(&mut inode.durable);
         }
-        debug_assert!(
-            inode.durable.len() == inode.current.len(),
-            "a synced file's durable bytes equal its current bytes"
-        );
+        debug_assert!(inode.durable.len() == inode.current.len(), "a synced file's durable bytes equal its current bytes");
         Ok(())
     }
 

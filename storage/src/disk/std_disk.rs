@@ -149,9 +149,9 @@ impl MappedFile {
     }
 
     pub(crate) fn read(&self, offset: u64, len: usize) -> io::Result<Bytes> {
-        let end = offset.checked_add(len as u64).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("read range overflows at offset {offset}"))
-        })?;
+        let end = offset
+            .checked_add(len as u64)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("read range overflows at offset {offset}")))?;
         if len == 0 && end <= self.len()? {
             return Ok(Bytes::new());
         }

@@ -283,10 +283,8 @@ mod tests {
     fn advance_walks_partial_iovecs() {
         let a = [1u8; 4];
         let b = [2u8; 4];
-        let mut iovs = [
-            libc::iovec { iov_base: a.as_ptr() as *mut _, iov_len: 4 },
-            libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: 4 },
-        ];
+        let mut iovs =
+            [libc::iovec { iov_base: a.as_ptr() as *mut _, iov_len: 4 }, libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: 4 }];
         assert_eq!(advance(&mut iovs, 5), 1);
         assert_eq!(iovs[1].iov_len, 3);
         assert_eq!(advance(&mut iovs[1..], 3), 1);

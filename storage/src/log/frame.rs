@@ -154,10 +154,7 @@ mod tests {
         encode_frame(&mut out, 41, RecordKind::ConfState, true, b"");
         let buf = Bytes::from(out);
         let a = decode_frame_at(&buf, 3).unwrap();
-        assert_eq!(
-            (a.kind, a.batch_seq, a.batch_end, &a.payload[..]),
-            (RecordKind::RaftEntry, 41, false, &b"hello"[..])
-        );
+        assert_eq!((a.kind, a.batch_seq, a.batch_end, &a.payload[..]), (RecordKind::RaftEntry, 41, false, &b"hello"[..]));
         let b = decode_frame_at(&buf, 3 + a.encoded_len()).unwrap();
         assert_eq!((b.kind, b.batch_end, b.payload.len()), (RecordKind::ConfState, true, 0));
         assert_eq!(3 + a.encoded_len() + b.encoded_len(), buf.len());

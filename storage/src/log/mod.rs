@@ -214,8 +214,7 @@ mod tests {
         let mut config = LogConfig::new("/log");
         config.segment_bytes = 4096;
         config.record_bytes_max = 1024;
-        let open =
-            |disk: &SimDisk| NodeLog::open(Arc::new(disk.clone()), config.clone(), &mut |_, _, _| Ok(())).unwrap();
+        let open = |disk: &SimDisk| NodeLog::open(Arc::new(disk.clone()), config.clone(), &mut |_, _, _| Ok(())).unwrap();
         let (log, _) = open(&disk);
         assert_eq!(disk.stats().page_releases, 0, "a new log has nothing mapped");
         let mut written = Vec::new();

@@ -129,9 +129,7 @@ impl NodeLog {
         let tx = self.inner.tx.read();
         let tx = tx.as_ref().ok_or(StorageError::Closed)?;
         tx.try_send(request).map_err(|e| match e {
-            TrySendError::Full(_) => {
-                StorageError::Overloaded { queue_depth_max: self.inner.shared.config.queue_depth_max }
-            }
+            TrySendError::Full(_) => StorageError::Overloaded { queue_depth_max: self.inner.shared.config.queue_depth_max },
             TrySendError::Disconnected(_) => writer_gone(&self.inner.shared),
         })
     }

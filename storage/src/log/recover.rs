@@ -28,8 +28,7 @@ use bytes::Bytes;
 use super::delete::unlink_leading_hollow;
 use super::scan::{find_any_frame, scan_segment, Verdict};
 use super::segment::{
-    create_segment, is_hollow_temp_name, parse_segment_file_name, segment_path, HollowEnd, SegmentHeader,
-    SEGMENT_HEADER_BYTES,
+    create_segment, is_hollow_temp_name, parse_segment_file_name, segment_path, HollowEnd, SegmentHeader, SEGMENT_HEADER_BYTES,
 };
 use super::shared::SegmentEntry;
 use super::writer::Active;
@@ -254,12 +253,7 @@ fn cut_tail(file: &dyn DiskFile, path: &Path, offset: u64, len: u64) -> Result<(
 }
 
 /// Creates the first segment of an empty log (or re-creates a torn one).
-fn create_first(
-    disk: &dyn Disk,
-    config: &LogConfig,
-    id: u64,
-    segments: &mut BTreeMap<u64, SegmentEntry>,
-) -> Result<(Active, u32)> {
+fn create_first(disk: &dyn Disk, config: &LogConfig, id: u64, segments: &mut BTreeMap<u64, SegmentEntry>) -> Result<(Active, u32)> {
     assert!(segments.is_empty(), "a first segment is created only in an empty log");
     let header = SegmentHeader { segment_id: id, first_batch_seq: FIRST_BATCH_SEQ, prev_segment_end: 0 };
     let file = create_segment(disk, &config.dir, header, config.segment_bytes)?;

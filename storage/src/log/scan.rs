@@ -113,14 +113,7 @@ pub fn scan_segment<E>(
     first_batch_seq: u32,
     visit: &mut dyn FnMut(u64, Frame) -> Result<(), E>,
 ) -> Result<SegmentScan, E> {
-    let mut scan = SegmentScan {
-        end: start as u64,
-        batches: 0,
-        records: 0,
-        bytes: 0,
-        next_batch_seq: first_batch_seq,
-        damage: None,
-    };
+    let mut scan = SegmentScan { end: start as u64, batches: 0, records: 0, bytes: 0, next_batch_seq: first_batch_seq, damage: None };
     let mut pending: Vec<(u64, Frame)> = Vec::new();
     let mut at = start;
     let reason = loop {
@@ -228,13 +221,7 @@ mod tests {
             for (j, len) in batch.iter().enumerate() {
                 offsets.push(out.len());
                 let payload = vec![(i * 16 + j) as u8 | 1; *len];
-                encode_frame(
-                    &mut out,
-                    first_seq.wrapping_add(i as u32),
-                    RecordKind::RaftEntry,
-                    j + 1 == batch.len(),
-                    &payload,
-                );
+                encode_frame(&mut out, first_seq.wrapping_add(i as u32), RecordKind::RaftEntry, j + 1 == batch.len(), &payload);
             }
         }
         out.resize(total, 0);

@@ -177,8 +177,7 @@ pub fn hollow_temp_name(segment_id: u64) -> String {
 
 /// Whether `name` is a leftover of an interrupted hollowing.
 pub fn is_hollow_temp_name(name: &str) -> bool {
-    name.strip_suffix(HOLLOW_TEMP_SUFFIX)
-        .is_some_and(|d| d.len() == NAME_DIGITS && d.bytes().all(|b| b.is_ascii_digit()))
+    name.strip_suffix(HOLLOW_TEMP_SUFFIX).is_some_and(|d| d.len() == NAME_DIGITS && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Atomically replaces segment `header.segment_id` with its hollow form: the
@@ -200,12 +199,7 @@ pub(crate) fn hollow_out(disk: &dyn Disk, dir: &Path, header: SegmentHeader, end
 /// Creates segment `header.segment_id` in `dir`, preallocated to `segment_bytes`,
 /// writes its header, syncs the file, then syncs the directory. Only after this
 /// returns may frames be written to it.
-pub(crate) fn create_segment(
-    disk: &dyn Disk,
-    dir: &Path,
-    header: SegmentHeader,
-    segment_bytes: u64,
-) -> crate::Result<Arc<dyn DiskFile>> {
+pub(crate) fn create_segment(disk: &dyn Disk, dir: &Path, header: SegmentHeader, segment_bytes: u64) -> crate::Result<Arc<dyn DiskFile>> {
     assert!(segment_bytes >= SEGMENT_HEADER_BYTES as u64, "segment_bytes {segment_bytes} below header size");
     let path = segment_path(dir, header.segment_id);
     let io = |op| move |e| crate::StorageError::io(op, segment_path(dir, header.segment_id), e);

@@ -127,9 +127,7 @@ impl Shared {
 
     pub(super) fn segments(&self) -> Vec<SegmentInfo> {
         let segs = self.segments.read();
-        segs.iter()
-            .map(|(id, s)| SegmentInfo { id: *id, path: s.path.clone(), bytes_used: s.bytes_used, active: s.active })
-            .collect()
+        segs.iter().map(|(id, s)| SegmentInfo { id: *id, path: s.path.clone(), bytes_used: s.bytes_used, active: s.active }).collect()
     }
 
     /// Drops the mapped pages of every sealed segment (`sealed_only`) or of every
@@ -139,10 +137,7 @@ impl Shared {
     pub(super) fn release_pages(&self, sealed_only: bool) -> usize {
         let files: Vec<(u64, Arc<dyn DiskFile>, u64)> = {
             let segs = self.segments.read();
-            segs.iter()
-                .filter(|(_, s)| !(sealed_only && s.active))
-                .map(|(id, s)| (*id, s.file.clone(), s.bytes_used))
-                .collect()
+            segs.iter().filter(|(_, s)| !(sealed_only && s.active)).map(|(id, s)| (*id, s.file.clone(), s.bytes_used)).collect()
         };
         for (id, file, used) in &files {
             if let Err(e) = file.release_pages(0, *used) {

@@ -124,8 +124,7 @@ impl Writer {
                     },
                 },
             };
-            let over_limit = bytes + next.frame_bytes > cfg.batch_bytes_max as u64
-                || records + next.records.len() > cfg.batch_records_max;
+            let over_limit = bytes + next.frame_bytes > cfg.batch_bytes_max as u64 || records + next.records.len() > cfg.batch_records_max;
             if over_limit || !self.fits(bytes + next.frame_bytes) {
                 self.held = Some(next);
                 break;
@@ -186,16 +185,16 @@ impl Writer {
     /// Creates the next segment and makes it active.
     fn roll(&mut self) -> Result<()> {
         let cfg = &self.shared.config;
-        let segment_id =
-            self.active.id.checked_add(1).ok_or_else(|| {
-                StorageError::Config(format!("segment id {} is the last possible one", self.active.id))
-            })?;
+        let segment_id = self
+            .active
+            .id
+            .checked_add(1)
+            .ok_or_else(|| StorageError::Config(format!("segment id {} is the last possible one", self.active.id)))?;
         let header = SegmentHeader { segment_id, first_batch_seq: self.next_seq, prev_segment_end: self.active.end };
         let file = create_segment(&*self.shared.disk, &cfg.dir, header, cfg.segment_bytes)?;
         self.shared.count_sync();
         let path = segment_path(&cfg.dir, header.segment_id);
-        let entry =
-            SegmentEntry { header, path, file: file.clone(), bytes_used: SEGMENT_HEADER_BYTES as u64, active: true };
+        let entry = SegmentEntry { header, path, file: file.clone(), bytes_used: SEGMENT_HEADER_BYTES as u64, active: true };
         self.shared.install_active(header.segment_id, entry);
         let old = mem::replace(
             &mut self.active,
@@ -205,13 +204,7 @@ impl Writer {
         // drop them now so the mapped log does not grow with the log. The page cache
         // keeps them for the next read.
         let released = self.shared.release_pages(true);
-        tracing::debug!(
-            sealed = old.id,
-            bytes = old.end,
-            active = header.segment_id,
-            released,
-            "node log rolled to a new segment"
-        );
+        tracing::debug!(sealed = old.id, bytes = old.end, active = header.segment_id, released, "node log rolled to a new segment");
         Ok(())
     }
 }

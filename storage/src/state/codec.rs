@@ -105,11 +105,7 @@ pub(super) fn get_queue(d: &mut Decoder) -> Result<QueueKey, DecodeError> {
 pub(super) fn get_queue_kind(d: &mut Decoder) -> Result<QueueKind, DecodeError> {
     let at = d.offset();
     let kind = d.u8()?;
-    QueueKind::from_u8(kind).ok_or_else(|| DecodeError::Invalid {
-        what: "queue kind",
-        offset: at,
-        detail: format!("{kind}"),
-    })
+    QueueKind::from_u8(kind).ok_or_else(|| DecodeError::Invalid { what: "queue kind", offset: at, detail: format!("{kind}") })
 }
 
 fn put_op(e: &mut Encoder, op: &Op) {

@@ -54,9 +54,7 @@ fn run_is(d: &mut Decoder, run: &RunKey) -> Result<bool, DecodeError> {
     let namespace = skip_str(d)?;
     let workflow_id = skip_str(d)?;
     let run_id = skip_str(d)?;
-    Ok(namespace == run.namespace.as_bytes()
-        && workflow_id == run.workflow_id.as_bytes()
-        && run_id == run.run_id.as_bytes())
+    Ok(namespace == run.namespace.as_bytes() && workflow_id == run.workflow_id.as_bytes() && run_id == run.run_id.as_bytes())
 }
 
 /// Skips the body of any op but `AppendEvents`, validating it like `decode`.

@@ -52,13 +52,7 @@ pub(super) fn timer(t: &Timer) -> usize {
 
 /// A dedupe entry with its entry in the expiry index.
 pub(super) fn dedupe(k: &DedupeKey, e: &DedupeEntry) -> usize {
-    2 * ENTRY
-        + 16
-        + size_of::<DedupeKey>()
-        + k.namespace.len()
-        + k.request_id.len()
-        + size_of::<DedupeEntry>()
-        + e.result.len()
+    2 * ENTRY + 16 + size_of::<DedupeKey>() + k.namespace.len() + k.request_id.len() + size_of::<DedupeEntry>() + e.result.len()
 }
 
 /// The total computed from scratch; equals the running total of a sound state.

@@ -134,9 +134,7 @@ fn get_batches(d: &mut Decoder, t: &mut Tables, key: &Arc<RunKey>) -> Result<(),
 fn get_ordinal(d: &mut Decoder, runs: &[Arc<RunKey>]) -> Result<Arc<RunKey>, DecodeError> {
     let at = d.offset();
     let ordinal = d.u32()?;
-    let run = runs
-        .get(ordinal as usize)
-        .ok_or_else(|| bad(at, "run ordinal", format!("{ordinal} of {} runs", runs.len())))?;
+    let run = runs.get(ordinal as usize).ok_or_else(|| bad(at, "run ordinal", format!("{ordinal} of {} runs", runs.len())))?;
     Ok(run.clone())
 }
 

@@ -108,14 +108,7 @@ impl IdSet {
 
 impl RunState {
     pub(super) fn new(state: Bytes) -> Self {
-        Self {
-            state,
-            next_event_id: 1,
-            close_time_ms: None,
-            history: Vec::new(),
-            tasks: BTreeMap::new(),
-            timers: IdSet::default(),
-        }
+        Self { state, next_event_id: 1, close_time_ms: None, history: Vec::new(), tasks: BTreeMap::new(), timers: IdSet::default() }
     }
     /// The mutable state (opaque to storage).
     pub fn state(&self) -> &Bytes {

@@ -135,10 +135,7 @@ impl ShardState {
             return runs.len();
         }
         for run in &runs {
-            assert!(
-                !self.tables.positions.contains(&(to, run.clone())),
-                "relocate target {to:?} already referenced by run {run:?}"
-            );
+            assert!(!self.tables.positions.contains(&(to, run.clone())), "relocate target {to:?} already referenced by run {run:?}");
         }
         for run in &runs {
             self.tables.move_batch(run, from, to);

@@ -43,11 +43,8 @@ impl ShardState {
 /// allocate (and leave to the allocator) up to twice that.
 fn encoded_len(t: &Tables) -> usize {
     let key = |k: &RunKey| 12 + k.namespace.len() + k.workflow_id.len() + k.run_id.len();
-    let runs: usize = t
-        .runs
-        .iter()
-        .map(|(k, r)| key(k) + 1 + r.close_time_ms.map_or(0, |_| 8) + 4 + r.state.len() + 4 + 24 * r.history.len())
-        .sum();
+    let runs: usize =
+        t.runs.iter().map(|(k, r)| key(k) + 1 + r.close_time_ms.map_or(0, |_| 8) + 4 + r.state.len() + 4 + 24 * r.history.len()).sum();
     let backlogs: usize = t
         .queues
         .iter()

@@ -35,12 +35,7 @@ pub(super) struct Txn<'a> {
 
 impl<'a> Txn<'a> {
     /// Applies every op of `t`, or none.
-    pub fn run(
-        tables: &'a mut Tables,
-        config: &'a ShardConfig,
-        pos: LogPosition,
-        t: &Transition,
-    ) -> Result<Applied, ApplyError> {
+    pub fn run(tables: &'a mut Tables, config: &'a ShardConfig, pos: LogPosition, t: &Transition) -> Result<Applied, ApplyError> {
         let ids = (tables.next_task_id, tables.next_timer_id);
         let mut txn = Txn {
             tables,

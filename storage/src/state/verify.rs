@@ -60,10 +60,7 @@ fn verify_history(t: &Tables, key: &Arc<RunKey>, run: &RunState) -> Result<(), I
     let mut positions = BTreeSet::new();
     for batch in &run.history {
         ensure!(batch.count > 0 && batch.first_event_id == next, "run {key:?} history not dense at {next}: {batch:?}");
-        next = batch
-            .first_event_id
-            .checked_add(batch.count)
-            .ok_or_else(|| InvariantError(format!("run {key:?} event ids overflow")))?;
+        next = batch.first_event_id.checked_add(batch.count).ok_or_else(|| InvariantError(format!("run {key:?} event ids overflow")))?;
         ensure!(positions.insert(batch.pos), "run {key:?} refers to {:?} twice", batch.pos);
         ensure!(t.positions.contains(&(batch.pos, key.clone())), "batch {batch:?} of {key:?} not indexed");
     }
@@ -121,17 +118,9 @@ fn verify_timers(t: &Tables) -> Result<(), InvariantError> {
 }
 
 fn verify_dedupe(t: &Tables) -> Result<(), InvariantError> {
-    ensure!(
-        t.dedupe_expiry.len() == t.dedupe.len(),
-        "expiry index has {} of {} entries",
-        t.dedupe_expiry.len(),
-        t.dedupe.len()
-    );
+    ensure!(t.dedupe_expiry.len() == t.dedupe.len(), "expiry index has {} of {} entries", t.dedupe_expiry.len(), t.dedupe.len());
     for (key, entry) in &t.dedupe {
-        ensure!(
-            t.dedupe_expiry.contains(&(entry.applied_ms, key.clone())),
-            "dedupe {key:?} missing from the expiry index"
-        );
+        ensure!(t.dedupe_expiry.contains(&(entry.applied_ms, key.clone())), "dedupe {key:?} missing from the expiry index");
     }
     Ok(())
 }

@@ -24,10 +24,7 @@ pub(crate) fn assert_same(model: &Model, state: &ShardState) {
     }
     let open = model.runs.iter().filter(|r| r.close.is_none()).count();
     let counts = (model.runs.len(), open, model.tasks.len(), model.timers.len(), model.dedupe.len());
-    assert_eq!(
-        counts,
-        (state.run_count(), state.open_run_count(), state.task_count(), state.timer_count(), state.dedupe_count())
-    );
+    assert_eq!(counts, (state.run_count(), state.open_run_count(), state.task_count(), state.timer_count(), state.dedupe_count()));
     assert_eq!(state.live_positions().collect::<Vec<_>>(), model.live_positions());
 }
 
@@ -37,10 +34,7 @@ pub(crate) fn assert_same_run(model: &Model, state: &ShardState, key: &RunKey) {
         (Some(m), Some(s)) => (m, s),
         (m, s) => panic!("run {key:?}: model {m:?}, state {s:?}"),
     };
-    assert_eq!(
-        (s.state(), s.next_event_id(), s.close_time_ms(), s.history()),
-        (&m.state, m.next, m.close, &m.refs[..])
-    );
+    assert_eq!((s.state(), s.next_event_id(), s.close_time_ms(), s.history()), (&m.state, m.next, m.close, &m.refs[..]));
     let mut tasks: Vec<u64> = model.tasks.iter().filter(|t| t.run == *key).map(|t| t.id).collect();
     tasks.sort();
     assert_eq!(s.task_ids().collect::<Vec<_>>(), tasks);
@@ -64,8 +58,7 @@ pub(crate) fn assert_same_queues(model: &Model, state: &ShardState) {
 }
 
 pub(crate) fn assert_same_timers(model: &Model, state: &ShardState) {
-    let mut expected: Vec<(i64, u64, &RunKey, &Bytes)> =
-        model.timers.iter().map(|t| (t.due, t.id, &t.run, &t.payload)).collect();
+    let mut expected: Vec<(i64, u64, &RunKey, &Bytes)> = model.timers.iter().map(|t| (t.due, t.id, &t.run, &t.payload)).collect();
     expected.sort();
     let got: Vec<_> = state.due_timers(i64::MAX).map(|(id, t)| (t.due_ms(), id, t.run(), t.payload())).collect();
     assert_eq!(got, expected);
@@ -78,8 +71,7 @@ pub(crate) fn assert_same_timers(model: &Model, state: &ShardState) {
 pub(crate) fn assert_events_indexed(model: &Model, data: &Bytes, pos: LogPosition) {
     for r in &model.runs {
         let ids: Vec<u64> = events_of(data.clone(), &r.key).unwrap().iter().map(|(id, _)| *id).collect();
-        let expected: Vec<u64> =
-            r.refs.iter().filter(|b| b.pos == pos).flat_map(|b| b.first_event_id..b.end_event_id()).collect();
+        let expected: Vec<u64> = r.refs.iter().filter(|b| b.pos == pos).flat_map(|b| b.first_event_id..b.end_event_id()).collect();
         assert_eq!(ids, expected, "events of {:?} at {pos:?}", r.key);
     }
 }

@@ -113,18 +113,14 @@ impl Model {
     pub(crate) fn concrete(&self, a: &AOp) -> Op {
         let exists = |k: &RunKey| self.run(k).is_some();
         match a.clone() {
-            AOp::Create { run, state } => {
-                Op::CreateRun { run: self.pick_run(run, |k| self.free_key(k)), state: payload("s", state) }
-            }
+            AOp::Create { run, state } => Op::CreateRun { run: self.pick_run(run, |k| self.free_key(k)), state: payload("s", state) },
             AOp::Append { run, first, n } => {
                 let key = self.pick_run(run, |k| self.is_open(k));
                 let first = first.unwrap_or_else(|| self.run(&key).map_or(1, |r| r.next));
                 let events = (0..u64::from(n)).map(|i| Bytes::from(format!("e{}", first + i))).collect();
                 Op::AppendEvents { run: key, first_event_id: first, events }
             }
-            AOp::SetState { run, state } => {
-                Op::SetState { run: self.pick_run(run, exists), state: payload("s", state) }
-            }
+            AOp::SetState { run, state } => Op::SetState { run: self.pick_run(run, exists), state: payload("s", state) },
             AOp::Close { run } => Op::CloseRun { run: self.pick_run(run, |k| self.is_open(k)) },
             AOp::Enqueue { queue, run, payload: p } => {
                 Op::Enqueue { queue: queue_key(queue), run: self.pick_run(run, exists), task: payload("t", p) }
@@ -137,9 +133,7 @@ impl Model {
                 (Pick::Live(i), _) => Op::Ack { queue: queue_key(queue), task_id: i as u64 % 8 },
                 (Pick::Raw(id), _) => Op::Ack { queue: queue_key(queue), task_id: id },
             },
-            AOp::AddTimer { run, due } => {
-                Op::AddTimer { run: self.pick_run(run, exists), due_ms: due, payload: payload("m", 0) }
-            }
+            AOp::AddTimer { run, due } => Op::AddTimer { run: self.pick_run(run, exists), due_ms: due, payload: payload("m", 0) },
             AOp::RemoveTimer { timer } => {
                 let timer_id = match (timer, self.timers.len()) {
                     (Pick::Live(i), n) if n > 0 => self.timers[i % n].id,

@@ -70,8 +70,7 @@ impl Model {
         let mut next = self.clone();
         let (mut task_ids, mut timer_ids) = (vec![], vec![]);
         for (i, op) in t.ops.iter().enumerate() {
-            next.op(op, pos, t.time_ms, &mut task_ids, &mut timer_ids)
-                .map_err(|reason| ApplyError::Rejected { op: i, reason })?;
+            next.op(op, pos, t.time_ms, &mut task_ids, &mut timer_ids).map_err(|reason| ApplyError::Rejected { op: i, reason })?;
         }
         *self = next;
         if let Some(d) = &t.dedupe {
@@ -82,14 +81,7 @@ impl Model {
         Ok(Applied::Done { task_ids, timer_ids })
     }
 
-    pub(crate) fn op(
-        &mut self,
-        op: &Op,
-        pos: LogPosition,
-        time: i64,
-        tasks: &mut Vec<u64>,
-        timers: &mut Vec<u64>,
-    ) -> Result<(), OpError> {
+    pub(crate) fn op(&mut self, op: &Op, pos: LogPosition, time: i64, tasks: &mut Vec<u64>, timers: &mut Vec<u64>) -> Result<(), OpError> {
         match op {
             Op::CreateRun { run, state } => self.create(run, state)?,
             Op::AppendEvents { run, first_event_id, events } => {

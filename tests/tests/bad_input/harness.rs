@@ -16,7 +16,6 @@ use std::time::Duration;
 use hourglass_service::engine::token::TaskToken;
 use hourglass_service::engine::EngineConfig;
 use hourglass_tests::TestServer;
-use tokio::task::JoinHandle;
 use temporalio_client::tonic::transport::Channel;
 use temporalio_client::tonic::{Code, Request, Response, Status};
 use temporalio_protos::protos::temporal::api::command::v1::{command, Command, ScheduleActivityTaskCommandAttributes};
@@ -27,6 +26,7 @@ use temporalio_protos::protos::temporal::api::query::v1::WorkflowQuery;
 use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::workflow_service_client::WorkflowServiceClient;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::*;
+use tokio::task::JoinHandle;
 
 pub type Svc = WorkflowServiceClient<Channel>;
 
@@ -238,7 +238,12 @@ impl Env {
         assert_eq!(server_panics(), 0, "a server thread panicked");
         assert!(self.server.server().is_some(), "the server is running");
         self.server.stop().await.expect("the server shuts down cleanly");
-        assert!(self.failures.is_empty(), "{} case(s) answered the wrong code or changed state:\n{}", self.failures.len(), self.failures.join("\n"));
+        assert!(
+            self.failures.is_empty(),
+            "{} case(s) answered the wrong code or changed state:\n{}",
+            self.failures.len(),
+            self.failures.join("\n")
+        );
     }
 
     // ---- fixtures (not recorded as cases; they must succeed) ----
@@ -249,21 +254,37 @@ impl Env {
     }
 
     pub async fn poll_workflow_task(&mut self, task_queue: &str) -> PollWorkflowTaskQueueResponse {
-        let poll = PollWorkflowTaskQueueRequest { namespace: NS.into(), task_queue: tq(task_queue), identity: "bad-input".into(), ..Default::default() };
+        let poll = PollWorkflowTaskQueueRequest {
+            namespace: NS.into(),
+            task_queue: tq(task_queue),
+            identity: "bad-input".into(),
+            ..Default::default()
+        };
         let r = self.svc().poll_workflow_task_queue(req(poll)).await.expect("fixture poll").into_inner();
         assert!(!r.task_token.is_empty(), "a workflow task was waiting on {task_queue}");
         r
     }
 
     pub async fn poll_activity_task(&mut self, task_queue: &str) -> PollActivityTaskQueueResponse {
-        let poll = PollActivityTaskQueueRequest { namespace: NS.into(), task_queue: tq(task_queue), identity: "bad-input".into(), ..Default::default() };
+        let poll = PollActivityTaskQueueRequest {
+            namespace: NS.into(),
+            task_queue: tq(task_queue),
+            identity: "bad-input".into(),
+            ..Default::default()
+        };
         let r = self.svc().poll_activity_task_queue(req(poll)).await.expect("fixture poll").into_inner();
         assert!(!r.task_token.is_empty(), "an activity task was waiting on {task_queue}");
         r
     }
 
     pub async fn complete_workflow_task(&mut self, token: &[u8], commands: Vec<Command>) {
-        let r = RespondWorkflowTaskCompletedRequest { namespace: NS.into(), task_token: token.to_vec(), commands, identity: "bad-input".into(), ..Default::default() };
+        let r = RespondWorkflowTaskCompletedRequest {
+            namespace: NS.into(),
+            task_token: token.to_vec(),
+            commands,
+            identity: "bad-input".into(),
+            ..Default::default()
+        };
         self.svc().respond_workflow_task_completed(req(r)).await.expect("fixture completion");
     }
 
@@ -314,7 +335,12 @@ impl Env {
         let mut events = Vec::new();
         let mut token = Vec::new();
         loop {
-            let r = GetWorkflowExecutionHistoryRequest { namespace: NS.into(), execution: exec(workflow_id, run_id), next_page_token: token, ..Default::default() };
+            let r = GetWorkflowExecutionHistoryRequest {
+                namespace: NS.into(),
+                execution: exec(workflow_id, run_id),
+                next_page_token: token,
+                ..Default::default()
+            };
             let page = self.svc().get_workflow_execution_history(req(r)).await.expect("history").into_inner();
             events.extend(page.history.map(|h| h.events).unwrap_or_default());
             if page.next_page_token.is_empty() {
@@ -361,7 +387,9 @@ impl Env {
         let d = DescribeWorkflowExecutionRequest { namespace: NS.into(), execution: exec(workflow_id, "") };
         match self.svc().describe_workflow_execution(req(d)).await {
             Err(e) if e.code() == Code::NotFound => {}
-            other => self.failures.push(format!("STATE CHANGED: workflow {workflow_id} must not exist, Describe answered {:?}", other.map(|_| ()))),
+            other => self
+                .failures
+                .push(format!("STATE CHANGED: workflow {workflow_id} must not exist, Describe answered {:?}", other.map(|_| ()))),
         }
     }
 }

@@ -18,9 +18,7 @@ pub const WAIT: Duration = Duration::from_secs(60);
 /// A raw SDK connection (GetSystemInfo is called while connecting).
 pub async fn connect(server: &TestServer) -> Connection {
     let url = Url::parse(&server.url()).expect("the server URL parses");
-    Connection::connect(ConnectionOptions::new(url).identity("hourglass-e2e").build())
-        .await
-        .expect("the SDK connects to hourglass")
+    Connection::connect(ConnectionOptions::new(url).identity("hourglass-e2e").build()).await.expect("the SDK connects to hourglass")
 }
 
 /// A namespace-bound SDK client.

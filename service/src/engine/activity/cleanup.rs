@@ -22,9 +22,7 @@ pub(super) fn drop_obsolete_timers(engine: &Engine, txn: &mut RunTxn, keep: Opti
     let shard = engine.shard_of_run(&txn.key);
     let key = &txn.key;
     let stored: Vec<(u64, Bytes)> = engine.node().read(shard, |s| {
-        s.run(key)
-            .map(|r| r.timer_ids().filter_map(|id| s.timer(id).map(|t| (id, t.payload().clone()))).collect())
-            .unwrap_or_default()
+        s.run(key).map(|r| r.timer_ids().filter_map(|id| s.timer(id).map(|t| (id, t.payload().clone()))).collect()).unwrap_or_default()
     })?;
     let obsolete: Vec<u64> = stored
         .into_iter()

@@ -13,8 +13,8 @@ use temporalio_protos::protos::temporal::api::common::v1::{Payload, Payloads};
 use temporalio_protos::protos::temporal::api::enums::v1::{TaskQueueKind, WorkflowTaskFailedCause as Cause};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::{
-    ActivityTaskCancelRequestedEventAttributes, ActivityTaskCanceledEventAttributes, ActivityTaskScheduledEventAttributes,
-    HistoryEvent, TimerCanceledEventAttributes, TimerStartedEventAttributes,
+    ActivityTaskCancelRequestedEventAttributes, ActivityTaskCanceledEventAttributes, ActivityTaskScheduledEventAttributes, HistoryEvent,
+    TimerCanceledEventAttributes, TimerStartedEventAttributes,
 };
 use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 
@@ -120,9 +120,11 @@ pub fn request_cancel_activity(
         Some((true, _)) => return Err(bad(format!("activity with ScheduledEventID {scheduled_event_id} is already cancel-requested"))),
         _ => {}
     }
-    let requested_event_id = txn.add_event(Attributes::ActivityTaskCancelRequestedEventAttributes(
-        ActivityTaskCancelRequestedEventAttributes { scheduled_event_id, workflow_task_completed_event_id },
-    ));
+    let requested_event_id =
+        txn.add_event(Attributes::ActivityTaskCancelRequestedEventAttributes(ActivityTaskCancelRequestedEventAttributes {
+            scheduled_event_id,
+            workflow_task_completed_event_id,
+        }));
     // Already finished (its outcome waits in the buffer): the request is only recorded.
     let Some((_, started)) = pending else { return Ok(()) };
     if started {
@@ -152,7 +154,11 @@ pub fn activity_canceled_before_start(events: &[HistoryEvent]) -> bool {
 }
 
 /// `StartTimer`: adds TimerStarted, records the timer and arms its durable timer.
-pub fn start_timer(txn: &mut RunTxn, attrs: StartTimerCommandAttributes, workflow_task_completed_event_id: i64) -> Result<(), CommandFailure> {
+pub fn start_timer(
+    txn: &mut RunTxn,
+    attrs: StartTimerCommandAttributes,
+    workflow_task_completed_event_id: i64,
+) -> Result<(), CommandFailure> {
     let bad = |m: String| refuse(Cause::BadStartTimerAttributes, m);
     let timer_id = attrs.timer_id;
     if timer_id.is_empty() {
@@ -173,17 +179,18 @@ pub fn start_timer(txn: &mut RunTxn, attrs: StartTimerCommandAttributes, workflo
     }));
     let fire_time_ms = txn.now_ms.saturating_add(fire_after_ms);
     txn.state.timers.push(TimerInfo { timer_id: timer_id.clone(), started_event_id, fire_time_ms });
-    txn.add_timer(
-        fire_time_ms,
-        TimerPayload { kind: TimerKind::UserTimer as i32, event_id: started_event_id, attempt: 0, timer_id },
-    );
+    txn.add_timer(fire_time_ms, TimerPayload { kind: TimerKind::UserTimer as i32, event_id: started_event_id, attempt: 0, timer_id });
     Ok(())
 }
 
 /// `CancelTimer`: adds TimerCanceled and forgets the timer (its durable timer is
 /// dropped when it comes due). A timer that fired while this workflow task ran is
 /// canceled too: its buffered TimerFired is discarded.
-pub fn cancel_timer(txn: &mut RunTxn, attrs: CancelTimerCommandAttributes, workflow_task_completed_event_id: i64) -> Result<(), CommandFailure> {
+pub fn cancel_timer(
+    txn: &mut RunTxn,
+    attrs: CancelTimerCommandAttributes,
+    workflow_task_completed_event_id: i64,
+) -> Result<(), CommandFailure> {
     let bad = |m: String| refuse(Cause::BadCancelTimerAttributes, m);
     let timer_id = attrs.timer_id;
     if timer_id.is_empty() {

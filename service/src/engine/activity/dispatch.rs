@@ -74,7 +74,8 @@ struct ScheduledEvent {
 }
 
 fn read_scheduled_event(engine: &Engine, shard: ShardId, run: &RunKey, scheduled_event_id: i64) -> Result<ScheduledEvent> {
-    let id = u64::try_from(scheduled_event_id).map_err(|_| ServiceError::Internal(format!("bad scheduled event id {scheduled_event_id}")))?;
+    let id =
+        u64::try_from(scheduled_event_id).map_err(|_| ServiceError::Internal(format!("bad scheduled event id {scheduled_event_id}")))?;
     let events = engine.node().read_history(shard, run, id, 1)?;
     let missing = || ServiceError::Internal(format!("ActivityTaskScheduled event {scheduled_event_id} of {run:?} is missing"));
     let (_, raw) = events.into_iter().find(|(event_id, _)| *event_id == id).ok_or_else(missing)?;

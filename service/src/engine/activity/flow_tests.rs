@@ -91,7 +91,10 @@ impl Kit {
 
 fn target(run: &RunKey, token: &[u8]) -> ActivityTarget {
     let t = TaskToken::decode_token(token).unwrap();
-    ActivityTarget { run: run.clone(), selector: ActivitySelector::Attempt { scheduled_event_id: t.scheduled_event_id, attempt: t.attempt } }
+    ActivityTarget {
+        run: run.clone(),
+        selector: ActivitySelector::Attempt { scheduled_event_id: t.scheduled_event_id, attempt: t.attempt },
+    }
 }
 
 fn payloads(s: &str) -> Payloads {

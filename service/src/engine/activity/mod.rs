@@ -58,9 +58,7 @@ pub struct ActivityTarget {
 /// `NotFound` for an activity that is not (or no longer) pending in this attempt;
 /// the message is Temporal's (`consts.ErrActivityTaskNotFound`).
 pub(crate) fn activity_not_found() -> crate::error::ServiceError {
-    crate::error::ServiceError::NotFound(
-        "invalid activityID or activity already timed out or invoking workflow is completed".into(),
-    )
+    crate::error::ServiceError::NotFound("invalid activityID or activity already timed out or invoking workflow is completed".into())
 }
 
 /// `NotFound` for a closed run (`consts.ErrWorkflowCompleted`).

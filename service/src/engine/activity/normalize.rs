@@ -193,7 +193,8 @@ mod tests {
         assert!(reject(&|a| a.start_to_close_timeout = None).starts_with("a valid StartToCloseTimeout"));
         assert!(reject(&|a| a.heartbeat_timeout = Some(prost_wkt_types::Duration { seconds: -1, nanos: 0 })).contains("HeartbeatTimeout"));
         assert!(reject(&|a| a.activity_id = "x".repeat(ID_BYTES_MAX + 1)).contains("length limit"));
-        assert!(reject(&|a| a.retry_policy = Some(RetryPolicy { backoff_coefficient: 0.5, ..Default::default() })).contains("BackoffCoefficient"));
+        assert!(reject(&|a| a.retry_policy = Some(RetryPolicy { backoff_coefficient: 0.5, ..Default::default() }))
+            .contains("BackoffCoefficient"));
         assert!(reject(&|a| a.task_queue = Some(TaskQueue { name: "/_sys/x".into(), ..Default::default() })).contains("reserved"));
     }
 }

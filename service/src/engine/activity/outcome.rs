@@ -189,9 +189,7 @@ async fn update<T>(
 /// when required, its attempt is running).
 pub(super) fn locate(state: &ExecutionState, selector: &ActivitySelector, require_started: bool) -> Result<i64> {
     let ai = match selector {
-        ActivitySelector::Attempt { scheduled_event_id, attempt } => {
-            state.activity(*scheduled_event_id).filter(|a| a.attempt == *attempt)
-        }
+        ActivitySelector::Attempt { scheduled_event_id, attempt } => state.activity(*scheduled_event_id).filter(|a| a.attempt == *attempt),
         ActivitySelector::ActivityId(id) => state.activities.iter().find(|a| &a.activity_id == id),
     }
     .ok_or_else(activity_not_found)?;

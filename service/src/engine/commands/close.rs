@@ -4,8 +4,8 @@
 
 use prost::Message;
 use temporalio_protos::protos::temporal::api::command::v1::{
-    CancelWorkflowExecutionCommandAttributes, CompleteWorkflowExecutionCommandAttributes,
-    ContinueAsNewWorkflowExecutionCommandAttributes, FailWorkflowExecutionCommandAttributes,
+    CancelWorkflowExecutionCommandAttributes, CompleteWorkflowExecutionCommandAttributes, ContinueAsNewWorkflowExecutionCommandAttributes,
+    FailWorkflowExecutionCommandAttributes,
 };
 use temporalio_protos::protos::temporal::api::enums::v1::{CommandType, RetryState, WorkflowExecutionStatus, WorkflowTaskFailedCause};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
@@ -43,10 +43,20 @@ pub(crate) fn close_run(txn: &mut RunTxn, status: WorkflowExecutionStatus, close
     lifecycle::on_run_closed(txn);
 }
 
-pub(super) fn complete(txn: &mut RunTxn, attrs: CompleteWorkflowExecutionCommandAttributes, wftc: i64, blob_max: usize) -> Result<(), Refusal> {
+pub(super) fn complete(
+    txn: &mut RunTxn,
+    attrs: CompleteWorkflowExecutionCommandAttributes,
+    wftc: i64,
+    blob_max: usize,
+) -> Result<(), Refusal> {
     unhandled_check(txn)?;
     let size = attrs.result.as_ref().map_or(0, Message::encoded_len);
-    size_check(size, blob_max, WorkflowTaskFailedCause::BadCompleteWorkflowExecutionAttributes, "CompleteWorkflowExecutionCommandAttributes.Result")?;
+    size_check(
+        size,
+        blob_max,
+        WorkflowTaskFailedCause::BadCompleteWorkflowExecutionAttributes,
+        "CompleteWorkflowExecutionCommandAttributes.Result",
+    )?;
     let id = txn.add_event(Attributes::WorkflowExecutionCompletedEventAttributes(WorkflowExecutionCompletedEventAttributes {
         result: attrs.result,
         workflow_task_completed_event_id: wftc,
@@ -76,7 +86,12 @@ pub(super) fn fail(txn: &mut RunTxn, attrs: FailWorkflowExecutionCommandAttribut
 pub(super) fn cancel(txn: &mut RunTxn, attrs: CancelWorkflowExecutionCommandAttributes, wftc: i64, blob_max: usize) -> Result<(), Refusal> {
     unhandled_check(txn)?;
     let size = attrs.details.as_ref().map_or(0, Message::encoded_len);
-    size_check(size, blob_max, WorkflowTaskFailedCause::BadCancelWorkflowExecutionAttributes, "CancelWorkflowExecutionCommandAttributes.Details")?;
+    size_check(
+        size,
+        blob_max,
+        WorkflowTaskFailedCause::BadCancelWorkflowExecutionAttributes,
+        "CancelWorkflowExecutionCommandAttributes.Details",
+    )?;
     let id = txn.add_event(Attributes::WorkflowExecutionCanceledEventAttributes(WorkflowExecutionCanceledEventAttributes {
         workflow_task_completed_event_id: wftc,
         details: attrs.details,

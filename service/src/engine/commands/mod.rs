@@ -26,7 +26,9 @@ use temporalio_protos::protos::temporal::api::history::v1::history_event::Attrib
 use temporalio_protos::protos::temporal::api::history::v1::{
     WorkflowExecutionTerminatedEventAttributes, WorkflowTaskCompletedEventAttributes, WorkflowTaskFailedEventAttributes,
 };
-use temporalio_protos::protos::temporal::api::workflowservice::v1::{RespondWorkflowTaskCompletedRequest, RespondWorkflowTaskCompletedResponse};
+use temporalio_protos::protos::temporal::api::workflowservice::v1::{
+    RespondWorkflowTaskCompletedRequest, RespondWorkflowTaskCompletedResponse,
+};
 
 use super::state::WorkflowTaskInfo;
 use super::token::TaskToken;
@@ -174,7 +176,13 @@ fn apply_one(engine: &Engine, txn: &mut RunTxn, kind: CommandType, attrs: Option
 }
 
 /// Ends the task after its commands applied: buffered events, the next task, commit.
-async fn finish(engine: &Engine, mut txn: RunTxn, applied: Applied, wt: &WorkflowTaskInfo, req: &RespondWorkflowTaskCompletedRequest) -> Result<()> {
+async fn finish(
+    engine: &Engine,
+    mut txn: RunTxn,
+    applied: Applied,
+    wt: &WorkflowTaskInfo,
+    req: &RespondWorkflowTaskCompletedRequest,
+) -> Result<()> {
     let run = txn.key.clone();
     let open = !applied.closed && applied.new_run.is_none() && txn.state.is_open();
     let flushed = if open {

@@ -77,7 +77,12 @@ pub(super) fn upsert_search_attributes(
     Ok(())
 }
 
-pub(super) fn modify_properties(txn: &mut RunTxn, attrs: ModifyWorkflowPropertiesCommandAttributes, wftc: i64, blob_max: usize) -> Result<(), Refusal> {
+pub(super) fn modify_properties(
+    txn: &mut RunTxn,
+    attrs: ModifyWorkflowPropertiesCommandAttributes,
+    wftc: i64,
+    blob_max: usize,
+) -> Result<(), Refusal> {
     let cause = WorkflowTaskFailedCause::BadModifyWorkflowPropertiesAttributes;
     let Some(upserted) = attrs.upserted_memo else {
         return Err(refuse(cause, "UpsertedMemo is not set on command."));
@@ -122,7 +127,11 @@ mod tests {
     use super::*;
 
     fn payload(encoding: &str, data: &str) -> Payload {
-        Payload { metadata: HashMap::from([("encoding".to_string(), encoding.as_bytes().to_vec())]), data: data.as_bytes().to_vec(), ..Default::default() }
+        Payload {
+            metadata: HashMap::from([("encoding".to_string(), encoding.as_bytes().to_vec())]),
+            data: data.as_bytes().to_vec(),
+            ..Default::default()
+        }
     }
 
     #[test]

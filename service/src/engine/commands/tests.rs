@@ -6,7 +6,9 @@ use std::collections::HashMap;
 
 use temporalio_protos::protos::temporal::api::command::v1::*;
 use temporalio_protos::protos::temporal::api::common::v1::{MeteringMetadata, Payload, Payloads, WorkerVersionStamp};
-use temporalio_protos::protos::temporal::api::enums::v1::{CommandType, EventType, RetryState, WorkflowExecutionStatus, WorkflowTaskFailedCause};
+use temporalio_protos::protos::temporal::api::enums::v1::{
+    CommandType, EventType, RetryState, WorkflowExecutionStatus, WorkflowTaskFailedCause,
+};
 use temporalio_protos::protos::temporal::api::failure::v1::{failure::FailureInfo, Failure};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::protocol::v1::Message as ProtocolMessage;
@@ -31,7 +33,11 @@ fn complete_cmd() -> Command {
 }
 
 fn marker_cmd(name: &str) -> Command {
-    let a = RecordMarkerCommandAttributes { marker_name: name.into(), details: HashMap::from([("result".to_string(), payloads("1"))]), ..Default::default() };
+    let a = RecordMarkerCommandAttributes {
+        marker_name: name.into(),
+        details: HashMap::from([("result".to_string(), payloads("1"))]),
+        ..Default::default()
+    };
     cmd(CommandType::RecordMarker, Cmd::RecordMarkerCommandAttributes(a))
 }
 
@@ -55,11 +61,18 @@ fn completion(resp: &PollWorkflowTaskQueueResponse, commands: Vec<Command>) -> R
     }
 }
 
-async fn complete(e: &Engine, resp: &PollWorkflowTaskQueueResponse, commands: Vec<Command>) -> Result<RespondWorkflowTaskCompletedResponse> {
+async fn complete(
+    e: &Engine,
+    resp: &PollWorkflowTaskQueueResponse,
+    commands: Vec<Command>,
+) -> Result<RespondWorkflowTaskCompletedResponse> {
     complete_workflow_task(e, &token_of(resp), completion(resp, commands)).await
 }
 
-fn failed_attrs(events: &[temporalio_protos::protos::temporal::api::history::v1::HistoryEvent], i: usize) -> WorkflowTaskFailedEventAttributes {
+fn failed_attrs(
+    events: &[temporalio_protos::protos::temporal::api::history::v1::HistoryEvent],
+    i: usize,
+) -> WorkflowTaskFailedEventAttributes {
     match &events[i].attributes {
         Some(Attributes::WorkflowTaskFailedEventAttributes(a)) => a.clone(),
         other => panic!("event {} is not WorkflowTaskFailed: {other:?}", i + 1),
@@ -74,7 +87,10 @@ fn command_sequences_end_with_their_terminal_command() {
     assert!(command_sequence(&[timer.clone(), marker_cmd("m"), complete_cmd()]).is_ok());
     assert!(command_sequence(&[]).is_ok());
     let Err(ServiceError::InvalidArgument(m)) = command_sequence(&[complete_cmd(), timer]) else { panic!() };
-    assert_eq!(m, "invalid command sequence: [CompleteWorkflowExecution, StartTimer], command CompleteWorkflowExecution must be the last command.");
+    assert_eq!(
+        m,
+        "invalid command sequence: [CompleteWorkflowExecution, StartTimer], command CompleteWorkflowExecution must be the last command."
+    );
     let unknown = Command { command_type: 99, ..Default::default() };
     let Err(ServiceError::InvalidArgument(m)) = command_sequence(&[unknown]) else { panic!() };
     assert_eq!(m, "unknown command type: 99");
@@ -153,13 +169,18 @@ async fn fail_and_cancel_close_the_run() {
     complete(e, &resp, vec![cmd(CommandType::FailWorkflowExecution, Cmd::FailWorkflowExecutionCommandAttributes(fail_cmd))]).await.unwrap();
     let events = history(e, &run);
     let Some(Attributes::WorkflowExecutionFailedEventAttributes(f)) = &events[4].attributes else { panic!() };
-    assert_eq!((f.failure.clone(), f.retry_state, f.workflow_task_completed_event_id), (Some(failure), RetryState::RetryPolicyNotSet as i32, 4));
+    assert_eq!(
+        (f.failure.clone(), f.retry_state, f.workflow_task_completed_event_id),
+        (Some(failure), RetryState::RetryPolicyNotSet as i32, 4)
+    );
     assert_eq!(state(e, &run).status, WorkflowExecutionStatus::Failed as i32);
 
     let run = start_run(e, "wf-cancel").await;
     let resp = poll(e).await;
     let cancel = CancelWorkflowExecutionCommandAttributes { details: None };
-    complete(e, &resp, vec![cmd(CommandType::CancelWorkflowExecution, Cmd::CancelWorkflowExecutionCommandAttributes(cancel))]).await.unwrap();
+    complete(e, &resp, vec![cmd(CommandType::CancelWorkflowExecution, Cmd::CancelWorkflowExecutionCommandAttributes(cancel))])
+        .await
+        .unwrap();
     let events = history(e, &run);
     let Some(Attributes::WorkflowExecutionCanceledEventAttributes(c)) = &events[4].attributes else { panic!() };
     assert_eq!(c.workflow_task_completed_event_id, 4);
@@ -178,7 +199,10 @@ async fn closing_over_unseen_events_is_an_unhandled_command() {
     assert_eq!(tonic::Status::from(ServiceError::UnhandledCommand).message(), "UnhandledCommand");
 
     let events = history(e, &run);
-    assert_eq!(types(&events[3..]), [EventType::WorkflowTaskFailed, EventType::WorkflowExecutionSignaled, EventType::WorkflowTaskScheduled]);
+    assert_eq!(
+        types(&events[3..]),
+        [EventType::WorkflowTaskFailed, EventType::WorkflowExecutionSignaled, EventType::WorkflowTaskScheduled]
+    );
     let failed = failed_attrs(&events, 3);
     assert_eq!((failed.cause, failed.identity.as_str()), (WorkflowTaskFailedCause::UnhandledCommand as i32, IDENTITY));
     assert_eq!(failed.failure.unwrap().message, "UnhandledCommand");
@@ -201,7 +225,12 @@ async fn buffered_events_follow_the_command_events_and_need_a_new_task() {
     let events = history(e, &run);
     assert_eq!(
         types(&events[3..]),
-        [EventType::WorkflowTaskCompleted, EventType::MarkerRecorded, EventType::WorkflowExecutionSignaled, EventType::WorkflowTaskScheduled]
+        [
+            EventType::WorkflowTaskCompleted,
+            EventType::MarkerRecorded,
+            EventType::WorkflowExecutionSignaled,
+            EventType::WorkflowTaskScheduled
+        ]
     );
     let Some(Attributes::WorkflowTaskScheduledEventAttributes(s)) = &events[6].attributes else { panic!() };
     assert_eq!(s.attempt, 1);
@@ -272,9 +301,16 @@ async fn mismatched_attributes_updates_and_unsupported_commands_fail_the_task() 
             vec![],
             WorkflowTaskFailedCause::BadCompleteWorkflowExecutionAttributes,
         ),
-        (vec![], vec![ProtocolMessage { protocol_instance_id: "u1".into(), ..Default::default() }], WorkflowTaskFailedCause::BadUpdateWorkflowExecutionMessage),
         (
-            vec![cmd(CommandType::SignalExternalWorkflowExecution, Cmd::SignalExternalWorkflowExecutionCommandAttributes(Default::default()))],
+            vec![],
+            vec![ProtocolMessage { protocol_instance_id: "u1".into(), ..Default::default() }],
+            WorkflowTaskFailedCause::BadUpdateWorkflowExecutionMessage,
+        ),
+        (
+            vec![cmd(
+                CommandType::SignalExternalWorkflowExecution,
+                Cmd::SignalExternalWorkflowExecutionCommandAttributes(Default::default()),
+            )],
             vec![],
             WorkflowTaskFailedCause::FeatureDisabled,
         ),
@@ -304,7 +340,9 @@ async fn search_attributes_and_memo_are_stored() {
         }),
     };
     let memo = ModifyWorkflowPropertiesCommandAttributes {
-        upserted_memo: Some(temporalio_protos::protos::temporal::api::common::v1::Memo { fields: HashMap::from([("note".to_string(), sa.clone())]) }),
+        upserted_memo: Some(temporalio_protos::protos::temporal::api::common::v1::Memo {
+            fields: HashMap::from([("note".to_string(), sa.clone())]),
+        }),
     };
     complete(
         e,

@@ -115,7 +115,10 @@ pub fn with_default_cause(failure: CommandFailure, command_type: CommandType) ->
 /// A command whose attributes are missing or of another command type.
 pub fn attributes_not_set(command_type: CommandType) -> CommandFailure {
     let name = format!("{command_type:?}");
-    CommandFailure { cause: bad_attributes_cause(command_type) as i32, message: format!("{name}CommandAttributes is not set on {name}Command.") }
+    CommandFailure {
+        cause: bad_attributes_cause(command_type) as i32,
+        message: format!("{name}CommandAttributes is not set on {name}Command."),
+    }
 }
 
 /// A command this server does not carry out (yet).

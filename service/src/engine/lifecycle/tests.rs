@@ -13,15 +13,13 @@ use temporalio_protos::protos::temporal::api::command::v1::{
 };
 use temporalio_protos::protos::temporal::api::common::v1::{Payload, Payloads, WorkflowType};
 use temporalio_protos::protos::temporal::api::enums::v1::{
-    CommandType, ContinueAsNewInitiator, EventType, RetryState, WorkflowExecutionStatus, WorkflowIdConflictPolicy,
-    WorkflowIdReusePolicy, WorkflowTaskFailedCause,
+    CommandType, ContinueAsNewInitiator, EventType, RetryState, WorkflowExecutionStatus, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+    WorkflowTaskFailedCause,
 };
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::HistoryEvent;
 use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
-use temporalio_protos::protos::temporal::api::workflowservice::v1::{
-    PollWorkflowTaskQueueResponse, RespondWorkflowTaskCompletedRequest,
-};
+use temporalio_protos::protos::temporal::api::workflowservice::v1::{PollWorkflowTaskQueueResponse, RespondWorkflowTaskCompletedRequest};
 use tokio::task::JoinHandle;
 
 use crate::engine::external::{self, SignalSpec};
@@ -122,9 +120,9 @@ async fn complete(engine: &Engine, task: &PollWorkflowTaskQueueResponse, command
 fn complete_command(result: &str) -> Command {
     Command {
         command_type: CommandType::CompleteWorkflowExecution as i32,
-        attributes: Some(command::Attributes::CompleteWorkflowExecutionCommandAttributes(
-            CompleteWorkflowExecutionCommandAttributes { result: payloads(result) },
-        )),
+        attributes: Some(command::Attributes::CompleteWorkflowExecutionCommandAttributes(CompleteWorkflowExecutionCommandAttributes {
+            result: payloads(result),
+        })),
         ..Default::default()
     }
 }
@@ -184,12 +182,8 @@ async fn start_is_idempotent_and_applies_the_policies() {
     // Reuse policies on a closed run.
     external::terminate_workflow(e, NS, "wf", "", "", "done".into(), None, "me".into()).await.unwrap();
     let reject = Policies::resolve(WorkflowIdReusePolicy::RejectDuplicate as i32, 0, WorkflowIdConflictPolicy::Fail).unwrap();
-    assert!(matches!(
-        start::start_workflow(e, NS, "wf", spec(TQ), reject).await,
-        Err(ServiceError::WorkflowAlreadyStarted { .. })
-    ));
-    let failed_only =
-        Policies::resolve(WorkflowIdReusePolicy::AllowDuplicateFailedOnly as i32, 0, WorkflowIdConflictPolicy::Fail).unwrap();
+    assert!(matches!(start::start_workflow(e, NS, "wf", spec(TQ), reject).await, Err(ServiceError::WorkflowAlreadyStarted { .. })));
+    let failed_only = Policies::resolve(WorkflowIdReusePolicy::AllowDuplicateFailedOnly as i32, 0, WorkflowIdConflictPolicy::Fail).unwrap();
     let third = start::start_workflow(e, NS, "wf", spec(TQ), failed_only).await.unwrap();
     assert!(third.started, "a terminated run counts as failed");
 }
@@ -203,7 +197,7 @@ async fn signals_follow_the_buffering_rule_and_dedupe() {
     let signal = |rid: &str| SignalSpec { signal_name: "s".into(), identity: "c".into(), request_id: rid.into(), ..Default::default() };
     external::signal_workflow(e, NS, "sig", "", signal("r1")).await.unwrap();
     external::signal_workflow(e, NS, "sig", "", signal("r1")).await.unwrap(); // duplicate
-    // A workflow task is in flight: the signal waits in the buffer.
+                                                                              // A workflow task is in flight: the signal waits in the buffer.
     assert_eq!(types(e, &run).len(), 3);
     assert_eq!(e.load_existing(&run).unwrap().state.buffered_events.len(), 1);
     complete(e, &task, vec![]).await;
@@ -451,7 +445,10 @@ async fn continue_as_new_chains_runs() {
     assert_eq!(started.original_execution_run_id, second.run_id);
     assert_eq!(started.initiator, ContinueAsNewInitiator::Workflow as i32);
     assert_eq!(started.input, payloads("2"));
-    assert_eq!(started.workflow_execution_expiration_time, history::started_attributes(e, &first).unwrap().workflow_execution_expiration_time);
+    assert_eq!(
+        started.workflow_execution_expiration_time,
+        history::started_attributes(e, &first).unwrap().workflow_execution_expiration_time
+    );
     assert_eq!(types(e, &second), vec![EventType::WorkflowExecutionStarted, EventType::WorkflowTaskScheduled]);
     // The result waiter on the old run gets the ContinuedAsNew event.
     let mut close = history_req(&first);
@@ -466,15 +463,13 @@ async fn continue_as_new_chains_runs() {
 fn start_child_command(workflow_id: &str) -> Command {
     Command {
         command_type: CommandType::StartChildWorkflowExecution as i32,
-        attributes: Some(command::Attributes::StartChildWorkflowExecutionCommandAttributes(
-            StartChildWorkflowExecutionCommandAttributes {
-                workflow_id: workflow_id.into(),
-                workflow_type: Some(WorkflowType { name: "Child".into() }),
-                task_queue: Some(TaskQueue { name: "tq-child".into(), ..Default::default() }),
-                input: payloads("in"),
-                ..Default::default()
-            },
-        )),
+        attributes: Some(command::Attributes::StartChildWorkflowExecutionCommandAttributes(StartChildWorkflowExecutionCommandAttributes {
+            workflow_id: workflow_id.into(),
+            workflow_type: Some(WorkflowType { name: "Child".into() }),
+            task_queue: Some(TaskQueue { name: "tq-child".into(), ..Default::default() }),
+            input: payloads("in"),
+            ..Default::default()
+        })),
         ..Default::default()
     }
 }
@@ -506,10 +501,7 @@ async fn children_start_report_back_and_follow_the_parent_close_policy() {
     let child_run = child_task.workflow_execution.clone().unwrap().run_id;
     let done = key(&child_task.workflow_execution.as_ref().unwrap().workflow_id, &child_run);
     complete(e, &child_task, vec![complete_command("out")]).await;
-    eventually("the parent records the child's result", || {
-        types(e, &parent).contains(&EventType::ChildWorkflowExecutionCompleted)
-    })
-    .await;
+    eventually("the parent records the child's result", || types(e, &parent).contains(&EventType::ChildWorkflowExecutionCompleted)).await;
     let ev = events(e, &parent);
     let completed = ev.iter().find(|x| x.event_type == EventType::ChildWorkflowExecutionCompleted as i32).unwrap();
     match &completed.attributes {

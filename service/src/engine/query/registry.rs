@@ -336,7 +336,8 @@ mod tests {
         let reg = QueryRegistry::default();
         let mut ticket = reg.register(&run(), query("q"), queue(), false).unwrap();
         reg.attach(&run(), 3);
-        let failed = WorkflowQueryResult { result_type: QueryResultType::Failed as i32, error_message: "boom".into(), ..Default::default() };
+        let failed =
+            WorkflowQueryResult { result_type: QueryResultType::Failed as i32, error_message: "boom".into(), ..Default::default() };
         let results = HashMap::from([(ticket.id().to_string(), failed.clone())]);
         reg.answer_attached(&run(), 99, &results);
         assert_eq!(reg.pending_count(&run()), 1, "an answer for another task is ignored");
@@ -373,8 +374,14 @@ mod tests {
 
     #[test]
     fn outcomes_from_worker_results() {
-        assert_eq!(QueryOutcome::from_result(QueryResultType::Failed as i32, None, "", Some("from failure")), Some(QueryOutcome::Failed("from failure".into())));
-        assert_eq!(QueryOutcome::from_result(QueryResultType::Failed as i32, None, "msg", Some("other")), Some(QueryOutcome::Failed("msg".into())));
+        assert_eq!(
+            QueryOutcome::from_result(QueryResultType::Failed as i32, None, "", Some("from failure")),
+            Some(QueryOutcome::Failed("from failure".into()))
+        );
+        assert_eq!(
+            QueryOutcome::from_result(QueryResultType::Failed as i32, None, "msg", Some("other")),
+            Some(QueryOutcome::Failed("msg".into()))
+        );
         assert_eq!(QueryOutcome::from_result(0, None, "", None), None);
     }
 }

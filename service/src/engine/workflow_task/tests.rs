@@ -140,7 +140,10 @@ async fn events_buffered_during_a_task_follow_its_failure() {
     assert_eq!(history(e, &run).len(), 3, "buffered while the task is started");
     fail(e, &token_of(&resp), fail_request("boom")).await.unwrap();
     let events = history(e, &run);
-    assert_eq!(types(&events[3..]), [EventType::WorkflowTaskFailed, EventType::WorkflowExecutionSignaled, EventType::WorkflowTaskScheduled]);
+    assert_eq!(
+        types(&events[3..]),
+        [EventType::WorkflowTaskFailed, EventType::WorkflowExecutionSignaled, EventType::WorkflowTaskScheduled]
+    );
     assert!(state(e, &run).buffered_events.is_empty());
 }
 
@@ -154,7 +157,10 @@ async fn a_timed_out_task_is_retried_and_stale_timeouts_change_nothing() {
     let events = history(e, &run);
     assert_eq!(types(&events[3..]), [EventType::WorkflowTaskTimedOut, EventType::WorkflowTaskScheduled]);
     let Some(Attributes::WorkflowTaskTimedOutEventAttributes(timed_out)) = &events[3].attributes else { panic!() };
-    assert_eq!((timed_out.scheduled_event_id, timed_out.started_event_id, timed_out.timeout_type), (2, 3, TimeoutType::StartToClose as i32));
+    assert_eq!(
+        (timed_out.scheduled_event_id, timed_out.started_event_id, timed_out.timeout_type),
+        (2, 3, TimeoutType::StartToClose as i32)
+    );
     assert_eq!(state(e, &run).workflow_task_attempt, 2);
     assert_eq!(e.node().read(0, |s| s.timer_count()).unwrap(), 0);
 
@@ -178,7 +184,8 @@ fn tokens_must_name_the_started_task() {
         workflow_task: Some(WorkflowTaskInfo { scheduled_event_id: 2, started_event_id: 3, attempt: 1, ..Default::default() }),
         ..Default::default()
     };
-    let token = TaskToken { kind: TaskKind::WorkflowTask as i32, scheduled_event_id: 2, started_event_id: 3, attempt: 1, ..Default::default() };
+    let token =
+        TaskToken { kind: TaskKind::WorkflowTask as i32, scheduled_event_id: 2, started_event_id: 3, attempt: 1, ..Default::default() };
     assert!(current_task(&st, &token).is_ok());
     for stale in [
         TaskToken { attempt: 2, ..token.clone() },

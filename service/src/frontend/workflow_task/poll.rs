@@ -70,7 +70,12 @@ impl Frontend {
 }
 
 /// Waits for work on `queue` until `deadline`; `None` when there was none.
-async fn poll_until(engine: &Engine, queue: &QueueKey, poller: &Poller, deadline: Instant) -> Result<Option<PollWorkflowTaskQueueResponse>, ServiceError> {
+async fn poll_until(
+    engine: &Engine,
+    queue: &QueueKey,
+    poller: &Poller,
+    deadline: Instant,
+) -> Result<Option<PollWorkflowTaskQueueResponse>, ServiceError> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -97,7 +102,11 @@ async fn poll_until(engine: &Engine, queue: &QueueKey, poller: &Poller, deadline
                 }
                 Err(e) => {
                     tracing::error!(run = ?task.run, error = %e, "building a query task failed; the query fails");
-                    engine.queries().answer(&task.run, &task.query_id, QueryOutcome::Failed(format!("the query could not be dispatched: {e}")));
+                    engine.queries().answer(
+                        &task.run,
+                        &task.query_id,
+                        QueryOutcome::Failed(format!("the query could not be dispatched: {e}")),
+                    );
                 }
             },
         }

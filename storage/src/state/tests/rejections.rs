@@ -15,13 +15,7 @@ fn create_run_rejects_a_second_open_run_and_an_existing_run() {
 fn ops_on_missing_runs_are_rejected() {
     let mut h = Harness::new();
     let r = run("w", "nope");
-    let ops = [
-        append(&r, 1, 1),
-        Op::SetState { run: r.clone(), state: b("x") },
-        close(&r),
-        enqueue(&queue("q"), &r),
-        add_timer(&r, 1),
-    ];
+    let ops = [append(&r, 1, 1), Op::SetState { run: r.clone(), state: b("x") }, close(&r), enqueue(&queue("q"), &r), add_timer(&r, 1)];
     for op in ops {
         assert_eq!(h.reject(10, vec![op]), (0, OpError::RunNotFound));
     }

@@ -79,8 +79,7 @@ fn only_successful_transitions_sweep() {
 
 #[test]
 fn the_sweep_is_bounded_and_oldest_first() {
-    let mut h =
-        Harness::with(ShardConfig { closed_run_retention_ms: 10, retention_sweep_max: 2, ..Default::default() });
+    let mut h = Harness::with(ShardConfig { closed_run_retention_ms: 10, retention_sweep_max: 2, ..Default::default() });
     let runs: Vec<RunKey> = (0..5).map(|i| run(&format!("w{i}"), "r")).collect();
     h.ok(1, runs.iter().map(create).collect());
     for (i, r) in runs.iter().enumerate().rev() {
@@ -109,8 +108,7 @@ fn time_going_backwards_drops_nothing_early() {
 
 #[test]
 fn negative_retention_acts_as_zero() {
-    let mut h =
-        Harness::with(ShardConfig { closed_run_retention_ms: -50, dedupe_retention_ms: -1, ..Default::default() });
+    let mut h = Harness::with(ShardConfig { closed_run_retention_ms: -50, dedupe_retention_ms: -1, ..Default::default() });
     let r = run("w", "r1");
     h.apply_t(&Transition { time_ms: 5, dedupe: dedupe("d", "x"), ops: vec![create(&r), close(&r)] }).unwrap();
     assert_eq!((h.state.run_count(), h.state.dedupe_count()), (0, 0));

@@ -29,10 +29,7 @@ fn restore_of_a_snapshot_is_the_same_state() {
 #[test]
 fn a_restored_state_goes_on_exactly_like_the_original() {
     let mut a = rich();
-    let mut b = Harness {
-        state: ShardState::restore(7, a.state.config().clone(), a.state.snapshot()).unwrap(),
-        index: a.index,
-    };
+    let mut b = Harness { state: ShardState::restore(7, a.state.config().clone(), a.state.snapshot()).unwrap(), index: a.index };
     let (r2, r3) = (run("w1", "b"), run("w2", "a"));
     for h in [&mut a, &mut b] {
         assert_eq!(h.ok(2000, vec![enqueue(&queue("q3"), &r2), add_timer(&r3, 1), close(&r3)]), done(&[4], &[4]));
@@ -121,8 +118,7 @@ fn invalid_what(result: Result<ShardState, DecodeError>) -> &'static str {
 
 #[test]
 fn a_hand_built_snapshot_restores() {
-    let state =
-        Snap::new(1, 1, 2).run("a", OPEN, &[(2, 0), (1, 8)]).run("b", CLOSED, &[]).raw(no_lists).restore().unwrap();
+    let state = Snap::new(1, 1, 2).run("a", OPEN, &[(2, 0), (1, 8)]).run("b", CLOSED, &[]).raw(no_lists).restore().unwrap();
     assert_eq!(state.run(&run("a", "r")).unwrap().next_event_id(), 4);
     assert_eq!(state.current_run(&wf("b")), None);
 }

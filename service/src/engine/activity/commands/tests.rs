@@ -3,9 +3,7 @@
 
 use hourglass_storage::state::{Op, RunKey};
 use temporalio_protos::protos::temporal::api::common::v1::{ActivityType, Header, Payloads, Priority, RetryPolicy};
-use temporalio_protos::protos::temporal::api::history::v1::{
-    TimerFiredEventAttributes, WorkflowTaskCompletedEventAttributes,
-};
+use temporalio_protos::protos::temporal::api::history::v1::{TimerFiredEventAttributes, WorkflowTaskCompletedEventAttributes};
 
 use super::*;
 use crate::engine::state::{ExecutionState, WorkflowTaskInfo};
@@ -109,10 +107,7 @@ fn schedule_activity_arms_schedule_timeouts_and_defaults_the_queue() {
     assert_eq!(txn.state.activity(5).unwrap().task_queue, "tq-cap");
     let timers = added_timers(txn);
     let kinds: Vec<_> = timers.iter().map(|(due, t)| (*due - NOW, t.kind, t.event_id, t.attempt)).collect();
-    assert_eq!(
-        kinds,
-        [(3_000, TimerKind::ActivityScheduleToStart as i32, 5, 1), (3_000, TimerKind::ActivityScheduleToClose as i32, 5, 1)]
-    );
+    assert_eq!(kinds, [(3_000, TimerKind::ActivityScheduleToStart as i32, 5, 1), (3_000, TimerKind::ActivityScheduleToClose as i32, 5, 1)]);
 }
 
 #[test]
