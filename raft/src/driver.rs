@@ -16,14 +16,14 @@ use hourglass_storage::records::{RecordKind, ShardId};
 use hourglass_storage::state::{Applied, ShardState, Transition};
 use parking_lot::RwLock;
 use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message};
-use raft::RawNode;
 use raft::Storage;
+use raft::{RawNode, StateRole};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{RaftError, Result};
 use crate::log_storage::{entry_to_record, ShardLog};
 use crate::snapshot::{SnapshotDir, SnapshotFile};
-use crate::status::ShardStatus;
+use crate::status::{Leadership, ShardStatus};
 use crate::transport::Transport;
 
 pub(crate) type Reply = oneshot::Sender<Result<Applied>>;
@@ -31,8 +31,14 @@ pub(crate) type Reply = oneshot::Sender<Result<Applied>>;
 pub(crate) enum ShardMsg {
     Propose {
         data: Vec<u8>,
+        /// Refuse (`NotLeader`) unless this node leads in exactly this term: work
+        /// begun under one term never lands under the next.
+        term: Option<u64>,
         reply: Reply,
     },
+    /// Ends this node's current term as leader and starts a new one (a leader change
+    /// as seen by everything above Raft). Single-member groups only, for now.
+    StepDown(oneshot::Sender<Result<()>>),
     Step(Box<Message>),
     /// Snapshot now (if anything was applied since the last one) and rewrite the hard
     /// and conf state records, so older segments stop holding this shard's Raft state.
@@ -144,7 +150,10 @@ impl Driver {
 
     async fn handle(&mut self, msg: ShardMsg) -> Result<bool> {
         match msg {
-            ShardMsg::Propose { data, reply } => self.propose(data, reply),
+            ShardMsg::Propose { data, term, reply } => self.propose(data, term, reply),
+            ShardMsg::StepDown(reply) => {
+                let _ = reply.send(self.step_down());
+            }
             ShardMsg::Step(m) => {
                 if let Err(e) = self.raw.step(*m) {
                     tracing::debug!(shard = self.shard, error = %e, "raft message not stepped");
@@ -169,7 +178,13 @@ impl Driver {
         Ok(true)
     }
 
-    fn propose(&mut self, data: Vec<u8>, reply: Reply) {
+    fn propose(&mut self, data: Vec<u8>, term: Option<u64>, reply: Reply) {
+        let raft = &self.raw.raft;
+        if term.is_some_and(|t| t != raft.term || raft.state != StateRole::Leader) {
+            let leader = raft.leader_id;
+            let _ = reply.send(Err(RaftError::NotLeader { shard: self.shard, leader: (leader != 0).then_some(leader) }));
+            return;
+        }
         let id = self.next_proposal;
         self.next_proposal += 1;
         let mut context = Vec::with_capacity(16);
@@ -187,6 +202,33 @@ impl Driver {
                 let _ = reply.send(Err(e.into()));
             }
         }
+    }
+
+    /// Leaves the current term and campaigns again: for a one-member group the node
+    /// wins at once, in a higher term, exactly as after a leader change.
+    fn step_down(&mut self) -> Result<()> {
+        let voters = self.raw.raft.prs().conf().voters().ids().len();
+        if voters != 1 {
+            return Err(RaftError::Config(format!(
+                "shard {}: step-down of a {voters}-member group needs leader transfer, which is not built yet",
+                self.shard
+            )));
+        }
+        let term = self.raw.raft.term;
+        self.raw.raft.become_follower(term + 1, raft::INVALID_ID);
+        self.publish_leadership();
+        self.raw.campaign()?;
+        Ok(())
+    }
+
+    /// Publishes who leads, in which term, and whether this node may serve yet: it
+    /// leads and its applied index is in its own term (the entry it appended on
+    /// winning is applied, so everything committed before the term is too).
+    fn publish_leadership(&self) {
+        let raft = &self.raw.raft;
+        let applied = raft.raft_log.applied;
+        let serving = raft.state == StateRole::Leader && raft.raft_log.term(applied).ok() == Some(raft.term);
+        self.status.set_leadership(Leadership { leader_id: raft.leader_id, term: raft.term, serving });
     }
 
     async fn on_tick(&mut self) -> Result<()> {
@@ -234,7 +276,7 @@ impl Driver {
         self.send(light.take_messages());
         self.apply(light.take_committed_entries()).await?;
         self.raw.advance_apply();
-        self.status.set_leader(self.raw.raft.leader_id);
+        self.publish_leadership();
         self.maybe_snapshot().await
     }
 

@@ -45,3 +45,4 @@ pub mod transport;
 pub use error::{RaftError, Result};
 pub use node::{Node, NodeConfig};
 pub use reclaim::ReclaimReport;
+pub use status::Leadership;

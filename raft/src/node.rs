@@ -21,7 +21,7 @@ use crate::error::{RaftError, Result};
 use crate::log_storage::{record_to_conf_state, ShardLog};
 use crate::recovery::{self, RecoveredShard};
 use crate::snapshot::{SnapshotDir, SnapshotFile};
-use crate::status::ShardStatus;
+use crate::status::{Leadership, ShardStatus};
 use crate::transport::{NoPeers, Transport};
 
 /// Everything a node needs to start. Every limit is explicit.
@@ -178,6 +178,17 @@ impl Node {
     /// Proposes `transition` to `shard`'s group; resolves once it is committed
     /// (durable on a majority) and applied, with the state machine's answer.
     pub async fn propose(&self, shard: ShardId, transition: &Transition) -> Result<Applied> {
+        self.propose_inner(shard, None, transition).await
+    }
+
+    /// Like [`Node::propose`], but refused with `NotLeader` unless this node leads
+    /// `shard` in exactly `term` when the driver takes the proposal: a shard owner
+    /// proposes only in the term it was started for.
+    pub async fn propose_in_term(&self, shard: ShardId, term: u64, transition: &Transition) -> Result<Applied> {
+        self.propose_inner(shard, Some(term), transition).await
+    }
+
+    async fn propose_inner(&self, shard: ShardId, term: Option<u64>, transition: &Transition) -> Result<Applied> {
         let handle = self.handle(shard)?;
         let data = transition.encode();
         let max = self.inner.config.log.record_bytes_max as usize;
@@ -186,7 +197,7 @@ impl Node {
             return Err(StorageError::RecordTooLarge { bytes: data.len() + 64, max }.into());
         }
         let (reply, answer) = oneshot::channel();
-        let msg = ShardMsg::Propose { data: Vec::from(data), reply };
+        let msg = ShardMsg::Propose { data: Vec::from(data), term, reply };
         handle.inbox.try_send(msg).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => RaftError::Overloaded { shard, queue_max: self.inner.config.proposal_queue_max },
             mpsc::error::TrySendError::Closed(_) => stopped(shard, &handle.status),
@@ -212,6 +223,30 @@ impl Node {
     /// The leader of `shard`'s group, if known.
     pub fn leader(&self, shard: ShardId) -> Result<Option<u64>> {
         Ok(self.handle(shard)?.status.leader())
+    }
+
+    /// This node's view of `shard`'s leadership (leader, term, serving).
+    pub fn leadership(&self, shard: ShardId) -> Result<Leadership> {
+        Ok(self.handle(shard)?.status.leadership())
+    }
+
+    /// Follows `shard`'s leadership as it changes.
+    pub fn watch_leadership(&self, shard: ShardId) -> Result<tokio::sync::watch::Receiver<Leadership>> {
+        Ok(self.handle(shard)?.status.watch())
+    }
+
+    /// This node's id in every shard's group.
+    pub fn node_id(&self) -> u64 {
+        self.inner.config.node_id
+    }
+
+    /// Ends this node's term as `shard`'s leader and starts a new one, as a leader
+    /// change does (an admin and test hook; one-member groups only for now).
+    pub async fn step_down(&self, shard: ShardId) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.send(shard, ShardMsg::StepDown(reply)).await?;
+        let status = self.handle(shard)?.status.clone();
+        answer.await.map_err(|_| stopped(shard, &status))?
     }
 
     /// Events of `run` with ids `from_event_id..` (at most `max_events`), read from the
@@ -442,6 +477,44 @@ mod tests {
         assert!(node.log().stats().reads >= 300, "replay reads the entries back from the log");
         let run = RunKey { namespace: "ns".into(), workflow_id: "wf-7".into(), run_id: "run-7".into() };
         assert_eq!(node.read_history(1, &run, 1, 10).unwrap(), vec![(1, Bytes::from(vec![2; 500]))]);
+        node.shutdown().await;
+    }
+
+    /// Waits for the next published leadership that satisfies `ok`.
+    async fn leadership_where(node: &Node, shard: ShardId, ok: impl Fn(&Leadership) -> bool) -> Leadership {
+        let mut rx = node.watch_leadership(shard).unwrap();
+        let seen = rx.wait_for(|l| ok(l)).await.unwrap();
+        *seen
+    }
+
+    /// A step-down is a leader change: the term grows, the node serves again only in
+    /// the new term, and a proposal tagged with the old term is refused, never applied.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn step_down_starts_a_new_term_and_fences_the_old_one() {
+        let disk = SimDisk::new(3);
+        let node = Node::open_with(Arc::new(disk.clone()), config(), Arc::new(NoPeers)).await.unwrap();
+        let other_term = leadership_where(&node, 1, |l| l.serving).await.term;
+        let first = leadership_where(&node, 0, |l| l.serving).await;
+        assert_eq!(first.leader_id, node.node_id());
+        let (_, t0) = start(0);
+        assert!(matches!(node.propose_in_term(0, first.term, &t0).await.unwrap(), Applied::Done { .. }));
+
+        node.step_down(0).await.unwrap();
+        let second = leadership_where(&node, 0, |l| l.serving && l.term > first.term).await;
+        assert_eq!(second.leader_id, node.node_id());
+        let applied_before = applied(&node)[0];
+        let (_, t2) = start(2);
+        let err = node.propose_in_term(0, first.term, &t2).await.unwrap_err();
+        assert!(matches!(err, RaftError::NotLeader { shard: 0, leader: Some(1) }), "{err}");
+        assert_eq!(applied(&node)[0], applied_before, "the refused proposal was not appended");
+        assert!(matches!(node.propose_in_term(0, second.term, &t2).await.unwrap(), Applied::Done { .. }));
+        assert_eq!(node.leadership(1).unwrap().term, other_term, "other shards keep their term");
+        node.shutdown().await;
+
+        // The new term was persisted: after a restart the shard leads in a later one.
+        let node = Node::open_with(Arc::new(disk.clone()), config(), Arc::new(NoPeers)).await.unwrap();
+        let third = leadership_where(&node, 0, |l| l.serving).await;
+        assert!(third.term > second.term, "{third:?} after {second:?}");
         node.shutdown().await;
     }
 }

@@ -1,47 +1,77 @@
-//! What a shard's driver publishes for callers: who leads, and whether it stopped.
-
-use std::sync::atomic::{AtomicU64, Ordering};
+//! What a shard's driver publishes for callers: who leads in which term, whether this
+//! node may serve as that leader yet, and whether the driver stopped.
 
 use parking_lot::Mutex;
+use tokio::sync::watch;
 
-#[derive(Default)]
+/// One shard's leadership as this node's driver sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Leadership {
+    /// The leader's node id; 0 when none is known.
+    pub leader_id: u64,
+    /// The Raft term this view belongs to.
+    pub term: u64,
+    /// This node leads `term` **and** has applied every entry committed before the
+    /// term began (its own first entry of the term is applied), so state read from
+    /// the shard is complete: work that only the leader may do can start.
+    pub serving: bool,
+}
+
 pub struct ShardStatus {
-    leader: AtomicU64,
+    leadership: watch::Sender<Leadership>,
     stopped: Mutex<Option<String>>,
-    leader_changed: tokio::sync::Notify,
+}
+
+impl Default for ShardStatus {
+    fn default() -> Self {
+        Self { leadership: watch::Sender::new(Leadership::default()), stopped: Mutex::new(None) }
+    }
 }
 
 impl ShardStatus {
     pub fn leader(&self) -> Option<u64> {
-        match self.leader.load(Ordering::Acquire) {
+        match self.leadership.borrow().leader_id {
             0 => None,
             id => Some(id),
         }
     }
-    pub(crate) fn set_leader(&self, id: u64) {
-        if self.leader.swap(id, Ordering::AcqRel) != id {
-            self.leader_changed.notify_waiters();
-        }
+    pub fn leadership(&self) -> Leadership {
+        *self.leadership.borrow()
+    }
+    /// Sees every change of [`Leadership`] (the latest value, not every step).
+    pub fn watch(&self) -> watch::Receiver<Leadership> {
+        self.leadership.subscribe()
+    }
+    pub(crate) fn set_leadership(&self, now: Leadership) {
+        self.leadership.send_if_modified(|seen| {
+            let changed = *seen != now;
+            *seen = now;
+            changed
+        });
     }
     pub fn stopped(&self) -> Option<String> {
         self.stopped.lock().clone()
     }
     pub(crate) fn set_stopped(&self, reason: String) {
         *self.stopped.lock() = Some(reason);
-        self.leader.store(0, Ordering::Release);
-        self.leader_changed.notify_waiters();
+        self.leadership.send_modify(|l| {
+            l.leader_id = 0;
+            l.serving = false;
+        });
     }
     /// Waits until a leader is known or the shard stopped.
     pub async fn wait_for_leader(&self) -> Option<u64> {
+        let mut rx = self.leadership.subscribe();
         loop {
-            let notified = self.leader_changed.notified();
             if let Some(id) = self.leader() {
                 return Some(id);
             }
             if self.stopped().is_some() {
                 return None;
             }
-            notified.await;
+            if rx.changed().await.is_err() {
+                return None;
+            }
         }
     }
 }
