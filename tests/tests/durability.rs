@@ -4,23 +4,23 @@
 //! workflow whose start was acknowledged must complete exactly once with the right
 //! result.
 //!
-//! **The server process.** This test binary is its own server: the test re-executes
-//! itself (`std::env::current_exe()`) with `--exact durability_server_process` and
-//! `HG_DURABILITY_SERVE_DIR` set, and that "test" then runs
-//! [`hourglass_service::server::Server`] — what `hourglass serve` runs — until it is
-//! killed. Run normally (the variable unset) it returns at once. No pre-built binary
-//! is needed. `durability_worker_process` is the same for an SDK worker. A child
-//! process dies with the test process too: it exits when its stdin (a pipe from the
-//! test) reaches end of file.
+//! **The server process.** The crate's `durability_child` binary
+//! (`src/bin/durability_child/`, which Cargo builds for this test and names in
+//! `CARGO_BIN_EXE_durability_child`): `durability_child server <data-dir> <listen>`
+//! runs [`hourglass_service::server::Server`] — what `hourglass serve` runs — until it
+//! is killed; `durability_child worker <server> <task-queue>` runs an SDK worker. The
+//! workflow and activities are defined once, in that binary's `shared.rs`, which this
+//! test includes as a module. A child process dies with the test process too: it
+//! exits when its stdin (a pipe from the test) reaches end of file.
 //!
 //! **The scenario** (two tests run it). One SDK worker and one client (the real Rust
 //! SDK) run in the test process for the whole test and reconnect by themselves.
 //! 1. Start the server; start the workflows (each: a durable timer and an activity
 //!    that is quick, slow, or fails twice before succeeding; one kind runs the slow
 //!    activity first, then the timer). Meanwhile a second client keeps starting
-//!    small workflows until the server is back from the first kill, and the first
-//!    kill waits (briefly) for one of those StartWorkflowExecution calls to be in
-//!    flight.
+//!    small workflows until the restarted server has acknowledged one after the first
+//!    kill, and the first kill waits (briefly) for one of those StartWorkflowExecution
+//!    calls to be in flight.
 //! 2. The kills: SIGKILL, optionally stay down a moment (timers and retries fall due
 //!    meanwhile), restart the server process on the same data directory and port.
 //!    - `..._across_kill_9`: at chosen points — timers pending while slow activities
@@ -51,125 +51,39 @@
 //! tests' job (`node_crash.rs`, storage crash tests).
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hourglass_service::server::{ServeConfig, Server};
-use hourglass_tests::TEST_SHARDS;
 use temporalio_client::tonic::{Code, IntoRequest};
-use temporalio_client::{
-    Client, ClientOptions, Connection, ConnectionOptions, RetryPolicy, Url, WorkflowGetResultOptions, WorkflowHandle, WorkflowStartOptions,
-};
-use temporalio_macros::{activities, workflow, workflow_methods};
+use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowHandle, WorkflowStartOptions};
 use temporalio_protos::protos::temporal::api::common::v1::WorkflowExecution;
 use temporalio_protos::protos::temporal::api::enums::v1::{EventType, PendingActivityState, WorkflowExecutionStatus};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::HistoryEvent;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::{DescribeWorkflowExecutionRequest, GetWorkflowExecutionHistoryRequest};
-use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use temporalio_sdk::runtime::RuntimeOptions;
-use temporalio_sdk::{ActivityOptions, ApplicationFailure, Runtime, Worker, WorkerOptions, WorkflowContext, WorkflowResult};
+use temporalio_sdk::Worker;
+use tokio::sync::watch;
+
+/// The workflow, the activities and the child processes' READY/FAILED lines, shared
+/// with the `durability_child` binary.
+#[path = "../src/bin/durability_child/shared.rs"]
+mod shared;
+
+use shared::{Durable, DurableRun, Kind, Stats, FAILED, READY};
 
 // ---------------------------------------------------- server and worker processes
 
-/// Set in the server process: its data directory.
-const SERVE_DIR_ENV: &str = "HG_DURABILITY_SERVE_DIR";
-/// Set in the server process: the address to listen on.
-const SERVE_LISTEN_ENV: &str = "HG_DURABILITY_SERVE_LISTEN";
-/// Set in the worker process: the server address.
-const WORKER_SERVER_ENV: &str = "HG_DURABILITY_WORKER_SERVER";
-/// Set in the worker process: the task queue.
-const WORKER_QUEUE_ENV: &str = "HG_DURABILITY_WORKER_QUEUE";
-/// The names of the tests that are the server and the worker process.
-const SERVER_ENTRY: &str = "durability_server_process";
-const WORKER_ENTRY: &str = "durability_worker_process";
-/// The line a child process prints once it serves: `<READY> <detail>`.
-const READY: &str = "HG_DURABILITY_READY";
-/// The line it prints when it cannot start: `<FAILED> <bind|other> <error>`.
-const FAILED: &str = "HG_DURABILITY_FAILED";
+/// The `durability_child` binary (see the module doc).
+const CHILD_EXE: &str = env!("CARGO_BIN_EXE_durability_child");
 
-/// In a child process: exit when the test process is gone (our stdin is a pipe the
-/// test holds; end of file means it closed it or died).
-fn exit_with_parent() {
-    std::thread::spawn(|| {
-        let mut stdin = std::io::stdin();
-        let mut buf = [0u8; 64];
-        loop {
-            match stdin.read(&mut buf) {
-                Ok(0) | Err(_) => std::process::exit(70),
-                Ok(_) => {}
-            }
-        }
-    });
-}
-
-fn child_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
-}
-
-fn say(line: String) {
-    println!("{line}");
-    let _ = std::io::stdout().flush();
-}
-
-/// The server process's entry point: serves until killed when [`SERVE_DIR_ENV`] is
-/// set (the test re-executes its own binary to get a killable server); otherwise
-/// returns at once (a no-op in a normal `cargo test` run).
-#[test]
-fn durability_server_process() {
-    let Some(dir) = std::env::var_os(SERVE_DIR_ENV) else { return };
-    let listen = std::env::var(SERVE_LISTEN_ENV).unwrap_or_else(|_| "127.0.0.1:0".into());
-    exit_with_parent();
-    child_runtime().block_on(async move {
-        let config = ServeConfig {
-            listen,
-            data_dir: PathBuf::from(dir),
-            shards: Some(TEST_SHARDS),
-            shutdown_grace: Duration::from_secs(1),
-            io_mode: Default::default(),
-        };
-        let server = match Server::start(config).await {
-            Ok(server) => server,
-            Err(e) => {
-                let kind = if matches!(e, hourglass_service::server::ServerError::Bind { .. }) { "bind" } else { "other" };
-                say(format!("{FAILED} {kind} {e}"));
-                std::process::exit(71);
-            }
-        };
-        say(format!("{READY} {}", server.local_addr()));
-        if let Err(e) = server.run_until(std::future::pending()).await {
-            eprintln!("server stopped: {e}");
-            std::process::exit(72);
-        }
-    });
-}
-
-/// The worker process's entry point (see [`durability_server_process`]): an SDK
-/// worker for [`Durable`] and [`Acts`] until killed, when [`WORKER_SERVER_ENV`] is set.
-#[test]
-fn durability_worker_process() {
-    let Ok(server) = std::env::var(WORKER_SERVER_ENV) else { return };
-    let task_queue = std::env::var(WORKER_QUEUE_ENV).expect("the worker's task queue");
-    exit_with_parent();
-    child_runtime().block_on(async move {
-        let client = connect(server.parse().expect("server address")).await;
-        let mut worker = new_worker(&client, &task_queue, Arc::new(Stats::default()));
-        say(format!("{READY} worker"));
-        if let Err(e) = worker.run().await {
-            eprintln!("worker stopped: {e}");
-            std::process::exit(72);
-        }
-    });
-}
-
-/// A child process running this test binary's [`SERVER_ENTRY`] or [`WORKER_ENTRY`].
-/// Killed (SIGKILL) when dropped.
+/// A `durability_child` process (a server or a worker). Killed (SIGKILL) when dropped.
 struct ChildProcess {
     child: Child,
     /// Held open: the child exits when it is closed.
@@ -184,26 +98,22 @@ enum StartError {
 }
 
 impl ChildProcess {
-    /// Runs `entry` with `envs` (stderr appended to `log`) and waits until it prints
-    /// READY (or FAILED, or `deadline` passes). Blocking.
-    fn spawn(entry: &str, envs: &[(&str, &std::ffi::OsStr)], log: &Path, deadline: Instant) -> Result<ChildProcess, StartError> {
-        let exe = std::env::current_exe().map_err(|e| StartError::Other(format!("current_exe: {e}")))?;
+    /// Runs `durability_child <role> <args>` (stderr appended to `log`) and waits until
+    /// it prints READY (or FAILED, or `deadline` passes). Blocking.
+    fn spawn(role: &str, args: &[&OsStr], log: &Path, deadline: Instant) -> Result<ChildProcess, StartError> {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .map_err(|e| StartError::Other(format!("opening {}: {e}", log.display())))?;
-        let mut command = Command::new(exe);
-        command.args(["--exact", entry, "--nocapture", "--test-threads=1"]);
-        for (key, value) in envs {
-            command.env(key, value);
-        }
-        let mut child = command
+        let mut child = Command::new(CHILD_EXE)
+            .arg(role)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
             .spawn()
-            .map_err(|e| StartError::Other(format!("spawning {entry}: {e}")))?;
+            .map_err(|e| StartError::Other(format!("spawning {CHILD_EXE} {role}: {e}")))?;
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
         // Read the child's stdout on a thread (drained until the child dies); the
@@ -212,9 +122,8 @@ impl ChildProcess {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                // libtest prints "test <name> ... " before the test's own output.
-                if let Some(at) = line.find(READY).or_else(|| line.find(FAILED)) {
-                    let _ = tx.send(line[at..].to_string());
+                if line.starts_with(READY) || line.starts_with(FAILED) {
+                    let _ = tx.send(line);
                 }
             }
         });
@@ -229,10 +138,12 @@ impl ChildProcess {
             Ok(line) if line.starts_with(READY) => Ok(ChildProcess { child, _stdin: stdin, ready: line[READY.len()..].trim().to_string() }),
             Ok(line) => {
                 let detail = line[FAILED.len()..].trim().to_string();
-                let e = fail(child, format!("{entry} could not start: {detail}"));
+                let e = fail(child, format!("the {role} process could not start: {detail}"));
                 Err(if detail.starts_with("bind") { StartError::Bind(e) } else { StartError::Other(e) })
             }
-            Err(_) => Err(StartError::Other(fail(child, format!("{entry} did not report ready in time (log: {})", log.display())))),
+            Err(_) => {
+                Err(StartError::Other(fail(child, format!("the {role} process did not report ready in time (log: {})", log.display()))))
+            }
         }
     }
 
@@ -251,7 +162,7 @@ impl Drop for ChildProcess {
     }
 }
 
-/// A server process (see [`SERVER_ENTRY`]).
+/// A server process (`durability_child server`).
 struct ServerProcess {
     process: ChildProcess,
     addr: SocketAddr,
@@ -263,9 +174,9 @@ impl ServerProcess {
     /// port). Blocking: call it from `spawn_blocking`.
     fn start(data_dir: &Path, listen: &str, log: &Path) -> Result<ServerProcess, String> {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let envs = [(SERVE_DIR_ENV, data_dir.as_os_str()), (SERVE_LISTEN_ENV, std::ffi::OsStr::new(listen))];
+        let args = [data_dir.as_os_str(), OsStr::new(listen)];
         loop {
-            match ChildProcess::spawn(SERVER_ENTRY, &envs, log, deadline) {
+            match ChildProcess::spawn("server", &args, log, deadline) {
                 Err(StartError::Bind(e)) if Instant::now() < deadline => {
                     eprintln!("durability: port not free yet ({e}); retrying");
                     std::thread::sleep(Duration::from_millis(200));
@@ -290,115 +201,30 @@ async fn start_server(data_dir: &Path, listen: &str, log: &Path) -> ServerProces
     server.unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Starts a worker process (see [`WORKER_ENTRY`]) polling `task_queue` on `server`.
+/// Starts a worker process (`durability_child worker`) polling `task_queue` on `server`.
 async fn start_worker_process(server: SocketAddr, task_queue: &str, log: &Path) -> ChildProcess {
     let (server, task_queue, log) = (server.to_string(), task_queue.to_string(), log.to_path_buf());
     let worker = tokio::task::spawn_blocking(move || {
-        let envs = [(WORKER_SERVER_ENV, std::ffi::OsStr::new(&server)), (WORKER_QUEUE_ENV, std::ffi::OsStr::new(&task_queue))];
-        ChildProcess::spawn(WORKER_ENTRY, &envs, &log, Instant::now() + Duration::from_secs(30))
+        let args = [OsStr::new(&server), OsStr::new(&task_queue)];
+        ChildProcess::spawn("worker", &args, &log, Instant::now() + Duration::from_secs(30))
     })
     .await
     .expect("the start task");
     worker.unwrap_or_else(|(StartError::Bind(e) | StartError::Other(e))| panic!("{e}"))
 }
 
-/// An SDK worker for [`Durable`] and [`Acts`] on `task_queue`.
+/// An SDK worker (in this process) for [`Durable`] and [`shared::Acts`] on `task_queue`.
 fn new_worker(client: &Client, task_queue: &str, stats: Arc<Stats>) -> Worker {
-    let options =
-        WorkerOptions::new(task_queue).register_activities(Acts { stats }).register_workflow::<Durable>().expect("registers").build();
-    // No worker heartbeats: hourglass does not advertise them.
-    let runtime_options = RuntimeOptions::builder().heartbeat_interval(None).build().expect("valid runtime options");
-    let runtime = Runtime::from_current_tokio(runtime_options).expect("SDK runtime");
-    Worker::new(&runtime, client.clone(), options).expect("worker is created")
+    shared::new_worker(client, task_queue, stats).unwrap_or_else(|e| panic!("{e}"))
 }
 
-// ------------------------------------------------------------------ activities
-
-/// What the activities did, seen by the test (the activities run in this process).
-#[derive(Default)]
-struct Stats {
-    /// Slow activities executing right now.
-    slow_running: AtomicU32,
-    /// Per workflow number: failed attempts of `flaky`, and whether one succeeded.
-    flaky: Mutex<HashMap<u32, (u32, bool)>>,
-}
-
-impl Stats {
-    /// Flaky activities that failed and have not succeeded yet: a retry is pending
-    /// (or running).
-    fn flaky_retries_pending(&self) -> usize {
-        self.flaky.lock().unwrap().values().filter(|(failed, ok)| *failed > 0 && !ok).count()
-    }
-}
-
-/// How long a slow activity works.
-const SLOW_MS: u64 = 2_000;
-/// `flaky` fails attempts before this one.
-const FLAKY_SUCCEEDS_ON: u32 = 3;
-
-pub struct Acts {
-    stats: Arc<Stats>,
-}
-
-/// Counts a running slow activity (also when the attempt is dropped).
-struct Running<'a>(&'a AtomicU32);
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-#[activities]
-impl Acts {
-    #[activity]
-    pub async fn quick(self: Arc<Self>, _ctx: ActivityContext, n: u32) -> Result<String, ActivityError> {
-        Ok(format!("quick {n}"))
-    }
-
-    #[activity]
-    pub async fn slow(self: Arc<Self>, _ctx: ActivityContext, n: u32) -> Result<String, ActivityError> {
-        self.stats.slow_running.fetch_add(1, Ordering::SeqCst);
-        let _running = Running(&self.stats.slow_running);
-        tokio::time::sleep(Duration::from_millis(SLOW_MS)).await;
-        Ok(format!("slow {n}"))
-    }
-
-    #[activity]
-    pub async fn flaky(self: Arc<Self>, ctx: ActivityContext, n: u32) -> Result<String, ActivityError> {
-        let attempt = ctx.info().attempt;
-        let mut flaky = self.stats.flaky.lock().unwrap();
-        let entry = flaky.entry(n).or_default();
-        if attempt < FLAKY_SUCCEEDS_ON {
-            entry.0 += 1;
-            return Err(ActivityError::application(ApplicationFailure::new(format!("flaky {n}: attempt {attempt} fails"))));
-        }
-        entry.1 = true;
-        Ok(format!("flaky {n}"))
-    }
+/// Flaky activities (run by a worker in this process) that failed and have not
+/// succeeded yet: a retry is pending (or running).
+fn flaky_retries_pending(stats: &Stats) -> usize {
+    stats.flaky.lock().unwrap().values().filter(|(failed, ok)| *failed > 0 && !ok).count()
 }
 
 // ------------------------------------------------------------------- workflow
-
-/// What a workflow does: a timer, then an activity (or, `SlowThenTimer`, the reverse).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Quick = 0,
-    Slow = 1,
-    Flaky = 2,
-    SlowThenTimer = 3,
-}
-
-impl Kind {
-    fn of(n: u32) -> Kind {
-        match n % 4 {
-            0 => Kind::Quick,
-            1 => Kind::Slow,
-            2 => Kind::Flaky,
-            _ => Kind::SlowThenTimer,
-        }
-    }
-}
 
 /// The result a workflow must complete with.
 fn expected_result(n: u32, kind: u32, timer_ms: u64) -> String {
@@ -410,61 +236,22 @@ fn expected_result(n: u32, kind: u32, timer_ms: u64) -> String {
     format!("workflow {n} (kind {kind}): timer {timer_ms} ms, {activity}")
 }
 
-#[workflow]
-#[derive(Default)]
-pub struct Durable;
-
-#[workflow_methods]
-impl Durable {
-    /// Input: (number, kind, timer milliseconds).
-    #[run]
-    pub async fn run(ctx: &mut WorkflowContext<Self>, input: (u32, u32, u64)) -> WorkflowResult<String> {
-        let (n, kind, timer_ms) = input;
-        let retry = RetryPolicy::builder().initial_interval(Duration::from_secs(1)).backoff_coefficient(1.0).build();
-        // Long enough for a slow attempt; short enough that an attempt whose outcome
-        // was lost is retried within the test's bounds.
-        let options = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(6)).retry_policy(retry).build();
-        let timer = Duration::from_millis(timer_ms);
-        let activity = match Kind::of(kind) {
-            Kind::Quick => {
-                ctx.timer(timer).await;
-                ctx.execute_activity(Acts::quick, n, options).await?
-            }
-            Kind::Slow => {
-                ctx.timer(timer).await;
-                ctx.execute_activity(Acts::slow, n, options).await?
-            }
-            Kind::Flaky => {
-                ctx.timer(timer).await;
-                ctx.execute_activity(Acts::flaky, n, options).await?
-            }
-            Kind::SlowThenTimer => {
-                let out = ctx.execute_activity(Acts::slow, n, options).await?;
-                ctx.timer(timer).await;
-                out
-            }
-        };
-        Ok(format!("workflow {n} (kind {kind}): timer {timer_ms} ms, {activity}"))
-    }
-}
-
 // ------------------------------------------------------------------ the client
 
 /// Bounds of the scenario's waits.
 const WAIT_KILL_POINT: Duration = Duration::from_secs(20);
 const WAIT_ALL_CLOSED: Duration = Duration::from_secs(60);
 const WAIT_RPC: Duration = Duration::from_secs(10);
+/// How long the late starter keeps going after the first restart, at most, waiting for
+/// the restarted server to acknowledge one of its starts.
+const WAIT_LATE_ACK: Duration = Duration::from_secs(30);
 /// Bounds of the whole scenario (start, kills, wait for all closed) and of the
 /// checks after it, whatever the server does.
 const SCENARIO_BOUND: Duration = Duration::from_secs(240);
 const CHECKS_BOUND: Duration = Duration::from_secs(120);
 
 async fn connect(addr: SocketAddr) -> Client {
-    let url = Url::parse(&format!("http://{addr}")).expect("the server URL parses");
-    let connection = Connection::connect(ConnectionOptions::new(url).identity("hourglass-durability").build())
-        .await
-        .expect("the SDK connects to hourglass");
-    Client::new(connection, ClientOptions::new("default").build()).expect("client options are valid")
+    shared::connect(addr).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// One workflow the test started (or tried to).
@@ -595,7 +382,7 @@ async fn in_flight(client: &Client, started: &[Started], stats: &Stats) -> InFli
         activities_pending: open().filter(|p| p.activity_pending).count(),
         closed: survey.values().filter(|p| p.closed).count(),
         slow_running: stats.slow_running.load(Ordering::SeqCst),
-        flaky_retries_pending: stats.flaky_retries_pending(),
+        flaky_retries_pending: flaky_retries_pending(stats),
         starts_in_flight: 0,
     }
 }
@@ -681,9 +468,6 @@ async fn start_one(
         }
     }
 }
-
-/// The (macro-generated) type of `Durable::run`, which typed workflow handles carry.
-type DurableRun = durable::Run;
 
 // ---------------------------------------------------------------------- tests
 
@@ -830,18 +614,26 @@ async fn scenario(name: &str, plan: &[Kill], workflows: u32, timer_base_ms: u64)
             handles.extend(handle.map(|h| (started.len() - 1, h)));
         }
         let stop_late = Arc::new(AtomicBool::new(false));
-        let late_calling = Arc::new(AtomicBool::new(false));
+        // Whether a late StartWorkflowExecution call is in flight, and how many were
+        // acknowledged so far.
+        let (late_calling, mut late_calling_rx) = watch::channel(false);
+        let (late_acked, mut late_acked_rx) = watch::channel(0_usize);
         let late = tokio::spawn({
-            let (client, task_queue, stop, calling) = (connect(addr).await, task_queue.clone(), stop_late.clone(), late_calling.clone());
+            let (client, task_queue, stop) = (connect(addr).await, task_queue.clone(), stop_late.clone());
             async move {
                 let mut late = Vec::new();
                 let mut n = 1_000;
                 while !stop.load(Ordering::SeqCst) {
                     let kind = if n % 2 == 0 { Kind::Quick } else { Kind::Flaky };
-                    calling.store(true, Ordering::SeqCst);
-                    late.push(start_one(&client, &task_queue, "late", n, kind, 800).await.0);
-                    calling.store(false, Ordering::SeqCst);
+                    late_calling.send_replace(true);
+                    let (s, _) = start_one(&client, &task_queue, "late", n, kind, 800).await;
+                    late_calling.send_replace(false);
+                    if s.acked_run.is_some() {
+                        late_acked.send_modify(|acked| *acked += 1);
+                    }
+                    late.push(s);
                     n += 1;
+                    // Pacing: a steady stream of starts, not a flood.
                     tokio::time::sleep(Duration::from_millis(15)).await;
                 }
                 late
@@ -872,10 +664,7 @@ async fn scenario(name: &str, plan: &[Kill], workflows: u32, timer_base_ms: u64)
             };
             if late.is_some() {
                 // Kill while a StartWorkflowExecution is in flight, if that happens soon.
-                let until = Instant::now() + Duration::from_secs(2);
-                while !late_calling.load(Ordering::SeqCst) && Instant::now() < until {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
+                let _ = tokio::time::timeout(Duration::from_secs(2), late_calling_rx.wait_for(|calling| *calling)).await;
             }
             let at = Instant::now();
             server.take().expect("running").kill();
@@ -883,7 +672,13 @@ async fn scenario(name: &str, plan: &[Kill], workflows: u32, timer_base_ms: u64)
             server = Some(start_server(&data_dir, &listen, &log).await);
             kills.push((*kill, reached, seen, at, at.elapsed()));
             if let Some((task, stop)) = late.take() {
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                // Keep starting until the restarted server acknowledged a late start
+                // (bounded: if it does not, the checks below will say why).
+                let acked_before = *late_acked_rx.borrow_and_update();
+                let back = tokio::time::timeout(WAIT_LATE_ACK, late_acked_rx.wait_for(|acked| *acked > acked_before)).await;
+                if !matches!(back, Ok(Ok(_))) {
+                    eprintln!("durability {name}: no late start acknowledged within {WAIT_LATE_ACK:?} of the restart");
+                }
                 stop.store(true, Ordering::SeqCst);
                 let more =
                     tokio::time::timeout(Duration::from_secs(60), task).await.expect("the late starter stops").expect("late starter");
