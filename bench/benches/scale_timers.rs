@@ -131,7 +131,8 @@ fn park_on_timer(run: &RunKey, now: i64) -> Transition {
                     blob(run, "TimerStarted", 100),
                 ],
             },
-            Op::SetState { run: run.clone(), state: blob(run, "state-v2", 450) },
+            // The run's first state write: it was created at state version 1.
+            Op::SetState { run: run.clone(), expected_version: 1, state: blob(run, "state-v2", 450) },
             Op::AddTimer { run: run.clone(), due_ms: now + HOUR_MS, payload: blob(run, "timer", 48) },
         ],
     }

@@ -208,7 +208,8 @@ fn hourglass_step(p: &Params, wf: usize, run: &RunKey, step: u64, prev_task: Opt
         ops.push(Op::AppendEvents { run: run.clone(), first_event_id: first, events });
     } else {
         ops.push(Op::AppendEvents { run: run.clone(), first_event_id: first, events });
-        ops.push(Op::SetState { run: run.clone(), state: state(step) });
+        // Step 0 created the run at state version 1; step s writes version s.
+        ops.push(Op::SetState { run: run.clone(), expected_version: step, state: state(step) });
     }
     if let Some(task_id) = prev_task {
         ops.push(Op::Ack { queue: queue(), task_id });

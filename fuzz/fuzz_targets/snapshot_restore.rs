@@ -1,6 +1,7 @@
 //! `ShardState::restore` on arbitrary bytes never panics, accepts only canonical
-//! snapshots (`snapshot(restore(b)) == b`), and a restored state survives further
-//! transitions without panicking.
+//! snapshots (`snapshot(restore(b)) == b`; a version-1 snapshot, restored for old
+//! data directories, snapshots again as version 2 and restores to the same state),
+//! and a restored state survives further transitions without panicking.
 //!
 //! Byte 0 picks the mode:
 //! - even: the rest of the input is the snapshot (raw mode);
@@ -14,7 +15,7 @@
 
 use bytes::Bytes;
 use hourglass_storage::log::LogPosition;
-use hourglass_storage::state::{Op, QueueKey, QueueKind, RequestDedupe, RunKey, ShardConfig, ShardState, Transition};
+use hourglass_storage::state::{Op, QueueKey, QueueKind, RequestDedupe, RunKey, ShardConfig, ShardState, Transition, SNAPSHOT_VERSION_V1};
 use libfuzzer_sys::fuzz_target;
 
 fn config() -> ShardConfig {
@@ -81,7 +82,17 @@ fn op(input: &mut Input, state: &ShardState) -> Op {
             let events = (0..=input.byte() % 3).map(|_| input.blob()).collect();
             Op::AppendEvents { run, first_event_id, events }
         }
-        2 => Op::SetState { run: input.run(), state: input.blob() },
+        2 => {
+            // Mostly the run's state version; sometimes a stale or bogus one.
+            let run = input.run();
+            let version = state.run(&run).map_or(1, |r| r.state_version());
+            let expected_version = match input.byte() % 8 {
+                0 => version.saturating_sub(1),
+                1 => version.wrapping_add(1),
+                _ => version,
+            };
+            Op::SetState { run, expected_version, state: input.blob() }
+        }
         3 => Op::CloseRun { run: input.run() },
         4 => Op::Enqueue { queue: input.queue(), run: input.run(), task: input.blob() },
         5 => {
@@ -111,7 +122,12 @@ fn transition(input: &mut Input, state: &ShardState, time_ms: &mut i64) -> Trans
 /// more transition without panicking.
 fn restore_and_use(shard: u32, bytes: Bytes, tail: &mut Input) {
     let Ok(mut state) = ShardState::restore(shard, config(), bytes.clone()) else { return };
-    assert_eq!(state.snapshot(), bytes, "only canonical snapshots are accepted");
+    if bytes[0] == SNAPSHOT_VERSION_V1 {
+        let again = ShardState::restore(shard, config(), state.snapshot()).expect("a version-1 snapshot snapshots again");
+        assert_eq!(again, state, "a version-1 snapshot restores to what its version-2 snapshot does");
+    } else {
+        assert_eq!(state.snapshot(), bytes, "only canonical snapshots are accepted");
+    }
     let mut time_ms = 0;
     let index = state.applied_index().saturating_add(1);
     if index > state.applied_index() {

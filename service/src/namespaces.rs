@@ -16,6 +16,7 @@
 //! - [`SYSTEM_NAMESPACE`] is reserved: it can't be registered, described or used.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -132,6 +133,9 @@ struct Store {
     engine: Engine,
     key: RunKey,
     shard: ShardId,
+    /// The registry run's state version as of the last load or committed write:
+    /// a write names it, so it fails rather than overwrite a registry it never read.
+    version: AtomicU64,
 }
 
 #[derive(Default)]
@@ -162,10 +166,12 @@ impl Namespaces {
             run_id: REGISTRY_RUN_ID.to_string(),
         };
         let shard = engine.shard_for(&key.namespace, &key.workflow_id);
-        let stored = engine.node().read(shard, |s| s.run(&key).map(|r| r.state().clone()))?;
-        let store = Store { engine: engine.clone(), key, shard };
+        let stored = engine.node().read(shard, |s| s.run(&key).map(|r| (r.state().clone(), r.state_version())))?;
+        // A created registry is at state version 1.
+        let version = stored.as_ref().map_or(1, |(_, v)| *v);
+        let store = Store { engine: engine.clone(), key, shard, version: AtomicU64::new(version) };
         let records = match stored {
-            Some(bytes) => {
+            Some((bytes, _)) => {
                 let registry = StoredRegistry::decode(bytes.as_ref())
                     .map_err(|e| ServiceError::Internal(format!("the namespace registry does not decode: {e}")))?;
                 let records: Vec<NamespaceRecord> = registry.namespaces.into_iter().map(NamespaceRecord::from).collect();
@@ -245,9 +251,19 @@ impl Store {
     async fn write(&self, records: &[NamespaceRecord], create: bool, now_ms: i64) -> Result<()> {
         let registry = StoredRegistry { namespaces: records.iter().map(StoredNamespace::from).collect() };
         let state = Bytes::from(registry.encode_to_vec());
-        let op = if create { Op::CreateRun { run: self.key.clone(), state } } else { Op::SetState { run: self.key.clone(), state } };
+        // Writes are serialized (`Inner::write`), so the version cannot move between
+        // this load and the store below.
+        let expected_version = self.version.load(Ordering::Acquire);
+        let op = if create {
+            Op::CreateRun { run: self.key.clone(), state }
+        } else {
+            Op::SetState { run: self.key.clone(), expected_version, state }
+        };
         let transition = Transition { time_ms: now_ms, dedupe: None, ops: vec![op] };
         self.engine.node().propose(self.shard, &transition).await?;
+        if !create {
+            self.version.store(expected_version + 1, Ordering::Release);
+        }
         Ok(())
     }
 }

@@ -1,7 +1,8 @@
 //! Properties of the transition codec: every transition round-trips; every
 //! truncation is an error; mangled or arbitrary bytes never panic; whatever
-//! decodes re-encodes to the very same bytes (the encoding is canonical); and
-//! `events_of` agrees with a full decode.
+//! decodes re-encodes to the very same bytes (the encoding is canonical), except
+//! that a version-1 transition re-encodes as version 2 (only the first byte
+//! differs); and `events_of` agrees with a full decode.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use bytes::Bytes;
@@ -29,6 +30,39 @@ fn event_id() -> impl Strategy<Value = u64> {
     prop_oneof![4 => 0..8u64, 1 => any::<u64>(), 1 => Just(u64::MAX)]
 }
 
+/// A version-1 `SetState` (tag 3). It cannot be built, only decoded: this decodes
+/// the version-1 transition holding just that op.
+fn legacy_set_state(run: &RunKey, state: &[u8]) -> Op {
+    let mut v = vec![TRANSITION_VERSION_V1];
+    v.extend_from_slice(&0i64.to_le_bytes());
+    v.push(0);
+    v.extend_from_slice(&1u32.to_le_bytes());
+    v.push(3);
+    for s in [&run.namespace, &run.workflow_id, &run.run_id] {
+        v.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        v.extend_from_slice(s.as_bytes());
+    }
+    v.extend_from_slice(&(state.len() as u32).to_le_bytes());
+    v.extend_from_slice(state);
+    Transition::decode(Bytes::from(v)).unwrap().ops.remove(0)
+}
+
+/// `decode(data)` gave `t`: the encoding is canonical for version 2; version 1
+/// re-encodes as version 2, identical but for the first byte.
+fn assert_canonical(t: &Transition, data: &Bytes) {
+    let again = t.encode();
+    assert_eq!(again[0], TRANSITION_VERSION);
+    match data[0] {
+        TRANSITION_VERSION => assert_eq!(&again, data, "decoding accepted a non-canonical encoding"),
+        TRANSITION_VERSION_V1 => {
+            assert_eq!(again[1..], data[1..], "a version-1 transition re-encodes as version 2");
+            assert!(!t.ops.iter().any(|op| matches!(op, Op::SetState { .. })), "version 1 has no fenced SetState");
+        }
+        other => panic!("decoded version {other}"),
+    }
+    assert_eq!(Transition::decode(again).as_ref(), Ok(t));
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (run(), blob()).prop_map(|(run, state)| Op::CreateRun { run, state }),
@@ -37,7 +71,8 @@ fn op() -> impl Strategy<Value = Op> {
             first_event_id,
             events
         }),
-        (run(), blob()).prop_map(|(run, state)| Op::SetState { run, state }),
+        (run(), event_id(), blob()).prop_map(|(run, expected_version, state)| Op::SetState { run, expected_version, state }),
+        (run(), blob()).prop_map(|(run, state)| legacy_set_state(&run, &state)),
         run().prop_map(|run| Op::CloseRun { run }),
         (queue(), run(), blob()).prop_map(|(queue, run, task)| Op::Enqueue { queue, run, task }),
         (queue(), any::<u64>()).prop_map(|(queue, task_id)| Op::Ack { queue, task_id }),
@@ -137,7 +172,7 @@ proptest! {
         let data = mangle(&t.encode(), &edits);
         match Transition::decode(data.clone()) {
             Ok(decoded) => {
-                prop_assert_eq!(decoded.encode(), data.clone(), "decoding accepted a non-canonical encoding");
+                assert_canonical(&decoded, &data);
                 assert_events_agree(&decoded, &data);
             }
             Err(_) => {
@@ -149,14 +184,34 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_bytes_never_panic(mut bytes in prop::collection::vec(any::<u8>(), 0..80), versioned in any::<bool>()) {
-        if versioned && !bytes.is_empty() {
-            bytes[0] = TRANSITION_VERSION;
+    fn arbitrary_bytes_never_panic(mut bytes in prop::collection::vec(any::<u8>(), 0..80), versioned in 0..3u8) {
+        if versioned > 0 && !bytes.is_empty() {
+            bytes[0] = if versioned == 1 { TRANSITION_VERSION } else { TRANSITION_VERSION_V1 };
         }
         let data = Bytes::from(bytes);
         if let Ok(t) = Transition::decode(data.clone()) {
-            prop_assert_eq!(t.encode(), data.clone());
+            assert_canonical(&t, &data);
         }
         let _ = events_of(data, &RunKey { namespace: String::new(), workflow_id: String::new(), run_id: String::new() });
+    }
+
+    #[test]
+    fn version_1_is_version_2_without_the_fenced_set_state(t in transition()) {
+        let mut v1 = t.encode().to_vec();
+        v1[0] = TRANSITION_VERSION_V1;
+        let v1 = Bytes::from(v1);
+        let fenced = t.ops.iter().any(|op| matches!(op, Op::SetState { .. }));
+        match Transition::decode(v1.clone()) {
+            Ok(decoded) => {
+                prop_assert!(!fenced);
+                prop_assert_eq!(&decoded, &t);
+                assert_canonical(&decoded, &v1);
+                assert_events_agree(&decoded, &v1);
+            }
+            Err(_) => {
+                prop_assert!(fenced, "a version-1 transition failed to decode");
+                prop_assert!(events_of(v1, &runs_of(&t)[0]).is_err());
+            }
+        }
     }
 }

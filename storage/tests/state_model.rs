@@ -1,7 +1,9 @@
 //! Model-based property test of the shard state machine: random sequences of
 //! transitions (valid and invalid, over tiny key spaces so they collide) go to
 //! `ShardState` and to a plain model (`state_model/model.rs`: vectors, linear
-//! scans, clone-and-swap atomicity). After every step the results and everything observable must agree,
+//! scans, clone-and-swap atomicity). The model tracks state versions, and the
+//! steps include stale and bogus fenced SetStates (both must reject them alike)
+//! and version-1 unchecked ones. After every step the results and everything observable must agree,
 //! the invariants must hold and snapshot → restore must give the same state; at
 //! the end, replaying the same steps into a fresh state must give the same bytes.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
@@ -61,6 +63,23 @@ fn payload(tag: &str, n: u8) -> Bytes {
     Bytes::from(format!("{tag}{n}"))
 }
 
+/// A version-1 `SetState` (tag 3). It cannot be built, only decoded: this decodes
+/// the version-1 transition holding just that op.
+fn legacy_set_state(run: &RunKey, state: &[u8]) -> Op {
+    let mut v = vec![TRANSITION_VERSION_V1];
+    v.extend_from_slice(&0i64.to_le_bytes());
+    v.push(0);
+    v.extend_from_slice(&1u32.to_le_bytes());
+    v.push(3);
+    for s in [&run.namespace, &run.workflow_id, &run.run_id] {
+        v.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        v.extend_from_slice(s.as_bytes());
+    }
+    v.extend_from_slice(&(state.len() as u32).to_le_bytes());
+    v.extend_from_slice(state);
+    Transition::decode(Bytes::from(v)).unwrap().ops.remove(0)
+}
+
 /// A step as applied, for the replay.
 #[derive(Debug, Clone)]
 enum Done {
@@ -75,11 +94,14 @@ fn restored(state: &ShardState) -> ShardState {
     again
 }
 
-fn run_steps(steps: &[Step]) {
+/// Runs the steps against state and model; returns how many transitions a
+/// version mismatch rejected.
+fn run_steps(steps: &[Step]) -> usize {
     let mut state = ShardState::new(SHARD, config());
     let mut model = Model::new(config());
     let (mut index, mut time, mut fresh) = (0u64, 0i64, 0u64);
     let mut log = Vec::new();
+    let mut fenced = 0;
     for step in steps {
         match step {
             Step::Apply { gap, dt, dedupe, ops } => {
@@ -96,6 +118,9 @@ fn run_steps(steps: &[Step]) {
                 let decoded = Transition::decode(data.clone()).expect("decodes");
                 let got = state.apply(index, pos, &decoded);
                 assert_eq!(got, model.apply(index, pos, &t), "step {t:?}");
+                if let Err(ApplyError::Rejected { reason: OpError::StateVersionMismatch { .. }, .. }) = got {
+                    fenced += 1;
+                }
                 if let Ok(Applied::Done { .. }) = got {
                     assert_events_indexed(&model, &data, pos);
                 }
@@ -126,6 +151,7 @@ fn run_steps(steps: &[Step]) {
     let again = state.apply(index, pos_of(index), &Transition { time_ms: time, dedupe: None, ops: vec![] });
     assert!(matches!(again, Err(ApplyError::IndexNotIncreasing { .. })));
     assert_replays_identically(&log, &state);
+    fenced
 }
 
 fn assert_replays_identically(log: &[Done], state: &ShardState) {
@@ -158,5 +184,6 @@ proptest! {
 fn a_long_busy_run_matches_the_model() {
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let steps = prop::collection::vec(step(), 600).new_tree(&mut runner).unwrap().current();
-    run_steps(&steps);
+    let fenced = run_steps(&steps);
+    assert!(fenced > 0, "stale SetStates were generated and rejected");
 }

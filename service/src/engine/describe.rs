@@ -147,8 +147,12 @@ mod tests {
             children: vec![ChildInfo { initiated_event_id: 7, workflow_id: "c".into(), workflow_type: "C".into(), ..Default::default() }],
             ..Default::default()
         };
-        let run =
-            LoadedRun { key: RunKey { namespace: "ns".into(), workflow_id: "wf".into(), run_id: "r".into() }, state, next_event_id: 9 };
+        let run = LoadedRun {
+            key: RunKey { namespace: "ns".into(), workflow_id: "wf".into(), run_id: "r".into() },
+            state,
+            next_event_id: 9,
+            state_version: 1,
+        };
         let root = WorkflowExecution { workflow_id: "p".into(), run_id: "pr".into() };
         let d = response(&run, root.clone());
         let info = d.workflow_execution_info.unwrap();

@@ -119,7 +119,7 @@ pub async fn signal_with_start(
     let (txns, outcome) = match start::decide(engine, namespace, workflow_id, &spec.request_id, policies)? {
         Decision::SameRequest(run) | Decision::UseExisting(run) => {
             let outcome = StartOutcome { run_id: run.key.run_id.clone(), started: false };
-            let mut txn = RunTxn::existing(run.key, now_ms, run.state, run.next_event_id);
+            let mut txn = RunTxn::existing(run.key, now_ms, run.state, run.next_event_id).with_expected_version(run.state_version);
             add_signal(&mut txn, &signal);
             (vec![txn], outcome)
         }

@@ -82,6 +82,9 @@ pub struct LoadedRun {
     pub key: RunKey,
     pub state: ExecutionState,
     pub next_event_id: i64,
+    /// The run's state version when loaded: a transaction built from this load
+    /// names it, so its state write fails if another committed in between.
+    pub state_version: u64,
 }
 
 #[derive(Clone)]
@@ -196,11 +199,11 @@ impl Engine {
     /// Loads a run's state; `None` if the run does not exist (or was dropped).
     pub fn load(&self, key: &RunKey) -> Result<Option<LoadedRun>> {
         let shard = self.shard_of_run(key);
-        let raw = self.inner.node.read(shard, |s| s.run(key).map(|r| (r.state().clone(), r.next_event_id())))?;
-        let Some((bytes, next_event_id)) = raw else { return Ok(None) };
+        let raw = self.inner.node.read(shard, |s| s.run(key).map(|r| (r.state().clone(), r.next_event_id(), r.state_version())))?;
+        let Some((bytes, next_event_id, state_version)) = raw else { return Ok(None) };
         let state = ExecutionState::decode(bytes.as_ref())
             .map_err(|e| ServiceError::Internal(format!("mutable state of {key:?} does not decode: {e}")))?;
-        Ok(Some(LoadedRun { key: key.clone(), state, next_event_id: next_event_id as i64 }))
+        Ok(Some(LoadedRun { key: key.clone(), state, next_event_id: next_event_id as i64, state_version }))
     }
 
     /// Loads a run or fails with `NotFound`.
@@ -210,7 +213,7 @@ impl Engine {
 
     /// A transaction on a loaded run at the current time.
     pub fn txn(&self, run: LoadedRun) -> RunTxn {
-        RunTxn::existing(run.key, self.now_ms(), run.state, run.next_event_id)
+        RunTxn::existing(run.key, self.now_ms(), run.state, run.next_event_id).with_expected_version(run.state_version)
     }
 
     /// Proposes `txn` to its shard and waits until it is committed and applied. Then

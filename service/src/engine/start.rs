@@ -338,7 +338,7 @@ pub async fn start_workflow(
 
 /// The transaction terminating `run` because a new start's conflict policy said so.
 pub fn terminate_for_conflict(run: LoadedRun, now_ms: i64, identity: &str) -> RunTxn {
-    let mut txn = RunTxn::existing(run.key, now_ms, run.state, run.next_event_id);
+    let mut txn = RunTxn::existing(run.key, now_ms, run.state, run.next_event_id).with_expected_version(run.state_version);
     lifecycle::terminate(&mut txn, "terminated by WorkflowIdConflictPolicy TERMINATE_EXISTING".into(), None, identity.to_string());
     txn
 }

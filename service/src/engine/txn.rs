@@ -27,6 +27,9 @@ pub struct RunTxn {
     /// The run's mutable state; handlers change it freely, it is written whole.
     pub state: ExecutionState,
     next_event_id: i64,
+    /// The state version the run was loaded at: the state write is applied only if
+    /// the run is still at it (fencing at apply). Set with [`Self::with_expected_version`].
+    expected_version: u64,
     create: bool,
     events: Vec<HistoryEvent>,
     ops: Vec<Op>,
@@ -53,6 +56,7 @@ impl RunTxn {
             now_ms,
             state,
             next_event_id,
+            expected_version: 0,
             create,
             events: Vec::new(),
             ops: Vec::new(),
@@ -60,6 +64,14 @@ impl RunTxn {
             timers_added: 0,
             close: false,
         }
+    }
+
+    /// The state version the run was loaded at (see [`LoadedRun`](super::LoadedRun)):
+    /// the transaction's state write names it, so it fails if another write committed
+    /// since. Left at 0 (no run has that version), the write always fails.
+    pub fn with_expected_version(mut self, v: u64) -> Self {
+        self.expected_version = v;
+        self
     }
 
     /// Id the next added event will get.
@@ -158,7 +170,7 @@ impl RunTxn {
         if self.create {
             ops.push(Op::CreateRun { run: self.key.clone(), state });
         } else {
-            ops.push(Op::SetState { run: self.key.clone(), state });
+            ops.push(Op::SetState { run: self.key.clone(), expected_version: self.expected_version, state });
         }
         let first_event_id = self.next_event_id - self.events.len() as i64;
         if !self.events.is_empty() {

@@ -5,22 +5,29 @@
 
 use bytes::Bytes;
 
-use super::{Op, QueueKey, QueueKind, RequestDedupe, RunKey, Transition};
+use super::{LegacySetState, Op, QueueKey, QueueKind, RequestDedupe, RunKey, Transition};
 use crate::codec::{DecodeError, Decoder, Encoder};
 
-/// First byte of every encoded transition.
-pub const TRANSITION_VERSION: u8 = 1;
+/// First byte of every encoded transition. Version 2 added the fenced `SetState`
+/// (tag 9); [`Transition::encode`] always writes version 2.
+pub const TRANSITION_VERSION: u8 = 2;
+/// The version before fencing: still decoded (entries already in logs replay as
+/// they applied), never written. It is version 2 without tag 9.
+pub const TRANSITION_VERSION_V1: u8 = 1;
 
 /// Op tags. Never reuse a retired number.
 pub(super) mod tag {
     pub const CREATE_RUN: u8 = 1;
     pub const APPEND_EVENTS: u8 = 2;
-    pub const SET_STATE: u8 = 3;
+    /// Version 1's unchecked `SetState` ([`super::Op::LegacySetState`]).
+    pub const LEGACY_SET_STATE: u8 = 3;
     pub const CLOSE_RUN: u8 = 4;
     pub const ENQUEUE: u8 = 5;
     pub const ACK: u8 = 6;
     pub const ADD_TIMER: u8 = 7;
     pub const REMOVE_TIMER: u8 = 8;
+    /// The fenced `SetState` (version 2 on).
+    pub const SET_STATE: u8 = 9;
 }
 
 /// Fewest bytes an encoded op takes (`RemoveTimer`: tag + id).
@@ -43,13 +50,13 @@ impl Transition {
 
     pub fn decode(data: Bytes) -> Result<Self, DecodeError> {
         let mut d = Decoder::new(data);
-        let time_ms = get_version_and_time(&mut d)?;
+        let (version, time_ms) = get_version_and_time(&mut d)?;
         let dedupe = match d.bool()? {
             false => None,
             true => Some(RequestDedupe { namespace: d.string()?, request_id: d.string()?, result: d.bytes()? }),
         };
         let n = d.count(OP_BYTES_MIN)?;
-        let ops = (0..n).map(|_| get_op(&mut d)).collect::<Result<_, _>>()?;
+        let ops = (0..n).map(|_| get_op(&mut d, version)).collect::<Result<_, _>>()?;
         d.finish()?;
         Ok(Self { time_ms, dedupe, ops })
     }
@@ -66,7 +73,9 @@ fn op_len_hint(op: &Op) -> usize {
     let run = |r: &RunKey| 12 + r.namespace.len() + r.workflow_id.len() + r.run_id.len();
     let queue = |q: &QueueKey| 9 + q.namespace.len() + q.name.len();
     1 + match op {
-        Op::CreateRun { run: r, state } | Op::SetState { run: r, state } => run(r) + 4 + state.len(),
+        Op::CreateRun { run: r, state } => run(r) + 4 + state.len(),
+        Op::SetState { run: r, state, .. } => run(r) + 8 + 4 + state.len(),
+        Op::LegacySetState(l) => run(&l.run) + 4 + l.state.len(),
         Op::AppendEvents { run: r, events, .. } => run(r) + 12 + events.iter().map(|e| 4 + e.len()).sum::<usize>(),
         Op::CloseRun { run: r } => run(r),
         Op::Enqueue { queue: q, run: r, task } => queue(q) + run(r) + 4 + task.len(),
@@ -76,12 +85,28 @@ fn op_len_hint(op: &Op) -> usize {
     }
 }
 
-pub(super) fn get_version_and_time(d: &mut Decoder) -> Result<i64, DecodeError> {
+/// Reads the version byte (2, or the legacy 1) and the time.
+pub(super) fn get_version_and_time(d: &mut Decoder) -> Result<(u8, i64), DecodeError> {
     let version = d.u8()?;
-    if version != TRANSITION_VERSION {
+    if version != TRANSITION_VERSION && version != TRANSITION_VERSION_V1 {
         return Err(d.invalid("transition version", format!("{version}")));
     }
-    d.i64()
+    Ok((version, d.i64()?))
+}
+
+/// Reads an op tag, rejecting one its transition's version does not have.
+pub(super) fn get_tag(d: &mut Decoder, version: u8) -> Result<u8, DecodeError> {
+    let at = d.offset();
+    let op_tag = d.u8()?;
+    let known = match op_tag {
+        tag::CREATE_RUN..=tag::REMOVE_TIMER => true,
+        tag::SET_STATE => version >= TRANSITION_VERSION,
+        _ => false,
+    };
+    if !known {
+        return Err(DecodeError::Invalid { what: "op tag", offset: at, detail: format!("{op_tag} (transition version {version})") });
+    }
+    Ok(op_tag)
 }
 
 pub(super) fn put_run(e: &mut Encoder, run: &RunKey) {
@@ -121,8 +146,12 @@ fn put_op(e: &mut Encoder, op: &Op) {
                 e.bytes(event);
             }
         }
-        Op::SetState { run, state } => {
+        Op::SetState { run, expected_version, state } => {
             put_run(e.u8(tag::SET_STATE), run);
+            e.u64(*expected_version).bytes(state);
+        }
+        Op::LegacySetState(LegacySetState { run, state }) => {
+            put_run(e.u8(tag::LEGACY_SET_STATE), run);
             e.bytes(state);
         }
         Op::CloseRun { run } => put_run(e.u8(tag::CLOSE_RUN), run),
@@ -145,9 +174,9 @@ fn put_op(e: &mut Encoder, op: &Op) {
     }
 }
 
-fn get_op(d: &mut Decoder) -> Result<Op, DecodeError> {
+fn get_op(d: &mut Decoder, version: u8) -> Result<Op, DecodeError> {
     let at = d.offset();
-    Ok(match d.u8()? {
+    Ok(match get_tag(d, version)? {
         tag::CREATE_RUN => Op::CreateRun { run: get_run(d)?, state: d.bytes()? },
         tag::APPEND_EVENTS => {
             let run = get_run(d)?;
@@ -156,7 +185,8 @@ fn get_op(d: &mut Decoder) -> Result<Op, DecodeError> {
             let events = (0..n).map(|_| d.bytes()).collect::<Result<_, _>>()?;
             Op::AppendEvents { run, first_event_id, events }
         }
-        tag::SET_STATE => Op::SetState { run: get_run(d)?, state: d.bytes()? },
+        tag::SET_STATE => Op::SetState { run: get_run(d)?, expected_version: d.u64()?, state: d.bytes()? },
+        tag::LEGACY_SET_STATE => Op::LegacySetState(LegacySetState { run: get_run(d)?, state: d.bytes()? }),
         tag::CLOSE_RUN => Op::CloseRun { run: get_run(d)? },
         tag::ENQUEUE => Op::Enqueue { queue: get_queue(d)?, run: get_run(d)?, task: d.bytes()? },
         tag::ACK => Op::Ack { queue: get_queue(d)?, task_id: d.u64()? },

@@ -60,7 +60,13 @@ pub enum OpError {
     TooManyTimers { max: usize },
     #[error("timer {timer_id} not found")]
     TimerNotFound { timer_id: u64 },
-    /// The shard-wide task or timer id counter reached `u64::MAX`.
+    /// A `SetState` built from state version `expected`, but the run is at
+    /// `actual`: another write committed since the proposer read the run (a stale
+    /// writer is fenced off).
+    #[error("state version mismatch: built from version {expected}, the run is at version {actual}")]
+    StateVersionMismatch { expected: u64, actual: u64 },
+    /// The shard-wide task or timer id counter, or a run's state version, reached
+    /// `u64::MAX`.
     #[error("id space exhausted")]
     IdsExhausted,
 }

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::codec::{get_queue_kind, get_version_and_time, tag, OP_BYTES_MIN};
+use super::codec::{get_queue_kind, get_tag, get_version_and_time, tag, OP_BYTES_MIN};
 use super::RunKey;
 use crate::codec::{DecodeError, Decoder};
 
@@ -16,7 +16,7 @@ use crate::codec::{DecodeError, Decoder};
 /// never have been applied).
 pub fn events_of(data: Bytes, run: &RunKey) -> Result<Vec<(u64, Bytes)>, DecodeError> {
     let mut d = Decoder::new(data);
-    get_version_and_time(&mut d)?;
+    let (version, _) = get_version_and_time(&mut d)?;
     if d.bool()? {
         skip_str(&mut d)?;
         skip_str(&mut d)?;
@@ -26,7 +26,7 @@ pub fn events_of(data: Bytes, run: &RunKey) -> Result<Vec<(u64, Bytes)>, DecodeE
     let mut out = Vec::new();
     for _ in 0..n {
         let at = d.offset();
-        match d.u8()? {
+        match get_tag(&mut d, version)? {
             tag::APPEND_EVENTS => append_events_of(&mut d, run, &mut out)?,
             other => skip_op(&mut d, other, at)?,
         }
@@ -60,8 +60,13 @@ fn run_is(d: &mut Decoder, run: &RunKey) -> Result<bool, DecodeError> {
 /// Skips the body of any op but `AppendEvents`, validating it like `decode`.
 fn skip_op(d: &mut Decoder, op_tag: u8, at: usize) -> Result<(), DecodeError> {
     match op_tag {
-        tag::CREATE_RUN | tag::SET_STATE => {
+        tag::CREATE_RUN | tag::LEGACY_SET_STATE => {
             skip_run(d)?;
+            d.bytes()?;
+        }
+        tag::SET_STATE => {
+            skip_run(d)?;
+            d.u64()?;
             d.bytes()?;
         }
         tag::CLOSE_RUN => skip_run(d)?,

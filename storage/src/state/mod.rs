@@ -36,11 +36,11 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
-pub use codec::TRANSITION_VERSION;
+pub use codec::{TRANSITION_VERSION, TRANSITION_VERSION_V1};
 pub use config::{ConfigError, ShardConfig};
 pub use error::{Applied, ApplyError, InvariantError, OpError};
 pub use events::events_of;
 pub use run::{CurrentRun, EventBatchRef, RunState, Task, Timer};
 pub use shard::ShardState;
-pub use snapshot::SNAPSHOT_VERSION;
+pub use snapshot::{SNAPSHOT_VERSION, SNAPSHOT_VERSION_V1};
 pub use transition::*;

@@ -1,7 +1,9 @@
 //! [`ShardState::restore`]: reads a snapshot back, checking every byte and every
 //! invariant, so arbitrary input gives an error (never a panic, never a state that
 //! could panic later). Only canonical snapshots are accepted: lists must be in
-//! strictly ascending key order, so `snapshot(restore(b)) == b`.
+//! strictly ascending key order, so `snapshot(restore(b)) == b` for a current
+//! (version 2) snapshot. A version-1 snapshot (no state versions) restores with
+//! every run at state version 1, and snapshots again as version 2.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -10,16 +12,18 @@ use bytes::Bytes;
 
 use super::codec::{get_queue, get_run};
 use super::run::{DedupeKey, Task, Timer};
-use super::snapshot::{FLAG_CLOSED, FLAG_CURRENT, SNAPSHOT_VERSION};
+use super::snapshot::{FLAG_CLOSED, FLAG_CURRENT, SNAPSHOT_VERSION, SNAPSHOT_VERSION_V1};
 use super::tables::Tables;
 use super::{RunKey, ShardConfig, ShardState};
 use crate::codec::{DecodeError, Decoder};
 use crate::log::LogPosition;
 use crate::records::ShardId;
 
-/// Fewest bytes of one list element: a run (key, flags, state, batch count), a
-/// history batch, a backlog (key, task count), a task, a timer, a dedupe entry.
-const RUN_BYTES_MIN: usize = 12 + 1 + 4 + 4;
+/// Fewest bytes of one list element: a run (key, flags, state version, state,
+/// batch count; a version-1 run has no state version), a history batch, a backlog
+/// (key, task count), a task, a timer, a dedupe entry.
+const RUN_BYTES_MIN: usize = 12 + 1 + 8 + 4 + 4;
+const RUN_BYTES_MIN_V1: usize = 12 + 1 + 4 + 4;
 const BATCH_BYTES: usize = 24;
 const BACKLOG_BYTES_MIN: usize = 9 + 4;
 const TASK_BYTES_MIN: usize = 8 + 4 + 4;
@@ -39,8 +43,8 @@ impl ShardState {
     /// Rebuilds a state from [`ShardState::snapshot`] bytes taken of shard `shard`.
     pub fn restore(shard: ShardId, config: ShardConfig, data: Bytes) -> Result<Self, DecodeError> {
         let mut d = Decoder::new(data);
-        let (applied_index, mut tables) = get_header(&mut d, shard)?;
-        let runs = get_runs(&mut d, &mut tables)?;
+        let (version, applied_index, mut tables) = get_header(&mut d, shard)?;
+        let runs = get_runs(&mut d, &mut tables, version)?;
         get_backlogs(&mut d, &mut tables, &runs)?;
         get_timers(&mut d, &mut tables, &runs)?;
         get_dedupe(&mut d, &mut tables)?;
@@ -52,9 +56,11 @@ impl ShardState {
     }
 }
 
-fn get_header(d: &mut Decoder, shard: ShardId) -> Result<(u64, Tables), DecodeError> {
+/// Reads the header: the version (2, or the legacy 1), the applied index and the
+/// id counters.
+fn get_header(d: &mut Decoder, shard: ShardId) -> Result<(u8, u64, Tables), DecodeError> {
     let version = d.u8()?;
-    if version != SNAPSHOT_VERSION {
+    if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_V1 {
         return Err(bad(0, "snapshot version", format!("{version}")));
     }
     let found = d.u32()?;
@@ -69,11 +75,11 @@ fn get_header(d: &mut Decoder, shard: ShardId) -> Result<(u64, Tables), DecodeEr
     if tables.next_task_id == 0 || tables.next_timer_id == 0 {
         return Err(bad(at, "id counter", "ids start at 1"));
     }
-    Ok((applied_index, tables))
+    Ok((version, applied_index, tables))
 }
 
-fn get_runs(d: &mut Decoder, t: &mut Tables) -> Result<Vec<Arc<RunKey>>, DecodeError> {
-    let n = d.count(RUN_BYTES_MIN)?;
+fn get_runs(d: &mut Decoder, t: &mut Tables, version: u8) -> Result<Vec<Arc<RunKey>>, DecodeError> {
+    let n = d.count(if version == SNAPSHOT_VERSION_V1 { RUN_BYTES_MIN_V1 } else { RUN_BYTES_MIN })?;
     let mut keys: Vec<Arc<RunKey>> = Vec::with_capacity(n);
     for _ in 0..n {
         let at = d.offset();
@@ -81,13 +87,13 @@ fn get_runs(d: &mut Decoder, t: &mut Tables) -> Result<Vec<Arc<RunKey>>, DecodeE
         if keys.last().is_some_and(|prev| **prev >= *key) {
             return Err(bad(at, "run order", "runs must be in strictly ascending key order"));
         }
-        get_run_body(d, t, &key)?;
+        get_run_body(d, t, &key, version)?;
         keys.push(key);
     }
     Ok(keys)
 }
 
-fn get_run_body(d: &mut Decoder, t: &mut Tables, key: &Arc<RunKey>) -> Result<(), DecodeError> {
+fn get_run_body(d: &mut Decoder, t: &mut Tables, key: &Arc<RunKey>, version: u8) -> Result<(), DecodeError> {
     let at = d.offset();
     let flags = d.u8()?;
     if flags & !(FLAG_CLOSED | FLAG_CURRENT) != 0 {
@@ -98,7 +104,20 @@ fn get_run_body(d: &mut Decoder, t: &mut Tables, key: &Arc<RunKey>) -> Result<()
     if close_time_ms.is_none() && !is_current {
         return Err(bad(at, "run flags", "an open run must be its workflow's current run"));
     }
-    t.insert_run(key.clone(), owned(d)?);
+    // A version-1 snapshot predates state versions: every run is at version 1,
+    // which is what it is on every replica (version-1 transitions never bump it).
+    let state_version = match version {
+        SNAPSHOT_VERSION_V1 => 1,
+        _ => {
+            let at = d.offset();
+            let v = d.u64()?;
+            if v == 0 {
+                return Err(bad(at, "state version", "state versions start at 1"));
+            }
+            v
+        }
+    };
+    t.insert_run(key.clone(), owned(d)?, state_version);
     get_batches(d, t, key)?;
     if is_current {
         if t.current.get(&**key).is_some() {

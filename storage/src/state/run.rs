@@ -30,6 +30,9 @@ impl EventBatchRef {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunState {
     pub(super) state: Bytes,
+    /// 1 at creation, +1 per applied (fenced) `SetState`: what a `SetState` must
+    /// name as its `expected_version`.
+    pub(super) state_version: u64,
     pub(super) next_event_id: u64,
     pub(super) close_time_ms: Option<i64>,
     /// Contiguous from event 1, in event order; positions are distinct. Grown with
@@ -108,11 +111,25 @@ impl IdSet {
 
 impl RunState {
     pub(super) fn new(state: Bytes) -> Self {
-        Self { state, next_event_id: 1, close_time_ms: None, history: Vec::new(), tasks: BTreeMap::new(), timers: IdSet::default() }
+        Self {
+            state,
+            state_version: 1,
+            next_event_id: 1,
+            close_time_ms: None,
+            history: Vec::new(),
+            tasks: BTreeMap::new(),
+            timers: IdSet::default(),
+        }
     }
     /// The mutable state (opaque to storage).
     pub fn state(&self) -> &Bytes {
         &self.state
+    }
+    /// The version of [`Self::state`]: 1 when the run was created, plus one per
+    /// `SetState` applied since. A `SetState` built from this state must carry it
+    /// as its `expected_version`.
+    pub fn state_version(&self) -> u64 {
+        self.state_version
     }
     /// The id the next appended event must have (event ids are dense from 1).
     pub fn next_event_id(&self) -> u64 {

@@ -10,8 +10,12 @@ use super::tables::Tables;
 use super::{RunKey, ShardState};
 use crate::codec::Encoder;
 
-/// First byte of every snapshot.
-pub const SNAPSHOT_VERSION: u8 = 1;
+/// First byte of every snapshot. Version 2 added each run's state version;
+/// [`ShardState::snapshot`] always writes version 2.
+pub const SNAPSHOT_VERSION: u8 = 2;
+/// The version before state versions: still restored (every run at state version
+/// 1), never written.
+pub const SNAPSHOT_VERSION_V1: u8 = 1;
 /// Run flag: the run is closed (its close time follows the flags).
 pub(super) const FLAG_CLOSED: u8 = 1;
 /// Run flag: the run is its workflow's current run.
@@ -44,7 +48,7 @@ impl ShardState {
 fn encoded_len(t: &Tables) -> usize {
     let key = |k: &RunKey| 12 + k.namespace.len() + k.workflow_id.len() + k.run_id.len();
     let runs: usize =
-        t.runs.iter().map(|(k, r)| key(k) + 1 + r.close_time_ms.map_or(0, |_| 8) + 4 + r.state.len() + 4 + 24 * r.history.len()).sum();
+        t.runs.iter().map(|(k, r)| key(k) + 1 + r.close_time_ms.map_or(0, |_| 8) + 8 + 4 + r.state.len() + 4 + 24 * r.history.len()).sum();
     let backlogs: usize = t
         .queues
         .iter()
@@ -67,7 +71,7 @@ fn put_runs<'a>(e: &mut Encoder, t: &'a Tables) -> Ordinals<'a> {
         if let Some(at) = run.close_time_ms {
             e.i64(at);
         }
-        e.bytes(&run.state).count(run.history.len());
+        e.u64(run.state_version).bytes(&run.state).count(run.history.len());
         for batch in &run.history {
             e.u64(batch.count).u64(batch.pos.segment_id).u64(batch.pos.offset);
         }

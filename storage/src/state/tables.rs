@@ -65,8 +65,9 @@ impl Tables {
         out
     }
 
-    pub fn insert_run(&mut self, key: Arc<RunKey>, state: Bytes) {
-        let run = RunState::new(state);
+    /// Inserts an open run with no history at state version `state_version`.
+    pub fn insert_run(&mut self, key: Arc<RunKey>, state: Bytes, state_version: u64) {
+        let run = RunState { state_version, ..RunState::new(state) };
         self.memory += memory::run(&key, &run);
         let old = self.runs.insert(key, run);
         assert!(old.is_none(), "run created twice");
@@ -176,8 +177,9 @@ impl Tables {
         self.positions.range((pos, min_run_key())..).take_while(move |(p, _)| *p == pos).map(|(_, k)| k)
     }
 
-    pub fn replace_state(&mut self, key: &RunKey, state: Bytes) -> Bytes {
-        self.run_mut(key, |run| std::mem::replace(&mut run.state, state))
+    /// Replaces a run's state and sets its state version, returning the old pair.
+    pub fn replace_state(&mut self, key: &RunKey, state: Bytes, version: u64) -> (Bytes, u64) {
+        self.run_mut(key, |run| (std::mem::replace(&mut run.state, state), std::mem::replace(&mut run.state_version, version)))
     }
 
     pub fn close_run(&mut self, key: &Arc<RunKey>, time_ms: i64) {

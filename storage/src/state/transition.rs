@@ -70,8 +70,17 @@ pub enum Op {
     /// Appends history events; `first_event_id` must equal the run's next event id
     /// (event ids are dense from 1). `events` must not be empty.
     AppendEvents { run: RunKey, first_event_id: u64, events: Vec<Bytes> },
-    /// Replaces the run's mutable state (opaque to storage).
-    SetState { run: RunKey, state: Bytes },
+    /// Replaces the run's mutable state (opaque to storage), fenced: it applies only
+    /// if the run's state version is still `expected_version` (the version the
+    /// proposer read when it built `state`), and bumps the version by one. A writer
+    /// holding stale state therefore fails with
+    /// [`super::OpError::StateVersionMismatch`] instead of overwriting newer state.
+    SetState { run: RunKey, expected_version: u64, state: Bytes },
+    /// A `SetState` from a version-1 transition (written before fencing): replaces
+    /// the state without a version check and leaves the version unchanged, exactly
+    /// as it applied when it was committed. It is only ever decoded, never built:
+    /// new writes are fenced [`Op::SetState`]s.
+    LegacySetState(LegacySetState),
     /// Closes the run at the transition's time; it is dropped after the retention.
     CloseRun { run: RunKey },
     /// Adds a task to a backlog; the state machine assigns its id.
@@ -82,6 +91,23 @@ pub enum Op {
     AddTimer { run: RunKey, due_ms: i64, payload: Bytes },
     /// Removes a timer.
     RemoveTimer { timer_id: u64 },
+}
+
+/// The fields of an [`Op::LegacySetState`]. Only [`Transition::decode`] makes one
+/// (from tag 3), so no new proposal can write state without the version check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacySetState {
+    pub(super) run: RunKey,
+    pub(super) state: Bytes,
+}
+
+impl LegacySetState {
+    pub fn run(&self) -> &RunKey {
+        &self.run
+    }
+    pub fn state(&self) -> &Bytes {
+        &self.state
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

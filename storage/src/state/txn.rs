@@ -8,14 +8,14 @@ use bytes::Bytes;
 
 use super::run::{RunState, Task, Timer};
 use super::tables::Tables;
-use super::{Applied, ApplyError, Op, OpError, QueueKey, RunKey, ShardConfig, Transition};
+use super::{Applied, ApplyError, LegacySetState, Op, OpError, QueueKey, RunKey, ShardConfig, Transition};
 use crate::log::LogPosition;
 
 /// How to take back one applied op.
 enum Undo {
     Create { run: Arc<RunKey>, prev_current: Option<Arc<RunKey>> },
     Append { run: Arc<RunKey>, count: u64, merged: bool },
-    SetState { run: Arc<RunKey>, old: Bytes },
+    SetState { run: Arc<RunKey>, old: Bytes, old_version: u64 },
     Close { run: Arc<RunKey> },
     Enqueue { queue: Arc<QueueKey>, task_id: u64 },
     Ack { queue: Arc<QueueKey>, task_id: u64, task: Task },
@@ -70,7 +70,8 @@ impl<'a> Txn<'a> {
         match op {
             Op::CreateRun { run, state } => self.create_run(run, state),
             Op::AppendEvents { run, first_event_id, events } => self.append_events(run, *first_event_id, events.len()),
-            Op::SetState { run, state } => self.set_state(run, state),
+            Op::SetState { run, expected_version, state } => self.set_state(run, Some(*expected_version), state),
+            Op::LegacySetState(LegacySetState { run, state }) => self.set_state(run, None, state),
             Op::CloseRun { run } => self.close_run(run),
             Op::Enqueue { queue, run, task } => self.enqueue(queue, run, task),
             Op::Ack { queue, task_id } => self.ack(queue, *task_id),
@@ -102,7 +103,7 @@ impl<'a> Txn<'a> {
             return Err(OpError::RunExists);
         }
         let key = Arc::new(run.clone());
-        self.tables.insert_run(key.clone(), Bytes::copy_from_slice(state));
+        self.tables.insert_run(key.clone(), Bytes::copy_from_slice(state), 1);
         let prev_current = self.tables.set_current(run, Some(key.clone()));
         Ok(Undo::Create { run: key, prev_current })
     }
@@ -126,10 +127,18 @@ impl<'a> Txn<'a> {
         Ok(Undo::Append { run: key, count, merged })
     }
 
-    fn set_state(&mut self, run: &RunKey, state: &Bytes) -> Result<Undo, OpError> {
-        let (key, _) = self.existing(run)?;
-        let old = self.tables.replace_state(&key, Bytes::copy_from_slice(state));
-        Ok(Undo::SetState { run: key, old })
+    /// A fenced write (`expected` is `Some`) checks and bumps the state version; a
+    /// legacy one (version-1 transitions) does neither, as it did when committed.
+    fn set_state(&mut self, run: &RunKey, expected: Option<u64>, state: &Bytes) -> Result<Undo, OpError> {
+        let (key, run) = self.existing(run)?;
+        let actual = run.state_version;
+        let version = match expected {
+            Some(expected) if expected != actual => return Err(OpError::StateVersionMismatch { expected, actual }),
+            Some(_) => actual.checked_add(1).ok_or(OpError::IdsExhausted)?,
+            None => actual,
+        };
+        let (old, old_version) = self.tables.replace_state(&key, Bytes::copy_from_slice(state), version);
+        Ok(Undo::SetState { run: key, old, old_version })
     }
 
     fn close_run(&mut self, run: &RunKey) -> Result<Undo, OpError> {
@@ -196,8 +205,8 @@ fn undo_one(tables: &mut Tables, undo: Undo) {
             tables.set_current(&*run, prev_current);
         }
         Undo::Append { run, count, merged } => tables.unappend_batch(&run, count, merged),
-        Undo::SetState { run, old } => {
-            tables.replace_state(&run, old);
+        Undo::SetState { run, old, old_version } => {
+            tables.replace_state(&run, old, old_version);
         }
         Undo::Close { run } => tables.reopen_run(&run),
         Undo::Enqueue { queue, task_id } => {

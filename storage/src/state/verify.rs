@@ -36,6 +36,7 @@ impl ShardState {
 fn verify_runs(t: &Tables) -> Result<(), InvariantError> {
     let (mut open, mut batches) = (0, 0);
     for (key, run) in &t.runs {
+        ensure!(run.state_version >= 1, "run {key:?} at state version 0");
         verify_history(t, key, run)?;
         verify_links(t, key, run)?;
         batches += run.history.len();

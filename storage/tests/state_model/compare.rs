@@ -34,7 +34,11 @@ pub(crate) fn assert_same_run(model: &Model, state: &ShardState, key: &RunKey) {
         (Some(m), Some(s)) => (m, s),
         (m, s) => panic!("run {key:?}: model {m:?}, state {s:?}"),
     };
-    assert_eq!((s.state(), s.next_event_id(), s.close_time_ms(), s.history()), (&m.state, m.next, m.close, &m.refs[..]));
+    assert_eq!(
+        (s.state(), s.state_version(), s.next_event_id(), s.close_time_ms(), s.history()),
+        (&m.state, m.version, m.next, m.close, &m.refs[..]),
+        "run {key:?}"
+    );
     let mut tasks: Vec<u64> = model.tasks.iter().filter(|t| t.run == *key).map(|t| t.id).collect();
     tasks.sort();
     assert_eq!(s.task_ids().collect::<Vec<_>>(), tasks);

@@ -4,12 +4,16 @@ use super::model::Model;
 use super::*;
 
 /// An op before it meets a state. `Live` picks and `first: None` resolve to what
-/// the model makes valid (mostly), so that many transitions succeed.
+/// the model makes valid (mostly), so that many transitions succeed. A `SetState`
+/// names the run's state version shifted by `skew`: 0 is the writer that read the
+/// latest state, negative a stale writer (it read an earlier version), positive a
+/// version the run never had. `LegacySetState` is version 1's unchecked write.
 #[derive(Debug, Clone)]
 pub(crate) enum AOp {
     Create { run: RunPick, state: u8 },
     Append { run: RunPick, first: Option<u64>, n: u8 },
-    SetState { run: RunPick, state: u8 },
+    SetState { run: RunPick, state: u8, skew: i8 },
+    LegacySetState { run: RunPick, state: u8 },
     Close { run: RunPick },
     Enqueue { queue: usize, run: RunPick, payload: u8 },
     Ack { queue: usize, task: Pick, same_queue: bool },
@@ -56,7 +60,9 @@ pub(crate) fn aop() -> impl Strategy<Value = AOp> {
         3 => (run_pick(), any::<u8>()).prop_map(|(run, state)| AOp::Create { run, state }),
         6 => (run_pick(), prop::option::weighted(0.05, 0..12u64), prop_oneof![1 => Just(0u8), 20 => 1..4u8])
             .prop_map(|(run, first, n)| AOp::Append { run, first, n }),
-        1 => (run_pick(), any::<u8>()).prop_map(|(run, state)| AOp::SetState { run, state }),
+        3 => (run_pick(), any::<u8>(), prop_oneof![6 => Just(0i8), 3 => -3..0i8, 1 => 1..3i8])
+            .prop_map(|(run, state, skew)| AOp::SetState { run, state, skew }),
+        1 => (run_pick(), any::<u8>()).prop_map(|(run, state)| AOp::LegacySetState { run, state }),
         2 => run_pick().prop_map(|run| AOp::Close { run }),
         4 => (0..QUEUES, run_pick(), any::<u8>()).prop_map(|(queue, run, payload)| AOp::Enqueue { queue, run, payload }),
         2 => (0..QUEUES, pick(), prop::bool::weighted(0.9)).prop_map(|(queue, task, same_queue)| AOp::Ack { queue, task, same_queue }),
@@ -120,7 +126,12 @@ impl Model {
                 let events = (0..u64::from(n)).map(|i| Bytes::from(format!("e{}", first + i))).collect();
                 Op::AppendEvents { run: key, first_event_id: first, events }
             }
-            AOp::SetState { run, state } => Op::SetState { run: self.pick_run(run, exists), state: payload("s", state) },
+            AOp::SetState { run, state, skew } => {
+                let run = self.pick_run(run, exists);
+                let version = self.run(&run).map_or(1, |r| r.version);
+                Op::SetState { run, expected_version: version.saturating_add_signed(i64::from(skew)), state: payload("s", state) }
+            }
+            AOp::LegacySetState { run, state } => legacy_set_state(&self.pick_run(run, exists), &payload("l", state)),
             AOp::Close { run } => Op::CloseRun { run: self.pick_run(run, |k| self.is_open(k)) },
             AOp::Enqueue { queue, run, payload: p } => {
                 Op::Enqueue { queue: queue_key(queue), run: self.pick_run(run, exists), task: payload("t", p) }

@@ -7,6 +7,8 @@ use super::*;
 pub(crate) struct MRun {
     pub(crate) key: RunKey,
     pub(crate) state: Bytes,
+    /// The state version: 1 at create, +1 per fenced SetState.
+    pub(crate) version: u64,
     pub(crate) next: u64,
     pub(crate) close: Option<i64>,
     pub(crate) refs: Vec<EventBatchRef>,
@@ -87,8 +89,16 @@ impl Model {
             Op::AppendEvents { run, first_event_id, events } => {
                 self.append(run, *first_event_id, events.len() as u64, pos)?;
             }
-            Op::SetState { run, state } => {
-                self.run_mut(run)?.state = state.clone();
+            Op::SetState { run, expected_version, state } => {
+                let r = self.run_mut(run)?;
+                if r.version != *expected_version {
+                    return Err(OpError::StateVersionMismatch { expected: *expected_version, actual: r.version });
+                }
+                r.version = r.version.checked_add(1).ok_or(OpError::IdsExhausted)?;
+                r.state = state.clone();
+            }
+            Op::LegacySetState(legacy) => {
+                self.run_mut(legacy.run())?.state = legacy.state().clone();
             }
             Op::CloseRun { run } => {
                 let r = self.run_mut(run)?;
@@ -141,7 +151,7 @@ impl Model {
         if self.run(run).is_some() {
             return Err(OpError::RunExists);
         }
-        self.runs.push(MRun { key: run.clone(), state: state.clone(), next: 1, close: None, refs: vec![] });
+        self.runs.push(MRun { key: run.clone(), state: state.clone(), version: 1, next: 1, close: None, refs: vec![] });
         self.current.retain(|(w, _)| *w != wf);
         self.current.push((wf, run.clone()));
         Ok(())

@@ -10,7 +10,9 @@ fn every_op() -> Transition {
         ops: vec![
             create(&r1),
             append(&r1, 1, 3),
-            Op::SetState { run: r1.clone(), state: b("s1") },
+            set_state(&r1, 1, "s1"),
+            Op::SetState { run: r2.clone(), expected_version: u64::MAX, state: Bytes::new() },
+            Op::LegacySetState(LegacySetState { run: r2.clone(), state: b("legacy") }),
             append(&r2, 7, 1),
             close(&r2),
             enqueue(&q, &r1),
@@ -145,4 +147,76 @@ fn events_of_rejects_event_ids_past_u64() {
     assert!(events_of(t.encode(), &run("w", "other")).unwrap().is_empty());
     let one = Transition { time_ms: 0, dedupe: None, ops: vec![append(&r, u64::MAX, 1)] };
     assert_eq!(events_of(one.encode(), &r).unwrap()[0].0, u64::MAX);
+}
+
+/// `every_op` without its fenced `SetState`s, which version 1 does not have.
+fn every_v1_op() -> Transition {
+    let mut t = every_op();
+    t.ops.retain(|op| !matches!(op, Op::SetState { .. }));
+    t
+}
+
+/// `t` encoded as version 1: version 2 bytes with the other first byte (valid
+/// only for a transition with no fenced `SetState`).
+fn encode_v1(t: &Transition) -> Bytes {
+    let mut v = t.encode().to_vec();
+    v[0] = TRANSITION_VERSION_V1;
+    Bytes::from(v)
+}
+
+#[test]
+fn set_state_bytes_are_as_specified() {
+    let t = Transition { time_ms: 5, dedupe: None, ops: vec![set_state(&run("w", "r"), 0x0102, "st")] };
+    let mut expected = vec![2u8];
+    expected.extend_from_slice(&5i64.to_le_bytes());
+    expected.push(0);
+    expected.extend_from_slice(&1u32.to_le_bytes());
+    expected.push(9);
+    for s in ["ns", "w", "r"] {
+        expected.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        expected.extend_from_slice(s.as_bytes());
+    }
+    expected.extend_from_slice(&0x0102u64.to_le_bytes());
+    expected.extend_from_slice(&2u32.to_le_bytes());
+    expected.extend_from_slice(b"st");
+    assert_eq!(&t.encode()[..], &expected[..]);
+
+    let legacy =
+        Transition { time_ms: 5, dedupe: None, ops: vec![Op::LegacySetState(LegacySetState { run: run("w", "r"), state: b("st") })] };
+    let mut expected_legacy = expected.clone();
+    expected_legacy[14] = 3;
+    expected_legacy.drain(expected_legacy.len() - 14..expected_legacy.len() - 6);
+    assert_eq!(&legacy.encode()[..], &expected_legacy[..]);
+}
+
+#[test]
+fn version_1_transitions_still_decode_with_unchecked_set_state() {
+    let t = every_v1_op();
+    let v1 = encode_v1(&t);
+    let decoded = Transition::decode(v1.clone()).unwrap();
+    assert_eq!(decoded, t);
+    let Op::LegacySetState(legacy) = &decoded.ops[2] else { panic!("op 2 is the version-1 SetState") };
+    assert_eq!((legacy.run(), legacy.state()), (&run("w2", "r"), &b("legacy")));
+    assert_eq!(decoded.encode()[1..], v1[1..], "re-encodes as version 2, differing only in the version byte");
+    assert_eq!(decoded.encode()[0], TRANSITION_VERSION);
+    for r in [run("w1", "r"), run("w2", "r")] {
+        assert_eq!(events_of(v1.clone(), &r).unwrap(), events_of(t.encode(), &r).unwrap());
+    }
+    for cut in 0..v1.len() {
+        assert!(Transition::decode(v1.slice(..cut)).is_err(), "cut at {cut}");
+    }
+}
+
+#[test]
+fn a_fenced_set_state_is_not_a_version_1_op() {
+    let r = run("w", "r");
+    let t = Transition { time_ms: 0, dedupe: None, ops: vec![set_state(&r, 1, "s")] };
+    let mut v1 = t.encode().to_vec();
+    v1[0] = TRANSITION_VERSION_V1;
+    assert_eq!(invalid_what(Transition::decode(Bytes::from(v1.clone()))), "op tag");
+    assert_eq!(invalid_what(events_of(Bytes::from(v1), &r)), "op tag");
+    let mut v3 = t.encode().to_vec();
+    v3[0] = 3;
+    assert_eq!(invalid_what(Transition::decode(Bytes::from(v3.clone()))), "transition version");
+    assert_eq!(invalid_what(events_of(Bytes::from(v3), &r)), "transition version");
 }

@@ -3,6 +3,7 @@
 
 mod codec;
 mod dedupe;
+mod fencing;
 mod index;
 mod queues;
 mod rejections;
@@ -42,6 +43,10 @@ pub(super) fn create(r: &RunKey) -> Op {
 
 pub(super) fn append(r: &RunKey, first_event_id: u64, n: usize) -> Op {
     Op::AppendEvents { run: r.clone(), first_event_id, events: events(n) }
+}
+
+pub(super) fn set_state(r: &RunKey, expected_version: u64, state: &'static str) -> Op {
+    Op::SetState { run: r.clone(), expected_version, state: b(state) }
 }
 
 pub(super) fn close(r: &RunKey) -> Op {

@@ -15,7 +15,7 @@ fn create_run_rejects_a_second_open_run_and_an_existing_run() {
 fn ops_on_missing_runs_are_rejected() {
     let mut h = Harness::new();
     let r = run("w", "nope");
-    let ops = [append(&r, 1, 1), Op::SetState { run: r.clone(), state: b("x") }, close(&r), enqueue(&queue("q"), &r), add_timer(&r, 1)];
+    let ops = [append(&r, 1, 1), set_state(&r, 1, "x"), close(&r), enqueue(&queue("q"), &r), add_timer(&r, 1)];
     for op in ops {
         assert_eq!(h.reject(10, vec![op]), (0, OpError::RunNotFound));
     }
@@ -95,7 +95,7 @@ fn a_late_failure_undoes_every_earlier_op() {
     let ops = vec![
         append(&r1, 3, 1),
         append(&r1, 4, 2),
-        Op::SetState { run: r1.clone(), state: b("changed") },
+        set_state(&r1, 1, "changed"),
         Op::Ack { queue: q.clone(), task_id: 1 },
         Op::RemoveTimer { timer_id: 1 },
         enqueue(&q, &r1),

@@ -53,10 +53,11 @@ fn appends_of_one_run_in_one_transition_share_one_batch() {
 fn set_state_replaces_state_of_open_and_closed_runs() {
     let mut h = Harness::new();
     let r = run("w", "r1");
-    h.ok(10, vec![create(&r), Op::SetState { run: r.clone(), state: b("s1") }]);
+    h.ok(10, vec![create(&r), set_state(&r, 1, "s1")]);
     assert_eq!(h.state.run(&r).unwrap().state(), &b("s1"));
-    h.ok(11, vec![close(&r), Op::SetState { run: r.clone(), state: b("final") }]);
+    h.ok(11, vec![close(&r), set_state(&r, 2, "final")]);
     assert_eq!(h.state.run(&r).unwrap().state(), &b("final"));
+    assert_eq!(h.state.run(&r).unwrap().state_version(), 3);
 }
 
 #[test]
@@ -113,7 +114,7 @@ fn memory_tracks_what_is_held() {
     h.ok(10, vec![create(&r), append(&r, 1, 2), enqueue(&queue("q"), &r), add_timer(&r, 5)]);
     let full = h.state.memory_bytes();
     assert!(full > 200, "a run with a task and a timer takes room: {full}");
-    h.ok(11, vec![Op::SetState { run: r.clone(), state: Bytes::from(vec![0; 1000]) }]);
+    h.ok(11, vec![Op::SetState { run: r.clone(), expected_version: 1, state: Bytes::from(vec![0; 1000]) }]);
     assert!(h.state.memory_bytes() >= full + 990);
     h.ok(12, vec![close(&r)]);
     assert_eq!(h.state.run_count(), 0, "retention 0 drops the run at once");

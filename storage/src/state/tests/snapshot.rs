@@ -9,6 +9,7 @@ fn rich() -> Harness {
     h.ok(1, vec![create(&r1), append(&r1, 1, 2), append(&r1, 3, 1), create(&r3), enqueue(&q1, &r1)]);
     h.ok(2, vec![append(&r1, 4, 1), enqueue(&q2, &r3), enqueue(&q1, &r3), add_timer(&r1, 50), add_timer(&r3, 40)]);
     h.ok(3, vec![close(&r1), create(&r2), Op::Ack { queue: q1.clone(), task_id: 1 }, Op::RemoveTimer { timer_id: 1 }]);
+    h.ok(4, vec![set_state(&r3, 1, "s1"), set_state(&r3, 2, "s2"), set_state(&r1, 1, "closed")]);
     h.apply_t(&Transition { time_ms: 4, dedupe: dedupe("req", "result"), ops: vec![add_timer(&r2, 7)] }).unwrap();
     h.state.skip(9).unwrap();
     h.index = 9;
@@ -51,9 +52,11 @@ fn restore_copies_payloads_out_of_the_snapshot() {
 #[test]
 fn wrong_version_or_shard_is_rejected() {
     let bytes = rich().state.snapshot();
-    let mut v = bytes.to_vec();
-    v[0] = 2;
-    assert!(matches!(restore(v), Err(DecodeError::Invalid { what: "snapshot version", .. })));
+    for version in [0, 3] {
+        let mut v = bytes.to_vec();
+        v[0] = version;
+        assert!(matches!(restore(v), Err(DecodeError::Invalid { what: "snapshot version", .. })));
+    }
     let err = ShardState::restore(8, ShardConfig::default(), bytes).unwrap_err();
     assert!(matches!(err, DecodeError::Invalid { what: "snapshot shard", .. }));
 }
@@ -74,18 +77,28 @@ fn restore(bytes: Vec<u8>) -> Result<ShardState, DecodeError> {
 }
 
 /// Hand-built snapshots, to reach every check of restore.
-struct Snap(Encoder);
+struct Snap(Encoder, u8);
 
 impl Snap {
     fn new(next_task_id: u64, next_timer_id: u64, runs: usize) -> Self {
-        let mut e = Encoder::new();
-        e.u8(SNAPSHOT_VERSION).u32(7).u64(0).u64(next_task_id).u64(next_timer_id).count(runs);
-        Self(e)
+        Self::of_version(SNAPSHOT_VERSION, next_task_id, next_timer_id, runs)
     }
-    fn run(mut self, workflow_id: &str, flags: u8, batches: &[(u64, u64)]) -> Self {
+    fn of_version(version: u8, next_task_id: u64, next_timer_id: u64, runs: usize) -> Self {
+        let mut e = Encoder::new();
+        e.u8(version).u32(7).u64(0).u64(next_task_id).u64(next_timer_id).count(runs);
+        Self(e, version)
+    }
+    fn run(self, workflow_id: &str, flags: u8, batches: &[(u64, u64)]) -> Self {
+        self.run_at(workflow_id, flags, 1, batches)
+    }
+    /// A run at `state_version` (not written in a version-1 snapshot).
+    fn run_at(mut self, workflow_id: &str, flags: u8, state_version: u64, batches: &[(u64, u64)]) -> Self {
         self.0.str("ns").str(workflow_id).str("r").u8(flags);
         if flags & 1 != 0 {
             self.0.i64(5);
+        }
+        if self.1 != SNAPSHOT_VERSION_V1 {
+            self.0.u64(state_version);
         }
         self.0.bytes(b"state").count(batches.len());
         for (count, offset) in batches {
@@ -134,6 +147,7 @@ fn malformed_runs_are_rejected() {
         (Snap::new(1, 1, 1).run("a", OPEN, &[(u64::MAX, 0)]), "history batch"),
         (Snap::new(1, 1, 1).run("a", OPEN, &[(1, 0), (1, 0)]), "history batch"),
         (Snap::new(0, 1, 0), "id counter"),
+        (Snap::new(1, 1, 1).run_at("a", OPEN, 0, &[]), "state version"),
     ];
     for (snap, what) in cases {
         assert_eq!(invalid_what(snap.raw(no_lists).restore()), what);
@@ -145,7 +159,7 @@ fn two_current_runs_of_one_workflow_are_rejected() {
     let mut e = Encoder::new();
     e.u8(SNAPSHOT_VERSION).u32(7).u64(0).u64(1).u64(1).count(2);
     for run_id in ["r1", "r2"] {
-        e.str("ns").str("w").str(run_id).u8(OPEN).bytes(b"").count(0);
+        e.str("ns").str("w").str(run_id).u8(OPEN).u64(1).bytes(b"").count(0);
     }
     no_lists(&mut e);
     assert_eq!(invalid_what(restore(e.finish().to_vec())), "run flags");
@@ -225,4 +239,32 @@ fn forged_counts_fail_without_allocating() {
     let mut e = Encoder::new();
     e.u8(SNAPSHOT_VERSION).u32(7).u64(0).u64(1).u64(1).u32(u32::MAX);
     assert_eq!(invalid_what(restore(e.finish().to_vec())), "count");
+}
+
+#[test]
+fn state_versions_round_trip_through_a_snapshot() {
+    let h = rich();
+    let versions = |s: &ShardState| s.runs().map(|(k, r)| (k.clone(), r.state_version())).collect::<Vec<_>>();
+    assert_eq!(versions(&h.state), vec![(run("w1", "a"), 2), (run("w1", "b"), 1), (run("w2", "a"), 3)]);
+    let restored = ShardState::restore(7, h.state.config().clone(), h.state.snapshot()).unwrap();
+    assert_eq!(versions(&restored), versions(&h.state));
+    let state = Snap::new(1, 1, 1).run_at("a", OPEN, u64::MAX, &[]).raw(no_lists).restore().unwrap();
+    assert_eq!(state.run(&run("a", "r")).unwrap().state_version(), u64::MAX);
+}
+
+#[test]
+fn a_version_1_snapshot_restores_every_run_at_state_version_1() {
+    let v1 = Snap::of_version(SNAPSHOT_VERSION_V1, 1, 1, 2).run("a", OPEN, &[(2, 0), (1, 8)]).run("b", CLOSED, &[]).raw(no_lists);
+    let v1 = v1.0.finish();
+    let state = restore(v1.to_vec()).unwrap();
+    for (_, r) in state.runs() {
+        assert_eq!(r.state_version(), 1);
+    }
+    assert_eq!(state.run(&run("a", "r")).unwrap().next_event_id(), 4);
+    let v2 = Snap::new(1, 1, 2).run("a", OPEN, &[(2, 0), (1, 8)]).run("b", CLOSED, &[]).raw(no_lists).0.finish();
+    assert_eq!(state.snapshot(), v2, "it snapshots again as version 2");
+    assert_eq!(restore(v2.to_vec()).unwrap(), state);
+    for cut in 0..v1.len() {
+        assert!(restore(v1[..cut].to_vec()).is_err(), "cut at {cut}");
+    }
 }
