@@ -152,7 +152,8 @@ impl Driver {
         match msg {
             ShardMsg::Propose { data, term, reply } => self.propose(data, term, reply),
             ShardMsg::StepDown(reply) => {
-                let _ = reply.send(self.step_down());
+                let outcome = self.step_down().await;
+                let _ = reply.send(outcome);
             }
             ShardMsg::Step(m) => {
                 if let Err(e) = self.raw.step(*m) {
@@ -206,12 +207,24 @@ impl Driver {
 
     /// Leaves the current term and campaigns again: for a one-member group the node
     /// wins at once, in a higher term, exactly as after a leader change.
-    fn step_down(&mut self) -> Result<()> {
+    async fn step_down(&mut self) -> Result<()> {
         let voters = self.raw.raft.prs().conf().voters().ids().len();
         if voters != 1 {
             return Err(RaftError::Config(format!(
                 "shard {}: step-down of a {voters}-member group needs leader transfer, which is not built yet",
                 self.shard
+            )));
+        }
+        // A one-member group wins its election at once, which raft-rs allows only
+        // with every entry persisted: finish the Ready in progress first.
+        self.on_ready().await?;
+        let log = &self.raw.raft.raft_log;
+        if log.persisted != log.last_index() {
+            return Err(RaftError::Config(format!(
+                "shard {}: entries up to {} are not persisted yet ({}); step down later",
+                self.shard,
+                log.last_index(),
+                log.persisted
             )));
         }
         let term = self.raw.raft.term;

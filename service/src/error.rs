@@ -26,6 +26,11 @@ pub enum ServiceError {
     ResourceExhausted(String),
     #[error("{0}")]
     Unavailable(String),
+    /// This node does not own the shard now (its leader is elsewhere, or a leader
+    /// change is under way). The router retries or forwards; a client that gets it
+    /// sees `Unavailable` naming the leader.
+    #[error("shard {shard} is not served by this node (leader: {})", leader_hint.map_or("unknown".to_string(), |id| format!("node {id}")))]
+    NotLeader { shard: u32, leader_hint: Option<u64> },
     /// A workflow task tried to close the workflow while new events were waiting.
     #[error("UnhandledCommand")]
     UnhandledCommand,
@@ -42,12 +47,27 @@ pub enum ServiceError {
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
+impl ServiceError {
+    /// A Raft error met while serving `shard`.
+    pub fn from_raft(e: RaftError, shard: u32) -> Self {
+        use hourglass_storage::state::{ApplyError, OpError};
+        match e {
+            RaftError::NotLeader { leader, .. } => ServiceError::NotLeader { shard, leader_hint: leader },
+            // Built from state that another owner changed meanwhile (the workflow lock
+            // only holds within one owner's term): fenced at apply, nothing applied;
+            // the router retries it on the current owner.
+            RaftError::Rejected(ApplyError::Rejected { reason: OpError::StateVersionMismatch { .. }, .. }) => {
+                ServiceError::NotLeader { shard, leader_hint: None }
+            }
+            other => other.into(),
+        }
+    }
+}
+
 impl From<RaftError> for ServiceError {
     fn from(e: RaftError) -> Self {
         match e {
-            RaftError::NotLeader { shard, leader } => {
-                ServiceError::Unavailable(format!("shard {shard} has no leader on this node (leader hint: {leader:?}); retry"))
-            }
+            RaftError::NotLeader { shard, leader } => ServiceError::NotLeader { shard, leader_hint: leader },
             RaftError::Overloaded { .. } => ServiceError::ResourceExhausted(e.to_string()),
             RaftError::Stopped { .. } => ServiceError::Unavailable(e.to_string()),
             RaftError::Storage(s) => s.into(),
@@ -101,6 +121,15 @@ impl From<ServiceError> for Status {
             ServiceError::FailedPrecondition(_) => Status::failed_precondition(message),
             ServiceError::ResourceExhausted(_) => Status::resource_exhausted(message),
             ServiceError::Unavailable(_) => Status::unavailable(message),
+            ServiceError::NotLeader { leader_hint, .. } => {
+                let mut status = Status::unavailable(format!("{message}; retry"));
+                if let Some(id) = leader_hint {
+                    if let Ok(value) = id.to_string().parse() {
+                        status.metadata_mut().insert("hourglass-leader-node", value);
+                    }
+                }
+                status
+            }
             ServiceError::QueryFailed(_) => with_detail(
                 Code::InvalidArgument,
                 message,

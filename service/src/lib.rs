@@ -22,4 +22,5 @@ pub mod frontend;
 pub mod matching;
 pub mod namespaces;
 pub mod server;
+pub mod shard;
 pub mod timers;

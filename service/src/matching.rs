@@ -1,10 +1,16 @@
 //! Matching: hands backlog tasks to long-polling workers.
 //!
 //! The durable part of a task queue is the backlog in each shard's state machine; this
-//! is the in-memory dispatch in front of it, per (namespace, queue, kind), fed by
-//! commits and, after a restart, by [`crate::engine::Engine::load_backlogs`]. A task
-//! leaves the backlog only when the transition that starts it commits, so a task given
-//! to a poller that vanished is put back, never lost.
+//! is the in-memory dispatch in front of it, per (namespace, queue, kind), shared by
+//! every shard owner on the node and fed by their commits and, when an owner starts,
+//! by its shard's backlog ([`crate::shard::ShardOwner`]). A task leaves the backlog
+//! only when the transition that starts it commits, so a task given to a poller that
+//! vanished is put back, never lost.
+//!
+//! **Ownership.** Each task carries the shard and the owner's term it was handed over
+//! in. Only the live term of each shard is accepted: when an owner stops, its tasks
+//! leave the queues ([`Matching::retire_shard`]) and tasks of its term offered later
+//! are dropped; the next owner hands over the shard's backlog again.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -21,6 +27,8 @@ use crate::engine::tasks::TaskPayload;
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskRef {
     pub shard: ShardId,
+    /// The term of the shard owner that handed the task to matching.
+    pub term: u64,
     pub task_id: u64,
     pub run: RunKey,
     pub payload: TaskPayload,
@@ -28,7 +36,20 @@ pub struct TaskRef {
 
 #[derive(Default, Clone)]
 pub struct Matching {
-    queues: Arc<Mutex<HashMap<QueueKey, Queue>>>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    queues: HashMap<QueueKey, Queue>,
+    /// The live owner term of each shard; tasks of any other term are refused.
+    live_terms: HashMap<ShardId, u64>,
+}
+
+impl Inner {
+    fn live(&self, task: &TaskRef) -> bool {
+        self.live_terms.get(&task.shard) == Some(&task.term)
+    }
 }
 
 #[derive(Default)]
@@ -52,19 +73,53 @@ impl Queue {
 }
 
 impl Matching {
+    /// A new owner of `shard` serves `term`: from now on only its tasks are accepted.
+    pub fn activate_shard(&self, shard: ShardId, term: u64) {
+        let mut inner = self.inner.lock();
+        inner.live_terms.insert(shard, term);
+        for q in inner.queues.values_mut() {
+            q.ready.retain(|t| t.shard != shard || t.term == term);
+        }
+    }
+
+    /// The owner of `shard` for `term` stopped: its tasks leave every queue (they stay
+    /// in the shard's durable backlog for the next owner).
+    pub fn retire_shard(&self, shard: ShardId, term: u64) {
+        let mut inner = self.inner.lock();
+        if inner.live_terms.get(&shard) == Some(&term) {
+            inner.live_terms.remove(&shard);
+        }
+        for q in inner.queues.values_mut() {
+            q.ready.retain(|t| t.shard != shard || t.term != term);
+        }
+    }
+
+    /// Whether `task`'s owner term is still the live one of its shard.
+    pub fn is_live(&self, task: &TaskRef) -> bool {
+        self.inner.lock().live(task)
+    }
+
     /// Offers a task to the oldest live waiter, or keeps it ready (at the tail).
+    /// A task of a term that is not its shard's live one is dropped.
     pub fn add(&self, queue: QueueKey, task: TaskRef) {
-        let mut queues = self.queues.lock();
-        let q = queues.entry(queue).or_default();
+        let mut inner = self.inner.lock();
+        if !inner.live(&task) {
+            return;
+        }
+        let q = inner.queues.entry(queue).or_default();
         if let Some(task) = q.offer(task) {
             q.ready.push_back(task);
         }
     }
 
-    /// Puts a task taken by a poll back: to a live waiter, or at the head of the queue.
+    /// Puts a task taken by a poll back: to a live waiter, or at the head of the queue
+    /// (dropped if its owner's term ended meanwhile).
     pub fn requeue(&self, queue: QueueKey, task: TaskRef) {
-        let mut queues = self.queues.lock();
-        let q = queues.entry(queue).or_default();
+        let mut inner = self.inner.lock();
+        if !inner.live(&task) {
+            return;
+        }
+        let q = inner.queues.entry(queue).or_default();
         if let Some(task) = q.offer(task) {
             q.ready.push_front(task);
         }
@@ -74,8 +129,8 @@ impl Matching {
     /// waiter is removed, and a task already handed to it is put back.
     pub async fn poll(&self, queue: &QueueKey, wait: Duration) -> Option<TaskRef> {
         let (id, rx) = {
-            let mut queues = self.queues.lock();
-            let q = queues.entry(queue.clone()).or_default();
+            let mut inner = self.inner.lock();
+            let q = inner.queues.entry(queue.clone()).or_default();
             if let Some(task) = q.ready.pop_front() {
                 return Some(task);
             }
@@ -98,7 +153,7 @@ impl Matching {
 
     /// Tasks ready (not yet handed out) in `queue`.
     pub fn ready_len(&self, queue: &QueueKey) -> usize {
-        self.queues.lock().get(queue).map_or(0, |q| q.ready.len())
+        self.inner.lock().queues.get(queue).map_or(0, |q| q.ready.len())
     }
 }
 
@@ -117,8 +172,8 @@ impl Drop for WaiterGuard<'_> {
             self.matching.requeue(self.queue.clone(), task);
             return;
         }
-        let mut queues = self.matching.queues.lock();
-        if let Some(q) = queues.get_mut(self.queue) {
+        let mut inner = self.matching.inner.lock();
+        if let Some(q) = inner.queues.get_mut(self.queue) {
             q.waiters.retain(|(id, _)| *id != self.id);
         }
     }
@@ -136,15 +191,38 @@ mod tests {
     fn task(id: u64) -> TaskRef {
         TaskRef {
             shard: 0,
+            term: 1,
             task_id: id,
             run: RunKey { namespace: "ns".into(), workflow_id: "w".into(), run_id: "r".into() },
             payload: TaskPayload::default(),
         }
     }
 
+    /// Matching with shard 0 served in term 1.
+    fn live() -> Matching {
+        let m = Matching::default();
+        m.activate_shard(0, 1);
+        m
+    }
+
+    #[tokio::test]
+    async fn tasks_of_an_ended_term_leave_and_stay_out() {
+        let m = live();
+        m.add(queue(), task(1));
+        m.retire_shard(0, 1);
+        assert_eq!(m.ready_len(&queue()), 0, "the stopped owner's tasks left the queue");
+        m.add(queue(), task(2));
+        assert_eq!(m.ready_len(&queue()), 0, "a late task of the ended term is dropped");
+        m.activate_shard(0, 2);
+        m.requeue(queue(), task(3));
+        assert_eq!(m.ready_len(&queue()), 0, "a term-1 task handed back after term 2 began is dropped");
+        m.add(queue(), TaskRef { term: 2, ..task(4) });
+        assert_eq!(m.poll(&queue(), Duration::from_millis(1)).await.unwrap().task_id, 4);
+    }
+
     #[tokio::test]
     async fn ready_tasks_go_first_in_order() {
-        let m = Matching::default();
+        let m = live();
         m.add(queue(), task(1));
         m.add(queue(), task(2));
         assert_eq!(m.poll(&queue(), Duration::from_millis(1)).await.unwrap().task_id, 1);
@@ -154,7 +232,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_poller_gets_a_new_task() {
-        let m = Matching::default();
+        let m = live();
         let m2 = m.clone();
         let poll = tokio::spawn(async move { m2.poll(&queue(), Duration::from_secs(5)).await });
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -164,7 +242,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cancelled_poll_loses_no_task() {
-        let m = Matching::default();
+        let m = live();
         let m2 = m.clone();
         let poll = tokio::spawn(async move { m2.poll(&queue(), Duration::from_secs(5)).await });
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hourglass_storage::records::ShardId;
 use hourglass_storage::state::{Op, RunKey, Transition};
 use parking_lot::RwLock;
 use prost::Message;
@@ -132,7 +131,6 @@ impl From<StoredNamespace> for NamespaceRecord {
 struct Store {
     engine: Engine,
     key: RunKey,
-    shard: ShardId,
     /// The registry run's state version as of the last load or committed write:
     /// a write names it, so it fails rather than overwrite a registry it never read.
     version: AtomicU64,
@@ -165,11 +163,12 @@ impl Namespaces {
             workflow_id: REGISTRY_WORKFLOW_ID.to_string(),
             run_id: REGISTRY_RUN_ID.to_string(),
         };
-        let shard = engine.shard_for(&key.namespace, &key.workflow_id);
-        let stored = engine.node().read(shard, |s| s.run(&key).map(|r| (r.state().clone(), r.state_version())))?;
+        let owner = engine.owner_for(&key.namespace, &key.workflow_id).await?;
+        let shard = owner.shard();
+        let stored = owner.read(|s| s.run(&key).map(|r| (r.state().clone(), r.state_version())))?;
         // A created registry is at state version 1.
         let version = stored.as_ref().map_or(1, |(_, v)| *v);
-        let store = Store { engine: engine.clone(), key, shard, version: AtomicU64::new(version) };
+        let store = Store { engine: engine.clone(), key, version: AtomicU64::new(version) };
         let records = match stored {
             Some((bytes, _)) => {
                 let registry = StoredRegistry::decode(bytes.as_ref())
@@ -251,8 +250,9 @@ impl Store {
     async fn write(&self, records: &[NamespaceRecord], create: bool, now_ms: i64) -> Result<()> {
         let registry = StoredRegistry { namespaces: records.iter().map(StoredNamespace::from).collect() };
         let state = Bytes::from(registry.encode_to_vec());
-        // Writes are serialized (`Inner::write`), so the version cannot move between
-        // this load and the store below.
+        // Through the registry's shard owner, under its lock. Writes are serialized
+        // (`Inner::write`), so the version cannot move between this load and the store.
+        let lock = self.engine.lock_workflow(&self.key.namespace, &self.key.workflow_id).await?;
         let expected_version = self.version.load(Ordering::Acquire);
         let op = if create {
             Op::CreateRun { run: self.key.clone(), state }
@@ -260,7 +260,7 @@ impl Store {
             Op::SetState { run: self.key.clone(), expected_version, state }
         };
         let transition = Transition { time_ms: now_ms, dedupe: None, ops: vec![op] };
-        self.engine.node().propose(self.shard, &transition).await?;
+        lock.propose(&transition).await?;
         if !create {
             self.version.store(expected_version + 1, Ordering::Release);
         }

@@ -151,21 +151,17 @@ impl Server {
         node_config.log.io_mode = config.io_mode;
         let node = Node::open(node_config).await?;
         let engine = Engine::new(node, EngineConfig::default(), Arc::new(SystemClock));
-        let started = async {
-            let namespaces = Namespaces::open(&engine).await?;
-            let backlog = engine.load_backlogs()?;
-            Ok::<_, ServiceError>((namespaces, backlog))
-        };
-        let (namespaces, backlog) = match started.await {
+        // Each shard gets an owner (its backlog in matching, its timer service) once
+        // this node serves as its leader; the registry waits for its shard's owner.
+        let namespaces = match Namespaces::open(&engine).await {
             Ok(v) => v,
             Err(e) => {
+                engine.shutdown();
                 engine.node().shutdown().await;
                 return Err(e.into());
             }
         };
-        // One timer service per shard: user timers, activity/WFT timeouts, retries.
-        let mut background = crate::timers::spawn_timer_services(&engine);
-        background.push(spawn_page_release(engine.node().clone()));
+        let background = vec![spawn_page_release(engine.node().clone())];
 
         let frontend = Frontend { engine: engine.clone(), namespaces: namespaces.clone() };
         let service = WorkflowServiceServer::new(frontend)
@@ -183,7 +179,7 @@ impl Server {
                     let _ = stopped.await;
                 }),
         );
-        tracing::info!(%addr, data_dir = %dir.display(), shards, backlog_tasks = backlog, "hourglass serving the Temporal API");
+        tracing::info!(%addr, data_dir = %dir.display(), shards, "hourglass serving the Temporal API");
         Ok(Server { addr, engine, namespaces, grpc, stop: Some(stop), background, grace: config.shutdown_grace, _lock: lock })
     }
 

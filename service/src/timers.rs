@@ -1,5 +1,5 @@
-//! The timer service: one task per shard fires the shard's durable timers when they
-//! come due — user timers, activity timeouts and retry backoffs, workflow task
+//! The timer service: one task per shard owner fires the shard's durable timers when
+//! they come due, for as long as the owner's term lasts — user timers, activity timeouts and retry backoffs, workflow task
 //! timeouts and run-level timers — by handing each to the engine area that owns its
 //! kind ([`TimerKind`]).
 //!
@@ -19,6 +19,7 @@
 //! never loses the timer.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,6 +31,7 @@ use tokio::task::JoinHandle;
 use crate::engine::tasks::{TimerKind, TimerPayload};
 use crate::engine::{activity, lifecycle, workflow_task, Engine};
 use crate::error::{Result, ServiceError};
+use crate::shard::ShardOwner;
 
 tokio::task_local! {
     static FIRING: u64;
@@ -54,11 +56,16 @@ pub fn firing_timer_id() -> Option<u64> {
     FIRING.try_with(|id| *id).ok()
 }
 
-/// Starts one timer task per shard. They run until aborted.
-pub fn spawn_timer_services(engine: &Engine) -> Vec<JoinHandle<()>> {
-    (0..engine.node().shard_count())
-        .map(|shard| tokio::spawn(ShardTimers { engine: engine.clone(), shard, backoff: HashMap::new() }.run()))
-        .collect()
+/// Starts the timer service of `owner`'s shard; it ends when the owner stops.
+pub fn spawn_timer_service(engine: &Engine, owner: Arc<ShardOwner>) -> JoinHandle<()> {
+    let shard = owner.shard();
+    let timers = ShardTimers { engine: engine.clone(), shard, owner: owner.clone(), backoff: HashMap::new() };
+    tokio::spawn(async move {
+        tokio::select! {
+            () = timers.run() => {}
+            () = owner.stopped() => tracing::debug!(shard, term = owner.term(), "timer service stopped with its owner"),
+        }
+    })
 }
 
 /// A timer waiting to be retried after its handler failed.
@@ -71,6 +78,7 @@ struct Backoff {
 struct ShardTimers {
     engine: Engine,
     shard: ShardId,
+    owner: Arc<ShardOwner>,
     backoff: HashMap<u64, Backoff>,
 }
 
@@ -100,7 +108,7 @@ impl ShardTimers {
             let sleep = Duration::from_millis(u64::try_from(wake - now).unwrap_or(0));
             tokio::select! {
                 () = tokio::time::sleep(sleep) => {}
-                () = self.engine.timer_wakeup(self.shard).notified() => {}
+                () = self.owner.timer_wakeup().notified() => {}
             }
         }
     }
@@ -108,10 +116,9 @@ impl ShardTimers {
     /// Fires the timers due now (up to [`ROUND_MAX`]); returns how many it tried.
     async fn round(&mut self) -> Result<usize> {
         let now = self.engine.now_ms();
-        let engine = self.engine.clone();
-        let node = engine.node();
+        let owner = self.owner.clone();
         let backoff = &mut self.backoff;
-        let due: Vec<(u64, RunKey, Bytes)> = node.read(self.shard, |s| {
+        let due: Vec<(u64, RunKey, Bytes)> = owner.read(|s| {
             backoff.retain(|id, _| s.timer(*id).is_some());
             s.due_timers(now)
                 .filter(|(id, _)| backoff.get(id).is_none_or(|b| b.retry_at_ms <= now))
@@ -124,7 +131,7 @@ impl ShardTimers {
             match self.fire(*id, run, payload).await {
                 Ok(()) => {
                     self.backoff.remove(id);
-                    if node.read(self.shard, |s| s.timer(*id).is_some())? {
+                    if owner.read(|s| s.timer(*id).is_some())? {
                         leftover.push((*id, run));
                     }
                 }
@@ -167,9 +174,14 @@ impl ShardTimers {
             }
         }
         for (run, ids) in by_run {
-            let _guard = self.engine.lock_workflow(&run.namespace, &run.workflow_id).await;
-            let node = self.engine.node();
-            let present: Vec<u64> = match node.read(self.shard, |s| ids.iter().copied().filter(|id| s.timer(*id).is_some()).collect()) {
+            let lock = match self.owner.lock(&run.namespace, &run.workflow_id).await {
+                Ok(lock) => lock,
+                Err(e) => {
+                    tracing::debug!(shard = self.shard, ?run, error = %e, "fired timers not removed; the next owner sees them");
+                    return;
+                }
+            };
+            let present: Vec<u64> = match lock.owner().read(|s| ids.iter().copied().filter(|id| s.timer(*id).is_some()).collect()) {
                 Ok(present) => present,
                 Err(e) => {
                     tracing::warn!(shard = self.shard, ?run, error = %e, "cannot read fired timers; they will be seen again");
@@ -184,7 +196,7 @@ impl ShardTimers {
                 dedupe: None,
                 ops: present.iter().map(|&timer_id| Op::RemoveTimer { timer_id }).collect(),
             };
-            if let Err(e) = node.propose(self.shard, &transition).await {
+            if let Err(e) = lock.owner().propose(&transition).await {
                 tracing::warn!(shard = self.shard, ?run, error = %e, "cannot remove fired timers; they will be seen again");
             }
         }
@@ -192,10 +204,8 @@ impl ShardTimers {
 
     /// When the next timer that is not backing off is due, or the earliest backoff ends.
     fn next_wake(&self) -> Result<Option<i64>> {
-        let next_due = self
-            .engine
-            .node()
-            .read(self.shard, |s| s.due_timers(i64::MAX).find(|(id, _)| !self.backoff.contains_key(id)).map(|(_, t)| t.due_ms()))?;
+        let next_due =
+            self.owner.read(|s| s.due_timers(i64::MAX).find(|(id, _)| !self.backoff.contains_key(id)).map(|(_, t)| t.due_ms()))?;
         let next_retry = self.backoff.values().map(|b| b.retry_at_ms).min();
         Ok(match (next_due, next_retry) {
             (Some(a), Some(b)) => Some(a.min(b)),

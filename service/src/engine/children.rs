@@ -28,7 +28,7 @@ use super::start::{self, Decision, Policies, RunSpec, Timeouts, SERVER_IDENTITY}
 use super::state::{ChildInfo, ParentInfo};
 use super::tasks::{TimerKind, TimerPayload};
 use super::txn::{duration, duration_ms, RunTxn};
-use super::{external, history, wft, CommandFailure, Engine, LoadedRun};
+use super::{external, history, wft, CommandFailure, Engine, LoadedRun, ShardOwner, WorkflowGuard};
 use crate::error::{Result, ServiceError};
 
 /// How long a parent notification waits when the parent has a workflow task in flight
@@ -140,12 +140,13 @@ enum ChildStart {
 /// The StartChild outbox timer of `parent` fired for the child initiated at
 /// `initiated_event_id`.
 pub async fn start_child(engine: &Engine, parent: &RunKey, initiated_event_id: i64) -> Result<()> {
-    let Some(loaded) = engine.load(parent)? else { return Ok(()) };
+    let parent_owner = engine.owner_of_run(parent).await?;
+    let Some(loaded) = parent_owner.load(parent)? else { return Ok(()) };
     let pending = loaded.state.child(initiated_event_id).is_some_and(|c| c.run_id.is_empty());
     if !loaded.state.is_open() || !pending {
         return Ok(());
     }
-    let initiated = match history::read_event(engine, parent, initiated_event_id)?.attributes {
+    let initiated = match history::read_event(&parent_owner, parent, initiated_event_id)?.attributes {
         Some(Attributes::StartChildWorkflowExecutionInitiatedEventAttributes(a)) => a,
         other => {
             return Err(ServiceError::Internal(format!(
@@ -153,16 +154,17 @@ pub async fn start_child(engine: &Engine, parent: &RunKey, initiated_event_id: i
             )))
         }
     };
-    let parent_started = history::started_attributes(engine, parent)?;
+    let parent_started = history::started_attributes(&parent_owner, parent)?;
+    drop(parent_owner);
     let root = parent_started.root_workflow_execution.unwrap_or_else(|| execution_of(parent));
     let outcome = create_child_run(engine, parent, initiated_event_id, &initiated, root).await?;
 
-    let _guard = engine.lock_workflow(&parent.namespace, &parent.workflow_id).await;
-    let Some(loaded) = engine.load(parent)? else { return Ok(()) };
+    let lock = engine.lock_workflow(&parent.namespace, &parent.workflow_id).await?;
+    let Some(loaded) = lock.load(parent)? else { return Ok(()) };
     if !loaded.state.is_open() {
         // The parent closed while its child was starting: its close policy could not
         // see this child, so apply it here.
-        drop(_guard);
+        drop(lock);
         if let (ChildStart::Started { .. }, Some(child)) = (&outcome, loaded.state.child(initiated_event_id)) {
             apply_parent_close_policy(engine, parent, child).await?;
         }
@@ -197,7 +199,7 @@ pub async fn start_child(engine: &Engine, parent: &RunKey, initiated_event_id: i
             txn.state.remove_child(initiated_event_id);
         }
     }
-    engine.commit(txn).await?;
+    lock.commit(txn).await?;
     Ok(())
 }
 
@@ -226,13 +228,13 @@ async fn create_child_run(
 ) -> Result<ChildStart> {
     let namespace = parent.namespace.as_str();
     let workflow_id = initiated.workflow_id.as_str();
-    let _guard = engine.lock_workflow(namespace, workflow_id).await;
+    let lock = engine.lock_workflow(namespace, workflow_id).await?;
     let dedupe_id = format!("child:{}:{}:{initiated_event_id}", parent.workflow_id, parent.run_id);
-    if let Some(first) = start::dedupe_result(engine, namespace, workflow_id, &dedupe_id)? {
+    if let Some(first) = start::dedupe_result(&lock, namespace, &dedupe_id)? {
         return Ok(ChildStart::Started { run_id: String::from_utf8_lossy(&first).into_owned() });
     }
     let policies = Policies::resolve(initiated.workflow_id_reuse_policy, 0, WorkflowIdConflictPolicy::Fail)?;
-    let existing = match start::decide(engine, namespace, workflow_id, "", policies) {
+    let existing = match start::decide(&lock, namespace, workflow_id, "", policies) {
         Ok(Decision::Create) => None,
         Ok(Decision::TerminateExisting(run)) => Some(run),
         Ok(Decision::SameRequest(_) | Decision::UseExisting(_)) | Err(ServiceError::WorkflowAlreadyStarted { .. }) => {
@@ -278,7 +280,7 @@ async fn create_child_run(
     start::begin_run(&mut txn);
     txns.push(txn);
     let record = start::dedupe(namespace, dedupe_id, bytes::Bytes::from(run_id.clone()));
-    let (_, duplicate) = engine.commit_many(txns, Some(record)).await?;
+    let (_, duplicate) = lock.commit_many(txns, Some(record)).await?;
     let run_id = duplicate.map(|first| String::from_utf8_lossy(&first).into_owned()).unwrap_or(run_id);
     Ok(ChildStart::Started { run_id })
 }
@@ -286,7 +288,7 @@ async fn create_child_run(
 /// The closed-run outbox of `run` fired: tell its parent how it ended, and apply its
 /// parent close policy to its open children.
 pub async fn on_closed_run(engine: &Engine, run: &RunKey) -> Result<()> {
-    let Some(loaded) = engine.load(run)? else { return Ok(()) };
+    let Some(loaded) = engine.load(run).await? else { return Ok(()) };
     if loaded.state.is_open() {
         return Ok(());
     }
@@ -308,20 +310,20 @@ enum Notify {
 
 async fn notify_parent(engine: &Engine, child: &LoadedRun) -> Result<()> {
     let Some(parent) = child.state.parent.clone() else { return Ok(()) };
-    let close = history::read_event(engine, &child.key, history::close_event_id(child))?;
+    let close = history::read_event(&*engine.owner_of_run(&child.key).await?, &child.key, history::close_event_id(child))?;
     let notify = {
-        let _guard = engine.lock_workflow(&parent.namespace, &parent.workflow_id).await;
+        let lock = engine.lock_workflow(&parent.namespace, &parent.workflow_id).await?;
         let parent_key =
             RunKey { namespace: parent.namespace.clone(), workflow_id: parent.workflow_id.clone(), run_id: parent.run_id.clone() };
-        record_child_closed(engine, &parent_key, parent.initiated_event_id, child, close).await?
+        record_child_closed(engine, &lock, &parent_key, parent.initiated_event_id, child, close).await?
     };
     if let Notify::RetryLater = notify {
-        let _guard = engine.lock_workflow(&child.key.namespace, &child.key.workflow_id).await;
-        let Some(again) = engine.load(&child.key)? else { return Ok(()) };
+        let lock = engine.lock_workflow(&child.key.namespace, &child.key.workflow_id).await?;
+        let Some(again) = lock.load(&child.key)? else { return Ok(()) };
         let mut txn = engine.txn(again);
         let due_ms = txn.now_ms + NOTIFY_RETRY_MS;
         txn.add_timer(due_ms, start::timer(TimerKind::NotifyParent));
-        engine.commit(txn).await?;
+        lock.commit(txn).await?;
     }
     Ok(())
 }
@@ -330,12 +332,13 @@ async fn notify_parent(engine: &Engine, child: &LoadedRun) -> Result<()> {
 /// initiated at `initiated_event_id`, unless already recorded.
 async fn record_child_closed(
     engine: &Engine,
+    lock: &WorkflowGuard,
     parent: &RunKey,
     initiated_event_id: i64,
     child: &LoadedRun,
     close: HistoryEvent,
 ) -> Result<Notify> {
-    let Some(loaded) = engine.load(parent)? else { return Ok(Notify::Done) };
+    let Some(loaded) = lock.load(parent)? else { return Ok(Notify::Done) };
     if !loaded.state.is_open() {
         return Ok(Notify::Done);
     }
@@ -357,7 +360,7 @@ async fn record_child_closed(
         wft::add_external_event(&mut txn, child_started(&info, &child.state.first_execution_run_id, None));
         id
     } else {
-        find_child_started(engine, parent, initiated_event_id)?
+        find_child_started(lock, parent, initiated_event_id)?
     };
     let execution = WorkflowExecution { workflow_id: child.key.workflow_id.clone(), run_id: child.key.run_id.clone() };
     let Some(attrs) = child_closed(&close, &info, execution, initiated_event_id, started_event_id) else {
@@ -365,16 +368,16 @@ async fn record_child_closed(
     };
     wft::add_external_event(&mut txn, attrs);
     txn.state.remove_child(initiated_event_id);
-    engine.commit(txn).await?;
+    lock.commit(txn).await?;
     Ok(Notify::Done)
 }
 
 /// The id of the ChildWorkflowExecutionStarted event for `initiated_event_id`, found
 /// in the parent's history (it was buffered when written, so its id is not recorded).
-fn find_child_started(engine: &Engine, parent: &RunKey, initiated_event_id: i64) -> Result<i64> {
+fn find_child_started(owner: &ShardOwner, parent: &RunKey, initiated_event_id: i64) -> Result<i64> {
     let mut from = initiated_event_id + 1;
     loop {
-        let page = history::read_events(engine, parent, from, 256)?;
+        let page = history::read_events(owner, parent, from, 256)?;
         let Some(last) = page.last().map(|e| e.event_id) else { break };
         let found = page.iter().find(|e| match &e.attributes {
             Some(Attributes::ChildWorkflowExecutionStartedEventAttributes(a)) => a.initiated_event_id == initiated_event_id,
@@ -467,10 +470,10 @@ async fn apply_parent_close_policy(engine: &Engine, parent: &RunKey, child: &Chi
     if policy == ParentClosePolicy::Abandon {
         return Ok(());
     }
-    let _guard = engine.lock_workflow(&child.namespace, &child.workflow_id).await;
-    let Some((run_id, true)) = engine.current_run(&child.namespace, &child.workflow_id)? else { return Ok(()) };
+    let lock = engine.lock_workflow(&child.namespace, &child.workflow_id).await?;
+    let Some((run_id, true)) = lock.current_run(&child.namespace, &child.workflow_id)? else { return Ok(()) };
     let key = RunKey { namespace: child.namespace.clone(), workflow_id: child.workflow_id.clone(), run_id };
-    let Some(run) = engine.load(&key)? else { return Ok(()) };
+    let Some(run) = lock.load(&key)? else { return Ok(()) };
     let ours = run.state.parent.as_ref().is_some_and(|p| {
         p.workflow_id == parent.workflow_id && p.run_id == parent.run_id && p.initiated_event_id == child.initiated_event_id
     });
@@ -486,6 +489,6 @@ async fn apply_parent_close_policy(engine: &Engine, parent: &RunKey, child: &Chi
     } else {
         lifecycle::terminate(&mut txn, REASON.into(), None, SERVER_IDENTITY.into());
     }
-    engine.commit(txn).await?;
+    lock.commit(txn).await?;
     Ok(())
 }

@@ -14,9 +14,10 @@ use super::{external, history, start, Engine, LoadedRun};
 use crate::error::Result;
 
 /// DescribeWorkflowExecution (empty `run_id`: the current run).
-pub fn describe(engine: &Engine, namespace: &str, workflow_id: &str, run_id: &str) -> Result<DescribeWorkflowExecutionResponse> {
-    let run = external::find_run(engine, namespace, workflow_id, run_id)?;
-    let started = history::started_attributes(engine, &run.key)?;
+pub async fn describe(engine: &Engine, namespace: &str, workflow_id: &str, run_id: &str) -> Result<DescribeWorkflowExecutionResponse> {
+    let owner = engine.owner_for(namespace, workflow_id).await?;
+    let run = external::find_run(&owner, namespace, workflow_id, run_id)?;
+    let started = history::started_attributes(&owner, &run.key)?;
     let root = started
         .root_workflow_execution
         .unwrap_or_else(|| WorkflowExecution { workflow_id: run.key.workflow_id.clone(), run_id: run.key.run_id.clone() });

@@ -11,7 +11,7 @@ use temporalio_protos::protos::temporal::api::history::v1::{
 
 use super::start::{self, Decision, Policies, RunSpec, StartOutcome};
 use super::txn::RunTxn;
-use super::{lifecycle, wft, Engine, LoadedRun};
+use super::{lifecycle, wft, Engine, LoadedRun, ShardOwner};
 use crate::error::{Result, ServiceError};
 
 /// A signal as a client sent it.
@@ -49,9 +49,9 @@ pub fn add_signal(txn: &mut RunTxn, signal: &SignalSpec) {
 }
 
 /// The run a request names (empty `run_id`: the workflow's current run), or `NotFound`.
-pub fn find_run(engine: &Engine, namespace: &str, workflow_id: &str, run_id: &str) -> Result<LoadedRun> {
+pub fn find_run(owner: &ShardOwner, namespace: &str, workflow_id: &str, run_id: &str) -> Result<LoadedRun> {
     let run_id = if run_id.is_empty() {
-        match engine.current_run(namespace, workflow_id)? {
+        match owner.current_run(namespace, workflow_id)? {
             Some((id, _)) => id,
             None => return Err(ServiceError::NotFound(format!("workflow not found for ID: {workflow_id}"))),
         }
@@ -59,7 +59,7 @@ pub fn find_run(engine: &Engine, namespace: &str, workflow_id: &str, run_id: &st
         run_id.to_string()
     };
     let key = RunKey { namespace: namespace.to_string(), workflow_id: workflow_id.to_string(), run_id };
-    engine.load(&key)?.ok_or_else(|| {
+    owner.load(&key)?.ok_or_else(|| {
         ServiceError::NotFound(format!(
             "workflow execution not found for workflow ID \"{}\" and run ID \"{}\"",
             key.workflow_id, key.run_id
@@ -78,8 +78,8 @@ fn check_chain(run: &LoadedRun, first_execution_run_id: &str) -> Result<()> {
 
 /// Like [`find_run`], but the run must be open and, when `first_execution_run_id` is
 /// set, belong to that chain of runs.
-fn find_open_run(engine: &Engine, namespace: &str, workflow_id: &str, run_id: &str, first_execution_run_id: &str) -> Result<LoadedRun> {
-    let run = find_run(engine, namespace, workflow_id, run_id)?;
+fn find_open_run(owner: &ShardOwner, namespace: &str, workflow_id: &str, run_id: &str, first_execution_run_id: &str) -> Result<LoadedRun> {
+    let run = find_run(owner, namespace, workflow_id, run_id)?;
     check_chain(&run, first_execution_run_id)?;
     if !run.state.is_open() {
         return Err(ServiceError::NotFound("workflow execution already completed".into()));
@@ -89,14 +89,14 @@ fn find_open_run(engine: &Engine, namespace: &str, workflow_id: &str, run_id: &s
 
 /// SignalWorkflowExecution; returns the signalled run.
 pub async fn signal_workflow(engine: &Engine, namespace: &str, workflow_id: &str, run_id: &str, signal: SignalSpec) -> Result<RunKey> {
-    let _guard = engine.lock_workflow(namespace, workflow_id).await;
-    let run = find_open_run(engine, namespace, workflow_id, run_id, "")?;
+    let lock = engine.lock_workflow(namespace, workflow_id).await?;
+    let run = find_open_run(&lock, namespace, workflow_id, run_id, "")?;
     let key = run.key.clone();
     let mut txn = engine.txn(run);
     add_signal(&mut txn, &signal);
     let dedupe = (!signal.request_id.is_empty())
         .then(|| start::dedupe(namespace, format!("signal:{}", signal.request_id), Bytes::from(key.run_id.clone())));
-    engine.commit_with(txn, dedupe).await?;
+    lock.commit_with(txn, dedupe).await?;
     Ok(key)
 }
 
@@ -110,16 +110,16 @@ pub async fn signal_with_start(
     policies: Policies,
     signal: SignalSpec,
 ) -> Result<StartOutcome> {
-    let _guard = engine.lock_workflow(namespace, workflow_id).await;
+    let lock = engine.lock_workflow(namespace, workflow_id).await?;
     let dedupe_id = format!("sws:{}", spec.request_id);
-    if let Some(first) = start::dedupe_result(engine, namespace, workflow_id, &dedupe_id)? {
+    if let Some(first) = start::dedupe_result(&lock, namespace, &dedupe_id)? {
         return decode_outcome(&first);
     }
     let now_ms = engine.now_ms();
-    let (txns, outcome) = match start::decide(engine, namespace, workflow_id, &spec.request_id, policies)? {
+    let (txns, outcome) = match start::decide(&lock, namespace, workflow_id, &spec.request_id, policies)? {
         Decision::SameRequest(run) | Decision::UseExisting(run) => {
             let outcome = StartOutcome { run_id: run.key.run_id.clone(), started: false };
-            let mut txn = RunTxn::existing(run.key, now_ms, run.state, run.next_event_id).with_expected_version(run.state_version);
+            let mut txn = RunTxn::existing(run.key, now_ms, run.state, run.next_event_id, run.state_version);
             add_signal(&mut txn, &signal);
             (vec![txn], outcome)
         }
@@ -138,7 +138,7 @@ pub async fn signal_with_start(
         }
     };
     let record = start::dedupe(namespace, dedupe_id, encode_outcome(&outcome));
-    let (_, duplicate) = engine.commit_many(txns, Some(record)).await?;
+    let (_, duplicate) = lock.commit_many(txns, Some(record)).await?;
     match duplicate {
         Some(first) => decode_outcome(&first),
         None => Ok(outcome),
@@ -188,15 +188,15 @@ pub async fn request_cancel(
     reason: String,
     identity: String,
 ) -> Result<()> {
-    let _guard = engine.lock_workflow(namespace, workflow_id).await;
-    let run = find_run(engine, namespace, workflow_id, run_id)?;
+    let lock = engine.lock_workflow(namespace, workflow_id).await?;
+    let run = find_run(&lock, namespace, workflow_id, run_id)?;
     check_chain(&run, first_execution_run_id)?;
     if !run.state.is_open() {
         return Ok(());
     }
     let mut txn = engine.txn(run);
     if add_cancel_request(&mut txn, reason, identity) {
-        engine.commit(txn).await?;
+        lock.commit(txn).await?;
     }
     Ok(())
 }
@@ -213,10 +213,10 @@ pub async fn terminate_workflow(
     details: Option<Payloads>,
     identity: String,
 ) -> Result<()> {
-    let _guard = engine.lock_workflow(namespace, workflow_id).await;
-    let run = find_open_run(engine, namespace, workflow_id, run_id, first_execution_run_id)?;
+    let lock = engine.lock_workflow(namespace, workflow_id).await?;
+    let run = find_open_run(&lock, namespace, workflow_id, run_id, first_execution_run_id)?;
     let mut txn = engine.txn(run);
     lifecycle::terminate(&mut txn, reason, details, identity);
-    engine.commit(txn).await?;
+    lock.commit(txn).await?;
     Ok(())
 }

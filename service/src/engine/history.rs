@@ -5,68 +5,21 @@
 //! Page tokens are opaque to clients: a magic byte, a version byte and a prost
 //! [`PageToken`] naming the run and the next event. Anything else is `InvalidArgument`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use hourglass_storage::state::RunKey;
-use parking_lot::Mutex;
 use prost::Message;
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::{HistoryEvent, WorkflowExecutionStartedEventAttributes};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{external, Engine, LoadedRun};
+use super::{external, Engine, LoadedRun, ShardOwner};
 use crate::error::{Result, ServiceError};
 
 /// Page size when the request sets none, and the largest honoured.
 pub const PAGE_EVENTS_MAX: usize = 1000;
 /// A page stops growing past this many bytes of events (it always has at least one).
 pub const PAGE_BYTES_MAX: usize = 4 << 20;
-/// How often a long poll re-reads the run when commits do not wake it.
-const FALLBACK_POLL: Duration = Duration::from_millis(100);
-/// Re-read interval when commits do wake waiters (a safety net only).
-const SAFETY_POLL: Duration = Duration::from_secs(1);
-/// Watched runs kept before dead entries are swept.
-const WATCHERS_SWEEP_AT: usize = 1024;
-
-/// Long-poll waiters by run: a commit that appends to (or closes) a run calls
-/// [`HistoryWatchers::notify`] and every waiter of that run re-reads it.
-#[derive(Default)]
-pub struct HistoryWatchers {
-    runs: Mutex<HashMap<RunKey, Weak<Notify>>>,
-}
-
-impl HistoryWatchers {
-    /// The wake-up handle for `run`; keep it while waiting.
-    pub fn watch(&self, run: &RunKey) -> Arc<Notify> {
-        let mut runs = self.runs.lock();
-        if runs.len() >= WATCHERS_SWEEP_AT {
-            runs.retain(|_, w| w.strong_count() > 0);
-        }
-        if let Some(live) = runs.get(run).and_then(Weak::upgrade) {
-            return live;
-        }
-        let notify = Arc::new(Notify::new());
-        runs.insert(run.clone(), Arc::downgrade(&notify));
-        notify
-    }
-
-    /// Wakes the waiters of `run` (after a commit to it).
-    pub fn notify(&self, run: &RunKey) {
-        let live = self.runs.lock().get(run).and_then(Weak::upgrade);
-        if let Some(notify) = live {
-            notify.notify_waiters();
-        }
-    }
-}
-
-/// The registry commits notify, once the engine owns one; until then long polls
-/// re-read state every [`FALLBACK_POLL`].
-fn watchers(engine: &Engine) -> Option<&HistoryWatchers> {
-    Some(engine.history_watchers())
-}
 
 const TOKEN_MAGIC: u8 = 0x68;
 const TOKEN_VERSION: u8 = 1;
@@ -111,10 +64,9 @@ impl PageToken {
 }
 
 /// Events `from..` of `run` (at most `max`), decoded.
-pub fn read_events(engine: &Engine, run: &RunKey, from: i64, max: usize) -> Result<Vec<HistoryEvent>> {
+pub fn read_events(owner: &ShardOwner, run: &RunKey, from: i64, max: usize) -> Result<Vec<HistoryEvent>> {
     let from = u64::try_from(from).map_err(|_| ServiceError::Internal(format!("negative event id {from}")))?;
-    let shard = engine.shard_of_run(run);
-    let raw = engine.node().read_history(shard, run, from, max)?;
+    let raw = owner.read_history(run, from, max)?;
     raw.into_iter()
         .map(|(id, bytes)| {
             HistoryEvent::decode(bytes.as_ref()).map_err(|e| ServiceError::Internal(format!("event {id} of {run:?} does not decode: {e}")))
@@ -123,16 +75,16 @@ pub fn read_events(engine: &Engine, run: &RunKey, from: i64, max: usize) -> Resu
 }
 
 /// Event `event_id` of `run`.
-pub fn read_event(engine: &Engine, run: &RunKey, event_id: i64) -> Result<HistoryEvent> {
-    read_events(engine, run, event_id, 1)?
+pub fn read_event(owner: &ShardOwner, run: &RunKey, event_id: i64) -> Result<HistoryEvent> {
+    read_events(owner, run, event_id, 1)?
         .pop()
         .filter(|e| e.event_id == event_id)
         .ok_or_else(|| ServiceError::Internal(format!("{run:?} has no event {event_id}")))
 }
 
 /// The attributes of `run`'s WorkflowExecutionStarted (event 1).
-pub fn started_attributes(engine: &Engine, run: &RunKey) -> Result<WorkflowExecutionStartedEventAttributes> {
-    match read_event(engine, run, 1)?.attributes {
+pub fn started_attributes(owner: &ShardOwner, run: &RunKey) -> Result<WorkflowExecutionStartedEventAttributes> {
+    match read_event(owner, run, 1)?.attributes {
         Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => Ok(a),
         _ => Err(ServiceError::Internal(format!("event 1 of {run:?} is not WorkflowExecutionStarted"))),
     }
@@ -184,20 +136,21 @@ pub async fn get_history(engine: &Engine, namespace: &str, req: HistoryRequest) 
         Some(t) if t.run_id != req.run_id => return Err(ServiceError::InvalidArgument("next_page_token belongs to another run".into())),
         _ => req.run_id.clone(),
     };
-    let mut run = external::find_run(engine, namespace, &req.workflow_id, &run_id)?;
+    let owner = engine.owner_for(namespace, &req.workflow_id).await?;
+    let mut run = external::find_run(&owner, namespace, &req.workflow_id, &run_id)?;
     let key = run.key.clone();
     let deadline = Instant::now() + req.wait_budget;
 
     if req.close_event_only {
         // Temporal blocks on a running workflow here even without wait_new_event.
         if run.state.is_open() {
-            run = wait_until(engine, &key, deadline, |r| !r.state.is_open()).await?;
+            run = wait_until(&owner, &key, deadline, |r| !r.state.is_open()).await?;
         }
         if run.state.is_open() {
             let next_page_token = if req.wait_new_event { token_for(&key, run.next_event_id) } else { Vec::new() };
             return Ok(HistoryPage { events: Vec::new(), next_page_token });
         }
-        let close = read_event(engine, &key, close_event_id(&run))?;
+        let close = read_event(&owner, &key, close_event_id(&run))?;
         return Ok(HistoryPage { events: vec![close], next_page_token: Vec::new() });
     }
 
@@ -207,11 +160,11 @@ pub async fn get_history(engine: &Engine, namespace: &str, req: HistoryRequest) 
         return Err(ServiceError::InvalidArgument("Invalid NextPageToken.".into()));
     }
     if req.wait_new_event && token.is_some() && bound == 0 && run.state.is_open() && from >= run.next_event_id {
-        run = wait_until(engine, &key, deadline, |r| r.next_event_id > from || !r.state.is_open()).await?;
+        run = wait_until(&owner, &key, deadline, |r| r.next_event_id > from || !r.state.is_open()).await?;
     }
     let end = if bound > 0 { bound.min(run.next_event_id) } else { run.next_event_id };
     let page_size = if req.page_size == 0 { PAGE_EVENTS_MAX } else { req.page_size.min(PAGE_EVENTS_MAX) };
-    let events = read_page(engine, &key, from, end, page_size)?;
+    let events = read_page(&owner, &key, from, end, page_size)?;
     let next = from + events.len() as i64;
     let more = next < end || (bound == 0 && req.wait_new_event && run.state.is_open());
     let next_page_token = if more {
@@ -223,12 +176,12 @@ pub async fn get_history(engine: &Engine, namespace: &str, req: HistoryRequest) 
 }
 
 /// Events `from..end` of `run`, at most `max` of them and about [`PAGE_BYTES_MAX`] bytes.
-fn read_page(engine: &Engine, run: &RunKey, from: i64, end: i64, max: usize) -> Result<Vec<HistoryEvent>> {
+fn read_page(owner: &ShardOwner, run: &RunKey, from: i64, end: i64, max: usize) -> Result<Vec<HistoryEvent>> {
     let want = usize::try_from(end - from).unwrap_or(0).min(max);
     if want == 0 {
         return Ok(Vec::new());
     }
-    let mut events = read_events(engine, run, from, want)?;
+    let mut events = read_events(owner, run, from, want)?;
     let mut bytes = 0;
     let keep = events
         .iter()
@@ -260,7 +213,8 @@ pub async fn get_history_reverse(
         Some(t) if t.run_id != run_id => return Err(ServiceError::InvalidArgument("next_page_token belongs to another run".into())),
         _ => run_id.to_string(),
     };
-    let run = external::find_run(engine, namespace, workflow_id, &run_id)?;
+    let owner = engine.owner_for(namespace, workflow_id).await?;
+    let run = external::find_run(&owner, namespace, workflow_id, &run_id)?;
     let last = run.next_event_id - 1;
     let high = token.as_ref().map(|t| t.next_event_id).unwrap_or(last);
     if high > last {
@@ -268,7 +222,7 @@ pub async fn get_history_reverse(
     }
     let page_size = if page_size == 0 { PAGE_EVENTS_MAX } else { page_size.min(PAGE_EVENTS_MAX) } as i64;
     let low = (high - page_size + 1).max(1);
-    let forward = read_events(engine, &run.key, low, usize::try_from(high - low + 1).unwrap_or(0))?;
+    let forward = read_events(&owner, &run.key, low, usize::try_from(high - low + 1).unwrap_or(0))?;
     let mut events = Vec::with_capacity(forward.len());
     let mut bytes = 0;
     for event in forward.into_iter().rev() {
@@ -288,24 +242,22 @@ pub async fn get_history_reverse(
 }
 
 /// Re-reads `run` until `done` holds or `deadline` passes; returns the last read.
-async fn wait_until(engine: &Engine, run: &RunKey, deadline: Instant, done: impl Fn(&LoadedRun) -> bool) -> Result<LoadedRun> {
-    let (notify, poll) = match watchers(engine) {
-        Some(w) => (w.watch(run), SAFETY_POLL),
-        None => (Arc::new(Notify::new()), FALLBACK_POLL),
-    };
+/// Commits to the run wake it; so does its owner stopping (the next read then fails
+/// with `NotLeader` and the caller re-routes).
+async fn wait_until(owner: &ShardOwner, run: &RunKey, deadline: Instant, done: impl Fn(&LoadedRun) -> bool) -> Result<LoadedRun> {
+    let notify = owner.watchers().watch(run);
     loop {
         let notified = notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let loaded = engine.load_existing(run)?;
+        let loaded = owner.load_existing(run)?;
         let now = Instant::now();
         if done(&loaded) || now >= deadline {
             return Ok(loaded);
         }
-        let nap = (deadline - now).min(poll);
         tokio::select! {
             _ = &mut notified => {}
-            _ = tokio::time::sleep(nap) => {}
+            _ = tokio::time::sleep_until(deadline) => {}
         }
     }
 }
@@ -325,31 +277,5 @@ mod tests {
         assert!(PageToken::decode_token(&zero.encode_token()).is_err());
         let no_run = PageToken { next_event_id: 3, ..Default::default() };
         assert!(PageToken::decode_token(&no_run.encode_token()).is_err());
-    }
-
-    #[tokio::test]
-    async fn watchers_wake_waiters_of_their_run_only() {
-        let w = HistoryWatchers::default();
-        let a = RunKey { namespace: "n".into(), workflow_id: "a".into(), run_id: "1".into() };
-        let b = RunKey { workflow_id: "b".into(), ..a.clone() };
-        let na = w.watch(&a);
-        let notified = na.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        w.notify(&b);
-        assert!(tokio::time::timeout(Duration::from_millis(20), &mut notified).await.is_err());
-        w.notify(&a);
-        assert!(tokio::time::timeout(Duration::from_millis(20), &mut notified).await.is_ok());
-        assert!(Arc::ptr_eq(&na, &w.watch(&a)));
-    }
-
-    #[test]
-    fn dead_watch_entries_are_harmless() {
-        let w = HistoryWatchers::default();
-        let a = RunKey { namespace: "n".into(), workflow_id: "a".into(), run_id: "1".into() };
-        drop(w.watch(&a));
-        w.notify(&a);
-        let again = w.watch(&a);
-        assert_eq!(Arc::strong_count(&again), 1);
     }
 }

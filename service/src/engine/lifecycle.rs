@@ -20,7 +20,7 @@ use temporalio_protos::protos::temporal::api::history::v1::{
 use super::start::{self, Continuation, RunSpec, Timeouts, SERVER_IDENTITY};
 use super::tasks::{TimerKind, TimerPayload};
 use super::txn::{duration, RunTxn};
-use super::{children, history, wft, CommandFailure, Engine};
+use super::{children, history, wft, CommandFailure, Engine, ShardOwner};
 use crate::error::{Result, ServiceError};
 
 /// A run-level timer fired: run/execution timeout, start backoff, start a child,
@@ -122,8 +122,8 @@ pub fn time_out(txn: &mut RunTxn, retry_state: RetryState) {
 
 /// The run or execution timeout of `run` fired.
 async fn on_timeout(engine: &Engine, run: &RunKey, execution: bool) -> Result<()> {
-    let _guard = engine.lock_workflow(&run.namespace, &run.workflow_id).await;
-    let Some(loaded) = engine.load(run)? else { return Ok(()) };
+    let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await?;
+    let Some(loaded) = lock.load(run)? else { return Ok(()) };
     if !loaded.state.is_open() {
         return Ok(());
     }
@@ -139,21 +139,21 @@ async fn on_timeout(engine: &Engine, run: &RunKey, execution: bool) -> Result<()
     let retry_state = if expired || loaded.state.retry_policy.is_some() { RetryState::Timeout } else { RetryState::RetryPolicyNotSet };
     let mut txn = engine.txn(loaded);
     time_out(&mut txn, retry_state);
-    engine.commit(txn).await?;
+    lock.commit(txn).await?;
     Ok(())
 }
 
 /// The start delay (or continue-as-new backoff) of `run` is over: schedule its first
 /// workflow task unless something already did.
 async fn on_start_backoff(engine: &Engine, run: &RunKey) -> Result<()> {
-    let _guard = engine.lock_workflow(&run.namespace, &run.workflow_id).await;
-    let Some(loaded) = engine.load(run)? else { return Ok(()) };
+    let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await?;
+    let Some(loaded) = lock.load(run)? else { return Ok(()) };
     if !loaded.state.is_open() || loaded.state.last_completed_wft_started_id > 0 {
         return Ok(());
     }
     let mut txn = engine.txn(loaded);
     if wft::ensure_workflow_task(&mut txn).is_some() {
-        engine.commit(txn).await?;
+        lock.commit(txn).await?;
     }
     Ok(())
 }
@@ -174,6 +174,7 @@ fn bad_continue_as_new(message: impl Into<String>) -> CommandFailure {
 #[allow(deprecated)] // `inherit_build_id`: deprecated, echoed as Temporal does
 pub fn continue_as_new(
     engine: &Engine,
+    owner: &ShardOwner,
     txn: &mut RunTxn,
     attrs: ContinueAsNewWorkflowExecutionCommandAttributes,
     workflow_task_completed_event_id: i64,
@@ -235,7 +236,7 @@ pub fn continue_as_new(
         start_delay_ms: backoff_ms,
         priority: None,
         parent: s.parent.clone(),
-        root: history::started_attributes(engine, &txn.key).ok().and_then(|a| a.root_workflow_execution),
+        root: history::started_attributes(owner, &txn.key).ok().and_then(|a| a.root_workflow_execution),
         continuation: Some(Continuation {
             first_execution_run_id: s.first_execution_run_id.clone(),
             continued_execution_run_id: txn.key.run_id.clone(),

@@ -2,11 +2,9 @@
 //! `history/api/queryworkflow`: a query is sent to a worker directly (a legacy query
 //! task) when that is consistent — the run is closed, or no workflow task is
 //! outstanding — and otherwise waits for the next workflow task, which carries it in
-//! `queries`. See [`registry`] for the life of a pending query.
+//! `queries`. See [`crate::shard::queries`] for the life of a pending query.
 
-mod registry;
-
-pub use registry::{QueryOutcome, QueryRegistry, QueryTask, QueryTicket, RegisterError, QUERIES_PER_RUN_MAX};
+pub use crate::shard::queries::{QueryOutcome, QueryRegistry, QueryTask, QueryTicket, RegisterError, QUERIES_PER_RUN_MAX};
 
 use hourglass_storage::state::{QueueKey, QueueKind, RunKey};
 use temporalio_protos::protos::temporal::api::common::v1::WorkflowType;
@@ -18,8 +16,9 @@ use super::state::ExecutionState;
 use super::tasks::TaskKind;
 use super::token::TaskToken;
 use super::workflow_task::{first_page, read_history, token_run, FIRST_PAGE_BYTES_MAX, FIRST_PAGE_EVENTS_MAX};
-use super::{Engine, LoadedRun};
+use super::{Engine, LoadedRun, ShardOwner};
 use crate::error::{Result, ServiceError};
+use std::sync::Arc;
 
 /// A failing workflow task fails queries fast from this attempt on (Go).
 const FAIL_QUERY_WORKFLOW_TASK_ATTEMPT: i32 = 3;
@@ -34,8 +33,8 @@ pub enum Asked {
 
 /// Registers `query` on `run`, dispatching it at once when that is consistent.
 pub async fn ask(engine: &Engine, run: &RunKey, query: WorkflowQuery, reject_condition: i32) -> Result<Asked> {
-    let _lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await;
-    let loaded = engine.load_existing(run)?;
+    let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await?;
+    let loaded = lock.load_existing(run)?;
     let state = &loaded.state;
     if let Some(status) = rejected(state, reject_condition) {
         return Ok(Asked::Rejected(status));
@@ -47,8 +46,8 @@ pub async fn ask(engine: &Engine, run: &RunKey, query: WorkflowQuery, reject_con
         return Err(ServiceError::FailedPrecondition("Unable to query workflow due to Workflow Task in failed state.".into()));
     }
     let queue = QueueKey { namespace: run.namespace.clone(), name: state.task_queue.clone(), kind: QueueKind::Workflow };
-    let direct = direct_dispatch_ok(engine, run, &loaded)?;
-    let ticket = engine.queries().register(run, query, queue, direct).map_err(|e| match e {
+    let direct = direct_dispatch_ok(&lock, run, &loaded)?;
+    let ticket = lock.queries().register(run, query, queue, direct).map_err(|e| match e {
         RegisterError::TooManyPending { max } => {
             ServiceError::ResourceExhausted(format!("too many queries ({max}) are already pending on this workflow execution"))
         }
@@ -60,10 +59,10 @@ pub async fn ask(engine: &Engine, run: &RunKey, query: WorkflowQuery, reject_con
 /// task outstanding (a safety net for paths that end a task without telling us).
 pub async fn recheck(engine: &Engine, ticket: &QueryTicket) -> Result<()> {
     let run = ticket.run();
-    let _lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await;
-    let Some(loaded) = engine.load(run)? else { return Ok(()) };
-    if direct_dispatch_ok(engine, run, &loaded)? {
-        engine.queries().on_workflow_task_closed(run, false);
+    let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await?;
+    let Some(loaded) = lock.load(run)? else { return Ok(()) };
+    if direct_dispatch_ok(&lock, run, &loaded)? {
+        lock.queries().on_workflow_task_closed(run, false);
     }
     Ok(())
 }
@@ -94,21 +93,35 @@ fn direct_dispatch_from_state(state: &ExecutionState) -> Option<bool> {
 }
 
 /// Whether a query on `loaded` may be dispatched as a legacy query task now.
-pub fn direct_dispatch_ok(engine: &Engine, run: &RunKey, loaded: &LoadedRun) -> Result<bool> {
+pub fn direct_dispatch_ok(owner: &ShardOwner, run: &RunKey, loaded: &LoadedRun) -> Result<bool> {
     if let Some(decided) = direct_dispatch_from_state(&loaded.state) {
         return Ok(decided);
     }
-    let history = read_history(engine, run, loaded.next_event_id - 1)?;
+    let history = read_history(owner, run, loaded.next_event_id - 1)?;
     Ok(history.events.iter().any(|e| e.event_type == EventType::WorkflowTaskStarted as i32))
 }
 
 /// The poll response for a legacy query task: full history to date, no new
 /// workflow task (`started_event_id` 0). `None` if the run is gone (the query is
 /// then failed).
-pub fn legacy_task_response(engine: &Engine, task: &QueryTask) -> Result<Option<PollWorkflowTaskQueueResponse>> {
-    let Some(loaded) = engine.load(&task.run)? else {
+/// Waits up to `wait` for a legacy query task on `queue`, from any shard owner on
+/// this node; returns it with its owner. Cancellation-safe.
+pub async fn poll_task(engine: &Engine, queue: &QueueKey, wait: std::time::Duration) -> Option<(Arc<ShardOwner>, QueryTask)> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let task = engine.query_dispatch().poll(queue, left).await?;
+        let Some(owner) = engine.router().owners().current(task.shard) else { continue };
+        if let Some(query) = owner.queries().claim(task) {
+            return Some((owner, query));
+        }
+    }
+}
+
+pub fn legacy_task_response(owner: &ShardOwner, task: &QueryTask) -> Result<Option<PollWorkflowTaskQueueResponse>> {
+    let Some(loaded) = owner.load(&task.run)? else {
         let gone = format!("workflow execution {}/{} no longer exists", task.run.workflow_id, task.run.run_id);
-        engine.queries().answer(&task.run, &task.query_id, QueryOutcome::Failed(gone));
+        owner.queries().answer(&task.run, &task.query_id, QueryOutcome::Failed(gone));
         return Ok(None);
     };
     let last_event_id = loaded.next_event_id - 1;
@@ -123,7 +136,7 @@ pub fn legacy_task_response(engine: &Engine, task: &QueryTask) -> Result<Option<
         ..Default::default()
     };
     let state = &loaded.state;
-    let (history, next_page_token) = first_page(engine, &task.run, last_event_id, FIRST_PAGE_EVENTS_MAX, FIRST_PAGE_BYTES_MAX)?;
+    let (history, next_page_token) = first_page(owner, &task.run, last_event_id, FIRST_PAGE_EVENTS_MAX, FIRST_PAGE_BYTES_MAX)?;
     Ok(Some(PollWorkflowTaskQueueResponse {
         task_token: token.encode_token(),
         workflow_execution: Some(super::workflow_task::execution_of(&task.run)),
@@ -140,7 +153,7 @@ pub fn legacy_task_response(engine: &Engine, task: &QueryTask) -> Result<Option<
 }
 
 /// `RespondQueryTaskCompleted`: hands the worker's answer to the waiting caller.
-pub fn respond(engine: &Engine, token: &TaskToken, req: RespondQueryTaskCompletedRequest) -> Result<()> {
+pub async fn respond(engine: &Engine, token: &TaskToken, req: RespondQueryTaskCompletedRequest) -> Result<()> {
     // A token of another kind names no query task (Temporal: NotFound).
     if token.query_id.is_empty() {
         return Err(ServiceError::NotFound("query task not found, or already expired".into()));
@@ -148,7 +161,8 @@ pub fn respond(engine: &Engine, token: &TaskToken, req: RespondQueryTaskComplete
     let failure_message = req.failure.as_ref().map(|f| f.message.as_str());
     let outcome = QueryOutcome::from_result(req.completed_type, req.query_result, &req.error_message, failure_message)
         .ok_or_else(|| ServiceError::InvalidArgument("completed_type must be ANSWERED or FAILED".into()))?;
-    if !engine.queries().answer(&token_run(token), &token.query_id, outcome) {
+    let run = token_run(token);
+    if !engine.owner_of_run(&run).await?.queries().answer(&run, &token.query_id, outcome) {
         return Err(ServiceError::NotFound("query task not found: it was answered already or its caller stopped waiting".into()));
     }
     Ok(())

@@ -26,7 +26,7 @@ use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 use super::state::{ExecutionState, ParentInfo};
 use super::tasks::{TimerKind, TimerPayload};
 use super::txn::{duration, timestamp, RunTxn};
-use super::{lifecycle, wft, Engine, EngineConfig, LoadedRun};
+use super::{lifecycle, wft, Engine, EngineConfig, LoadedRun, ShardOwner};
 use crate::error::{Result, ServiceError};
 
 /// Identity Temporal's server writes on events it causes itself.
@@ -251,10 +251,10 @@ pub enum Decision {
 }
 
 /// Applies the policies to the workflow's current run. Call with the workflow's lock held.
-pub fn decide(engine: &Engine, namespace: &str, workflow_id: &str, request_id: &str, policies: Policies) -> Result<Decision> {
-    let Some((run_id, open)) = engine.current_run(namespace, workflow_id)? else { return Ok(Decision::Create) };
+pub fn decide(owner: &ShardOwner, namespace: &str, workflow_id: &str, request_id: &str, policies: Policies) -> Result<Decision> {
+    let Some((run_id, open)) = owner.current_run(namespace, workflow_id)? else { return Ok(Decision::Create) };
     let key = RunKey { namespace: namespace.to_string(), workflow_id: workflow_id.to_string(), run_id };
-    let Some(current) = engine.load(&key)? else { return Ok(Decision::Create) };
+    let Some(current) = owner.load(&key)? else { return Ok(Decision::Create) };
     let already = |run: &LoadedRun| ServiceError::WorkflowAlreadyStarted {
         start_request_id: run.state.start_request_id.clone(),
         run_id: run.key.run_id.clone(),
@@ -284,10 +284,9 @@ pub fn decide(engine: &Engine, namespace: &str, workflow_id: &str, request_id: &
     }
 }
 
-/// The first answer recorded for a deduplicated request on `workflow_id`'s shard.
-pub fn dedupe_result(engine: &Engine, namespace: &str, workflow_id: &str, dedupe_id: &str) -> Result<Option<Bytes>> {
-    let shard = engine.shard_for(namespace, workflow_id);
-    Ok(engine.node().read(shard, |s| s.dedupe_result(namespace, dedupe_id).cloned())?)
+/// The first answer recorded for a deduplicated request on the locked workflow's shard.
+pub fn dedupe_result(owner: &ShardOwner, namespace: &str, dedupe_id: &str) -> Result<Option<Bytes>> {
+    owner.dedupe_result(namespace, dedupe_id)
 }
 
 pub fn dedupe(namespace: &str, dedupe_id: String, result: Bytes) -> RequestDedupe {
@@ -309,12 +308,12 @@ pub async fn start_workflow(
     spec: RunSpec,
     policies: Policies,
 ) -> Result<StartOutcome> {
-    let _guard = engine.lock_workflow(namespace, workflow_id).await;
+    let lock = engine.lock_workflow(namespace, workflow_id).await?;
     let dedupe_id = format!("start:{}", spec.request_id);
-    if let Some(first) = dedupe_result(engine, namespace, workflow_id, &dedupe_id)? {
+    if let Some(first) = dedupe_result(&lock, namespace, &dedupe_id)? {
         return Ok(StartOutcome { run_id: String::from_utf8_lossy(&first).into_owned(), started: true });
     }
-    let existing = match decide(engine, namespace, workflow_id, &spec.request_id, policies)? {
+    let existing = match decide(&lock, namespace, workflow_id, &spec.request_id, policies)? {
         Decision::SameRequest(run) => return Ok(StartOutcome { run_id: run.key.run_id, started: true }),
         Decision::UseExisting(run) => return Ok(StartOutcome { run_id: run.key.run_id, started: false }),
         Decision::Create => None,
@@ -331,14 +330,14 @@ pub async fn start_workflow(
     begin_run(&mut txn);
     txns.push(txn);
     let record = dedupe(namespace, dedupe_id, Bytes::from(run_id.clone()));
-    let (_, duplicate) = engine.commit_many(txns, Some(record)).await?;
+    let (_, duplicate) = lock.commit_many(txns, Some(record)).await?;
     let run_id = duplicate.map(|first| String::from_utf8_lossy(&first).into_owned()).unwrap_or(run_id);
     Ok(StartOutcome { run_id, started: true })
 }
 
 /// The transaction terminating `run` because a new start's conflict policy said so.
 pub fn terminate_for_conflict(run: LoadedRun, now_ms: i64, identity: &str) -> RunTxn {
-    let mut txn = RunTxn::existing(run.key, now_ms, run.state, run.next_event_id).with_expected_version(run.state_version);
+    let mut txn = RunTxn::existing(run.key, now_ms, run.state, run.next_event_id, run.state_version);
     lifecycle::terminate(&mut txn, "terminated by WorkflowIdConflictPolicy TERMINATE_EXISTING".into(), None, identity.to_string());
     txn
 }

@@ -27,8 +27,8 @@ pub struct RunTxn {
     /// The run's mutable state; handlers change it freely, it is written whole.
     pub state: ExecutionState,
     next_event_id: i64,
-    /// The state version the run was loaded at: the state write is applied only if
-    /// the run is still at it (fencing at apply). Set with [`Self::with_expected_version`].
+    /// The run's state version this transaction was built from: its state write is
+    /// applied only if the run is still at that version (fencing at apply).
     expected_version: u64,
     create: bool,
     events: Vec<HistoryEvent>,
@@ -44,9 +44,12 @@ impl RunTxn {
         Self::new(key, now_ms, state, 1, true)
     }
 
-    /// A transaction on an existing run whose next event id is `next_event_id`.
-    pub fn existing(key: RunKey, now_ms: i64, state: ExecutionState, next_event_id: i64) -> Self {
-        Self::new(key, now_ms, state, next_event_id, false)
+    /// A transaction on an existing run whose next event id is `next_event_id` and
+    /// whose state is at `state_version`.
+    pub fn existing(key: RunKey, now_ms: i64, state: ExecutionState, next_event_id: i64, state_version: u64) -> Self {
+        let mut txn = Self::new(key, now_ms, state, next_event_id, false);
+        txn.expected_version = state_version;
+        txn
     }
 
     fn new(key: RunKey, now_ms: i64, state: ExecutionState, next_event_id: i64, create: bool) -> Self {
@@ -64,14 +67,6 @@ impl RunTxn {
             timers_added: 0,
             close: false,
         }
-    }
-
-    /// The state version the run was loaded at (see [`LoadedRun`](super::LoadedRun)):
-    /// the transaction's state write names it, so it fails if another write committed
-    /// since. Left at 0 (no run has that version), the write always fails.
-    pub fn with_expected_version(mut self, v: u64) -> Self {
-        self.expected_version = v;
-        self
     }
 
     /// Id the next added event will get.
@@ -301,7 +296,7 @@ mod tests {
 
     #[test]
     fn events_get_dense_ids_types_and_times() {
-        let mut txn = RunTxn::existing(key(), 1_500, ExecutionState::default(), 7);
+        let mut txn = RunTxn::existing(key(), 1_500, ExecutionState::default(), 7, 1);
         let id = txn.add_event(Attributes::TimerFiredEventAttributes(TimerFiredEventAttributes::default()));
         assert_eq!(id, 7);
         assert_eq!(txn.next_event_id(), 8);
@@ -314,7 +309,7 @@ mod tests {
 
     #[test]
     fn buffered_events_are_numbered_when_flushed() {
-        let mut txn = RunTxn::existing(key(), 0, ExecutionState::default(), 5);
+        let mut txn = RunTxn::existing(key(), 0, ExecutionState::default(), 5, 1);
         txn.buffer_event(Attributes::TimerFiredEventAttributes(TimerFiredEventAttributes::default()));
         assert!(txn.events().is_empty());
         assert_eq!(txn.flush_buffered_events(), 1);

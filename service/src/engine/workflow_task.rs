@@ -23,7 +23,7 @@ use super::state::{ExecutionState, WorkflowTaskInfo};
 use super::tasks::{TaskKind, TimerKind, TimerPayload};
 use super::token::TaskToken;
 use super::txn::RunTxn;
-use super::{wft, Engine};
+use super::{wft, Engine, ShardOwner, WorkflowGuard};
 use crate::error::{Result, ServiceError};
 use crate::matching::{Matching, TaskRef};
 
@@ -110,8 +110,14 @@ impl Drop for TaskGuard<'_> {
 pub async fn start(engine: &Engine, queue: &QueueKey, task: TaskRef, poller: &Poller) -> Result<Started> {
     let mut guard = TaskGuard { matching: engine.matching(), queue, task: Some(task.clone()) };
     let run = task.run.clone();
-    let _lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await;
-    let Some(loaded) = engine.load(&run)? else {
+    let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await?;
+    if lock.term() != task.term {
+        // Handed over by an owner whose term ended: the current owner has the task
+        // from its shard's backlog.
+        guard.settle();
+        return Ok(Started::Stale);
+    }
+    let Some(loaded) = lock.load(&run)? else {
         guard.settle();
         return Ok(Started::Stale);
     };
@@ -124,7 +130,7 @@ pub async fn start(engine: &Engine, queue: &QueueKey, task: TaskRef, poller: &Po
     });
     let Some(wt) = current.filter(|_| loaded.state.is_open()) else {
         guard.settle();
-        ack_stale(engine, queue, &task, loaded).await;
+        ack_stale(engine, &lock, queue, &task, loaded).await;
         return Ok(Started::Stale);
     };
 
@@ -140,22 +146,24 @@ pub async fn start(engine: &Engine, queue: &QueueKey, task: TaskRef, poller: &Po
     };
     txn.add_timer(txn.now_ms.saturating_add(start_to_close_ms(base_timeout, wt.attempt)), timer);
     let state = txn.state.clone();
-    match engine.commit(txn).await {
+    match lock.commit(txn).await {
         Ok(_) => guard.settle(),
-        // Transient: the guard puts the task back for the next poll.
-        Err(e @ (ServiceError::Unavailable(_) | ServiceError::ResourceExhausted(_))) => return Err(e),
+        // Transient: the guard puts the task back for the next poll (matching drops
+        // it if its owner's term has ended).
+        Err(e @ (ServiceError::Unavailable(_) | ServiceError::ResourceExhausted(_) | ServiceError::NotLeader { .. })) => return Err(e),
         Err(e) => {
             guard.settle();
             tracing::error!(?run, task_id = task.task_id, error = %e, "recording a workflow task started failed; task dropped from matching");
             return Err(e);
         }
     }
-    let queries = engine.queries().attach(&run, started_event_id);
-    drop(_lock);
+    let queries = lock.queries().attach(&run, started_event_id);
+    let owner = lock.owner().clone();
+    drop(lock);
     let Some(started) = state.workflow_task.as_ref() else {
         return Err(ServiceError::Internal("started workflow task vanished from the state".into()));
     };
-    let response = workflow_task_response(engine, &run, &state, started, queries)?;
+    let response = workflow_task_response(&owner, &run, &state, started, queries)?;
     Ok(Started::Task(Box::new(response)))
 }
 
@@ -206,13 +214,13 @@ pub fn start_to_close_ms(base_ms: i64, attempt: i32) -> i64 {
 
 /// A task that no longer matches its run leaves the backlog (if it is still there:
 /// a dropped poll may have requeued a task whose start did commit).
-async fn ack_stale(engine: &Engine, queue: &QueueKey, task: &TaskRef, loaded: super::LoadedRun) {
-    let in_backlog = engine.node().read(task.shard, |s| s.task(queue, task.task_id).is_some());
+async fn ack_stale(engine: &Engine, lock: &WorkflowGuard, queue: &QueueKey, task: &TaskRef, loaded: super::LoadedRun) {
+    let in_backlog = lock.read(|s| s.task(queue, task.task_id).is_some());
     match in_backlog {
         Ok(true) => {
             let mut txn = engine.txn(loaded);
             txn.ack(queue.clone(), task.task_id);
-            if let Err(e) = engine.commit(txn).await {
+            if let Err(e) = lock.commit(txn).await {
                 tracing::warn!(run = ?task.run, task_id = task.task_id, error = %e, "acknowledging a stale workflow task failed; it is retried after a restart");
             }
         }
@@ -224,9 +232,9 @@ async fn ack_stale(engine: &Engine, queue: &QueueKey, task: &TaskRef, loaded: su
 /// Removes, in `txn`, the run's stored start-to-close timers of workflow tasks. Call
 /// when the started task ends: the timer would only fire stale, and costs a write to
 /// remove then (timers only change under the workflow lock, so the ids hold).
-pub fn drop_start_to_close_timers(engine: &Engine, txn: &mut RunTxn) -> Result<()> {
+pub fn drop_start_to_close_timers(owner: &ShardOwner, txn: &mut RunTxn) -> Result<()> {
     let key = &txn.key;
-    let ids: Vec<u64> = engine.node().read(engine.shard_of_run(key), |s| {
+    let ids: Vec<u64> = owner.read(|s| {
         let Some(run) = s.run(key) else { return Vec::new() };
         run.timer_ids()
             .filter(|&id| {
@@ -258,8 +266,8 @@ pub fn retry_workflow_task(txn: &mut RunTxn, attempt: i32) {
 /// `RespondWorkflowTaskFailed`: WorkflowTaskFailed, then the task again (attempt + 1).
 pub async fn fail(engine: &Engine, token: &TaskToken, req: RespondWorkflowTaskFailedRequest) -> Result<()> {
     let run = token_run(token);
-    let _lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await;
-    let loaded = engine.load_existing(&run)?;
+    let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await?;
+    let loaded = lock.load_existing(&run)?;
     let wt = current_task(&loaded.state, token)?;
     let mut txn = engine.txn(loaded);
     #[allow(deprecated)]
@@ -275,10 +283,10 @@ pub async fn fail(engine: &Engine, token: &TaskToken, req: RespondWorkflowTaskFa
     };
     txn.add_event(Attributes::WorkflowTaskFailedEventAttributes(attributes));
     retry_workflow_task(&mut txn, wt.attempt);
-    drop_start_to_close_timers(engine, &mut txn)?;
+    drop_start_to_close_timers(&lock, &mut txn)?;
     let outstanding = txn.state.has_workflow_task();
-    engine.commit(txn).await?;
-    engine.queries().on_workflow_task_closed(&run, outstanding);
+    lock.commit(txn).await?;
+    lock.queries().on_workflow_task_closed(&run, outstanding);
     Ok(())
 }
 
@@ -286,8 +294,8 @@ pub async fn fail(engine: &Engine, token: &TaskToken, req: RespondWorkflowTaskFa
 /// if that task is still the started one, WorkflowTaskTimedOut and the task again
 /// (attempt + 1). A stale timer changes nothing.
 pub async fn on_workflow_task_timeout(engine: &Engine, run: &RunKey, scheduled_event_id: i64, attempt: i32) -> Result<()> {
-    let _lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await;
-    let Some(loaded) = engine.load(run)? else { return Ok(()) };
+    let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await?;
+    let Some(loaded) = lock.load(run)? else { return Ok(()) };
     let current = loaded
         .state
         .workflow_task
@@ -301,10 +309,10 @@ pub async fn on_workflow_task_timeout(engine: &Engine, run: &RunKey, scheduled_e
         timeout_type: TimeoutType::StartToClose as i32,
     }));
     retry_workflow_task(&mut txn, wt.attempt);
-    drop_start_to_close_timers(engine, &mut txn)?;
+    drop_start_to_close_timers(&lock, &mut txn)?;
     let outstanding = txn.state.has_workflow_task();
-    engine.commit(txn).await?;
-    engine.queries().on_workflow_task_closed(run, outstanding);
+    lock.commit(txn).await?;
+    lock.queries().on_workflow_task_closed(run, outstanding);
     Ok(())
 }
 

@@ -90,7 +90,7 @@ impl Frontend {
         request: Request<RespondActivityTaskCompletedByIdRequest>,
     ) -> RpcResult<RespondActivityTaskCompletedByIdResponse> {
         let req = request.into_inner();
-        let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id)?;
+        let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id).await?;
         self.check_blob("result", size(&req.result))?;
         let c = Completed { result: req.result, identity: req.identity, worker_version: None };
         outcome::complete(&self.engine, &target, c).await?;
@@ -125,7 +125,7 @@ impl Frontend {
         request: Request<RespondActivityTaskFailedByIdRequest>,
     ) -> RpcResult<RespondActivityTaskFailedByIdResponse> {
         let req = request.into_inner();
-        let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id)?;
+        let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id).await?;
         self.check_blob("failure", size(&req.failure))?;
         self.check_blob("last_heartbeat_details", size(&req.last_heartbeat_details))?;
         let f = Failed {
@@ -154,7 +154,7 @@ impl Frontend {
         request: Request<RespondActivityTaskCanceledByIdRequest>,
     ) -> RpcResult<RespondActivityTaskCanceledByIdResponse> {
         let req = request.into_inner();
-        let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id)?;
+        let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id).await?;
         self.check_blob("details", size(&req.details))?;
         outcome::cancel(&self.engine, &target, Canceled { details: req.details, identity: req.identity }).await?;
         Ok(Response::new(RespondActivityTaskCanceledByIdResponse::default()))
@@ -177,7 +177,7 @@ impl Frontend {
         request: Request<RecordActivityTaskHeartbeatByIdRequest>,
     ) -> RpcResult<RecordActivityTaskHeartbeatByIdResponse> {
         let req = request.into_inner();
-        let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id)?;
+        let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id).await?;
         self.check_blob("details", size(&req.details))?;
         let cancel_requested =
             outcome::heartbeat(&self.engine, &target, Heartbeat { details: req.details, identity: req.identity }).await?;
@@ -200,7 +200,7 @@ impl Frontend {
     }
 
     /// The activity a `…ById` request names (an empty run id means the current run).
-    fn id_target(&self, namespace: &str, workflow_id: &str, run_id: &str, activity_id: &str) -> Result<ActivityTarget> {
+    async fn id_target(&self, namespace: &str, workflow_id: &str, run_id: &str, activity_id: &str) -> Result<ActivityTarget> {
         self.namespaces.require(namespace)?;
         if activity_id.is_empty() {
             return Err(ServiceError::InvalidArgument("ActivityId is not set on request.".into()));
@@ -213,7 +213,7 @@ impl Frontend {
         if !run_id.is_empty() && uuid::Uuid::parse_str(run_id).is_err() {
             return Err(ServiceError::InvalidArgument("RunId is not valid UUID.".into()));
         }
-        let run = self.engine.resolve_run(namespace, workflow_id, run_id)?;
+        let run = self.engine.resolve_run(namespace, workflow_id, run_id).await?;
         Ok(ActivityTarget { run, selector: ActivitySelector::ActivityId(activity_id.to_string()) })
     }
 

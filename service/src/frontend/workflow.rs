@@ -363,7 +363,7 @@ impl Frontend {
         let r = request.into_inner();
         self.namespaces.require(&r.namespace)?;
         let (workflow_id, run_id) = execution(r.execution.as_ref())?;
-        Ok(Response::new(describe::describe(&self.engine, &r.namespace, &workflow_id, &run_id)?))
+        Ok(Response::new(describe::describe(&self.engine, &r.namespace, &workflow_id, &run_id).await?))
     }
 
     pub(super) async fn request_cancel_workflow_execution_rpc(

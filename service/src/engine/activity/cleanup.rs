@@ -13,15 +13,14 @@ use prost::Message;
 use crate::engine::state::ExecutionState;
 use crate::engine::tasks::{TimerKind, TimerPayload};
 use crate::engine::txn::RunTxn;
-use crate::engine::Engine;
+use crate::engine::ShardOwner;
 use crate::error::Result;
 
 /// Adds to `txn` the removal of every stored activity timer of its run that its new
 /// state makes obsolete, except `keep` (a timer `txn` already removes).
-pub(super) fn drop_obsolete_timers(engine: &Engine, txn: &mut RunTxn, keep: Option<u64>) -> Result<()> {
-    let shard = engine.shard_of_run(&txn.key);
+pub(super) fn drop_obsolete_timers(owner: &ShardOwner, txn: &mut RunTxn, keep: Option<u64>) -> Result<()> {
     let key = &txn.key;
-    let stored: Vec<(u64, Bytes)> = engine.node().read(shard, |s| {
+    let stored: Vec<(u64, Bytes)> = owner.read(|s| {
         s.run(key).map(|r| r.timer_ids().filter_map(|id| s.timer(id).map(|t| (id, t.payload().clone()))).collect()).unwrap_or_default()
     })?;
     let obsolete: Vec<u64> = stored

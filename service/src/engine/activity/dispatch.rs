@@ -1,6 +1,5 @@
 //! Starting an attempt for an activity task that matching handed to a poller.
 
-use hourglass_storage::records::ShardId;
 use hourglass_storage::state::{QueueKey, RunKey};
 use prost::Message;
 use temporalio_protos::protos::temporal::api::common::v1::{ActivityType, WorkflowExecution, WorkflowType};
@@ -13,7 +12,7 @@ use crate::engine::state::{ActivityInfo, ExecutionState};
 use crate::engine::tasks::{TaskKind, TaskPayload};
 use crate::engine::token::TaskToken;
 use crate::engine::txn::{duration, timestamp};
-use crate::engine::Engine;
+use crate::engine::{Engine, ShardOwner};
 use crate::error::{Result, ServiceError};
 use crate::matching::TaskRef;
 
@@ -32,21 +31,22 @@ pub enum Dispatched {
 /// start-to-close and heartbeat timers are armed. No history event is written.
 pub async fn start_polled_task(engine: &Engine, queue: &QueueKey, task: &TaskRef, identity: &str) -> Result<Dispatched> {
     let run = &task.run;
-    let _guard = engine.lock_workflow(&run.namespace, &run.workflow_id).await;
-    // A task acknowledged meanwhile (or dropped with its run) is already done.
-    if !engine.node().read(task.shard, |s| s.task(queue, task.task_id).is_some())? {
+    let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await?;
+    // A task of an ended owner term is the current owner's now (from its backlog); a
+    // task acknowledged meanwhile (or dropped with its run) is already done.
+    if lock.term() != task.term || !lock.read(|s| s.task(queue, task.task_id).is_some())? {
         return Ok(Dispatched::Stale);
     }
-    let Some(loaded) = engine.load(run)? else { return Ok(Dispatched::Stale) };
+    let Some(loaded) = lock.load(run)? else { return Ok(Dispatched::Stale) };
     let current = is_current(&loaded.state, &task.payload);
     let mut txn = engine.txn(loaded);
     txn.ack(queue.clone(), task.task_id);
     if !current {
-        engine.commit(txn).await?;
+        lock.commit(txn).await?;
         return Ok(Dispatched::Stale);
     }
     let scheduled_event_id = task.payload.scheduled_event_id;
-    let scheduled = read_scheduled_event(engine, task.shard, run, scheduled_event_id)?;
+    let scheduled = read_scheduled_event(&lock, run, scheduled_event_id)?;
     let request_id = uuid::Uuid::new_v4().to_string();
     transitions::start_attempt(&mut txn, scheduled_event_id, identity, &request_id);
     let ai = txn
@@ -54,8 +54,8 @@ pub async fn start_polled_task(engine: &Engine, queue: &QueueKey, task: &TaskRef
         .activity(scheduled_event_id)
         .ok_or_else(|| ServiceError::Internal(format!("activity {scheduled_event_id} vanished while starting")))?;
     let response = response(run, &txn.state, ai, scheduled);
-    cleanup::drop_obsolete_timers(engine, &mut txn, None)?;
-    engine.commit(txn).await?;
+    cleanup::drop_obsolete_timers(&lock, &mut txn, None)?;
+    lock.commit(txn).await?;
     Ok(Dispatched::Started(Box::new(response)))
 }
 
@@ -73,10 +73,10 @@ struct ScheduledEvent {
     attributes: ActivityTaskScheduledEventAttributes,
 }
 
-fn read_scheduled_event(engine: &Engine, shard: ShardId, run: &RunKey, scheduled_event_id: i64) -> Result<ScheduledEvent> {
+fn read_scheduled_event(owner: &ShardOwner, run: &RunKey, scheduled_event_id: i64) -> Result<ScheduledEvent> {
     let id =
         u64::try_from(scheduled_event_id).map_err(|_| ServiceError::Internal(format!("bad scheduled event id {scheduled_event_id}")))?;
-    let events = engine.node().read_history(shard, run, id, 1)?;
+    let events = owner.read_history(run, id, 1)?;
     let missing = || ServiceError::Internal(format!("ActivityTaskScheduled event {scheduled_event_id} of {run:?} is missing"));
     let (_, raw) = events.into_iter().find(|(event_id, _)| *event_id == id).ok_or_else(missing)?;
     let event = HistoryEvent::decode(raw.as_ref())

@@ -24,7 +24,6 @@ use crate::engine::token::TaskToken;
 use crate::engine::txn::{duration, RunTxn};
 use crate::engine::{Engine, EngineConfig, SystemClock};
 use crate::error::ServiceError;
-use crate::timers::spawn_timer_services;
 
 const TQ: &str = "tq";
 
@@ -41,6 +40,7 @@ async fn kit() -> Kit {
     config.tick_ms = 5;
     let node = Node::open(config).await.expect("node opens");
     let engine = Engine::new(node, EngineConfig::default(), Arc::new(SystemClock));
+    assert!(engine.wait_serving(std::time::Duration::from_secs(10)).await, "the shard gets an owner");
     let run = RunKey { namespace: "default".into(), workflow_id: "wf".into(), run_id: "run-1".into() };
     let state = ExecutionState {
         workflow_type: "Wf".into(),
@@ -57,10 +57,10 @@ async fn kit() -> Kit {
 
 impl Kit {
     async fn change(&self, f: impl FnOnce(&mut RunTxn)) {
-        let _g = self.engine.lock_workflow(&self.run.namespace, &self.run.workflow_id).await;
-        let mut txn = self.engine.txn(self.engine.load_existing(&self.run).unwrap());
+        let lock = self.engine.lock_workflow(&self.run.namespace, &self.run.workflow_id).await.unwrap();
+        let mut txn = self.engine.txn(lock.load_existing(&self.run).unwrap());
         f(&mut txn);
-        self.engine.commit(txn).await.expect("commit");
+        lock.commit(txn).await.expect("commit");
     }
 
     fn state(&self) -> ExecutionState {
@@ -108,7 +108,7 @@ fn types(h: &[HistoryEvent]) -> Vec<EventType> {
 #[tokio::test]
 async fn fail_retry_then_complete() {
     let k = kit().await;
-    let _timers = spawn_timer_services(&k.engine);
+    // The shard owner's timer service runs on its own.
     let policy = RetryPolicy { initial_interval: Some(duration(100)), ..Default::default() };
     k.change(|txn| {
         let attrs = ScheduleActivityTaskCommandAttributes {
@@ -174,7 +174,7 @@ async fn fail_retry_then_complete() {
 #[tokio::test]
 async fn user_timer_fires_through_the_timer_service() {
     let k = kit().await;
-    let _timers = spawn_timer_services(&k.engine);
+    // The shard owner's timer service runs on its own.
     k.change(|txn| {
         start_timer(txn, StartTimerCommandAttributes { timer_id: "t".into(), start_to_fire_timeout: Some(duration(200)) }, 1).unwrap();
     })
@@ -197,7 +197,7 @@ async fn user_timer_fires_through_the_timer_service() {
 #[tokio::test]
 async fn start_to_close_timeout_without_retries_times_out() {
     let k = kit().await;
-    let _timers = spawn_timer_services(&k.engine);
+    // The shard owner's timer service runs on its own.
     k.change(|txn| {
         let attrs = ScheduleActivityTaskCommandAttributes {
             activity_id: "a".into(),

@@ -170,8 +170,8 @@ async fn update<T>(
     change: impl FnOnce(&mut RunTxn, i64) -> Result<T>,
 ) -> Result<T> {
     let run = &target.run;
-    let _guard = engine.lock_workflow(&run.namespace, &run.workflow_id).await;
-    let loaded = engine.load_existing(run)?;
+    let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await?;
+    let loaded = lock.load_existing(run)?;
     if !loaded.state.is_open() {
         return Err(workflow_completed());
     }
@@ -179,9 +179,9 @@ async fn update<T>(
     let mut txn = engine.txn(loaded);
     let out = change(&mut txn, scheduled_event_id)?;
     if ends_attempt {
-        cleanup::drop_obsolete_timers(engine, &mut txn, None)?;
+        cleanup::drop_obsolete_timers(&lock, &mut txn, None)?;
     }
-    engine.commit(txn).await?;
+    lock.commit(txn).await?;
     Ok(out)
 }
 

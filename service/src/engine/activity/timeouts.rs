@@ -20,7 +20,7 @@ use crate::engine::retry::{timeout_type_name, RetryDecision};
 use crate::engine::tasks::{TimerKind, TimerPayload};
 use crate::engine::txn::RunTxn;
 use crate::engine::wft::add_external_event;
-use crate::engine::Engine;
+use crate::engine::{Engine, ShardOwner};
 use crate::error::Result;
 
 /// Message of the failure that ends an activity when no retry fits before its
@@ -31,39 +31,38 @@ pub const NOT_ENOUGH_TIME_MESSAGE: &str =
 /// An activity timer (a timeout or the end of a retry backoff), stored as timer
 /// `storage_timer_id`, came due.
 pub async fn on_activity_timer(engine: &Engine, run: &RunKey, storage_timer_id: u64, timer: &TimerPayload) -> Result<()> {
-    let _guard = engine.lock_workflow(&run.namespace, &run.workflow_id).await;
-    let Some(mut txn) = open_run_with_timer(engine, run, storage_timer_id)? else { return Ok(()) };
+    let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await?;
+    let Some(mut txn) = open_run_with_timer(engine, &lock, run, storage_timer_id)? else { return Ok(()) };
     if !apply_activity_timer(&mut txn, timer) {
         return Ok(());
     }
     txn.remove_timer(storage_timer_id);
-    cleanup::drop_obsolete_timers(engine, &mut txn, Some(storage_timer_id))?;
-    engine.commit(txn).await?;
+    cleanup::drop_obsolete_timers(&lock, &mut txn, Some(storage_timer_id))?;
+    lock.commit(txn).await?;
     Ok(())
 }
 
 /// A user timer (`StartTimer`), stored as timer `storage_timer_id`, came due:
 /// TimerFired (by the buffering rule) and the timer is forgotten.
 pub async fn on_user_timer(engine: &Engine, run: &RunKey, storage_timer_id: u64, timer: &TimerPayload) -> Result<()> {
-    let _guard = engine.lock_workflow(&run.namespace, &run.workflow_id).await;
-    let Some(mut txn) = open_run_with_timer(engine, run, storage_timer_id)? else { return Ok(()) };
+    let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await?;
+    let Some(mut txn) = open_run_with_timer(engine, &lock, run, storage_timer_id)? else { return Ok(()) };
     if !apply_user_timer(&mut txn, timer) {
         return Ok(());
     }
     txn.remove_timer(storage_timer_id);
-    engine.commit(txn).await?;
+    lock.commit(txn).await?;
     Ok(())
 }
 
 /// A transaction on `run` if it is open and timer `storage_timer_id` is still stored
 /// (a transition since the timer service read it may have dropped it). Called under
 /// the workflow lock.
-fn open_run_with_timer(engine: &Engine, run: &RunKey, storage_timer_id: u64) -> Result<Option<RunTxn>> {
-    let shard = engine.shard_of_run(run);
-    if !engine.node().read(shard, |s| s.timer(storage_timer_id).is_some())? {
+fn open_run_with_timer(engine: &Engine, owner: &ShardOwner, run: &RunKey, storage_timer_id: u64) -> Result<Option<RunTxn>> {
+    if !owner.read(|s| s.timer(storage_timer_id).is_some())? {
         return Ok(None);
     }
-    Ok(engine.load(run)?.filter(|r| r.state.is_open()).map(|r| engine.txn(r)))
+    Ok(owner.load(run)?.filter(|r| r.state.is_open()).map(|r| engine.txn(r)))
 }
 
 /// Applies a user timer to `txn`; false if it no longer applies (canceled, or a

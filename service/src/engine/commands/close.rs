@@ -16,7 +16,7 @@ use temporalio_protos::protos::temporal::api::history::v1::{
 use super::validate::with_default_cause;
 use super::Refusal;
 use crate::engine::txn::RunTxn;
-use crate::engine::{lifecycle, CommandFailure, Engine};
+use crate::engine::{lifecycle, CommandFailure, Engine, ShardOwner};
 
 fn unhandled_check(txn: &RunTxn) -> Result<(), Refusal> {
     if txn.state.buffered_events.is_empty() {
@@ -104,11 +104,12 @@ pub(super) fn cancel(txn: &mut RunTxn, attrs: CancelWorkflowExecutionCommandAttr
 /// transaction, to commit with this one.
 pub(super) fn continue_as_new(
     engine: &Engine,
+    owner: &ShardOwner,
     txn: &mut RunTxn,
     attrs: ContinueAsNewWorkflowExecutionCommandAttributes,
     wftc: i64,
 ) -> Result<RunTxn, Refusal> {
     unhandled_check(txn)?;
-    lifecycle::continue_as_new(engine, txn, attrs, wftc)
+    lifecycle::continue_as_new(engine, owner, txn, attrs, wftc)
         .map_err(|f| Refusal::Fail(with_default_cause(f, CommandType::ContinueAsNewWorkflowExecution)))
 }

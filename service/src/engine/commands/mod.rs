@@ -34,7 +34,7 @@ use super::state::WorkflowTaskInfo;
 use super::token::TaskToken;
 use super::txn::RunTxn;
 use super::workflow_task::{current_task, drop_start_to_close_timers, retry_workflow_task, token_run};
-use super::{activity, lifecycle, wft, CommandFailure, Engine};
+use super::{activity, lifecycle, wft, CommandFailure, Engine, ShardOwner, WorkflowGuard};
 use crate::error::{Result, ServiceError};
 
 /// Identity Go writes on events the server itself causes.
@@ -67,22 +67,22 @@ pub async fn complete_workflow_task(
     mut req: RespondWorkflowTaskCompletedRequest,
 ) -> Result<RespondWorkflowTaskCompletedResponse> {
     let run = token_run(token);
-    let _lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await;
-    let loaded = engine.load_existing(&run)?;
+    let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await?;
+    let loaded = lock.load_existing(&run)?;
     let wt = current_task(&loaded.state, token)?;
     command_sequence(&req.commands)?;
 
     let mut txn = engine.txn(loaded);
     let completed_event_id = txn.add_event(Attributes::WorkflowTaskCompletedEventAttributes(completed_event(&wt, &req)));
     let commands = std::mem::take(&mut req.commands);
-    match apply_all(engine, &mut txn, commands, &req, completed_event_id) {
+    match apply_all(engine, &lock, &mut txn, commands, &req, completed_event_id) {
         Ok(applied) => {
-            finish(engine, txn, applied, &wt, &req).await?;
+            finish(&lock, txn, applied, &wt, &req).await?;
             Ok(RespondWorkflowTaskCompletedResponse::default())
         }
         Err(refusal) => {
             drop(txn);
-            Err(match refuse(engine, &wt, refusal, &req, &run).await {
+            Err(match refuse(engine, &lock, &wt, refusal, &req, &run).await {
                 Ok(answer) | Err(answer) => answer,
             })
         }
@@ -106,6 +106,7 @@ fn completed_event(wt: &WorkflowTaskInfo, req: &RespondWorkflowTaskCompletedRequ
 
 fn apply_all(
     engine: &Engine,
+    owner: &ShardOwner,
     txn: &mut RunTxn,
     commands: Vec<Command>,
     req: &RespondWorkflowTaskCompletedRequest,
@@ -114,7 +115,7 @@ fn apply_all(
     let mut applied = Applied::default();
     for command in commands {
         let kind = CommandType::try_from(command.command_type).unwrap_or(CommandType::Unspecified);
-        if let Some(new_run) = apply_one(engine, txn, kind, command.attributes, wftc)? {
+        if let Some(new_run) = apply_one(engine, owner, txn, kind, command.attributes, wftc)? {
             applied.new_run = Some(new_run);
         }
         applied.closed |= is_terminal(kind);
@@ -128,7 +129,14 @@ fn apply_all(
 }
 
 /// Applies one command; `Some` is the new run of a continue-as-new.
-fn apply_one(engine: &Engine, txn: &mut RunTxn, kind: CommandType, attrs: Option<Cmd>, wftc: i64) -> Result<Option<RunTxn>, Refusal> {
+fn apply_one(
+    engine: &Engine,
+    owner: &ShardOwner,
+    txn: &mut RunTxn,
+    kind: CommandType,
+    attrs: Option<Cmd>,
+    wftc: i64,
+) -> Result<Option<RunTxn>, Refusal> {
     let blob_max = engine.config().blob_bytes_max;
     let other_area = |r: Result<(), CommandFailure>| r.map_err(|f| Refusal::Fail(validate::with_default_cause(f, kind)));
     match (kind, attrs) {
@@ -158,7 +166,7 @@ fn apply_one(engine: &Engine, txn: &mut RunTxn, kind: CommandType, attrs: Option
             close::cancel(txn, a, wftc, blob_max)?
         }
         (CommandType::ContinueAsNewWorkflowExecution, Some(Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(a))) => {
-            return close::continue_as_new(engine, txn, a, wftc).map(Some);
+            return close::continue_as_new(engine, owner, txn, a, wftc).map(Some);
         }
         (CommandType::ProtocolMessage, Some(Cmd::ProtocolMessageCommandAttributes(a))) => {
             return Err(Refusal::Fail(validate::unknown_update(&a.message_id)));
@@ -177,7 +185,7 @@ fn apply_one(engine: &Engine, txn: &mut RunTxn, kind: CommandType, attrs: Option
 
 /// Ends the task after its commands applied: buffered events, the next task, commit.
 async fn finish(
-    engine: &Engine,
+    lock: &WorkflowGuard,
     mut txn: RunTxn,
     applied: Applied,
     wt: &WorkflowTaskInfo,
@@ -200,17 +208,17 @@ async fn finish(
     if new_task {
         wft::schedule_workflow_task(&mut txn, 1);
     }
-    drop_start_to_close_timers(engine, &mut txn)?;
+    drop_start_to_close_timers(lock, &mut txn)?;
     match applied.new_run {
         Some(new_run) => {
-            engine.commit_many(vec![txn, new_run], None).await?;
+            lock.commit_many(vec![txn, new_run], None).await?;
         }
         None => {
-            engine.commit(txn).await?;
+            lock.commit(txn).await?;
         }
     }
-    engine.queries().answer_attached(&run, wt.started_event_id, &req.query_results);
-    engine.queries().on_workflow_task_closed(&run, new_task);
+    lock.queries().answer_attached(&run, wt.started_event_id, &req.query_results);
+    lock.queries().on_workflow_task_closed(&run, new_task);
     Ok(())
 }
 
@@ -218,6 +226,7 @@ async fn finish(
 /// error that answers the call.
 async fn refuse(
     engine: &Engine,
+    lock: &WorkflowGuard,
     wt: &WorkflowTaskInfo,
     refusal: Refusal,
     req: &RespondWorkflowTaskCompletedRequest,
@@ -230,14 +239,14 @@ async fn refuse(
         Refusal::Terminate(f) => (f, true),
     };
     // Answers to queries attached to this task count even when the task fails (Go).
-    engine.queries().answer_attached(run, wt.started_event_id, &req.query_results);
+    lock.queries().answer_attached(run, wt.started_event_id, &req.query_results);
     let message = failed_cause_message(failure.cause, &failure.message);
     let answer = if failure.cause == unhandled { ServiceError::UnhandledCommand } else { ServiceError::InvalidArgument(message.clone()) };
     if wt.attempt > 1 && failure.cause != unhandled {
         // Go: a task that keeps failing is dropped; its timeout retries it.
         return Ok(answer);
     }
-    let loaded = engine.load_existing(run)?;
+    let loaded = lock.load_existing(run)?;
     let mut txn = engine.txn(loaded);
     #[allow(deprecated)]
     let failed = WorkflowTaskFailedEventAttributes {
@@ -262,10 +271,10 @@ async fn refuse(
     } else {
         retry_workflow_task(&mut txn, wt.attempt);
     }
-    drop_start_to_close_timers(engine, &mut txn)?;
+    drop_start_to_close_timers(lock, &mut txn)?;
     let outstanding = txn.state.has_workflow_task();
-    engine.commit(txn).await?;
-    engine.queries().on_workflow_task_closed(run, outstanding);
+    lock.commit(txn).await?;
+    lock.queries().on_workflow_task_closed(run, outstanding);
     Ok(answer)
 }
 

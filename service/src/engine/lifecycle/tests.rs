@@ -53,8 +53,8 @@ async fn kit() -> Kit {
     config.tick_ms = 5;
     let node = Node::open(config).await.expect("node opens");
     let engine = Engine::new(node, EngineConfig::default(), Arc::new(SystemClock));
-    let timers = crate::timers::spawn_timer_services(&engine);
-    Kit { engine, timers, _dir: dir }
+    assert!(engine.wait_serving(Duration::from_secs(10)).await, "every shard gets an owner");
+    Kit { engine, timers: Vec::new(), _dir: dir }
 }
 
 fn spec(task_queue: &str) -> RunSpec {
@@ -87,7 +87,7 @@ fn key(workflow_id: &str, run_id: &str) -> RunKey {
 }
 
 fn events(engine: &Engine, run: &RunKey) -> Vec<HistoryEvent> {
-    history::read_events(engine, run, 1, 10_000).expect("history reads")
+    history::read_events(&engine.owner_now(run), run, 1, 10_000).expect("history reads")
 }
 
 fn types(engine: &Engine, run: &RunKey) -> Vec<EventType> {
@@ -177,7 +177,7 @@ async fn start_is_idempotent_and_applies_the_policies() {
     assert!(second.started);
     assert_ne!(second.run_id, first.run_id);
     assert_eq!(status(e, &run), WorkflowExecutionStatus::Terminated);
-    assert_eq!(e.current_run(NS, "wf").unwrap(), Some((second.run_id.clone(), true)));
+    assert_eq!(e.current_run_now(NS, "wf").unwrap(), Some((second.run_id.clone(), true)));
 
     // Reuse policies on a closed run.
     external::terminate_workflow(e, NS, "wf", "", "", "done".into(), None, "me".into()).await.unwrap();
@@ -428,7 +428,7 @@ async fn continue_as_new_chains_runs() {
     let old = e.load_existing(&first).unwrap().state;
     assert_eq!(old.status, WorkflowExecutionStatus::ContinuedAsNew as i32);
     let second = key("can", &old.new_execution_run_id);
-    assert_eq!(e.current_run(NS, "can").unwrap(), Some((second.run_id.clone(), true)));
+    assert_eq!(e.current_run_now(NS, "can").unwrap(), Some((second.run_id.clone(), true)));
     let ev = events(e, &first);
     match &ev.last().unwrap().attributes {
         Some(Attributes::WorkflowExecutionContinuedAsNewEventAttributes(a)) => {
@@ -439,7 +439,7 @@ async fn continue_as_new_chains_runs() {
         }
         other => panic!("{other:?}"),
     }
-    let started = history::started_attributes(e, &second).unwrap();
+    let started = history::started_attributes(&e.owner_now(&second), &second).unwrap();
     assert_eq!(started.continued_execution_run_id, first.run_id);
     assert_eq!(started.first_execution_run_id, first.run_id);
     assert_eq!(started.original_execution_run_id, second.run_id);
@@ -447,7 +447,7 @@ async fn continue_as_new_chains_runs() {
     assert_eq!(started.input, payloads("2"));
     assert_eq!(
         started.workflow_execution_expiration_time,
-        history::started_attributes(e, &first).unwrap().workflow_execution_expiration_time
+        history::started_attributes(&e.owner_now(&first), &first).unwrap().workflow_execution_expiration_time
     );
     assert_eq!(types(e, &second), vec![EventType::WorkflowExecutionStarted, EventType::WorkflowTaskScheduled]);
     // The result waiter on the old run gets the ContinuedAsNew event.
@@ -483,9 +483,9 @@ async fn children_start_report_back_and_follow_the_parent_close_policy() {
     complete(e, &task, vec![start_child_command("kid"), start_child_command("kid2")]).await;
     // The StartChild outbox starts both children and records them in the parent.
     eventually("children started", || e.load_existing(&parent).unwrap().state.children.iter().all(|c| !c.run_id.is_empty())).await;
-    let (kid_run, _) = e.current_run(NS, "kid").unwrap().unwrap();
+    let (kid_run, _) = e.current_run_now(NS, "kid").unwrap().unwrap();
     let kid = key("kid", &kid_run);
-    let started = history::started_attributes(e, &kid).unwrap();
+    let started = history::started_attributes(&e.owner_now(&kid), &kid).unwrap();
     assert_eq!(started.parent_workflow_namespace, NS);
     assert_eq!(started.parent_workflow_execution.as_ref().unwrap().run_id, parent.run_id);
     assert_eq!(started.parent_initiated_event_id, 5);
@@ -523,10 +523,10 @@ async fn children_start_report_back_and_follow_the_parent_close_policy() {
     // The parent is terminated: the other child is terminated by its close policy.
     let other = if done.workflow_id == "kid" { "kid2" } else { "kid" };
     external::terminate_workflow(e, NS, "parent", "", "", "bye".into(), None, "me".into()).await.unwrap();
-    eventually("the open child is terminated", || matches!(e.current_run(NS, other).unwrap(), Some((_, false)))).await;
-    let (other_run, _) = e.current_run(NS, other).unwrap().unwrap();
+    eventually("the open child is terminated", || matches!(e.current_run_now(NS, other).unwrap(), Some((_, false)))).await;
+    let (other_run, _) = e.current_run_now(NS, other).unwrap().unwrap();
     assert_eq!(status(e, &key(other, &other_run)), WorkflowExecutionStatus::Terminated);
-    let d = describe::describe(e, NS, "parent", "").unwrap();
+    let d = describe::describe(e, NS, "parent", "").await.unwrap();
     assert_eq!(d.workflow_execution_info.unwrap().status, WorkflowExecutionStatus::Terminated as i32);
 }
 

@@ -54,8 +54,8 @@ async fn an_idle_run_is_queried_through_a_legacy_query_task() {
     complete_idle(e, &resp, HashMap::new()).await;
 
     let mut ticket = pending(ask(e, &run, q("count"), 0).await.unwrap());
-    let task = e.queries().poll(&queue(), SHORT).await.expect("dispatched at once");
-    let resp = legacy_task_response(e, &task).unwrap().unwrap();
+    let (owner, task) = poll_task(e, &queue(), SHORT).await.expect("dispatched at once");
+    let resp = legacy_task_response(&owner, &task).unwrap().unwrap();
     assert_eq!((resp.started_event_id, resp.previous_started_event_id, resp.attempt), (0, 3, 1));
     assert_eq!(resp.query.as_ref().unwrap().query_type, "count");
     assert!(resp.queries.is_empty(), "never both query and queries");
@@ -64,9 +64,9 @@ async fn an_idle_run_is_queried_through_a_legacy_query_task() {
     let token = token_of(&resp);
     assert_eq!(token.query_id, ticket.id());
 
-    respond(e, &token, respond_request(resp.task_token.clone(), QueryResultType::Answered, "2")).unwrap();
+    respond(e, &token, respond_request(resp.task_token.clone(), QueryResultType::Answered, "2")).await.unwrap();
     assert_eq!(ticket.outcome().await, Some(QueryOutcome::Answered(Some(answer("2")))));
-    let again = respond(e, &token, respond_request(resp.task_token, QueryResultType::Answered, "2"));
+    let again = respond(e, &token, respond_request(resp.task_token, QueryResultType::Answered, "2")).await;
     assert!(matches!(again, Err(ServiceError::NotFound(_))));
 }
 
@@ -76,13 +76,13 @@ async fn a_query_waits_for_the_next_workflow_task_and_is_answered_by_its_complet
     let e = &kit.engine;
     let run = start_run(e, "wf-attach").await;
     let mut ticket = pending(ask(e, &run, q("state"), 0).await.unwrap());
-    assert!(e.queries().poll(&queue(), SHORT).await.is_none(), "no legacy task while a workflow task is pending");
+    assert!(poll_task(e, &queue(), SHORT).await.is_none(), "no legacy task while a workflow task is pending");
     let resp = poll(e).await;
     assert_eq!(resp.queries.keys().collect::<Vec<_>>(), [ticket.id()]);
     let result = WorkflowQueryResult { result_type: QueryResultType::Answered as i32, answer: Some(answer("ok")), ..Default::default() };
     complete_idle(e, &resp, HashMap::from([(ticket.id().to_string(), result)])).await;
     assert_eq!(ticket.outcome().await, Some(QueryOutcome::Answered(Some(answer("ok")))));
-    assert_eq!(e.queries().pending_count(&run), 0);
+    assert_eq!(e.owner_now(&run).queries().pending_count(&run), 0);
 }
 
 #[tokio::test]
@@ -94,10 +94,10 @@ async fn an_unanswered_attached_query_falls_back_to_a_legacy_task() {
     let resp = poll(e).await;
     assert_eq!(resp.queries.len(), 1);
     complete_idle(e, &resp, HashMap::new()).await;
-    let task = e.queries().poll(&queue(), SHORT).await.expect("legacy task after the task completed unanswered");
+    let (owner, task) = poll_task(e, &queue(), SHORT).await.expect("legacy task after the task completed unanswered");
     assert_eq!(task.query_id, ticket.id());
-    let legacy = legacy_task_response(e, &task).unwrap().unwrap();
-    respond(e, &token_of(&legacy), respond_request(legacy.task_token.clone(), QueryResultType::Failed, "no handler")).unwrap();
+    let legacy = legacy_task_response(&owner, &task).unwrap().unwrap();
+    respond(e, &token_of(&legacy), respond_request(legacy.task_token.clone(), QueryResultType::Failed, "no handler")).await.unwrap();
     assert_eq!(ticket.outcome().await, Some(QueryOutcome::Failed("no handler".into())));
 }
 
@@ -109,13 +109,13 @@ async fn closed_runs_are_queried_with_their_full_history_or_rejected() {
     let resp = poll(e).await;
     let mut ticket = pending(ask(e, &run, q("early"), 0).await.unwrap());
     terminate(e, &run).await;
-    assert_eq!(e.queries().pending_count(&run), 1);
+    assert_eq!(e.owner_now(&run).queries().pending_count(&run), 1);
     recheck(e, &ticket).await.unwrap();
-    let task = e.queries().poll(&queue(), SHORT).await.expect("closed: dispatched by the re-check");
-    let legacy = legacy_task_response(e, &task).unwrap().unwrap();
+    let (owner, task) = poll_task(e, &queue(), SHORT).await.expect("closed: dispatched by the re-check");
+    let legacy = legacy_task_response(&owner, &task).unwrap().unwrap();
     let events = &legacy.history.as_ref().unwrap().events;
     assert_eq!(types(events).last(), Some(&EventType::WorkflowExecutionTerminated), "full history with the close event");
-    respond(e, &token_of(&legacy), respond_request(legacy.task_token.clone(), QueryResultType::Answered, "x")).unwrap();
+    respond(e, &token_of(&legacy), respond_request(legacy.task_token.clone(), QueryResultType::Answered, "x")).await.unwrap();
     assert!(ticket.outcome().await.is_some());
     drop(resp);
 
@@ -138,8 +138,8 @@ async fn queries_fail_fast_on_failing_or_unscheduled_tasks() {
 
 /// Terminates the run as the terminate RPC does.
 async fn terminate(e: &Engine, run: &RunKey) {
-    let _lock = e.lock_workflow(&run.namespace, &run.workflow_id).await;
-    let mut txn = e.txn(e.load_existing(run).unwrap());
+    let lock = e.lock_workflow(&run.namespace, &run.workflow_id).await.unwrap();
+    let mut txn = e.txn(lock.load_existing(run).unwrap());
     crate::engine::lifecycle::terminate(&mut txn, "test".into(), None, IDENTITY.into());
-    e.commit(txn).await.unwrap();
+    lock.commit(txn).await.unwrap();
 }

@@ -21,7 +21,7 @@ use crate::engine::state::{ExecutionState, WorkflowTaskInfo};
 use crate::engine::tasks::TaskKind;
 use crate::engine::token::TaskToken;
 use crate::engine::txn::timestamp;
-use crate::engine::Engine;
+use crate::engine::ShardOwner;
 use crate::error::{Result, ServiceError};
 
 /// Most events in a task's first history page.
@@ -30,12 +30,12 @@ pub const FIRST_PAGE_EVENTS_MAX: usize = 1000;
 pub const FIRST_PAGE_BYTES_MAX: usize = 8 << 20;
 
 /// Events 1..=`last_event_id` of `run`, decoded and checked dense.
-pub fn read_history(engine: &Engine, run: &RunKey, last_event_id: i64) -> Result<History> {
+pub fn read_history(owner: &ShardOwner, run: &RunKey, last_event_id: i64) -> Result<History> {
     let count = usize::try_from(last_event_id).unwrap_or(0);
     if count == 0 {
         return Ok(History::default());
     }
-    let raw = engine.node().read_history(engine.shard_of_run(run), run, 1, count)?;
+    let raw = owner.read_history(run, 1, count)?;
     let mut events = Vec::with_capacity(raw.len());
     for (expected, (id, bytes)) in (1u64..).zip(raw) {
         if id != expected {
@@ -53,9 +53,9 @@ pub fn read_history(engine: &Engine, run: &RunKey, last_event_id: i64) -> Result
 
 /// The first page of events 1..=`last_event_id` of `run` (at most `max_events`,
 /// about `max_bytes`), and the token of the rest (empty when it is all there).
-pub fn first_page(engine: &Engine, run: &RunKey, last_event_id: i64, max_events: usize, max_bytes: usize) -> Result<(History, Vec<u8>)> {
+pub fn first_page(owner: &ShardOwner, run: &RunKey, last_event_id: i64, max_events: usize, max_bytes: usize) -> Result<(History, Vec<u8>)> {
     let want = i64::try_from(max_events.max(1)).unwrap_or(i64::MAX).min(last_event_id);
-    let mut history = read_history(engine, run, want)?;
+    let mut history = read_history(owner, run, want)?;
     let mut bytes = 0;
     let keep = history.events.iter().position(|e| {
         bytes += e.encoded_len();
@@ -83,7 +83,7 @@ pub fn normal_queue(state: &ExecutionState) -> TaskQueue {
 
 /// The response for the started task `wt` of `run` (state as committed).
 pub fn workflow_task_response(
-    engine: &Engine,
+    owner: &ShardOwner,
     run: &RunKey,
     state: &ExecutionState,
     wt: &WorkflowTaskInfo,
@@ -99,7 +99,7 @@ pub fn workflow_task_response(
         started_event_id: wt.started_event_id,
         ..Default::default()
     };
-    let (history, next_page_token) = first_page(engine, run, wt.started_event_id, FIRST_PAGE_EVENTS_MAX, FIRST_PAGE_BYTES_MAX)?;
+    let (history, next_page_token) = first_page(owner, run, wt.started_event_id, FIRST_PAGE_EVENTS_MAX, FIRST_PAGE_BYTES_MAX)?;
     Ok(PollWorkflowTaskQueueResponse {
         task_token: token.encode_token(),
         workflow_execution: Some(execution_of(run)),

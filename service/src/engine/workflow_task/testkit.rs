@@ -36,7 +36,9 @@ pub async fn kit() -> Kit {
     let mut config = NodeConfig::new(dir.path(), 1);
     config.tick_ms = 5;
     let node = Node::open(config).await.expect("node opens");
-    Kit { engine: Engine::new(node, EngineConfig::default(), Arc::new(SystemClock)), _dir: dir }
+    let engine = Engine::new(node, EngineConfig::default(), Arc::new(SystemClock));
+    assert!(engine.wait_serving(std::time::Duration::from_secs(10)).await, "the shard gets an owner");
+    Kit { engine, _dir: dir }
 }
 
 pub fn queue() -> QueueKey {
@@ -101,7 +103,7 @@ pub fn state(engine: &Engine, run: &RunKey) -> ExecutionState {
 
 pub fn history(engine: &Engine, run: &RunKey) -> Vec<HistoryEvent> {
     let last = engine.load_existing(run).expect("run exists").next_event_id - 1;
-    read_history(engine, run, last).expect("history reads").events
+    read_history(&engine.owner_now(run), run, last).expect("history reads").events
 }
 
 pub fn types(events: &[HistoryEvent]) -> Vec<EventType> {
@@ -110,8 +112,8 @@ pub fn types(events: &[HistoryEvent]) -> Vec<EventType> {
 
 /// A signal, through the buffering rule (as the signal RPC adds it).
 pub async fn signal(engine: &Engine, run: &RunKey, name: &str) {
-    let _lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await;
-    let mut txn = engine.txn(engine.load_existing(run).expect("run exists"));
+    let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await.expect("the shard has an owner");
+    let mut txn = engine.txn(lock.load_existing(run).expect("run exists"));
     wft::add_external_event(
         &mut txn,
         Attributes::WorkflowExecutionSignaledEventAttributes(WorkflowExecutionSignaledEventAttributes {
@@ -120,7 +122,7 @@ pub async fn signal(engine: &Engine, run: &RunKey, name: &str) {
             ..Default::default()
         }),
     );
-    engine.commit(txn).await.expect("signal commits");
+    lock.commit(txn).await.expect("signal commits");
 }
 
 pub fn backlog_len(engine: &Engine) -> usize {

@@ -96,7 +96,7 @@ async fn a_poll_dropped_while_starting_loses_no_task() {
     let e = &kit.engine;
     let run = start_run(e, "wf-drop").await;
     let task = e.matching().poll(&queue(), Duration::from_secs(1)).await.unwrap();
-    let lock = e.lock_workflow(&run.namespace, &run.workflow_id).await;
+    let lock = e.lock_workflow(&run.namespace, &run.workflow_id).await.unwrap();
     let e2 = e.clone();
     let starting = tokio::spawn(async move { start(&e2, &queue(), task, &poller()).await.map(|_| ()) });
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -216,11 +216,11 @@ async fn a_long_history_is_paged_up_to_the_started_event() {
     assert_eq!(resp.started_event_id, 8);
     assert!(resp.next_page_token.is_empty(), "small histories come whole");
 
-    let (first, token) = first_page(e, &run, 8, 3, FIRST_PAGE_BYTES_MAX).unwrap();
+    let (first, token) = first_page(&e.owner_now(&run), &run, 8, 3, FIRST_PAGE_BYTES_MAX).unwrap();
     assert_eq!(first.events.iter().map(|e| e.event_id).collect::<Vec<_>>(), [1, 2, 3]);
     let decoded = PageToken::decode_token(&token).unwrap();
     assert_eq!((decoded.next_event_id, decoded.end_event_id), (4, 9));
-    let (by_bytes, _) = first_page(e, &run, 8, 100, 1).unwrap();
+    let (by_bytes, _) = first_page(&e.owner_now(&run), &run, 8, 100, 1).unwrap();
     assert_eq!(by_bytes.events.len(), 1, "at least one event per page");
 
     signal(e, &run, "buffered").await;

@@ -20,13 +20,15 @@ use crate::engine::workflow_task::{self as wt, Poller, Started};
 use crate::engine::Engine;
 use crate::error::ServiceError;
 use crate::matching::TaskRef;
+use crate::shard::ShardOwner;
+use std::sync::Arc;
 
 /// Longest task queue name accepted (Go's default limit).
 pub const TASK_QUEUE_NAME_MAX: usize = 1000;
 
 enum Work {
     Task(TaskRef),
-    Query(QueryTask),
+    Query(Arc<ShardOwner>, QueryTask),
 }
 
 /// The task queue of a poll: present, named, not too long.
@@ -83,26 +85,29 @@ async fn poll_until(
         }
         let work = tokio::select! {
             task = engine.matching().poll(queue, left) => task.map(Work::Task),
-            query = engine.queries().poll(queue, left) => query.map(Work::Query),
+            query = query::poll_task(engine, queue, left) => query.map(|(owner, task)| Work::Query(owner, task)),
         };
         match work {
             None => return Ok(None),
             Some(Work::Task(task)) => match wt::start(engine, queue, task, poller).await {
                 Ok(Started::Task(response)) => return Ok(Some(*response)),
                 Ok(Started::Stale) => continue,
+                // The task's owner stopped while starting it: the next owner has it.
+                Err(ServiceError::NotLeader { .. }) => continue,
                 Err(e) if transient(&e) => return Err(e),
                 Err(e) => tracing::error!(?queue, error = %e, "starting a workflow task failed; polling on"),
             },
-            Some(Work::Query(task)) => match query::legacy_task_response(engine, &task) {
+            Some(Work::Query(owner, task)) => match query::legacy_task_response(&owner, &task) {
                 Ok(Some(response)) => return Ok(Some(response)),
                 Ok(None) => continue,
+                Err(ServiceError::NotLeader { .. }) => continue,
                 Err(e) if transient(&e) => {
-                    engine.queries().requeue(task);
+                    owner.queries().requeue(task);
                     return Err(e);
                 }
                 Err(e) => {
                     tracing::error!(run = ?task.run, error = %e, "building a query task failed; the query fails");
-                    engine.queries().answer(
+                    owner.queries().answer(
                         &task.run,
                         &task.query_id,
                         QueryOutcome::Failed(format!("the query could not be dispatched: {e}")),

@@ -43,7 +43,7 @@ impl Frontend {
         if args_bytes > self.engine.config().blob_bytes_max {
             return Err(ServiceError::InvalidArgument("Blob data size exceeds limit.".into()).into());
         }
-        let run = self.engine.resolve_run(&req.namespace, &execution.workflow_id, &execution.run_id)?;
+        let run = self.engine.resolve_run(&req.namespace, &execution.workflow_id, &execution.run_id).await?;
         let mut ticket = match query::ask(&self.engine, &run, query, req.query_reject_condition).await? {
             Asked::Rejected(status) => {
                 let rejected = QueryRejected { status: status as i32 };
@@ -80,7 +80,7 @@ impl Frontend {
     ) -> RpcResult<RespondQueryTaskCompletedResponse> {
         let req = request.into_inner();
         let token = task_token(&self.namespaces, &req.task_token, &req.namespace)?;
-        query::respond(&self.engine, &token, req)?;
+        query::respond(&self.engine, &token, req).await?;
         Ok(Response::new(RespondQueryTaskCompletedResponse::default()))
     }
 }

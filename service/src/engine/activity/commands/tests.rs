@@ -13,7 +13,7 @@ const NOW: i64 = 1_700_000_000_000;
 
 fn txn_with(state: ExecutionState) -> RunTxn {
     let key = RunKey { namespace: "default".into(), workflow_id: "wf".into(), run_id: "run".into() };
-    let mut txn = RunTxn::existing(key, NOW, state, 4);
+    let mut txn = RunTxn::existing(key, NOW, state, 4, 1);
     txn.add_event(Attributes::WorkflowTaskCompletedEventAttributes(WorkflowTaskCompletedEventAttributes {
         scheduled_event_id: 2,
         started_event_id: 3,

@@ -35,7 +35,7 @@ fn activity(attempt: i32, started_time_ms: i64, policy: RetryPolicy) -> Activity
 
 fn txn(ai: ActivityInfo) -> RunTxn {
     let state = ExecutionState { task_queue: "tq-to".into(), workflow_task_timeout_ms: 10_000, activities: vec![ai], ..Default::default() };
-    RunTxn::existing(RunKey { namespace: "default".into(), workflow_id: "wf".into(), run_id: "r".into() }, NOW, state, 7)
+    RunTxn::existing(RunKey { namespace: "default".into(), workflow_id: "wf".into(), run_id: "r".into() }, NOW, state, 7, 1)
 }
 
 fn payload(kind: TimerKind, attempt: i32) -> TimerPayload {
@@ -196,7 +196,7 @@ fn user_timer_fires_once() {
         ..Default::default()
     };
     let key = RunKey { namespace: "default".into(), workflow_id: "wf".into(), run_id: "r".into() };
-    let mut txn = RunTxn::existing(key, NOW, state, 6);
+    let mut txn = RunTxn::existing(key, NOW, state, 6, 1);
     let fired = TimerPayload { kind: TimerKind::UserTimer as i32, event_id: 5, attempt: 0, timer_id: "1".into() };
     let stale = TimerPayload { event_id: 3, ..fired.clone() };
     assert!(!apply_user_timer(&mut txn, &stale), "an earlier timer with the same id");

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hourglass_storage::records::ShardId;
 use hourglass_storage::state::{QueueKey, RunKey};
 use parking_lot::Mutex;
 use temporalio_protos::protos::temporal::api::common::v1::Payloads;
@@ -112,11 +113,16 @@ impl Registry {
     }
 }
 
-/// The registry of pending queries plus the legacy query-task dispatcher.
+/// The registry of pending queries of one shard owner, plus the legacy query-task
+/// dispatcher it feeds (shared by every owner on the node: a poll on a task queue
+/// takes query tasks of every shard). Its tasks carry the owner's shard and term, so
+/// they leave the dispatcher when the owner stops.
 #[derive(Clone, Default)]
 pub struct QueryRegistry {
     inner: Arc<Mutex<Registry>>,
     dispatch: Matching,
+    shard: ShardId,
+    term: u64,
 }
 
 /// Why a query could not be registered.
@@ -126,6 +132,10 @@ pub enum RegisterError {
 }
 
 impl QueryRegistry {
+    pub fn new(shard: ShardId, term: u64, dispatch: Matching) -> Self {
+        Self { inner: Arc::default(), dispatch, shard, term }
+    }
+
     /// Registers a query on `run`; `dispatch_now` sends it as a legacy query task on
     /// `queue` at once, otherwise it waits for the next workflow task. Call under the
     /// workflow's lock, after deciding from the run's state.
@@ -145,7 +155,7 @@ impl QueryRegistry {
         reg.by_seq.insert(seq, (run.clone(), id.clone()));
         drop(reg);
         if dispatch_now {
-            self.dispatch.add(queue, task_ref(run, seq));
+            self.dispatch.add(queue, self.task_ref(run, seq));
         }
         Ok(QueryTicket { registry: self.clone(), run: run.clone(), id, rx })
     }
@@ -157,14 +167,36 @@ impl QueryRegistry {
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let task = self.dispatch.poll(queue, left).await?;
-            let reg = self.inner.lock();
-            let Some((run, id)) = reg.by_seq.get(&task.task_id) else { continue };
-            let Some(pending) = reg.runs.get(run).and_then(|qs| qs.get(id)) else { continue };
-            if pending.phase != Phase::Dispatched {
-                continue;
+            if let Some(task) = self.claim(task) {
+                return Some(task);
             }
-            return Some(QueryTask { run: run.clone(), query_id: id.clone(), query: pending.query.clone(), task });
         }
+    }
+
+    /// The query a dispatched task names, if it is still this registry's and still
+    /// waiting for a worker; `None` for a task to skip.
+    pub fn claim(&self, task: TaskRef) -> Option<QueryTask> {
+        if (task.shard, task.term) != (self.shard, self.term) {
+            return None;
+        }
+        let reg = self.inner.lock();
+        let (run, id) = reg.by_seq.get(&task.task_id)?;
+        let pending = reg.runs.get(run).and_then(|qs| qs.get(id))?;
+        if pending.phase != Phase::Dispatched {
+            return None;
+        }
+        Some(QueryTask { run: run.clone(), query_id: id.clone(), query: pending.query.clone(), task })
+    }
+
+    /// The owner stopped: every pending query is withdrawn (its caller sees the
+    /// query withdrawn and may ask again, reaching the next owner).
+    pub fn retire(&self) {
+        {
+            let mut reg = self.inner.lock();
+            reg.runs.clear();
+            reg.by_seq.clear();
+        }
+        self.dispatch.retire_shard(self.shard, self.term);
     }
 
     /// Puts back a legacy query task that could not be delivered (the poller left).
@@ -240,7 +272,7 @@ impl QueryRegistry {
             }
         }
         for (queue, seq) in to_dispatch {
-            self.dispatch.add(queue, task_ref(run, seq));
+            self.dispatch.add(queue, self.task_ref(run, seq));
         }
     }
 
@@ -254,8 +286,10 @@ impl QueryRegistry {
     }
 }
 
-fn task_ref(run: &RunKey, seq: u64) -> TaskRef {
-    TaskRef { shard: 0, task_id: seq, run: run.clone(), payload: TaskPayload::default() }
+impl QueryRegistry {
+    fn task_ref(&self, run: &RunKey, seq: u64) -> TaskRef {
+        TaskRef { shard: self.shard, term: self.term, task_id: seq, run: run.clone(), payload: TaskPayload::default() }
+    }
 }
 
 /// A registered query; dropping it withdraws the query.
@@ -302,9 +336,25 @@ mod tests {
     }
     const SHORT: Duration = Duration::from_millis(5);
 
+    /// The registry of shard 0's owner in term 1, with its own dispatcher.
+    fn registry() -> QueryRegistry {
+        let dispatch = Matching::default();
+        dispatch.activate_shard(0, 1);
+        QueryRegistry::new(0, 1, dispatch)
+    }
+
+    #[tokio::test]
+    async fn a_retired_registry_withdraws_everything() {
+        let reg = registry();
+        let mut ticket = reg.register(&run(), query("q"), queue(), true).unwrap();
+        reg.retire();
+        assert_eq!(ticket.outcome().await, None, "the caller sees the query withdrawn");
+        assert!(reg.poll(&queue(), SHORT).await.is_none(), "its legacy task left the dispatcher");
+    }
+
     #[tokio::test]
     async fn legacy_task_round_trip() {
-        let reg = QueryRegistry::default();
+        let reg = registry();
         let mut ticket = reg.register(&run(), query("q"), queue(), true).unwrap();
         let task = reg.poll(&queue(), SHORT).await.expect("dispatched");
         assert_eq!((task.run.clone(), task.query_id.as_str(), task.query.query_type.as_str()), (run(), ticket.id(), "q"));
@@ -316,7 +366,7 @@ mod tests {
 
     #[tokio::test]
     async fn waiting_queries_attach_then_fall_back_to_legacy_tasks() {
-        let reg = QueryRegistry::default();
+        let reg = registry();
         let ticket = reg.register(&run(), query("q"), queue(), false).unwrap();
         assert!(reg.poll(&queue(), SHORT).await.is_none(), "waits for the workflow task");
         let attached = reg.attach(&run(), 3);
@@ -333,7 +383,7 @@ mod tests {
 
     #[tokio::test]
     async fn attached_answers_come_from_the_completion() {
-        let reg = QueryRegistry::default();
+        let reg = registry();
         let mut ticket = reg.register(&run(), query("q"), queue(), false).unwrap();
         reg.attach(&run(), 3);
         let failed =
@@ -347,7 +397,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_withdrawn_query_is_never_handed_out() {
-        let reg = QueryRegistry::default();
+        let reg = registry();
         let ticket = reg.register(&run(), query("q"), queue(), true).unwrap();
         drop(ticket);
         assert_eq!(reg.pending_count(&run()), 0);
@@ -356,7 +406,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_requeued_task_is_handed_out_again() {
-        let reg = QueryRegistry::default();
+        let reg = registry();
         let ticket = reg.register(&run(), query("q"), queue(), true).unwrap();
         let task = reg.poll(&queue(), SHORT).await.unwrap();
         reg.requeue(task);
@@ -365,7 +415,7 @@ mod tests {
 
     #[test]
     fn too_many_pending_queries_are_refused() {
-        let reg = QueryRegistry::default();
+        let reg = registry();
         let tickets: Vec<_> = (0..QUERIES_PER_RUN_MAX).map(|_| reg.register(&run(), query("q"), queue(), false).unwrap()).collect();
         assert!(matches!(reg.register(&run(), query("q"), queue(), false), Err(RegisterError::TooManyPending { .. })));
         drop(tickets);

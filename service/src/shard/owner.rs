@@ -1,0 +1,299 @@
+//! The shard owner: everything only the shard's leader may do, for one Raft term.
+//!
+//! An owner is started when this node becomes the serving leader of its shard for a
+//! term and stopped when that term ends (a leader change, a step-down, shutdown).
+//! It holds the workflow locks, the pending queries, the history long-poll
+//! watchers and the timer service's wake-up of its shard, and it commits only in its
+//! own term ([`hourglass_raft::Node::propose_in_term`]). A transaction built under
+//! an owner that has stopped fails with [`ServiceError::NotLeader`]; one built from
+//! stale state is rejected at apply by the state-version precondition.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use hourglass_raft::Node;
+use hourglass_storage::records::ShardId;
+use hourglass_storage::state::{Applied, RequestDedupe, RunKey, ShardState, Transition, WorkflowKey};
+use parking_lot::Mutex;
+use prost::Message;
+use tokio::sync::{Mutex as AsyncMutex, Notify, OwnedMutexGuard};
+
+use crate::engine::query::QueryRegistry;
+use crate::engine::state::ExecutionState;
+use crate::engine::txn::{RunTxn, TxnEffects};
+use crate::error::{Result, ServiceError};
+use crate::matching::{Matching, TaskRef};
+use crate::shard::watchers::HistoryWatchers;
+
+/// A run as loaded for a transaction: its mutable state, next event id and the
+/// state version the transaction's write is fenced on.
+pub struct LoadedRun {
+    pub key: RunKey,
+    pub state: ExecutionState,
+    pub next_event_id: i64,
+    pub state_version: u64,
+}
+
+pub struct ShardOwner {
+    shard: ShardId,
+    term: u64,
+    node: Node,
+    matching: Matching,
+    locks: Mutex<HashMap<WorkflowKey, Weak<AsyncMutex<()>>>>,
+    queries: QueryRegistry,
+    watchers: HistoryWatchers,
+    timer_wakeup: Notify,
+    stopped: AtomicBool,
+    stop_notify: Notify,
+}
+
+/// Locks kept before dead entries are swept.
+const LOCKS_SWEEP_AT: usize = 4096;
+
+impl ShardOwner {
+    pub(crate) fn new(shard: ShardId, term: u64, node: Node, matching: Matching, query_dispatch: Matching) -> Self {
+        Self {
+            shard,
+            term,
+            node,
+            matching,
+            locks: Mutex::new(HashMap::new()),
+            queries: QueryRegistry::new(shard, term, query_dispatch),
+            watchers: HistoryWatchers::default(),
+            timer_wakeup: Notify::new(),
+            stopped: AtomicBool::new(false),
+            stop_notify: Notify::new(),
+        }
+    }
+
+    pub fn shard(&self) -> ShardId {
+        self.shard
+    }
+    /// The Raft term this owner serves.
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+    /// Pending queries of this shard's runs and their legacy query tasks.
+    pub fn queries(&self) -> &QueryRegistry {
+        &self.queries
+    }
+    /// Long-poll waiters on this shard's histories; woken after every commit.
+    pub fn watchers(&self) -> &HistoryWatchers {
+        &self.watchers
+    }
+    /// Woken when a commit adds a timer to this shard.
+    pub fn timer_wakeup(&self) -> &Notify {
+        &self.timer_wakeup
+    }
+
+    fn not_leader(&self) -> ServiceError {
+        let leader = self.node.leader(self.shard).ok().flatten();
+        ServiceError::NotLeader { shard: self.shard, leader_hint: leader }
+    }
+
+    /// `NotLeader` once this owner's term has ended.
+    pub fn check_live(&self) -> Result<()> {
+        if self.is_stopped() {
+            return Err(self.not_leader());
+        }
+        Ok(())
+    }
+
+    /// Resolves when the owner stops (at once if it has).
+    pub async fn stopped(&self) {
+        loop {
+            let notified = self.stop_notify.notified();
+            if self.is_stopped() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Ends the owner's term: nothing new starts under it, waiters wake up and see
+    /// `NotLeader`, pending queries fail, its tasks leave matching.
+    pub(crate) fn stop(&self) {
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.matching.retire_shard(self.shard, self.term);
+        self.queries.retire();
+        self.watchers.notify_all();
+        self.timer_wakeup.notify_waiters();
+        self.stop_notify.notify_waiters();
+    }
+
+    /// Serializes transactions on one workflow id (all its runs). Fails with
+    /// `NotLeader` if the owner stopped, before or while waiting.
+    pub async fn lock(self: &Arc<Self>, namespace: &str, workflow_id: &str) -> Result<WorkflowGuard> {
+        self.check_live()?;
+        let key = WorkflowKey { namespace: namespace.to_string(), workflow_id: workflow_id.to_string() };
+        let mutex = {
+            let mut locks = self.locks.lock();
+            if locks.len() > LOCKS_SWEEP_AT {
+                locks.retain(|_, weak| weak.strong_count() > 0);
+            }
+            match locks.get(&key).and_then(Weak::upgrade) {
+                Some(m) => m,
+                None => {
+                    let m = Arc::new(AsyncMutex::new(()));
+                    locks.insert(key, Arc::downgrade(&m));
+                    m
+                }
+            }
+        };
+        let guard = tokio::select! {
+            guard = mutex.lock_owned() => guard,
+            () = self.stopped() => return Err(self.not_leader()),
+        };
+        self.check_live()?;
+        Ok(WorkflowGuard { owner: self.clone(), _guard: guard })
+    }
+
+    /// Runs `read` against the shard's applied state (this owner must be live).
+    pub fn read<R>(&self, read: impl FnOnce(&ShardState) -> R) -> Result<R> {
+        self.check_live()?;
+        Ok(self.node.read(self.shard, read)?)
+    }
+
+    /// The current run of a workflow: (run id, open).
+    pub fn current_run(&self, namespace: &str, workflow_id: &str) -> Result<Option<(String, bool)>> {
+        let wf = WorkflowKey { namespace: namespace.to_string(), workflow_id: workflow_id.to_string() };
+        self.read(|s| s.current_run(&wf).map(|c| (c.run_id.to_string(), c.open)))
+    }
+
+    /// Loads a run's state; `None` if the run does not exist (or was dropped).
+    pub fn load(&self, key: &RunKey) -> Result<Option<LoadedRun>> {
+        let raw = self.read(|s| s.run(key).map(|r| (r.state().clone(), r.next_event_id(), r.state_version())))?;
+        let Some((bytes, next_event_id, state_version)) = raw else { return Ok(None) };
+        let state = ExecutionState::decode(bytes.as_ref())
+            .map_err(|e| ServiceError::Internal(format!("mutable state of {key:?} does not decode: {e}")))?;
+        Ok(Some(LoadedRun { key: key.clone(), state, next_event_id: next_event_id as i64, state_version }))
+    }
+
+    /// Loads a run or fails with `NotFound`.
+    pub fn load_existing(&self, key: &RunKey) -> Result<LoadedRun> {
+        self.load(key)?.ok_or_else(|| ServiceError::NotFound(format!("workflow execution {}/{} not found", key.workflow_id, key.run_id)))
+    }
+
+    /// The first answer recorded for a deduplicated request in this shard.
+    pub fn dedupe_result(&self, namespace: &str, dedupe_id: &str) -> Result<Option<Bytes>> {
+        self.read(|s| s.dedupe_result(namespace, dedupe_id).cloned())
+    }
+
+    /// Events `from..` of `run` (at most `max`), raw.
+    pub fn read_history(&self, run: &RunKey, from: u64, max: usize) -> Result<Vec<(u64, Bytes)>> {
+        self.check_live()?;
+        Ok(self.node.read_history(self.shard, run, from, max)?)
+    }
+
+    /// Proposes `transition` in this owner's term; answered once committed and applied.
+    pub async fn propose(&self, transition: &Transition) -> Result<Applied> {
+        self.check_live()?;
+        match self.node.propose_in_term(self.shard, self.term, transition).await {
+            Ok(applied) => Ok(applied),
+            Err(e) => Err(ServiceError::from_raft(e, self.shard)),
+        }
+    }
+
+    /// Commits several runs' transactions of this shard as ONE transition, with an
+    /// optional request dedupe; then hands enqueued tasks to matching, wakes the
+    /// timer service and the runs' history watchers. Callers hold the runs'
+    /// workflow lock ([`WorkflowGuard::commit_many`]).
+    async fn commit_txns(&self, txns: Vec<RunTxn>, dedupe: Option<RequestDedupe>) -> Result<(Vec<TxnEffects>, Option<Bytes>)> {
+        let first = txns.first().ok_or_else(|| ServiceError::Internal("commit of no transactions".into()))?;
+        let time_ms = first.now_ms;
+        let mut ops = Vec::new();
+        let mut all_effects = Vec::with_capacity(txns.len());
+        let mut keys = Vec::with_capacity(txns.len());
+        for txn in txns {
+            keys.push(txn.key.clone());
+            let (t, effects) = txn.into_transition();
+            ops.extend(t.ops);
+            all_effects.push(effects);
+        }
+        let transition = Transition { time_ms, dedupe, ops };
+        match self.propose(&transition).await? {
+            Applied::Duplicate { result } => Ok((all_effects.iter().map(|_| TxnEffects::default()).collect(), Some(result))),
+            Applied::Done { task_ids, .. } => {
+                self.after_commit(&keys, &all_effects, task_ids);
+                Ok((all_effects, None))
+            }
+        }
+    }
+
+    fn after_commit(&self, keys: &[RunKey], all_effects: &[TxnEffects], task_ids: Vec<u64>) {
+        let enqueued: Vec<_> = all_effects.iter().zip(keys).flat_map(|(e, k)| e.enqueued.iter().map(move |t| (k, t))).collect();
+        assert_eq!(task_ids.len(), enqueued.len(), "one assigned id per enqueued task");
+        for ((run, task), id) in enqueued.into_iter().zip(task_ids) {
+            let task_ref = TaskRef { shard: self.shard, term: self.term, task_id: id, run: run.clone(), payload: task.payload.clone() };
+            self.matching.add(task.queue.clone(), task_ref);
+        }
+        for key in keys {
+            self.watchers.notify(key);
+        }
+        if all_effects.iter().any(|e| e.timers_added > 0) {
+            self.timer_wakeup.notify_one();
+        }
+    }
+
+    /// Hands every task in this shard's backlog to matching (when the owner starts).
+    pub(crate) fn load_backlog(&self) -> Result<usize> {
+        let tasks: Vec<(hourglass_storage::state::QueueKey, u64, RunKey, Bytes)> = self.node.read(self.shard, |s| {
+            s.queues().flat_map(|q| s.backlog(q).map(move |(id, t)| (q.clone(), id, t.run().clone(), t.payload().clone()))).collect()
+        })?;
+        let mut loaded = 0;
+        for (queue, task_id, run, payload) in tasks {
+            let Ok(payload) = crate::engine::tasks::TaskPayload::decode(payload.as_ref()) else {
+                tracing::error!(shard = self.shard, task_id, "backlog task payload does not decode; left in place");
+                continue;
+            };
+            self.matching.add(queue, TaskRef { shard: self.shard, term: self.term, task_id, run, payload });
+            loaded += 1;
+        }
+        Ok(loaded)
+    }
+}
+
+/// Holds a workflow's lock under one owner: at most one transaction per workflow id
+/// is built at a time, and everything it loads (through `Deref` to the owner) and
+/// commits goes through that owner.
+pub struct WorkflowGuard {
+    owner: Arc<ShardOwner>,
+    _guard: OwnedMutexGuard<()>,
+}
+
+impl std::ops::Deref for WorkflowGuard {
+    type Target = ShardOwner;
+    fn deref(&self) -> &ShardOwner {
+        &self.owner
+    }
+}
+
+impl WorkflowGuard {
+    pub fn owner(&self) -> &Arc<ShardOwner> {
+        &self.owner
+    }
+    /// Commits one run's transaction.
+    pub async fn commit(&self, txn: RunTxn) -> Result<TxnEffects> {
+        self.commit_with(txn, None).await.map(|(effects, _)| effects)
+    }
+    /// Like [`WorkflowGuard::commit`], with request dedupe: a duplicate returns the
+    /// first commit's `result` and changes nothing.
+    pub async fn commit_with(&self, txn: RunTxn, dedupe: Option<RequestDedupe>) -> Result<(TxnEffects, Option<Bytes>)> {
+        let (mut effects, duplicate) = self.owner.commit_txns(vec![txn], dedupe).await?;
+        Ok((effects.pop().unwrap_or_default(), duplicate))
+    }
+    /// Several runs of this workflow id in ONE transition (e.g. continue-as-new).
+    pub async fn commit_many(&self, txns: Vec<RunTxn>, dedupe: Option<RequestDedupe>) -> Result<(Vec<TxnEffects>, Option<Bytes>)> {
+        self.owner.commit_txns(txns, dedupe).await
+    }
+}
