@@ -94,11 +94,6 @@ impl Matching {
         }
     }
 
-    /// Whether `task`'s owner term is still the live one of its shard.
-    pub fn is_live(&self, task: &TaskRef) -> bool {
-        self.inner.lock().live(task)
-    }
-
     /// Offers a task to the oldest live waiter, or keeps it ready (at the tail).
     /// A task of a term that is not its shard's live one is dropped.
     pub fn add(&self, queue: QueueKey, task: TaskRef) {

@@ -2,7 +2,7 @@
 //!
 //! **Where the records live.** All namespace records are one registry: the mutable
 //! state of a single run, `(SYSTEM_NAMESPACE, "namespaces", "registry")`, encoded
-//! as [`StoredRegistry`]. It lives in the shard [`Engine::shard_for`] assigns it, so it
+//! as [`StoredRegistry`]. It lives in the shard the router ([`crate::shard::Router::shard_for`]) assigns it, so it
 //! is replicated, snapshotted and recovered like any run. The run is never closed (so
 //! retention never drops it) and has no history events. Namespaces are few and change
 //! rarely, so a change rewrites the whole registry: one transition, one durable write,

@@ -239,6 +239,9 @@ impl Server {
             task.abort();
             let _ = task.await;
         }
+        // Owners (and their timer services) first, so nothing proposes into a
+        // stopping node.
+        self.engine.shutdown();
         self.engine.node().shutdown().await;
     }
 }

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hourglass_storage::records::ShardId;
 use hourglass_storage::state::{Op, RunKey, Transition};
 use prost::Message;
 use tokio::task::JoinHandle;
@@ -59,7 +58,7 @@ pub fn firing_timer_id() -> Option<u64> {
 /// Starts the timer service of `owner`'s shard; it ends when the owner stops.
 pub fn spawn_timer_service(engine: &Engine, owner: Arc<ShardOwner>) -> JoinHandle<()> {
     let shard = owner.shard();
-    let timers = ShardTimers { engine: engine.clone(), shard, owner: owner.clone(), backoff: HashMap::new() };
+    let timers = ShardTimers { engine: engine.clone(), owner: owner.clone(), backoff: HashMap::new() };
     tokio::spawn(async move {
         tokio::select! {
             () = timers.run() => {}
@@ -77,7 +76,6 @@ struct Backoff {
 
 struct ShardTimers {
     engine: Engine,
-    shard: ShardId,
     owner: Arc<ShardOwner>,
     backoff: HashMap<u64, Backoff>,
 }
@@ -88,7 +86,7 @@ impl ShardTimers {
             let fired = match self.round().await {
                 Ok(n) => n,
                 Err(e) => {
-                    tracing::warn!(shard = self.shard, error = %e, "timer service round failed");
+                    tracing::warn!(shard = self.owner.shard(), error = %e, "timer service round failed");
                     0
                 }
             };
@@ -101,7 +99,7 @@ impl ShardTimers {
                 Ok(Some(at)) => at.min(now + IDLE_WAKE_MS),
                 Ok(None) => now + IDLE_WAKE_MS,
                 Err(e) => {
-                    tracing::warn!(shard = self.shard, error = %e, "timer service cannot read its shard");
+                    tracing::warn!(shard = self.owner.shard(), error = %e, "timer service cannot read its shard");
                     now + IDLE_WAKE_MS
                 }
             };
@@ -145,7 +143,7 @@ impl ShardTimers {
     /// Runs the handler of timer `id` (with [`firing_timer_id`] set).
     async fn fire(&self, id: u64, run: &RunKey, raw: &Bytes) -> Result<()> {
         let Ok(timer) = TimerPayload::decode(raw.as_ref()) else {
-            tracing::error!(shard = self.shard, timer = id, ?run, "timer payload does not decode; dropping it");
+            tracing::error!(shard = self.owner.shard(), timer = id, ?run, "timer payload does not decode; dropping it");
             return Ok(());
         };
         FIRING.scope(id, dispatch(&self.engine, run, id, &timer)).await
@@ -159,7 +157,7 @@ impl ShardTimers {
         let delay_ms = self.backoff.get(&id).map_or(first, |b| b.delay_ms.saturating_mul(2).clamp(first, max));
         let retry_at_ms = self.engine.now_ms().saturating_add(delay_ms);
         self.backoff.insert(id, Backoff { retry_at_ms, delay_ms });
-        tracing::warn!(shard = self.shard, timer = id, ?run, error = %error, retry_in_ms = delay_ms, "timer handler failed; will retry");
+        tracing::warn!(shard = self.owner.shard(), timer = id, ?run, error = %error, retry_in_ms = delay_ms, "timer handler failed; will retry");
     }
 
     /// Removes timers whose handlers are done with them, one transition per run. A
@@ -177,14 +175,14 @@ impl ShardTimers {
             let lock = match self.owner.lock(&run.namespace, &run.workflow_id).await {
                 Ok(lock) => lock,
                 Err(e) => {
-                    tracing::debug!(shard = self.shard, ?run, error = %e, "fired timers not removed; the next owner sees them");
+                    tracing::debug!(shard = self.owner.shard(), ?run, error = %e, "fired timers not removed; the next owner sees them");
                     return;
                 }
             };
             let present: Vec<u64> = match lock.owner().read(|s| ids.iter().copied().filter(|id| s.timer(*id).is_some()).collect()) {
                 Ok(present) => present,
                 Err(e) => {
-                    tracing::warn!(shard = self.shard, ?run, error = %e, "cannot read fired timers; they will be seen again");
+                    tracing::warn!(shard = self.owner.shard(), ?run, error = %e, "cannot read fired timers; they will be seen again");
                     continue;
                 }
             };
@@ -197,7 +195,7 @@ impl ShardTimers {
                 ops: present.iter().map(|&timer_id| Op::RemoveTimer { timer_id }).collect(),
             };
             if let Err(e) = lock.owner().propose(&transition).await {
-                tracing::warn!(shard = self.shard, ?run, error = %e, "cannot remove fired timers; they will be seen again");
+                tracing::warn!(shard = self.owner.shard(), ?run, error = %e, "cannot remove fired timers; they will be seen again");
             }
         }
     }

@@ -30,22 +30,9 @@ fn event_id() -> impl Strategy<Value = u64> {
     prop_oneof![4 => 0..8u64, 1 => any::<u64>(), 1 => Just(u64::MAX)]
 }
 
-/// A version-1 `SetState` (tag 3). It cannot be built, only decoded: this decodes
-/// the version-1 transition holding just that op.
-fn legacy_set_state(run: &RunKey, state: &[u8]) -> Op {
-    let mut v = vec![TRANSITION_VERSION_V1];
-    v.extend_from_slice(&0i64.to_le_bytes());
-    v.push(0);
-    v.extend_from_slice(&1u32.to_le_bytes());
-    v.push(3);
-    for s in [&run.namespace, &run.workflow_id, &run.run_id] {
-        v.extend_from_slice(&(s.len() as u32).to_le_bytes());
-        v.extend_from_slice(s.as_bytes());
-    }
-    v.extend_from_slice(&(state.len() as u32).to_le_bytes());
-    v.extend_from_slice(state);
-    Transition::decode(Bytes::from(v)).unwrap().ops.remove(0)
-}
+#[path = "support/legacy.rs"]
+mod legacy;
+use legacy::legacy_set_state;
 
 /// `decode(data)` gave `t`: the encoding is canonical for version 2; version 1
 /// re-encodes as version 2, identical but for the first byte.

@@ -1,10 +1,12 @@
 //! The history engine: Temporal semantics over the shard state machine.
 //!
-//! Every handler follows one pattern: take the workflow's lock, load the run's
+//! Every handler follows one pattern: route to the shard's owner and take the
+//! workflow's lock there ([`Engine::lock_workflow`]), load the run's
 //! [`state::ExecutionState`], build a [`txn::RunTxn`] (events, new state, tasks,
-//! timers), and [`Engine::commit`] it — one proposal to the shard's Raft group,
-//! answered after it is durable and applied. After the commit, matching learns the
-//! tasks it enqueued and the shard's timer service re-checks its next deadline.
+//! timers), and commit it through the lock ([`WorkflowGuard::commit`]) — one
+//! proposal to the shard's Raft group in the owner's term, answered after it is
+//! durable and applied. After the commit, matching learns the tasks it enqueued and
+//! the owner's timer service re-checks its next deadline.
 
 pub mod activity;
 pub mod children;

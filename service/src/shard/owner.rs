@@ -75,9 +75,6 @@ impl ShardOwner {
     pub fn term(&self) -> u64 {
         self.term
     }
-    pub fn node(&self) -> &Node {
-        &self.node
-    }
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::Acquire)
     }
@@ -210,6 +207,11 @@ impl ShardOwner {
     /// workflow lock ([`WorkflowGuard::commit_many`]).
     async fn commit_txns(&self, txns: Vec<RunTxn>, dedupe: Option<RequestDedupe>) -> Result<(Vec<TxnEffects>, Option<Bytes>)> {
         let first = txns.first().ok_or_else(|| ServiceError::Internal("commit of no transactions".into()))?;
+        // One workflow's runs only: they share its lock and its shard.
+        if let Some(other) = txns.iter().find(|t| (&t.key.namespace, &t.key.workflow_id) != (&first.key.namespace, &first.key.workflow_id))
+        {
+            return Err(ServiceError::Internal(format!("one transition for runs of two workflows: {:?} and {:?}", first.key, other.key)));
+        }
         let time_ms = first.now_ms;
         let mut ops = Vec::new();
         let mut all_effects = Vec::with_capacity(txns.len());

@@ -117,7 +117,7 @@ impl Registry {
 /// dispatcher it feeds (shared by every owner on the node: a poll on a task queue
 /// takes query tasks of every shard). Its tasks carry the owner's shard and term, so
 /// they leave the dispatcher when the owner stops.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct QueryRegistry {
     inner: Arc<Mutex<Registry>>,
     dispatch: Matching,
