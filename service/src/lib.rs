@@ -16,6 +16,7 @@
 //! - Bad input gets a precise status (`error::ServiceError` → `tonic::Status` in one
 //!   place) and changes nothing.
 
+pub mod core;
 pub mod engine;
 pub mod error;
 pub mod frontend;
@@ -23,4 +24,3 @@ pub mod matching;
 pub mod namespaces;
 pub mod server;
 pub mod shard;
-pub mod timers;

@@ -21,7 +21,7 @@ use hourglass_storage::state::{QueueKey, RunKey};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use crate::engine::tasks::TaskPayload;
+use crate::core::tasks::TaskPayload;
 
 /// A task as matching sees it.
 #[derive(Debug, Clone, PartialEq)]

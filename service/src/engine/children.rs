@@ -7,129 +7,33 @@
 //! parent run and the initiated event, so a repeated fire finds the same child) and
 //! the parent gets ChildWorkflowExecutionStarted or StartChildWorkflowExecutionFailed.
 //!
-//! When any run closes, [`super::lifecycle::on_run_closed`] arms a `NotifyParent`
+//! When any run closes, [`crate::core::lifecycle::on_run_closed`] arms a `NotifyParent`
 //! timer (the closed-run outbox) if it has a parent to tell, or children its parent
 //! close policy must reach. [`on_closed_run`] does both, each step idempotent.
 //!
 //! Workflow locks are never nested: each step takes one workflow's lock at a time.
 
 use hourglass_storage::state::RunKey;
-use temporalio_protos::protos::temporal::api::command::v1::StartChildWorkflowExecutionCommandAttributes;
-use temporalio_protos::protos::temporal::api::common::v1::{Header, WorkflowExecution, WorkflowType};
+use temporalio_protos::protos::temporal::api::common::v1::{WorkflowExecution, WorkflowType};
 use temporalio_protos::protos::temporal::api::enums::v1::{
-    ParentClosePolicy, StartChildWorkflowExecutionFailedCause, WorkflowExecutionStatus, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
-    WorkflowTaskFailedCause,
+    ParentClosePolicy, StartChildWorkflowExecutionFailedCause, WorkflowExecutionStatus, WorkflowIdConflictPolicy,
 };
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::*;
 
-use super::lifecycle::{self, check_name};
-use super::start::{self, Decision, Policies, RunSpec, Timeouts, SERVER_IDENTITY};
-use super::state::{ChildInfo, ParentInfo};
-use super::tasks::{TimerKind, TimerPayload};
-use super::txn::{duration, duration_ms, RunTxn};
-use super::{external, history, wft, CommandFailure, Engine, LoadedRun, ShardOwner, WorkflowGuard};
+use super::{history, start, Engine, RunView, ShardOwner, WorkflowGuard};
+use crate::core::children::{child_closed, child_started, execution_of};
+use crate::core::run::{self, Decision, Policies, RunSpec, Timeouts, SERVER_IDENTITY};
+use crate::core::signals::add_cancel_request;
+use crate::core::state::{ChildInfo, ParentInfo};
+use crate::core::tasks::TimerKind;
+use crate::core::txn::duration_ms;
+use crate::core::{lifecycle, wft};
 use crate::error::{Result, ServiceError};
 
 /// How long a parent notification waits when the parent has a workflow task in flight
 /// and the child's Started event is still buffered (its event id is not known yet).
 const NOTIFY_RETRY_MS: i64 = 200;
-
-fn bad_child(message: impl Into<String>) -> CommandFailure {
-    CommandFailure { cause: WorkflowTaskFailedCause::BadStartChildExecutionAttributes as i32, message: message.into() }
-}
-
-/// The StartChildWorkflowExecution command: validates and defaults the attributes,
-/// writes StartChildWorkflowExecutionInitiated, records the pending child and arms the
-/// StartChild outbox timer.
-#[allow(deprecated)] // `namespace`, `control`, `inherit_build_id`: deprecated, honoured as Temporal does
-pub fn initiate(
-    txn: &mut RunTxn,
-    attrs: StartChildWorkflowExecutionCommandAttributes,
-    workflow_task_completed_event_id: i64,
-) -> Result<(), CommandFailure> {
-    if !attrs.namespace.is_empty() && attrs.namespace != txn.key.namespace {
-        return Err(bad_child("child workflows in another namespace are not supported"));
-    }
-    if !attrs.cron_schedule.is_empty() {
-        return Err(bad_child("cron schedules are not supported"));
-    }
-    check_name("WorkflowId", &attrs.workflow_id).map_err(bad_child)?;
-    let workflow_type = attrs.workflow_type.map(|t| t.name).unwrap_or_default();
-    check_name("WorkflowType", &workflow_type).map_err(bad_child)?;
-    let task_queue = attrs.task_queue.map(|t| t.name).filter(|n| !n.is_empty()).unwrap_or_else(|| txn.state.task_queue.clone());
-    check_name("TaskQueue", &task_queue).map_err(bad_child)?;
-    for (what, d) in [
-        ("WorkflowExecutionTimeout", &attrs.workflow_execution_timeout),
-        ("WorkflowRunTimeout", &attrs.workflow_run_timeout),
-        ("WorkflowTaskTimeout", &attrs.workflow_task_timeout),
-    ] {
-        if d.as_ref().is_some_and(|d| d.seconds < 0 || d.nanos < 0) {
-            return Err(bad_child(format!("{what} is negative")));
-        }
-    }
-    let policy = match ParentClosePolicy::try_from(attrs.parent_close_policy) {
-        Ok(ParentClosePolicy::Unspecified) => ParentClosePolicy::Terminate,
-        Ok(p) => p,
-        Err(_) => return Err(bad_child(format!("unknown ParentClosePolicy {}", attrs.parent_close_policy))),
-    };
-    let reuse = match WorkflowIdReusePolicy::try_from(attrs.workflow_id_reuse_policy) {
-        Ok(WorkflowIdReusePolicy::Unspecified) => WorkflowIdReusePolicy::AllowDuplicate,
-        Ok(p) => p,
-        Err(_) => return Err(bad_child(format!("unknown WorkflowIdReusePolicy {}", attrs.workflow_id_reuse_policy))),
-    };
-    // Temporal's defaults: the run timeout defaults to (and is capped by) the
-    // execution timeout; the task timeout is inherited from the parent.
-    let execution_ms = duration_ms(attrs.workflow_execution_timeout.as_ref());
-    let run_ms = match (duration_ms(attrs.workflow_run_timeout.as_ref()), execution_ms) {
-        (0, e) => e,
-        (r, 0) => r,
-        (r, e) => r.min(e),
-    };
-    let mut task_ms = duration_ms(attrs.workflow_task_timeout.as_ref());
-    if task_ms == 0 {
-        task_ms = txn.state.workflow_task_timeout_ms;
-    }
-    if run_ms > 0 {
-        task_ms = task_ms.min(run_ms);
-    }
-    let namespace = txn.key.namespace.clone();
-    let initiated_event_id = txn.add_event(Attributes::StartChildWorkflowExecutionInitiatedEventAttributes(
-        StartChildWorkflowExecutionInitiatedEventAttributes {
-            namespace: namespace.clone(),
-            workflow_id: attrs.workflow_id.clone(),
-            workflow_type: Some(WorkflowType { name: workflow_type.clone() }),
-            task_queue: Some(start::normal_task_queue(&task_queue)),
-            input: attrs.input,
-            workflow_execution_timeout: (execution_ms > 0).then(|| duration(execution_ms)),
-            workflow_run_timeout: Some(duration(run_ms)),
-            workflow_task_timeout: Some(duration(task_ms)),
-            parent_close_policy: policy as i32,
-            control: attrs.control,
-            workflow_task_completed_event_id,
-            workflow_id_reuse_policy: reuse as i32,
-            retry_policy: attrs.retry_policy,
-            header: Some(attrs.header.unwrap_or_default()),
-            memo: attrs.memo,
-            search_attributes: attrs.search_attributes,
-            priority: Some(attrs.priority.unwrap_or_default()),
-            inherit_build_id: attrs.inherit_build_id,
-            ..Default::default()
-        },
-    ));
-    txn.state.children.push(ChildInfo {
-        initiated_event_id,
-        started_event_id: 0,
-        namespace,
-        workflow_id: attrs.workflow_id,
-        run_id: String::new(),
-        workflow_type,
-        parent_close_policy: policy as i32,
-    });
-    let now_ms = txn.now_ms;
-    txn.add_timer(now_ms, TimerPayload { kind: TimerKind::StartChild as i32, event_id: initiated_event_id, ..Default::default() });
-    Ok(())
-}
 
 /// What starting a child came to.
 enum ChildStart {
@@ -203,21 +107,6 @@ pub async fn start_child(engine: &Engine, parent: &RunKey, initiated_event_id: i
     Ok(())
 }
 
-fn execution_of(run: &RunKey) -> WorkflowExecution {
-    WorkflowExecution { workflow_id: run.workflow_id.clone(), run_id: run.run_id.clone() }
-}
-
-fn child_started(child: &ChildInfo, run_id: &str, header: Option<Header>) -> Attributes {
-    Attributes::ChildWorkflowExecutionStartedEventAttributes(ChildWorkflowExecutionStartedEventAttributes {
-        namespace: child.namespace.clone(),
-        initiated_event_id: child.initiated_event_id,
-        workflow_execution: Some(WorkflowExecution { workflow_id: child.workflow_id.clone(), run_id: run_id.to_string() }),
-        workflow_type: Some(WorkflowType { name: child.workflow_type.clone() }),
-        header,
-        ..Default::default()
-    })
-}
-
 /// Creates the child run on its shard, under the child workflow's lock.
 async fn create_child_run(
     engine: &Engine,
@@ -274,12 +163,12 @@ async fn create_child_run(
     let run_id = key.run_id.clone();
     let mut txns = Vec::with_capacity(2);
     if let Some(run) = existing {
-        txns.push(start::terminate_for_conflict(run, now_ms, SERVER_IDENTITY));
+        txns.push(lifecycle::terminate_for_conflict(run, now_ms, SERVER_IDENTITY));
     }
-    let mut txn = start::new_run(key, now_ms, &spec);
-    start::begin_run(&mut txn);
+    let mut txn = run::new_run(key, now_ms, &spec);
+    run::begin_run(&mut txn);
     txns.push(txn);
-    let record = start::dedupe(namespace, dedupe_id, bytes::Bytes::from(run_id.clone()));
+    let record = run::dedupe(namespace, dedupe_id, bytes::Bytes::from(run_id.clone()));
     let (_, duplicate) = lock.commit_many(txns, Some(record)).await?;
     let run_id = duplicate.map(|first| String::from_utf8_lossy(&first).into_owned()).unwrap_or(run_id);
     Ok(ChildStart::Started { run_id })
@@ -308,7 +197,7 @@ enum Notify {
     RetryLater,
 }
 
-async fn notify_parent(engine: &Engine, child: &LoadedRun) -> Result<()> {
+async fn notify_parent(engine: &Engine, child: &RunView) -> Result<()> {
     let Some(parent) = child.state.parent.clone() else { return Ok(()) };
     let close = history::read_event(&*engine.owner_of_run(&child.key).await?, &child.key, history::close_event_id(child))?;
     let notify = {
@@ -322,7 +211,7 @@ async fn notify_parent(engine: &Engine, child: &LoadedRun) -> Result<()> {
         let Some(again) = lock.load(&child.key)? else { return Ok(()) };
         let mut txn = engine.txn(again);
         let due_ms = txn.now_ms + NOTIFY_RETRY_MS;
-        txn.add_timer(due_ms, start::timer(TimerKind::NotifyParent));
+        txn.add_timer(due_ms, run::timer(TimerKind::NotifyParent));
         lock.commit(txn).await?;
     }
     Ok(())
@@ -335,7 +224,7 @@ async fn record_child_closed(
     lock: &WorkflowGuard,
     parent: &RunKey,
     initiated_event_id: i64,
-    child: &LoadedRun,
+    child: &RunView,
     close: HistoryEvent,
 ) -> Result<Notify> {
     let Some(loaded) = lock.load(parent)? else { return Ok(Notify::Done) };
@@ -391,78 +280,6 @@ fn find_child_started(owner: &ShardOwner, parent: &RunKey, initiated_event_id: i
     Err(ServiceError::Internal(format!("{parent:?} has no ChildWorkflowExecutionStarted for initiated event {initiated_event_id}")))
 }
 
-/// The parent's event for a child's close event (None for continue-as-new or a
-/// non-close event).
-fn child_closed(
-    close: &HistoryEvent,
-    info: &ChildInfo,
-    execution: WorkflowExecution,
-    initiated_event_id: i64,
-    started_event_id: i64,
-) -> Option<Attributes> {
-    let namespace = info.namespace.clone();
-    let workflow_execution = Some(execution);
-    let workflow_type = Some(WorkflowType { name: info.workflow_type.clone() });
-    Some(match close.attributes.as_ref()? {
-        Attributes::WorkflowExecutionCompletedEventAttributes(a) => {
-            Attributes::ChildWorkflowExecutionCompletedEventAttributes(ChildWorkflowExecutionCompletedEventAttributes {
-                result: a.result.clone(),
-                namespace,
-                workflow_execution,
-                workflow_type,
-                initiated_event_id,
-                started_event_id,
-                ..Default::default()
-            })
-        }
-        Attributes::WorkflowExecutionFailedEventAttributes(a) => {
-            Attributes::ChildWorkflowExecutionFailedEventAttributes(ChildWorkflowExecutionFailedEventAttributes {
-                failure: a.failure.clone(),
-                namespace,
-                workflow_execution,
-                workflow_type,
-                initiated_event_id,
-                started_event_id,
-                retry_state: a.retry_state,
-                ..Default::default()
-            })
-        }
-        Attributes::WorkflowExecutionCanceledEventAttributes(a) => {
-            Attributes::ChildWorkflowExecutionCanceledEventAttributes(ChildWorkflowExecutionCanceledEventAttributes {
-                details: a.details.clone(),
-                namespace,
-                workflow_execution,
-                workflow_type,
-                initiated_event_id,
-                started_event_id,
-                ..Default::default()
-            })
-        }
-        Attributes::WorkflowExecutionTimedOutEventAttributes(a) => {
-            Attributes::ChildWorkflowExecutionTimedOutEventAttributes(ChildWorkflowExecutionTimedOutEventAttributes {
-                namespace,
-                workflow_execution,
-                workflow_type,
-                initiated_event_id,
-                started_event_id,
-                retry_state: a.retry_state,
-                ..Default::default()
-            })
-        }
-        Attributes::WorkflowExecutionTerminatedEventAttributes(_) => {
-            Attributes::ChildWorkflowExecutionTerminatedEventAttributes(ChildWorkflowExecutionTerminatedEventAttributes {
-                namespace,
-                workflow_execution,
-                workflow_type,
-                initiated_event_id,
-                started_event_id,
-                ..Default::default()
-            })
-        }
-        _ => return None,
-    })
-}
-
 /// Applies `child`'s parent close policy after its parent `parent` closed: terminate
 /// or request cancellation of the child's open run, if it is still this parent's child.
 async fn apply_parent_close_policy(engine: &Engine, parent: &RunKey, child: &ChildInfo) -> Result<()> {
@@ -483,7 +300,7 @@ async fn apply_parent_close_policy(engine: &Engine, parent: &RunKey, child: &Chi
     let mut txn = engine.txn(run);
     const REASON: &str = "by parent close policy";
     if policy == ParentClosePolicy::RequestCancel {
-        if !external::add_cancel_request(&mut txn, REASON.into(), SERVER_IDENTITY.into()) {
+        if !add_cancel_request(&mut txn, REASON.into(), SERVER_IDENTITY.into()) {
             return Ok(());
         }
     } else {

@@ -8,15 +8,15 @@ use temporalio_protos::protos::temporal::api::workflow::v1::{
 };
 use temporalio_protos::protos::temporal::api::workflowservice::v1::DescribeWorkflowExecutionResponse;
 
-use super::state::ActivityInfo;
-use super::txn::{duration, timestamp};
-use super::{external, history, start, Engine, LoadedRun};
+use super::{history, runs, Engine, RunView};
+use crate::core::state::ActivityInfo;
+use crate::core::txn::{duration, timestamp};
 use crate::error::Result;
 
 /// DescribeWorkflowExecution (empty `run_id`: the current run).
 pub async fn describe(engine: &Engine, namespace: &str, workflow_id: &str, run_id: &str) -> Result<DescribeWorkflowExecutionResponse> {
     let owner = engine.owner_for(namespace, workflow_id).await?;
-    let run = external::find_run(&owner, namespace, workflow_id, run_id)?;
+    let run = runs::find_run(&owner, namespace, workflow_id, run_id)?;
     let started = history::started_attributes(&owner, &run.key)?;
     let root = started
         .root_workflow_execution
@@ -32,7 +32,7 @@ fn at(ms: i64) -> Option<prost_wkt_types::Timestamp> {
     (ms > 0).then(|| timestamp(ms))
 }
 
-fn response(run: &LoadedRun, root: WorkflowExecution) -> DescribeWorkflowExecutionResponse {
+fn response(run: &RunView, root: WorkflowExecution) -> DescribeWorkflowExecutionResponse {
     let s = &run.state;
     let closed = !s.is_open();
     let info = WorkflowExecutionInfo {
@@ -54,7 +54,7 @@ fn response(run: &LoadedRun, root: WorkflowExecution) -> DescribeWorkflowExecuti
         ..Default::default()
     };
     let config = WorkflowExecutionConfig {
-        task_queue: Some(start::normal_task_queue(&s.task_queue)),
+        task_queue: Some(crate::core::run::normal_task_queue(&s.task_queue)),
         workflow_execution_timeout: positive(s.execution_timeout_ms),
         workflow_run_timeout: positive(s.run_timeout_ms),
         default_workflow_task_timeout: positive(s.workflow_task_timeout_ms),
@@ -126,7 +126,7 @@ fn pending_activity(a: &ActivityInfo) -> PendingActivityInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::state::{ChildInfo, ExecutionState, ParentInfo};
+    use crate::core::state::{ChildInfo, ExecutionState, ParentInfo};
     use hourglass_storage::state::RunKey;
     use temporalio_protos::protos::temporal::api::enums::v1::WorkflowExecutionStatus;
 
@@ -148,11 +148,12 @@ mod tests {
             children: vec![ChildInfo { initiated_event_id: 7, workflow_id: "c".into(), workflow_type: "C".into(), ..Default::default() }],
             ..Default::default()
         };
-        let run = LoadedRun {
+        let run = RunView {
             key: RunKey { namespace: "ns".into(), workflow_id: "wf".into(), run_id: "r".into() },
             state,
             next_event_id: 9,
             state_version: 1,
+            stored_timers: Vec::new(),
         };
         let root = WorkflowExecution { workflow_id: "p".into(), run_id: "pr".into() };
         let d = response(&run, root.clone());

@@ -13,7 +13,7 @@ use temporalio_protos::protos::temporal::api::history::v1::history_event::Attrib
 use temporalio_protos::protos::temporal::api::history::v1::{HistoryEvent, WorkflowExecutionStartedEventAttributes};
 use tokio::time::Instant;
 
-use super::{external, Engine, LoadedRun, ShardOwner};
+use super::{runs, Engine, RunView, ShardOwner};
 use crate::error::{Result, ServiceError};
 
 /// Page size when the request sets none, and the largest honoured.
@@ -91,7 +91,7 @@ pub fn started_attributes(owner: &ShardOwner, run: &RunKey) -> Result<WorkflowEx
 }
 
 /// Id of a closed run's close event.
-pub fn close_event_id(run: &LoadedRun) -> i64 {
+pub fn close_event_id(run: &RunView) -> i64 {
     if run.state.close_event_id > 0 {
         run.state.close_event_id
     } else {
@@ -137,7 +137,7 @@ pub async fn get_history(engine: &Engine, namespace: &str, req: HistoryRequest) 
         _ => req.run_id.clone(),
     };
     let owner = engine.owner_for(namespace, &req.workflow_id).await?;
-    let mut run = external::find_run(&owner, namespace, &req.workflow_id, &run_id)?;
+    let mut run = runs::find_run(&owner, namespace, &req.workflow_id, &run_id)?;
     let key = run.key.clone();
     let deadline = Instant::now() + req.wait_budget;
 
@@ -214,7 +214,7 @@ pub async fn get_history_reverse(
         _ => run_id.to_string(),
     };
     let owner = engine.owner_for(namespace, workflow_id).await?;
-    let run = external::find_run(&owner, namespace, workflow_id, &run_id)?;
+    let run = runs::find_run(&owner, namespace, workflow_id, &run_id)?;
     let last = run.next_event_id - 1;
     let high = token.as_ref().map(|t| t.next_event_id).unwrap_or(last);
     if high > last {
@@ -244,7 +244,7 @@ pub async fn get_history_reverse(
 /// Re-reads `run` until `done` holds or `deadline` passes; returns the last read.
 /// Commits to the run wake it; so does its owner stopping (the next read then fails
 /// with `NotLeader` and the caller re-routes).
-async fn wait_until(owner: &ShardOwner, run: &RunKey, deadline: Instant, done: impl Fn(&LoadedRun) -> bool) -> Result<LoadedRun> {
+async fn wait_until(owner: &ShardOwner, run: &RunKey, deadline: Instant, done: impl Fn(&RunView) -> bool) -> Result<RunView> {
     let notify = owner.watchers().watch(run);
     loop {
         let notified = notify.notified();

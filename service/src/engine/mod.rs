@@ -1,9 +1,9 @@
 //! The history engine: Temporal semantics over the shard state machine.
 //!
 //! Every handler follows one pattern: route to the shard's owner and take the
-//! workflow's lock there ([`Engine::lock_workflow`]), load the run's
-//! [`state::ExecutionState`], build a [`txn::RunTxn`] (events, new state, tasks,
-//! timers), and commit it through the lock ([`WorkflowGuard::commit`]) — one
+//! workflow's lock there ([`Engine::lock_workflow`]), load the run's view
+//! ([`RunView`]), let the pure core ([`crate::core`]) build a [`RunTxn`] (events, new
+//! state, tasks, timers), and commit it through the lock ([`WorkflowGuard::commit`]) — one
 //! proposal to the shard's Raft group in the owner's term, answered after it is
 //! durable and applied. After the commit, matching learns the tasks it enqueued and
 //! the owner's timer service re-checks its next deadline.
@@ -16,13 +16,9 @@ pub mod external;
 pub mod history;
 pub mod lifecycle;
 pub mod query;
-pub mod retry;
+pub mod runs;
 pub mod start;
-pub mod state;
-pub mod tasks;
-pub mod token;
-pub mod txn;
-pub mod wft;
+pub mod timers;
 pub mod workflow_task;
 
 use std::sync::Arc;
@@ -33,11 +29,13 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::core::txn::RunTxn;
+use crate::core::IdSource;
+pub use crate::core::{CommandFailure, EngineConfig, RunView};
 use crate::error::{Result, ServiceError};
 use crate::matching::Matching;
-pub use crate::shard::{LoadedRun, ShardOwner, WorkflowGuard};
 use crate::shard::{OnOwnerStart, Router};
-use txn::RunTxn;
+pub use crate::shard::{ShardOwner, WorkflowGuard};
 
 /// Wall-clock time source (a seam for tests).
 pub trait Clock: Send + Sync + 'static {
@@ -52,30 +50,13 @@ impl Clock for SystemClock {
     }
 }
 
-/// Engine limits and defaults. Every limit is explicit.
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// Largest payload-bearing field accepted (input, result, details...), bytes.
-    pub blob_bytes_max: usize,
-    /// Default workflow task timeout when the start request sets none.
-    pub default_workflow_task_timeout_ms: i64,
-    /// Upper bound of a workflow task timeout.
-    pub workflow_task_timeout_max_ms: i64,
-}
+/// Random ids (UUID v4) for the rules: the engine's [`IdSource`].
+pub struct RandomIds;
 
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self { blob_bytes_max: 2 << 20, default_workflow_task_timeout_ms: 10_000, workflow_task_timeout_max_ms: 120_000 }
+impl IdSource for RandomIds {
+    fn new_id(&mut self) -> String {
+        start::new_run_id()
     }
-}
-
-/// Why a command in a workflow task completion is refused: the workflow task fails
-/// with `cause` (`temporal.api.enums.v1.WorkflowTaskFailedCause`) and nothing of that
-/// completion is applied.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CommandFailure {
-    pub cause: i32,
-    pub message: String,
 }
 
 #[derive(Clone)]
@@ -111,7 +92,7 @@ impl Engine {
         let timers_for = engine.clone();
         background.push(tokio::spawn(async move {
             while let Some(owner) = started.recv().await {
-                crate::timers::spawn_timer_service(&timers_for, owner);
+                timers::spawn_timer_service(&timers_for, owner);
             }
         }));
         *engine.inner.background.lock() = background;
@@ -185,13 +166,18 @@ impl Engine {
     }
 
     /// Reads a run's state without its lock (for reads: describe, history, queries).
-    pub async fn load(&self, key: &RunKey) -> Result<Option<LoadedRun>> {
+    pub async fn load(&self, key: &RunKey) -> Result<Option<RunView>> {
         self.owner_of_run(key).await?.load(key)
     }
 
     /// A transaction on a loaded run at the current time, fenced on its state version.
-    pub fn txn(&self, run: LoadedRun) -> RunTxn {
-        RunTxn::existing(run.key, self.now_ms(), run.state, run.next_event_id, run.state_version)
+    pub fn txn(&self, run: RunView) -> RunTxn {
+        RunTxn::from_view(run, self.now_ms())
+    }
+
+    /// Where the rules this engine runs get new ids.
+    pub fn ids(&self) -> RandomIds {
+        RandomIds
     }
 }
 
@@ -217,7 +203,7 @@ impl Engine {
         let shard = self.router().shard_for(&run.namespace, &run.workflow_id);
         self.router().owners().current(shard).expect("the run's shard has a live owner")
     }
-    pub fn load_existing(&self, key: &RunKey) -> Result<LoadedRun> {
+    pub fn load_existing(&self, key: &RunKey) -> Result<RunView> {
         self.owner_now(key).load_existing(key)
     }
     pub fn current_run_now(&self, namespace: &str, workflow_id: &str) -> Result<Option<(String, bool)>> {
@@ -225,7 +211,7 @@ impl Engine {
         self.router().owners().current(shard).expect("the shard has a live owner").current_run(namespace, workflow_id)
     }
     /// Commits `txn` under its workflow's lock.
-    pub async fn commit(&self, txn: RunTxn) -> Result<txn::TxnEffects> {
+    pub async fn commit(&self, txn: RunTxn) -> Result<crate::core::txn::TxnEffects> {
         let lock = self.lock_workflow(&txn.key.namespace, &txn.key.workflow_id).await?;
         lock.commit(txn).await
     }

@@ -12,11 +12,11 @@ use temporalio_protos::protos::temporal::api::enums::v1::{EventType, QueryReject
 use temporalio_protos::protos::temporal::api::query::v1::WorkflowQuery;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::{PollWorkflowTaskQueueResponse, RespondQueryTaskCompletedRequest};
 
-use super::state::ExecutionState;
-use super::tasks::TaskKind;
-use super::token::TaskToken;
 use super::workflow_task::{first_page, read_history, token_run, FIRST_PAGE_BYTES_MAX, FIRST_PAGE_EVENTS_MAX};
-use super::{Engine, LoadedRun, ShardOwner};
+use super::{Engine, RunView, ShardOwner};
+use crate::core::state::ExecutionState;
+use crate::core::tasks::TaskKind;
+use crate::core::token::TaskToken;
 use crate::error::{Result, ServiceError};
 use std::sync::Arc;
 
@@ -93,7 +93,7 @@ fn direct_dispatch_from_state(state: &ExecutionState) -> Option<bool> {
 }
 
 /// Whether a query on `loaded` may be dispatched as a legacy query task now.
-pub fn direct_dispatch_ok(owner: &ShardOwner, run: &RunKey, loaded: &LoadedRun) -> Result<bool> {
+pub fn direct_dispatch_ok(owner: &ShardOwner, run: &RunKey, loaded: &RunView) -> Result<bool> {
     if let Some(decided) = direct_dispatch_from_state(&loaded.state) {
         return Ok(decided);
     }
@@ -174,7 +174,7 @@ mod flow_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::state::WorkflowTaskInfo;
+    use crate::core::state::WorkflowTaskInfo;
 
     fn state(open: bool, last_completed: i64, wft: Option<(i64, i32)>) -> ExecutionState {
         ExecutionState {

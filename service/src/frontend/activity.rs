@@ -12,11 +12,12 @@ use tonic::{Request, Response};
 
 use super::workflow_task::task_token;
 use super::{Frontend, RpcResult};
+use crate::core::activity::outcome::{Canceled, Completed, Failed, Heartbeat};
+use crate::core::activity::{activity_not_found, ActivitySelector, ActivityTarget};
+use crate::core::lifecycle::ID_BYTES_MAX;
+use crate::core::tasks::TaskKind;
 use crate::engine::activity::dispatch::{self, Dispatched};
-use crate::engine::activity::outcome::{self, Canceled, Completed, Failed, Heartbeat};
-use crate::engine::activity::{activity_not_found, ActivitySelector, ActivityTarget};
-use crate::engine::lifecycle::ID_BYTES_MAX;
-use crate::engine::tasks::TaskKind;
+use crate::engine::activity::outcome;
 use crate::error::{Result, ServiceError};
 use crate::matching::{Matching, TaskRef};
 

@@ -9,7 +9,7 @@ use temporalio_protos::protos::temporal::api::workflowservice::v1::*;
 use tonic::{Request, Response};
 
 use super::{Frontend, RpcResult};
-use crate::engine::txn::{duration, duration_ms};
+use crate::core::txn::{duration, duration_ms};
 use crate::error::ServiceError;
 use crate::namespaces::{NamespaceRecord, REGISTER_DEFAULT_RETENTION_MS};
 

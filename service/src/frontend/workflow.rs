@@ -20,12 +20,14 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response};
 
 use super::{Frontend, RpcResult};
+use crate::core::lifecycle::ID_BYTES_MAX;
+use crate::core::run::{Policies, RunSpec, Timeouts};
+use crate::core::signals::SignalSpec;
+use crate::core::txn::duration_ms;
 use crate::engine::describe;
-use crate::engine::external::{self, SignalSpec};
+use crate::engine::external;
 use crate::engine::history::{self, HistoryRequest};
-use crate::engine::lifecycle::ID_BYTES_MAX;
-use crate::engine::start::{self, Policies, RunSpec, Timeouts};
-use crate::engine::txn::duration_ms;
+use crate::engine::start;
 use crate::engine::EngineConfig;
 use crate::error::{Result, ServiceError};
 

@@ -10,7 +10,7 @@ use temporalio_protos::protos::temporal::api::workflowservice::v1::*;
 use tonic::{Request, Response};
 
 use super::{Frontend, RpcResult};
-use crate::engine::token::TaskToken;
+use crate::core::token::TaskToken;
 use crate::engine::{commands, workflow_task};
 use crate::error::ServiceError;
 use crate::namespaces::Namespaces;

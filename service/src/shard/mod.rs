@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{Result, ServiceError};
 use crate::matching::Matching;
-pub use owner::{LoadedRun, ShardOwner, WorkflowGuard};
+pub use owner::{ShardOwner, WorkflowGuard};
 
 /// How long a request waits for its shard to get an owner on this node (a leader
 /// change in progress) before it fails with `NotLeader` / `Unavailable`.

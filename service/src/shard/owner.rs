@@ -20,21 +20,13 @@ use parking_lot::Mutex;
 use prost::Message;
 use tokio::sync::{Mutex as AsyncMutex, Notify, OwnedMutexGuard};
 
-use crate::engine::query::QueryRegistry;
-use crate::engine::state::ExecutionState;
-use crate::engine::txn::{RunTxn, TxnEffects};
+use crate::core::state::ExecutionState;
+use crate::core::txn::{RunTxn, TxnEffects};
+use crate::core::RunView;
 use crate::error::{Result, ServiceError};
 use crate::matching::{Matching, TaskRef};
+use crate::shard::queries::QueryRegistry;
 use crate::shard::watchers::HistoryWatchers;
-
-/// A run as loaded for a transaction: its mutable state, next event id and the
-/// state version the transaction's write is fenced on.
-pub struct LoadedRun {
-    pub key: RunKey,
-    pub state: ExecutionState,
-    pub next_event_id: i64,
-    pub state_version: u64,
-}
 
 pub struct ShardOwner {
     shard: ShardId,
@@ -168,16 +160,21 @@ impl ShardOwner {
     }
 
     /// Loads a run's state; `None` if the run does not exist (or was dropped).
-    pub fn load(&self, key: &RunKey) -> Result<Option<LoadedRun>> {
-        let raw = self.read(|s| s.run(key).map(|r| (r.state().clone(), r.next_event_id(), r.state_version())))?;
-        let Some((bytes, next_event_id, state_version)) = raw else { return Ok(None) };
+    pub fn load(&self, key: &RunKey) -> Result<Option<RunView>> {
+        let raw = self.read(|s| {
+            s.run(key).map(|r| {
+                let timers: Vec<(u64, Bytes)> = r.timer_ids().filter_map(|id| s.timer(id).map(|t| (id, t.payload().clone()))).collect();
+                (r.state().clone(), r.next_event_id(), r.state_version(), timers)
+            })
+        })?;
+        let Some((bytes, next_event_id, state_version, stored_timers)) = raw else { return Ok(None) };
         let state = ExecutionState::decode(bytes.as_ref())
             .map_err(|e| ServiceError::Internal(format!("mutable state of {key:?} does not decode: {e}")))?;
-        Ok(Some(LoadedRun { key: key.clone(), state, next_event_id: next_event_id as i64, state_version }))
+        Ok(Some(RunView { key: key.clone(), state, next_event_id: next_event_id as i64, state_version, stored_timers }))
     }
 
     /// Loads a run or fails with `NotFound`.
-    pub fn load_existing(&self, key: &RunKey) -> Result<LoadedRun> {
+    pub fn load_existing(&self, key: &RunKey) -> Result<RunView> {
         self.load(key)?.ok_or_else(|| ServiceError::NotFound(format!("workflow execution {}/{} not found", key.workflow_id, key.run_id)))
     }
 
@@ -217,6 +214,12 @@ impl ShardOwner {
         let mut all_effects = Vec::with_capacity(txns.len());
         let mut keys = Vec::with_capacity(txns.len());
         for txn in txns {
+            // Every decision of the core keeps its run's invariants; debug builds
+            // (all tests) check them on every commit.
+            #[cfg(debug_assertions)]
+            if let Err(violation) = txn.verify() {
+                panic!("{violation} in {:?} (events {:?})", txn.key, txn.events().iter().map(|e| e.event_type).collect::<Vec<_>>());
+            }
             keys.push(txn.key.clone());
             let (t, effects) = txn.into_transition();
             ops.extend(t.ops);
@@ -254,7 +257,7 @@ impl ShardOwner {
         })?;
         let mut loaded = 0;
         for (queue, task_id, run, payload) in tasks {
-            let Ok(payload) = crate::engine::tasks::TaskPayload::decode(payload.as_ref()) else {
+            let Ok(payload) = crate::core::tasks::TaskPayload::decode(payload.as_ref()) else {
                 tracing::error!(shard = self.shard, task_id, "backlog task payload does not decode; left in place");
                 continue;
             };

@@ -28,7 +28,7 @@ use temporalio_protos::protos::temporal::api::enums::v1::QueryResultType;
 use temporalio_protos::protos::temporal::api::query::v1::{WorkflowQuery, WorkflowQueryResult};
 use tokio::sync::oneshot;
 
-use crate::engine::tasks::TaskPayload;
+use crate::core::tasks::TaskPayload;
 use crate::matching::{Matching, TaskRef};
 
 /// Most queries pending on one run; more are refused (Go: `MaxBufferedQueryCount`).

@@ -12,8 +12,10 @@ use prost::Message;
 use temporalio_protos::protos::temporal::api::enums::v1::{EventType, WorkflowIdConflictPolicy};
 use temporalio_protos::protos::temporal::api::history::v1::HistoryEvent;
 
-use crate::engine::external::{self, SignalSpec};
-use crate::engine::start::{self, Policies, RunSpec, Timeouts};
+use crate::core::run::{Policies, RunSpec, Timeouts};
+use crate::core::signals::SignalSpec;
+use crate::engine::external;
+use crate::engine::start;
 use crate::engine::{Engine, EngineConfig, SystemClock};
 
 const WORKFLOWS: usize = 24;

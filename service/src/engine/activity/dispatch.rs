@@ -7,11 +7,11 @@ use temporalio_protos::protos::temporal::api::history::v1::history_event::Attrib
 use temporalio_protos::protos::temporal::api::history::v1::{ActivityTaskScheduledEventAttributes, HistoryEvent};
 use temporalio_protos::protos::temporal::api::workflowservice::v1::PollActivityTaskQueueResponse;
 
-use super::{cleanup, transitions};
-use crate::engine::state::{ActivityInfo, ExecutionState};
-use crate::engine::tasks::{TaskKind, TaskPayload};
-use crate::engine::token::TaskToken;
-use crate::engine::txn::{duration, timestamp};
+use crate::core::activity::{cleanup, transitions};
+use crate::core::state::{ActivityInfo, ExecutionState};
+use crate::core::tasks::{TaskKind, TaskPayload};
+use crate::core::token::TaskToken;
+use crate::core::txn::{duration, timestamp};
 use crate::engine::{Engine, ShardOwner};
 use crate::error::{Result, ServiceError};
 use crate::matching::TaskRef;
@@ -54,7 +54,7 @@ pub async fn start_polled_task(engine: &Engine, queue: &QueueKey, task: &TaskRef
         .activity(scheduled_event_id)
         .ok_or_else(|| ServiceError::Internal(format!("activity {scheduled_event_id} vanished while starting")))?;
     let response = response(run, &txn.state, ai, scheduled);
-    cleanup::drop_obsolete_timers(&lock, &mut txn, None)?;
+    cleanup::drop_obsolete_timers(&mut txn, None);
     lock.commit(txn).await?;
     Ok(Dispatched::Started(Box::new(response)))
 }

@@ -17,11 +17,12 @@ use temporalio_protos::protos::temporal::api::history::v1::history_event::Attrib
 use temporalio_protos::protos::temporal::api::history::v1::HistoryEvent;
 
 use super::dispatch::{start_polled_task, Dispatched};
-use super::outcome::{self, Completed, Failed, Heartbeat};
-use super::{schedule_activity, start_timer, ActivitySelector, ActivityTarget};
-use crate::engine::state::ExecutionState;
-use crate::engine::token::TaskToken;
-use crate::engine::txn::{duration, RunTxn};
+use super::outcome;
+use crate::core::activity::outcome::{Completed, Failed, Heartbeat};
+use crate::core::activity::{schedule_activity, start_timer, ActivitySelector, ActivityTarget};
+use crate::core::state::ExecutionState;
+use crate::core::token::TaskToken;
+use crate::core::txn::{duration, RunTxn};
 use crate::engine::{Engine, EngineConfig, SystemClock};
 use crate::error::ServiceError;
 

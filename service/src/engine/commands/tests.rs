@@ -16,7 +16,11 @@ use temporalio_protos::protos::temporal::api::sdk::v1::WorkflowTaskCompletedMeta
 use temporalio_protos::protos::temporal::api::workflowservice::v1::{PollWorkflowTaskQueueResponse, RespondWorkflowTaskCompletedRequest};
 
 use super::*;
+use crate::core::commands::{bad_attributes_cause, cause_name, command_type_name, failed_cause_message, server_failure};
 use crate::engine::workflow_task::testkit::*;
+use crate::error::ServiceError;
+use temporalio_protos::protos::temporal::api::command::v1::command::Attributes as Cmd;
+use temporalio_protos::protos::temporal::api::history::v1::WorkflowTaskFailedEventAttributes;
 
 fn payloads(data: &str) -> Payloads {
     let metadata = HashMap::from([("encoding".to_string(), b"json/plain".to_vec())]);

@@ -22,10 +22,12 @@ use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::{PollWorkflowTaskQueueResponse, RespondWorkflowTaskCompletedRequest};
 use tokio::task::JoinHandle;
 
-use crate::engine::external::{self, SignalSpec};
+use crate::core::run::{Policies, RunSpec, StartOutcome, Timeouts};
+use crate::core::signals::SignalSpec;
+use crate::core::token::TaskToken;
+use crate::engine::external;
 use crate::engine::history::{self, HistoryRequest, PageToken};
-use crate::engine::start::{self, Policies, RunSpec, StartOutcome, Timeouts};
-use crate::engine::token::TaskToken;
+use crate::engine::start;
 use crate::engine::workflow_task::{self, Poller, Started};
 use crate::engine::{commands, describe, Engine, EngineConfig, SystemClock};
 use crate::error::ServiceError;

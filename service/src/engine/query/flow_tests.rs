@@ -140,6 +140,6 @@ async fn queries_fail_fast_on_failing_or_unscheduled_tasks() {
 async fn terminate(e: &Engine, run: &RunKey) {
     let lock = e.lock_workflow(&run.namespace, &run.workflow_id).await.unwrap();
     let mut txn = e.txn(lock.load_existing(run).unwrap());
-    crate::engine::lifecycle::terminate(&mut txn, "test".into(), None, IDENTITY.into());
+    crate::core::lifecycle::terminate(&mut txn, "test".into(), None, IDENTITY.into());
     lock.commit(txn).await.unwrap();
 }

@@ -16,11 +16,11 @@ use temporalio_protos::protos::temporal::api::query::v1::WorkflowQuery;
 use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::PollWorkflowTaskQueueResponse;
 
+use crate::core::state::{ExecutionState, WorkflowTaskInfo};
+use crate::core::tasks::TaskKind;
+use crate::core::token::TaskToken;
+use crate::core::txn::timestamp;
 use crate::engine::history::PageToken;
-use crate::engine::state::{ExecutionState, WorkflowTaskInfo};
-use crate::engine::tasks::TaskKind;
-use crate::engine::token::TaskToken;
-use crate::engine::txn::timestamp;
 use crate::engine::ShardOwner;
 use crate::error::{Result, ServiceError};
 

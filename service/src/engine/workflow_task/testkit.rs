@@ -16,10 +16,11 @@ use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::PollWorkflowTaskQueueResponse;
 
 use super::{read_history, start, Poller, Started};
-use crate::engine::state::ExecutionState;
-use crate::engine::token::TaskToken;
-use crate::engine::txn::{duration, RunTxn};
-use crate::engine::{wft, Engine, EngineConfig, SystemClock};
+use crate::core::state::ExecutionState;
+use crate::core::token::TaskToken;
+use crate::core::txn::{duration, RunTxn};
+use crate::core::wft;
+use crate::engine::{Engine, EngineConfig, SystemClock};
 
 pub const NS: &str = "default";
 pub const TQ: &str = "tq";

@@ -10,7 +10,9 @@ use temporalio_protos::protos::temporal::api::workflowservice::v1::RespondWorkfl
 
 use super::testkit::*;
 use super::*;
-use crate::engine::tasks::TaskKind;
+use crate::core::state::{ExecutionState, WorkflowTaskInfo};
+use crate::core::tasks::TaskKind;
+use crate::core::workflow_task::start_to_close_ms;
 
 fn fail_request(message: &str) -> RespondWorkflowTaskFailedRequest {
     RespondWorkflowTaskFailedRequest {
@@ -80,9 +82,7 @@ async fn a_task_of_a_closed_run_is_acknowledged_and_skipped() {
     let run = start_run(e, "wf-closed").await;
     {
         let mut txn = e.txn(e.load_existing(&run).unwrap());
-        txn.add_event(Attributes::WorkflowExecutionTerminatedEventAttributes(Default::default()));
-        txn.state.close_time_ms = txn.now_ms;
-        txn.close_run();
+        crate::core::lifecycle::terminate(&mut txn, "closed".into(), None, IDENTITY.into());
         e.commit(txn).await.unwrap();
     }
     let task = e.matching().poll(&queue(), Duration::from_secs(1)).await.unwrap();

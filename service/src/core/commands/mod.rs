@@ -11,6 +11,10 @@
 //! (WorkflowTaskFailed with the cause, a new attempt) and the call is answered
 //! `InvalidArgument` naming the problem — `"UnhandledCommand"` exactly when the run
 //! tried to close over events the worker has not seen.
+//!
+//! [`complete`] and [`refuse`] are the rules; the engine's handler
+//! (`engine::workflow_task::complete`) loads the run, calls them, commits, and then
+//! tells the query registry.
 
 mod close;
 mod props;
@@ -21,24 +25,20 @@ pub use validate::{
 };
 
 use temporalio_protos::protos::temporal::api::command::v1::{command::Attributes as Cmd, Command};
+use temporalio_protos::protos::temporal::api::common::v1::WorkflowExecution;
 use temporalio_protos::protos::temporal::api::enums::v1::{CommandType, WorkflowExecutionStatus, WorkflowTaskFailedCause};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::{
     WorkflowExecutionTerminatedEventAttributes, WorkflowTaskCompletedEventAttributes, WorkflowTaskFailedEventAttributes,
 };
-use temporalio_protos::protos::temporal::api::workflowservice::v1::{
-    RespondWorkflowTaskCompletedRequest, RespondWorkflowTaskCompletedResponse,
-};
+use temporalio_protos::protos::temporal::api::workflowservice::v1::RespondWorkflowTaskCompletedRequest;
 
+use super::run::SERVER_IDENTITY;
 use super::state::WorkflowTaskInfo;
-use super::token::TaskToken;
 use super::txn::RunTxn;
-use super::workflow_task::{current_task, drop_start_to_close_timers, retry_workflow_task, token_run};
-use super::{activity, lifecycle, wft, CommandFailure, Engine, ShardOwner, WorkflowGuard};
-use crate::error::{Result, ServiceError};
-
-/// Identity Go writes on events the server itself causes.
-const SERVER_IDENTITY: &str = "history-service";
+use super::workflow_task::{drop_start_to_close_timers, retry_workflow_task};
+use super::{activity, children, wft, CommandFailure, Ctx};
+use crate::error::ServiceError;
 
 /// Why a completion is not applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +51,17 @@ pub enum Refusal {
     Unhandled,
 }
 
+/// What a completed workflow task does to its run.
+pub struct Completed {
+    /// The run's transition: WorkflowTaskCompleted, the command events, buffered
+    /// events, maybe the next workflow task.
+    pub txn: RunTxn,
+    /// Continue-as-new: the new run, to commit together with `txn`.
+    pub new_run: Option<RunTxn>,
+    /// A new workflow task was scheduled.
+    pub new_task: bool,
+}
+
 /// What applying the commands did besides adding events.
 #[derive(Default)]
 struct Applied {
@@ -60,33 +71,25 @@ struct Applied {
     new_run: Option<RunTxn>,
 }
 
-/// `RespondWorkflowTaskCompleted` for the task `token` names.
-pub async fn complete_workflow_task(
-    engine: &Engine,
-    token: &TaskToken,
-    mut req: RespondWorkflowTaskCompletedRequest,
-) -> Result<RespondWorkflowTaskCompletedResponse> {
-    let run = token_run(token);
-    let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await?;
-    let loaded = lock.load_existing(&run)?;
-    let wt = current_task(&loaded.state, token)?;
-    command_sequence(&req.commands)?;
+/// Whether the completion continues the run as new (its handler then loads the
+/// run's root execution, which the new run inherits).
+pub fn continues_as_new(req: &RespondWorkflowTaskCompletedRequest) -> bool {
+    req.commands.iter().any(|c| c.command_type == CommandType::ContinueAsNewWorkflowExecution as i32)
+}
 
-    let mut txn = engine.txn(loaded);
-    let completed_event_id = txn.add_event(Attributes::WorkflowTaskCompletedEventAttributes(completed_event(&wt, &req)));
+/// `RespondWorkflowTaskCompleted` of the started task `wt` on `txn`'s run. `root`: the
+/// run's root execution (from its Started event), needed only to continue as new.
+pub fn complete(
+    mut txn: RunTxn,
+    wt: &WorkflowTaskInfo,
+    mut req: RespondWorkflowTaskCompletedRequest,
+    root: Option<WorkflowExecution>,
+    ctx: &mut Ctx,
+) -> Result<Completed, Refusal> {
+    let completed_event_id = txn.add_event(Attributes::WorkflowTaskCompletedEventAttributes(completed_event(wt, &req)));
     let commands = std::mem::take(&mut req.commands);
-    match apply_all(engine, &lock, &mut txn, commands, &req, completed_event_id) {
-        Ok(applied) => {
-            finish(&lock, txn, applied, &wt, &req).await?;
-            Ok(RespondWorkflowTaskCompletedResponse::default())
-        }
-        Err(refusal) => {
-            drop(txn);
-            Err(match refuse(engine, &lock, &wt, refusal, &req, &run).await {
-                Ok(answer) | Err(answer) => answer,
-            })
-        }
-    }
+    let applied = apply_all(&mut txn, commands, &req, completed_event_id, root, ctx)?;
+    Ok(finish(txn, applied, wt, &req))
 }
 
 #[allow(deprecated)]
@@ -105,18 +108,22 @@ fn completed_event(wt: &WorkflowTaskInfo, req: &RespondWorkflowTaskCompletedRequ
 }
 
 fn apply_all(
-    engine: &Engine,
-    owner: &ShardOwner,
     txn: &mut RunTxn,
     commands: Vec<Command>,
     req: &RespondWorkflowTaskCompletedRequest,
     wftc: i64,
+    mut root: Option<WorkflowExecution>,
+    ctx: &mut Ctx,
 ) -> Result<Applied, Refusal> {
     let mut applied = Applied::default();
     for command in commands {
         let kind = CommandType::try_from(command.command_type).unwrap_or(CommandType::Unspecified);
-        if let Some(new_run) = apply_one(engine, owner, txn, kind, command.attributes, wftc)? {
-            applied.new_run = Some(new_run);
+        if let (CommandType::ContinueAsNewWorkflowExecution, Some(Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(a))) =
+            (kind, command.attributes.clone())
+        {
+            applied.new_run = Some(close::continue_as_new(txn, a, wftc, root.take(), ctx)?);
+        } else {
+            apply_one(txn, kind, command.attributes, wftc, ctx.config.blob_bytes_max)?;
         }
         applied.closed |= is_terminal(kind);
     }
@@ -128,16 +135,8 @@ fn apply_all(
     Ok(applied)
 }
 
-/// Applies one command; `Some` is the new run of a continue-as-new.
-fn apply_one(
-    engine: &Engine,
-    owner: &ShardOwner,
-    txn: &mut RunTxn,
-    kind: CommandType,
-    attrs: Option<Cmd>,
-    wftc: i64,
-) -> Result<Option<RunTxn>, Refusal> {
-    let blob_max = engine.config().blob_bytes_max;
+/// Applies one command (continue-as-new is [`close::continue_as_new`]).
+fn apply_one(txn: &mut RunTxn, kind: CommandType, attrs: Option<Cmd>, wftc: i64, blob_max: usize) -> Result<(), Refusal> {
     let other_area = |r: Result<(), CommandFailure>| r.map_err(|f| Refusal::Fail(validate::with_default_cause(f, kind)));
     match (kind, attrs) {
         (CommandType::ScheduleActivityTask, Some(Cmd::ScheduleActivityTaskCommandAttributes(a))) => {
@@ -156,7 +155,7 @@ fn apply_one(
             props::modify_properties(txn, a, wftc, blob_max)?
         }
         (CommandType::StartChildWorkflowExecution, Some(Cmd::StartChildWorkflowExecutionCommandAttributes(a))) => {
-            other_area(lifecycle::initiate_child(txn, a, wftc))?
+            other_area(children::initiate(txn, a, wftc))?
         }
         (CommandType::CompleteWorkflowExecution, Some(Cmd::CompleteWorkflowExecutionCommandAttributes(a))) => {
             close::complete(txn, a, wftc, blob_max)?
@@ -165,11 +164,8 @@ fn apply_one(
         (CommandType::CancelWorkflowExecution, Some(Cmd::CancelWorkflowExecutionCommandAttributes(a))) => {
             close::cancel(txn, a, wftc, blob_max)?
         }
-        (CommandType::ContinueAsNewWorkflowExecution, Some(Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(a))) => {
-            return close::continue_as_new(engine, owner, txn, a, wftc).map(Some);
-        }
         (CommandType::ProtocolMessage, Some(Cmd::ProtocolMessageCommandAttributes(a))) => {
-            return Err(Refusal::Fail(validate::unknown_update(&a.message_id)));
+            return Err(Refusal::Fail(validate::unknown_update(&a.message_id)))
         }
         (
             CommandType::SignalExternalWorkflowExecution
@@ -180,18 +176,11 @@ fn apply_one(
         ) => return Err(Refusal::Fail(validate::not_supported(kind))),
         (kind, _) => return Err(Refusal::Fail(validate::attributes_not_set(kind))),
     }
-    Ok(None)
+    Ok(())
 }
 
-/// Ends the task after its commands applied: buffered events, the next task, commit.
-async fn finish(
-    lock: &WorkflowGuard,
-    mut txn: RunTxn,
-    applied: Applied,
-    wt: &WorkflowTaskInfo,
-    req: &RespondWorkflowTaskCompletedRequest,
-) -> Result<()> {
-    let run = txn.key.clone();
+/// Ends the task after its commands applied: buffered events, the next task.
+fn finish(mut txn: RunTxn, applied: Applied, wt: &WorkflowTaskInfo, req: &RespondWorkflowTaskCompletedRequest) -> Completed {
     let open = !applied.closed && applied.new_run.is_none() && txn.state.is_open();
     let flushed = if open {
         txn.flush_buffered_events()
@@ -208,54 +197,40 @@ async fn finish(
     if new_task {
         wft::schedule_workflow_task(&mut txn, 1);
     }
-    drop_start_to_close_timers(lock, &mut txn)?;
-    match applied.new_run {
-        Some(new_run) => {
-            lock.commit_many(vec![txn, new_run], None).await?;
-        }
-        None => {
-            lock.commit(txn).await?;
-        }
-    }
-    lock.queries().answer_attached(&run, wt.started_event_id, &req.query_results);
-    lock.queries().on_workflow_task_closed(&run, new_task);
-    Ok(())
+    drop_start_to_close_timers(&mut txn);
+    Completed { txn, new_run: applied.new_run, new_task }
 }
 
-/// Fails the task for `refusal` (unless Go would merely drop it) and returns the
-/// error that answers the call.
-async fn refuse(
-    engine: &Engine,
-    lock: &WorkflowGuard,
-    wt: &WorkflowTaskInfo,
-    refusal: Refusal,
-    req: &RespondWorkflowTaskCompletedRequest,
-    run: &hourglass_storage::state::RunKey,
-) -> Result<ServiceError, ServiceError> {
+/// A refused completion: the transition failing the task (none when Go would merely
+/// drop it) and the error that answers the call.
+pub struct Refused {
+    pub txn: Option<RunTxn>,
+    pub answer: ServiceError,
+}
+
+/// Fails the task `wt` for `refusal` on `txn`'s run (freshly loaded: nothing of the
+/// completion is in it).
+pub fn refuse(mut txn: RunTxn, wt: &WorkflowTaskInfo, refusal: Refusal, identity: &str, binary_checksum: &str) -> Refused {
     let unhandled = WorkflowTaskFailedCause::UnhandledCommand as i32;
     let (failure, terminate) = match refusal {
         Refusal::Unhandled => (CommandFailure { cause: unhandled, message: String::new() }, false),
         Refusal::Fail(f) => (f, false),
         Refusal::Terminate(f) => (f, true),
     };
-    // Answers to queries attached to this task count even when the task fails (Go).
-    lock.queries().answer_attached(run, wt.started_event_id, &req.query_results);
     let message = failed_cause_message(failure.cause, &failure.message);
     let answer = if failure.cause == unhandled { ServiceError::UnhandledCommand } else { ServiceError::InvalidArgument(message.clone()) };
     if wt.attempt > 1 && failure.cause != unhandled {
         // Go: a task that keeps failing is dropped; its timeout retries it.
-        return Ok(answer);
+        return Refused { txn: None, answer };
     }
-    let loaded = lock.load_existing(run)?;
-    let mut txn = engine.txn(loaded);
     #[allow(deprecated)]
     let failed = WorkflowTaskFailedEventAttributes {
         scheduled_event_id: wt.scheduled_event_id,
         started_event_id: wt.started_event_id,
         cause: failure.cause,
         failure: Some(server_failure(message.clone())),
-        identity: req.identity.clone(),
-        binary_checksum: req.binary_checksum.clone(),
+        identity: identity.to_string(),
+        binary_checksum: binary_checksum.to_string(),
         ..Default::default()
     };
     txn.add_event(Attributes::WorkflowTaskFailedEventAttributes(failed));
@@ -271,12 +246,6 @@ async fn refuse(
     } else {
         retry_workflow_task(&mut txn, wt.attempt);
     }
-    drop_start_to_close_timers(lock, &mut txn)?;
-    let outstanding = txn.state.has_workflow_task();
-    lock.commit(txn).await?;
-    lock.queries().on_workflow_task_closed(run, outstanding);
-    Ok(answer)
+    drop_start_to_close_timers(&mut txn);
+    Refused { txn: Some(txn), answer }
 }
-
-#[cfg(test)]
-mod tests;

@@ -15,8 +15,9 @@ use temporalio_protos::protos::temporal::api::history::v1::{
 
 use super::validate::with_default_cause;
 use super::Refusal;
-use crate::engine::txn::RunTxn;
-use crate::engine::{lifecycle, CommandFailure, Engine, ShardOwner};
+use crate::core::txn::RunTxn;
+use crate::core::{lifecycle, CommandFailure, Ctx};
+use temporalio_protos::protos::temporal::api::common::v1::WorkflowExecution;
 
 fn unhandled_check(txn: &RunTxn) -> Result<(), Refusal> {
     if txn.state.buffered_events.is_empty() {
@@ -103,13 +104,13 @@ pub(super) fn cancel(txn: &mut RunTxn, attrs: CancelWorkflowExecutionCommandAttr
 /// Continue-as-new (the run lifecycle builds the new run): returns the new run's
 /// transaction, to commit with this one.
 pub(super) fn continue_as_new(
-    engine: &Engine,
-    owner: &ShardOwner,
     txn: &mut RunTxn,
     attrs: ContinueAsNewWorkflowExecutionCommandAttributes,
     wftc: i64,
+    root: Option<WorkflowExecution>,
+    ctx: &mut Ctx,
 ) -> Result<RunTxn, Refusal> {
     unhandled_check(txn)?;
-    lifecycle::continue_as_new(engine, owner, txn, attrs, wftc)
+    lifecycle::continue_as_new(txn, attrs, wftc, root, ctx)
         .map_err(|f| Refusal::Fail(with_default_cause(f, CommandType::ContinueAsNewWorkflowExecution)))
 }

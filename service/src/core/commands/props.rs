@@ -15,8 +15,8 @@ use temporalio_protos::protos::temporal::api::history::v1::{
 };
 
 use super::Refusal;
-use crate::engine::txn::RunTxn;
-use crate::engine::CommandFailure;
+use crate::core::txn::RunTxn;
+use crate::core::CommandFailure;
 
 fn refuse(cause: WorkflowTaskFailedCause, message: &str) -> Refusal {
     Refusal::Fail(CommandFailure { cause: cause as i32, message: message.to_string() })

@@ -5,12 +5,12 @@ use prost::Message;
 use temporalio_protos::protos::temporal::api::common::v1::WorkerVersionStamp;
 use temporalio_protos::protos::temporal::api::failure::v1::Failure;
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
-use temporalio_protos::protos::temporal::api::history::v1::{ActivityTaskStartedEventAttributes, HistoryEvent};
+use temporalio_protos::protos::temporal::api::history::v1::ActivityTaskStartedEventAttributes;
 
-use crate::engine::state::ActivityInfo;
-use crate::engine::tasks::{TaskKind, TimerKind, TimerPayload};
-use crate::engine::txn::{new_event, RunTxn};
-use crate::engine::wft::add_external_event;
+use crate::core::state::ActivityInfo;
+use crate::core::tasks::{TaskKind, TimerKind, TimerPayload};
+use crate::core::txn::{new_event, RunTxn};
+use crate::core::wft::add_external_event;
 
 /// A durable timer payload for activity `scheduled_event_id`, attempt `attempt`.
 pub(super) fn timer(kind: TimerKind, scheduled_event_id: i64, attempt: i32) -> TimerPayload {
@@ -32,7 +32,7 @@ pub(super) fn enqueue_attempt(txn: &mut RunTxn, scheduled_event_id: i64) {
 /// Records the current attempt as started by `identity` and arms its start-to-close
 /// and heartbeat timers. No history event (ActivityTaskStarted is written with the
 /// outcome).
-pub(super) fn start_attempt(txn: &mut RunTxn, scheduled_event_id: i64, identity: &str, request_id: &str) {
+pub fn start_attempt(txn: &mut RunTxn, scheduled_event_id: i64, identity: &str, request_id: &str) {
     let now = txn.now_ms;
     let Some(ai) = txn.state.activity_mut(scheduled_event_id) else { return };
     ai.started_time_ms = now;
@@ -110,28 +110,11 @@ fn started_attributes(ai: &ActivityInfo, worker_version: Option<WorkerVersionSta
     })
 }
 
-/// Completes the wiring [`close`] leaves to the flush of buffered events: an activity
-/// outcome buffered directly after its ActivityTaskStarted (with `started_event_id`
-/// 0) gets the id that Started event received. `previous` is the event flushed just
-/// before `event`, with its final id.
-pub fn wire_started_event_id(event: &mut HistoryEvent, previous: Option<&HistoryEvent>) {
-    let Some(previous) = previous else { return };
-    let Some(Attributes::ActivityTaskStartedEventAttributes(started)) = previous.attributes.as_ref() else { return };
-    let (scheduled_event_id, started_event_id) = match event.attributes.as_mut() {
-        Some(Attributes::ActivityTaskCompletedEventAttributes(a)) => (a.scheduled_event_id, &mut a.started_event_id),
-        Some(Attributes::ActivityTaskFailedEventAttributes(a)) => (a.scheduled_event_id, &mut a.started_event_id),
-        Some(Attributes::ActivityTaskTimedOutEventAttributes(a)) => (a.scheduled_event_id, &mut a.started_event_id),
-        Some(Attributes::ActivityTaskCanceledEventAttributes(a)) => (a.scheduled_event_id, &mut a.started_event_id),
-        _ => return,
-    };
-    if scheduled_event_id == started.scheduled_event_id && *started_event_id == 0 {
-        *started_event_id = previous.event_id;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::txn::wire_started_event_id;
+    use temporalio_protos::protos::temporal::api::history::v1::HistoryEvent;
     use temporalio_protos::protos::temporal::api::history::v1::{ActivityTaskCompletedEventAttributes, TimerFiredEventAttributes};
 
     fn started(event_id: i64, scheduled_event_id: i64) -> HistoryEvent {

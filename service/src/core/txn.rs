@@ -12,6 +12,7 @@ use temporalio_protos::protos::temporal::api::history::v1::HistoryEvent;
 
 use super::state::ExecutionState;
 use super::tasks::{TaskKind, TaskPayload, TimerPayload};
+use super::RunView;
 
 /// A task this transaction enqueues; after commit it is handed to matching with the id
 /// the shard state machine assigned.
@@ -36,12 +37,21 @@ pub struct RunTxn {
     enqueued: Vec<EnqueuedTask>,
     timers_added: usize,
     close: bool,
+    /// The run's durable timers as loaded (minus those this transaction removes).
+    stored_timers: Vec<(u64, Bytes)>,
 }
 
 impl RunTxn {
     /// A transaction creating a new run (its first event gets id 1).
     pub fn create(key: RunKey, now_ms: i64, state: ExecutionState) -> Self {
         Self::new(key, now_ms, state, 1, true)
+    }
+
+    /// A transaction on the run `view` shows, at `now_ms`, fenced on its state version.
+    pub fn from_view(view: RunView, now_ms: i64) -> Self {
+        let mut txn = Self::existing(view.key, now_ms, view.state, view.next_event_id, view.state_version);
+        txn.stored_timers = view.stored_timers;
+        txn
     }
 
     /// A transaction on an existing run whose next event id is `next_event_id` and
@@ -66,6 +76,7 @@ impl RunTxn {
             enqueued: Vec::new(),
             timers_added: 0,
             close: false,
+            stored_timers: Vec::new(),
         }
     }
 
@@ -112,7 +123,7 @@ impl RunTxn {
                 Ok(mut event) => {
                     // A buffered activity outcome follows its buffered Started event;
                     // link it now that the Started event has an id.
-                    super::activity::wire_started_event_id(&mut event, self.events.last());
+                    wire_started_event_id(&mut event, self.events.last());
                     self.add_built_event(event);
                 }
                 Err(e) => tracing::error!(run = ?self.key, error = %e, "dropping a buffered event that does not decode"),
@@ -145,7 +156,14 @@ impl RunTxn {
     }
 
     pub fn remove_timer(&mut self, timer_id: u64) {
+        self.stored_timers.retain(|(id, _)| *id != timer_id);
         self.ops.push(Op::RemoveTimer { timer_id });
+    }
+
+    /// The run's durable timers that were stored when it was loaded and that this
+    /// transaction does not remove (timers only change under the workflow lock).
+    pub fn stored_timers(&self) -> impl Iterator<Item = (u64, TimerPayload)> + '_ {
+        super::decode_timers(&self.stored_timers)
     }
 
     /// Closes the run in the storage index (after its close event is added).
@@ -282,6 +300,25 @@ pub fn event_type_of(attributes: &Attributes) -> EventType {
         Attributes::WorkflowExecutionPausedEventAttributes(_) => EventType::WorkflowExecutionPaused,
         Attributes::WorkflowExecutionUnpausedEventAttributes(_) => EventType::WorkflowExecutionUnpaused,
         Attributes::WorkflowExecutionTimeSkippingTransitionedEventAttributes(_) => EventType::WorkflowExecutionTimeSkippingTransitioned,
+    }
+}
+
+/// Completes the wiring [`close`] leaves to the flush of buffered events: an activity
+/// outcome buffered directly after its ActivityTaskStarted (with `started_event_id`
+/// 0) gets the id that Started event received. `previous` is the event flushed just
+/// before `event`, with its final id.
+pub fn wire_started_event_id(event: &mut HistoryEvent, previous: Option<&HistoryEvent>) {
+    let Some(previous) = previous else { return };
+    let Some(Attributes::ActivityTaskStartedEventAttributes(started)) = previous.attributes.as_ref() else { return };
+    let (scheduled_event_id, started_event_id) = match event.attributes.as_mut() {
+        Some(Attributes::ActivityTaskCompletedEventAttributes(a)) => (a.scheduled_event_id, &mut a.started_event_id),
+        Some(Attributes::ActivityTaskFailedEventAttributes(a)) => (a.scheduled_event_id, &mut a.started_event_id),
+        Some(Attributes::ActivityTaskTimedOutEventAttributes(a)) => (a.scheduled_event_id, &mut a.started_event_id),
+        Some(Attributes::ActivityTaskCanceledEventAttributes(a)) => (a.scheduled_event_id, &mut a.started_event_id),
+        _ => return,
+    };
+    if scheduled_event_id == started.scheduled_event_id && *started_event_id == 0 {
+        *started_event_id = previous.event_id;
     }
 }
 

@@ -6,7 +6,7 @@
 use temporalio_protos::protos::temporal::api::command::v1::ScheduleActivityTaskCommandAttributes;
 use temporalio_protos::protos::temporal::api::common::v1::RetryPolicy;
 
-use crate::engine::retry;
+use crate::core::retry;
 
 /// Longest activity id, activity type, timer id or task queue name (Temporal's
 /// default `MaxIDLengthLimit`).
@@ -127,7 +127,7 @@ fn positive_or(v: i64, default: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::txn::duration;
+    use crate::core::txn::duration;
     use temporalio_protos::protos::temporal::api::common::v1::ActivityType;
     use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 

@@ -4,40 +4,26 @@
 //! would later cost a write to remove, and they count against the run's timer limit
 //! (a busy run with long start-to-close timeouts would pile them up). So whenever an
 //! attempt starts or ends, the run's stored timers that no longer apply are removed
-//! with the change. Runs' timers only change under the workflow lock (the timer
-//! service takes it too), so the ids read here are still there at commit.
+//! with the change. The stored timers come with the run's view (loaded under the
+//! workflow lock, which the timer service takes too), so they are still there at commit.
 
-use bytes::Bytes;
-use prost::Message;
-
-use crate::engine::state::ExecutionState;
-use crate::engine::tasks::{TimerKind, TimerPayload};
-use crate::engine::txn::RunTxn;
-use crate::engine::ShardOwner;
-use crate::error::Result;
+use crate::core::state::ExecutionState;
+use crate::core::tasks::{TimerKind, TimerPayload};
+use crate::core::txn::RunTxn;
 
 /// Adds to `txn` the removal of every stored activity timer of its run that its new
 /// state makes obsolete, except `keep` (a timer `txn` already removes).
-pub(super) fn drop_obsolete_timers(owner: &ShardOwner, txn: &mut RunTxn, keep: Option<u64>) -> Result<()> {
-    let key = &txn.key;
-    let stored: Vec<(u64, Bytes)> = owner.read(|s| {
-        s.run(key).map(|r| r.timer_ids().filter_map(|id| s.timer(id).map(|t| (id, t.payload().clone()))).collect()).unwrap_or_default()
-    })?;
-    let obsolete: Vec<u64> = stored
-        .into_iter()
-        .filter(|(id, _)| Some(*id) != keep)
-        .filter(|(_, raw)| TimerPayload::decode(raw.as_ref()).is_ok_and(|t| is_obsolete(&txn.state, &t)))
-        .map(|(id, _)| id)
-        .collect();
+pub fn drop_obsolete_timers(txn: &mut RunTxn, keep: Option<u64>) {
+    let obsolete: Vec<u64> =
+        txn.stored_timers().filter(|(id, t)| Some(*id) != keep && is_obsolete(&txn.state, t)).map(|(id, _)| id).collect();
     for id in obsolete {
         txn.remove_timer(id);
     }
-    Ok(())
 }
 
 /// Whether an activity timer can no longer have an effect in `state`. Timers of other
 /// kinds are never obsolete here.
-pub(super) fn is_obsolete(state: &ExecutionState, t: &TimerPayload) -> bool {
+pub fn is_obsolete(state: &ExecutionState, t: &TimerPayload) -> bool {
     let Ok(kind) = TimerKind::try_from(t.kind) else { return false };
     let per_attempt_unstarted = matches!(kind, TimerKind::ActivityScheduleToStart | TimerKind::ActivityRetry);
     let per_attempt_started = matches!(kind, TimerKind::ActivityStartToClose | TimerKind::ActivityHeartbeat);
@@ -58,7 +44,7 @@ pub(super) fn is_obsolete(state: &ExecutionState, t: &TimerPayload) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::state::ActivityInfo;
+    use crate::core::state::ActivityInfo;
 
     fn t(kind: TimerKind, attempt: i32) -> TimerPayload {
         TimerPayload { kind: kind as i32, event_id: 5, attempt, timer_id: String::new() }

@@ -5,7 +5,7 @@ use temporalio_protos::protos::temporal::api::command::v1::Command;
 use temporalio_protos::protos::temporal::api::enums::v1::{CommandType, WorkflowTaskFailedCause};
 use temporalio_protos::protos::temporal::api::failure::v1::{failure::FailureInfo, Failure, ServerFailureInfo};
 
-use crate::engine::CommandFailure;
+use crate::core::CommandFailure;
 use crate::error::ServiceError;
 
 /// Go's name of a command type (`CompleteWorkflowExecution`), or its number.

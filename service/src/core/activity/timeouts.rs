@@ -1,12 +1,11 @@
-//! Durable timers of activities and user timers coming due (called by the timer
-//! service). Each checks the timer against the run's state: a timer that no longer
+//! Durable timers of activities and user timers coming due (the timer service
+//! loads the run and calls these under its lock). Each checks the timer against the run's state: a timer that no longer
 //! applies changes nothing (the timer service then drops it); one that applies has its
 //! effect and its own removal committed as one transition.
 //!
 //! Timeout failures have Temporal's shapes (`processSingleActivityTimeoutTask`,
 //! `go/service/history/timer_queue_active_task_executor.go`).
 
-use hourglass_storage::state::RunKey;
 use temporalio_protos::protos::temporal::api::enums::v1::{RetryState, TimeoutType};
 use temporalio_protos::protos::temporal::api::failure::v1::failure::FailureInfo;
 use temporalio_protos::protos::temporal::api::failure::v1::{Failure, TimeoutFailureInfo};
@@ -16,12 +15,10 @@ use temporalio_protos::protos::temporal::api::history::v1::{ActivityTaskTimedOut
 use super::cleanup::{self, is_obsolete};
 use super::outcome::decide;
 use super::transitions::{self, timer};
-use crate::engine::retry::{timeout_type_name, RetryDecision};
-use crate::engine::tasks::{TimerKind, TimerPayload};
-use crate::engine::txn::RunTxn;
-use crate::engine::wft::add_external_event;
-use crate::engine::{Engine, ShardOwner};
-use crate::error::Result;
+use crate::core::retry::{timeout_type_name, RetryDecision};
+use crate::core::tasks::{TimerKind, TimerPayload};
+use crate::core::txn::RunTxn;
+use crate::core::wft::add_external_event;
 
 /// Message of the failure that ends an activity when no retry fits before its
 /// schedule-to-close deadline (`common.FailureReasonActivityRetryScheduleToCloseTimeout`).
@@ -29,45 +26,31 @@ pub const NOT_ENOUGH_TIME_MESSAGE: &str =
     "Not enough time to schedule next retry before activity ScheduleToClose timeout, giving up retrying";
 
 /// An activity timer (a timeout or the end of a retry backoff), stored as timer
-/// `storage_timer_id`, came due.
-pub async fn on_activity_timer(engine: &Engine, run: &RunKey, storage_timer_id: u64, timer: &TimerPayload) -> Result<()> {
-    let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await?;
-    let Some(mut txn) = open_run_with_timer(engine, &lock, run, storage_timer_id)? else { return Ok(()) };
-    if !apply_activity_timer(&mut txn, timer) {
-        return Ok(());
+/// `storage_timer_id`, came due on `txn`'s (open) run: its effect, its removal and the
+/// timers it makes obsolete. False: it no longer applies and `txn` is unchanged.
+pub fn fire_activity_timer(txn: &mut RunTxn, storage_timer_id: u64, timer: &TimerPayload) -> bool {
+    if !apply_activity_timer(txn, timer) {
+        return false;
     }
     txn.remove_timer(storage_timer_id);
-    cleanup::drop_obsolete_timers(&lock, &mut txn, Some(storage_timer_id))?;
-    lock.commit(txn).await?;
-    Ok(())
+    cleanup::drop_obsolete_timers(txn, Some(storage_timer_id));
+    true
 }
 
 /// A user timer (`StartTimer`), stored as timer `storage_timer_id`, came due:
-/// TimerFired (by the buffering rule) and the timer is forgotten.
-pub async fn on_user_timer(engine: &Engine, run: &RunKey, storage_timer_id: u64, timer: &TimerPayload) -> Result<()> {
-    let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await?;
-    let Some(mut txn) = open_run_with_timer(engine, &lock, run, storage_timer_id)? else { return Ok(()) };
-    if !apply_user_timer(&mut txn, timer) {
-        return Ok(());
+/// TimerFired (by the buffering rule) and the timer is forgotten. False: it no
+/// longer applies (canceled, or a later timer reuses its id).
+pub fn fire_user_timer(txn: &mut RunTxn, storage_timer_id: u64, timer: &TimerPayload) -> bool {
+    if !apply_user_timer(txn, timer) {
+        return false;
     }
     txn.remove_timer(storage_timer_id);
-    lock.commit(txn).await?;
-    Ok(())
-}
-
-/// A transaction on `run` if it is open and timer `storage_timer_id` is still stored
-/// (a transition since the timer service read it may have dropped it). Called under
-/// the workflow lock.
-fn open_run_with_timer(engine: &Engine, owner: &ShardOwner, run: &RunKey, storage_timer_id: u64) -> Result<Option<RunTxn>> {
-    if !owner.read(|s| s.timer(storage_timer_id).is_some())? {
-        return Ok(None);
-    }
-    Ok(owner.load(run)?.filter(|r| r.state.is_open()).map(|r| engine.txn(r)))
+    true
 }
 
 /// Applies a user timer to `txn`; false if it no longer applies (canceled, or a
 /// later timer reuses its id).
-pub(crate) fn apply_user_timer(txn: &mut RunTxn, t: &TimerPayload) -> bool {
+pub fn apply_user_timer(txn: &mut RunTxn, t: &TimerPayload) -> bool {
     let current = txn.state.timer(&t.timer_id).is_some_and(|ti| ti.started_event_id == t.event_id);
     if !current {
         return false;
@@ -81,7 +64,7 @@ pub(crate) fn apply_user_timer(txn: &mut RunTxn, t: &TimerPayload) -> bool {
 }
 
 /// Applies an activity timer to `txn`; false if it no longer applies.
-pub(crate) fn apply_activity_timer(txn: &mut RunTxn, t: &TimerPayload) -> bool {
+pub fn apply_activity_timer(txn: &mut RunTxn, t: &TimerPayload) -> bool {
     let scheduled_event_id = t.event_id;
     if is_obsolete(&txn.state, t) {
         return false;

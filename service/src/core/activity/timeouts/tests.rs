@@ -7,9 +7,9 @@ use temporalio_protos::protos::temporal::api::common::v1::{Payload, Payloads, Re
 use temporalio_protos::protos::temporal::api::history::v1::HistoryEvent;
 
 use super::*;
-use crate::engine::retry::with_defaults;
-use crate::engine::state::{ActivityInfo, ExecutionState, TimerInfo, WorkflowTaskInfo};
-use crate::engine::txn::timestamp;
+use crate::core::retry::with_defaults;
+use crate::core::state::{ActivityInfo, ExecutionState, TimerInfo, WorkflowTaskInfo};
+use crate::core::txn::timestamp;
 
 const NOW: i64 = 1_700_000_000_000;
 const STARTED: i64 = NOW - 1_000;

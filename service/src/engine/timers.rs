@@ -27,7 +27,7 @@ use hourglass_storage::state::{Op, RunKey, Transition};
 use prost::Message;
 use tokio::task::JoinHandle;
 
-use crate::engine::tasks::{TimerKind, TimerPayload};
+use crate::core::tasks::{TimerKind, TimerPayload};
 use crate::engine::{activity, lifecycle, workflow_task, Engine};
 use crate::error::{Result, ServiceError};
 use crate::shard::ShardOwner;

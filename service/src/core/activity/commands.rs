@@ -20,10 +20,10 @@ use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 
 use super::normalize::{self, checked_ms, ID_BYTES_MAX};
 use super::transitions::{self, timer};
-use crate::engine::state::{ActivityInfo, TimerInfo};
-use crate::engine::tasks::{TimerKind, TimerPayload};
-use crate::engine::txn::{duration, RunTxn};
-use crate::engine::CommandFailure;
+use crate::core::state::{ActivityInfo, TimerInfo};
+use crate::core::tasks::{TimerKind, TimerPayload};
+use crate::core::txn::{duration, RunTxn};
+use crate::core::CommandFailure;
 
 /// Details of the ActivityTaskCanceled written when a cancel request finds the
 /// activity not started (Temporal's `activityCancellationMsgActivityNotStarted`).

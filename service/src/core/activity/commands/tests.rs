@@ -6,8 +6,8 @@ use temporalio_protos::protos::temporal::api::common::v1::{ActivityType, Header,
 use temporalio_protos::protos::temporal::api::history::v1::{TimerFiredEventAttributes, WorkflowTaskCompletedEventAttributes};
 
 use super::*;
-use crate::engine::state::{ExecutionState, WorkflowTaskInfo};
-use crate::engine::tasks::{TaskKind, TaskPayload};
+use crate::core::state::{ExecutionState, WorkflowTaskInfo};
+use crate::core::tasks::{TaskKind, TaskPayload};
 
 const NOW: i64 = 1_700_000_000_000;
 

@@ -1,0 +1,207 @@
+//! The workflow task lifecycle: a poll starts the task, the worker fails it or its
+//! start-to-close timer times it out, and a task that did not complete is retried.
+//! Completions are [`super::commands`].
+
+use hourglass_storage::state::{QueueKey, RunKey};
+use temporalio_protos::protos::temporal::api::common::v1::WorkerVersionStamp;
+use temporalio_protos::protos::temporal::api::enums::v1::{SuggestContinueAsNewReason, TimeoutType};
+use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
+use temporalio_protos::protos::temporal::api::history::v1::{
+    WorkflowTaskFailedEventAttributes, WorkflowTaskStartedEventAttributes, WorkflowTaskTimedOutEventAttributes,
+};
+use temporalio_protos::protos::temporal::api::workflowservice::v1::RespondWorkflowTaskFailedRequest;
+
+use super::state::{ExecutionState, WorkflowTaskInfo};
+use super::tasks::{TaskKind, TaskPayload, TimerKind, TimerPayload};
+use super::token::TaskToken;
+use super::txn::RunTxn;
+use super::wft;
+use crate::error::{Result, ServiceError};
+
+/// History size from which WorkflowTaskStarted suggests continue-as-new (Go default).
+const SUGGEST_CAN_HISTORY_BYTES: i64 = 4 * 1024 * 1024;
+/// History length from which WorkflowTaskStarted suggests continue-as-new (Go default).
+const SUGGEST_CAN_HISTORY_EVENTS: i64 = 4 * 1024;
+/// From this attempt on, the start-to-close timeout grows (Go: the retry backoff of
+/// a failing workflow task is folded into its timeout).
+const RETRY_BACKOFF_MIN_ATTEMPTS: i32 = 3;
+const RETRY_BACKOFF_INITIAL_MS: i64 = 5_000;
+const RETRY_BACKOFF_MAX_MS: i64 = 600_000;
+
+/// Who polled, as recorded in WorkflowTaskStarted.
+#[derive(Debug, Clone, Default)]
+pub struct Poller {
+    pub identity: String,
+    /// `worker_version_capabilities.build_id` of the poll, if any.
+    pub build_id: String,
+}
+
+/// The run a task token names.
+pub fn token_run(token: &TaskToken) -> RunKey {
+    RunKey { namespace: token.namespace.clone(), workflow_id: token.workflow_id.clone(), run_id: token.run_id.clone() }
+}
+
+/// The started workflow task `token` names, or `NotFound` (as Go: the worker then
+/// drops its copy of the run and the next task replays).
+pub fn current_task(state: &ExecutionState, token: &TaskToken) -> Result<WorkflowTaskInfo> {
+    // A token of another kind names no workflow task (Temporal: NotFound).
+    if token.kind != TaskKind::WorkflowTask as i32 || !token.query_id.is_empty() {
+        return Err(ServiceError::NotFound("Workflow task not found.".into()));
+    }
+    if !state.is_open() {
+        return Err(ServiceError::NotFound("workflow execution already completed".into()));
+    }
+    match &state.workflow_task {
+        Some(wt)
+            if wt.started_event_id > 0
+                && wt.scheduled_event_id == token.scheduled_event_id
+                && wt.started_event_id == token.started_event_id
+                && wt.attempt == token.attempt =>
+        {
+            Ok(wt.clone())
+        }
+        _ => Err(ServiceError::NotFound("Workflow task not found.".into())),
+    }
+}
+
+/// The scheduled, not yet started workflow task the backlog task `payload` names, if
+/// it is still the run's current one (and the run is open).
+pub fn pending_task(state: &ExecutionState, payload: &TaskPayload) -> Option<WorkflowTaskInfo> {
+    let wt = state.workflow_task.as_ref()?;
+    let current = payload.kind == TaskKind::WorkflowTask as i32
+        && wt.scheduled_event_id == payload.scheduled_event_id
+        && wt.attempt == payload.attempt
+        && wt.started_event_id == 0;
+    (current && state.is_open()).then(|| wt.clone())
+}
+
+/// A poller takes the task `wt` (backlog task `task_id` of `queue`): WorkflowTaskStarted,
+/// the task acknowledged, the start-to-close timer armed; returns the Started event id.
+/// `request_id`: a fresh id for the attempt; `default_timeout_ms`: when the task has none.
+pub fn start(
+    txn: &mut RunTxn,
+    wt: &WorkflowTaskInfo,
+    (queue, task_id): (&QueueKey, u64),
+    poller: &Poller,
+    request_id: String,
+    default_timeout_ms: i64,
+) -> i64 {
+    let started_event_id = record_started(txn, wt, poller, request_id);
+    txn.ack(queue.clone(), task_id);
+    let base_timeout = if wt.timeout_ms > 0 { wt.timeout_ms } else { default_timeout_ms };
+    let timer = TimerPayload {
+        kind: TimerKind::WorkflowTaskStartToClose as i32,
+        event_id: wt.scheduled_event_id,
+        attempt: wt.attempt,
+        timer_id: String::new(),
+    };
+    txn.add_timer(txn.now_ms.saturating_add(start_to_close_ms(base_timeout, wt.attempt)), timer);
+    started_event_id
+}
+
+/// Adds WorkflowTaskStarted for `wt` and marks it started; returns the event id.
+fn record_started(txn: &mut RunTxn, wt: &WorkflowTaskInfo, poller: &Poller, request_id: String) -> i64 {
+    let history_size_bytes = txn.state.history_size_bytes;
+    let mut reasons = Vec::new();
+    if history_size_bytes >= SUGGEST_CAN_HISTORY_BYTES {
+        reasons.push(SuggestContinueAsNewReason::HistorySizeTooLarge as i32);
+    }
+    if txn.next_event_id() >= SUGGEST_CAN_HISTORY_EVENTS {
+        reasons.push(SuggestContinueAsNewReason::TooManyHistoryEvents as i32);
+    }
+    #[allow(deprecated)]
+    let attributes = WorkflowTaskStartedEventAttributes {
+        scheduled_event_id: wt.scheduled_event_id,
+        identity: poller.identity.clone(),
+        request_id: request_id.clone(),
+        suggest_continue_as_new: !reasons.is_empty(),
+        suggest_continue_as_new_reasons: reasons,
+        history_size_bytes,
+        worker_version: (!poller.build_id.is_empty())
+            .then(|| WorkerVersionStamp { build_id: poller.build_id.clone(), use_versioning: false }),
+        ..Default::default()
+    };
+    let started_event_id = txn.add_event(Attributes::WorkflowTaskStartedEventAttributes(attributes));
+    let now = txn.now_ms;
+    if let Some(task) = txn.state.workflow_task.as_mut() {
+        task.started_event_id = started_event_id;
+        task.started_time_ms = now;
+        task.identity = poller.identity.clone();
+        task.request_id = request_id;
+    }
+    started_event_id
+}
+
+/// Start-to-close timeout of `attempt`: the workflow's, plus a growing backoff once a
+/// task keeps failing (so a broken workflow is retried ever more slowly).
+pub fn start_to_close_ms(base_ms: i64, attempt: i32) -> i64 {
+    if attempt <= RETRY_BACKOFF_MIN_ATTEMPTS {
+        return base_ms;
+    }
+    let doublings = (attempt - RETRY_BACKOFF_MIN_ATTEMPTS - 1).clamp(0, 20) as u32;
+    let backoff = RETRY_BACKOFF_INITIAL_MS.saturating_mul(1i64 << doublings).min(RETRY_BACKOFF_MAX_MS);
+    base_ms.saturating_add(backoff)
+}
+
+/// Removes, in `txn`, the run's stored start-to-close timers of workflow tasks. Call
+/// when the started task ends: the timer would only fire stale, and costs a write to
+/// remove then.
+pub fn drop_start_to_close_timers(txn: &mut RunTxn) {
+    let ids: Vec<u64> =
+        txn.stored_timers().filter(|(_, t)| t.kind == TimerKind::WorkflowTaskStartToClose as i32).map(|(id, _)| id).collect();
+    for id in ids {
+        txn.remove_timer(id);
+    }
+}
+
+/// After WorkflowTaskFailed/TimedOut of `attempt`: the events buffered meanwhile are
+/// written, and (if the run is open) the task is scheduled again with `attempt + 1`.
+pub fn retry_workflow_task(txn: &mut RunTxn, attempt: i32) {
+    txn.flush_buffered_events();
+    txn.state.workflow_task = None;
+    if !txn.state.is_open() {
+        return;
+    }
+    let next = attempt.max(1).saturating_add(1);
+    txn.state.workflow_task_attempt = next;
+    wft::schedule_workflow_task(txn, next);
+}
+
+/// `RespondWorkflowTaskFailed` of the started task `wt`: WorkflowTaskFailed, then the
+/// task again (attempt + 1).
+pub fn fail(txn: &mut RunTxn, wt: &WorkflowTaskInfo, req: RespondWorkflowTaskFailedRequest) {
+    #[allow(deprecated)]
+    let attributes = WorkflowTaskFailedEventAttributes {
+        scheduled_event_id: wt.scheduled_event_id,
+        started_event_id: wt.started_event_id,
+        cause: req.cause,
+        failure: req.failure,
+        identity: req.identity,
+        binary_checksum: req.binary_checksum,
+        worker_version: req.worker_version,
+        ..Default::default()
+    };
+    txn.add_event(Attributes::WorkflowTaskFailedEventAttributes(attributes));
+    retry_workflow_task(txn, wt.attempt);
+    drop_start_to_close_timers(txn);
+}
+
+/// The start-to-close timer of workflow task (`scheduled_event_id`, `attempt`) fired:
+/// if that task is still the started one, WorkflowTaskTimedOut and the task again
+/// (attempt + 1); false (nothing changed) for a stale timer.
+pub fn time_out(txn: &mut RunTxn, scheduled_event_id: i64, attempt: i32) -> bool {
+    let current = txn
+        .state
+        .workflow_task
+        .clone()
+        .filter(|wt| wt.scheduled_event_id == scheduled_event_id && wt.attempt == attempt && wt.started_event_id > 0);
+    let Some(wt) = current.filter(|_| txn.state.is_open()) else { return false };
+    txn.add_event(Attributes::WorkflowTaskTimedOutEventAttributes(WorkflowTaskTimedOutEventAttributes {
+        scheduled_event_id: wt.scheduled_event_id,
+        started_event_id: wt.started_event_id,
+        timeout_type: TimeoutType::StartToClose as i32,
+    }));
+    retry_workflow_task(txn, wt.attempt);
+    drop_start_to_close_timers(txn);
+    true
+}
