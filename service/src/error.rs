@@ -7,17 +7,39 @@ use temporalio_protos::protos::google::rpc::Status as RpcStatus;
 use temporalio_protos::protos::temporal::api::errordetails::v1 as details;
 use tonic::{Code, Status};
 
+use crate::core::error::{ActivityError, RunError, StartError, TokenError, WorkflowTaskError};
+use crate::engine::errors::{HistoryError, MisuseError, QueryError, StoredDataError};
+
+/// Every error a call can end with. The domain errors of each area (the core's and the
+/// engine's) are wrapped as they are; the string variants are for request validation
+/// in the frontend and for the storage/raft layers' own messages.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    WorkflowTask(#[from] WorkflowTaskError),
+    #[error(transparent)]
+    Activity(#[from] ActivityError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// Boxed: rare, and large (it names runs).
+    #[error(transparent)]
+    StoredData(Box<StoredDataError>),
+    #[error(transparent)]
+    Misuse(Box<MisuseError>),
     #[error("{0}")]
     InvalidArgument(String),
     #[error("{0}")]
     NotFound(String),
     #[error("namespace {0} is not found")]
     NamespaceNotFound(String),
-    /// A workflow with this id is already running.
-    #[error("workflow execution already started")]
-    WorkflowAlreadyStarted { start_request_id: String, run_id: String },
     #[error("{0}")]
     AlreadyExists(String),
     #[error("{0}")]
@@ -31,9 +53,6 @@ pub enum ServiceError {
     /// sees `Unavailable` naming the leader.
     #[error("shard {shard} is not served by this node (leader: {})", leader_hint.map_or("unknown".to_string(), |id| format!("node {id}")))]
     NotLeader { shard: u32, leader_hint: Option<u64> },
-    /// A workflow task tried to close the workflow while new events were waiting.
-    #[error("UnhandledCommand")]
-    UnhandledCommand,
     /// A query handler failed on the worker.
     #[error("{0}")]
     QueryFailed(String),
@@ -48,6 +67,40 @@ pub enum ServiceError {
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
 impl ServiceError {
+    /// Whether the call may succeed if made again as it is (the shard is moving, the
+    /// node is busy or briefly unavailable): work taken for it should be put back.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ServiceError::Unavailable(_) | ServiceError::ResourceExhausted(_) | ServiceError::NotLeader { .. })
+    }
+
+    /// The gRPC status code this error is answered with: the one mapping of every
+    /// area's errors to codes.
+    pub fn code(&self) -> Code {
+        use ServiceError as E;
+        match self {
+            E::Start(StartError::AlreadyStarted { .. }) => Code::AlreadyExists,
+            E::Start(_) | E::Token(_) | E::History(_) => Code::InvalidArgument,
+            E::Run(_) => Code::NotFound,
+            E::WorkflowTask(WorkflowTaskError::NotFound | WorkflowTaskError::RunCompleted) => Code::NotFound,
+            E::WorkflowTask(_) => Code::InvalidArgument,
+            E::Activity(ActivityError::NotFound | ActivityError::RunCompleted) => Code::NotFound,
+            E::Activity(ActivityError::CancelNotRequested) => Code::InvalidArgument,
+            E::Query(QueryError::NoWorkflowTaskYet | QueryError::WorkflowTaskFailing) => Code::FailedPrecondition,
+            E::Query(QueryError::TooManyPending { .. }) => Code::ResourceExhausted,
+            E::Query(QueryError::TaskNotFound | QueryError::AlreadyAnswered) => Code::NotFound,
+            E::Query(QueryError::BadCompletedType) => Code::InvalidArgument,
+            E::InvalidArgument(_) | E::QueryFailed(_) => Code::InvalidArgument,
+            E::NotFound(_) | E::NamespaceNotFound(_) => Code::NotFound,
+            E::AlreadyExists(_) => Code::AlreadyExists,
+            E::FailedPrecondition(_) => Code::FailedPrecondition,
+            E::ResourceExhausted(_) => Code::ResourceExhausted,
+            E::Unavailable(_) | E::NotLeader { .. } => Code::Unavailable,
+            E::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            E::Unimplemented(_) => Code::Unimplemented,
+            E::Internal(_) | E::StoredData(_) | E::Misuse(_) => Code::Internal,
+        }
+    }
+
     /// A Raft error met while serving `shard`.
     pub fn from_raft(e: RaftError, shard: u32) -> Self {
         use hourglass_storage::state::{ApplyError, OpError};
@@ -61,6 +114,18 @@ impl ServiceError {
             }
             other => other.into(),
         }
+    }
+}
+
+impl From<StoredDataError> for ServiceError {
+    fn from(e: StoredDataError) -> Self {
+        ServiceError::StoredData(Box::new(e))
+    }
+}
+
+impl From<MisuseError> for ServiceError {
+    fn from(e: MisuseError) -> Self {
+        ServiceError::Misuse(Box::new(e))
     }
 }
 
@@ -103,24 +168,18 @@ impl From<ServiceError> for Status {
     fn from(e: ServiceError) -> Self {
         let message = e.to_string();
         match e {
-            ServiceError::InvalidArgument(_) | ServiceError::UnhandledCommand => Status::invalid_argument(message),
-            ServiceError::NotFound(_) => Status::not_found(message),
+            ServiceError::Start(StartError::AlreadyStarted { start_request_id, run_id }) => with_detail(
+                Code::AlreadyExists,
+                message,
+                "temporal.api.errordetails.v1.WorkflowExecutionAlreadyStartedFailure",
+                details::WorkflowExecutionAlreadyStartedFailure { start_request_id, run_id, ..Default::default() }.encode_to_vec(),
+            ),
             ServiceError::NamespaceNotFound(namespace) => with_detail(
                 Code::NotFound,
                 message,
                 "temporal.api.errordetails.v1.NamespaceNotFoundFailure",
                 details::NamespaceNotFoundFailure { namespace }.encode_to_vec(),
             ),
-            ServiceError::WorkflowAlreadyStarted { start_request_id, run_id } => with_detail(
-                Code::AlreadyExists,
-                message,
-                "temporal.api.errordetails.v1.WorkflowExecutionAlreadyStartedFailure",
-                details::WorkflowExecutionAlreadyStartedFailure { start_request_id, run_id, ..Default::default() }.encode_to_vec(),
-            ),
-            ServiceError::AlreadyExists(_) => Status::already_exists(message),
-            ServiceError::FailedPrecondition(_) => Status::failed_precondition(message),
-            ServiceError::ResourceExhausted(_) => Status::resource_exhausted(message),
-            ServiceError::Unavailable(_) => Status::unavailable(message),
             ServiceError::NotLeader { leader_hint, .. } => {
                 let mut status = Status::unavailable(format!("{message}; retry"));
                 if let Some(id) = leader_hint {
@@ -136,9 +195,13 @@ impl From<ServiceError> for Status {
                 "temporal.api.errordetails.v1.QueryFailedFailure",
                 details::QueryFailedFailure::default().encode_to_vec(),
             ),
-            ServiceError::DeadlineExceeded(_) => Status::deadline_exceeded(message),
-            ServiceError::Unimplemented(_) => Status::unimplemented(message),
-            ServiceError::Internal(_) => Status::internal(message),
+            other => Status::new(other.code(), message),
         }
     }
+}
+
+/// The status code a call ended with (`None`: it succeeded); for tests.
+#[cfg(test)]
+pub(crate) fn code_of<T>(result: &Result<T>) -> Option<Code> {
+    result.as_ref().err().map(ServiceError::code)
 }

@@ -23,6 +23,7 @@
 pub mod activity;
 pub mod children;
 pub mod commands;
+pub mod error;
 pub mod lifecycle;
 pub mod retry;
 pub mod run;
@@ -38,6 +39,7 @@ pub mod workflow_task;
 use bytes::Bytes;
 use hourglass_storage::state::RunKey;
 use prost::Message;
+use temporalio_protos::protos::temporal::api::enums::v1::WorkflowTaskFailedCause;
 
 use state::ExecutionState;
 use tasks::TimerPayload;
@@ -62,10 +64,28 @@ impl Default for EngineConfig {
 /// Why a command in a workflow task completion is refused: the workflow task fails
 /// with `cause` (`temporal.api.enums.v1.WorkflowTaskFailedCause`) and nothing of that
 /// completion is applied.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandFailure {
     pub cause: i32,
     pub message: String,
+}
+
+/// Go's name of a workflow task failed cause (`UnhandledCommand`), or its number.
+pub fn cause_name(cause: i32) -> String {
+    match WorkflowTaskFailedCause::try_from(cause) {
+        Ok(c) => format!("{c:?}"),
+        Err(_) => cause.to_string(),
+    }
+}
+
+/// What a failed workflow task reports, in the WorkflowTaskFailed event and the RPC
+/// answer: `Cause` or `Cause: message` (Go's `workflowTaskFailedCause.Message()`).
+pub fn failed_cause_message(cause: i32, message: &str) -> String {
+    if message.is_empty() {
+        cause_name(cause)
+    } else {
+        format!("{}: {message}", cause_name(cause))
+    }
 }
 
 /// Where new ids come from (run ids, request ids of runs the server starts itself).

@@ -21,11 +21,13 @@ use temporalio_protos::protos::temporal::api::history::v1::history_event::Attrib
 use temporalio_protos::protos::temporal::api::history::v1::WorkflowExecutionStartedEventAttributes;
 use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 
+use super::error::StartError;
 use super::state::{ExecutionState, ParentInfo};
 use super::tasks::{TimerKind, TimerPayload};
 use super::txn::{duration, timestamp, RunTxn};
 use super::{wft, EngineConfig, RunView};
-use crate::error::{Result, ServiceError};
+
+type Result<T, E = StartError> = std::result::Result<T, E>;
 
 /// Identity Temporal's server writes on events it causes itself.
 pub const SERVER_IDENTITY: &str = "history-service";
@@ -211,18 +213,13 @@ impl Policies {
     /// TERMINATE_IF_RUNNING reuse policy means "allow duplicate, terminate existing".
     #[allow(deprecated)] // TERMINATE_IF_RUNNING: deprecated, still sent by clients
     pub fn resolve(reuse: i32, conflict: i32, default_conflict: WorkflowIdConflictPolicy) -> Result<Self> {
-        let reuse = WorkflowIdReusePolicy::try_from(reuse)
-            .map_err(|_| ServiceError::InvalidArgument(format!("unknown WorkflowIdReusePolicy {reuse}")))?;
-        let conflict = WorkflowIdConflictPolicy::try_from(conflict)
-            .map_err(|_| ServiceError::InvalidArgument(format!("unknown WorkflowIdConflictPolicy {conflict}")))?;
+        let reuse = WorkflowIdReusePolicy::try_from(reuse).map_err(|_| StartError::UnknownReusePolicy(reuse))?;
+        let conflict = WorkflowIdConflictPolicy::try_from(conflict).map_err(|_| StartError::UnknownConflictPolicy(conflict))?;
         match (reuse, conflict) {
-            (WorkflowIdReusePolicy::TerminateIfRunning, WorkflowIdConflictPolicy::Unspecified) => Ok(Self {
-                reuse: WorkflowIdReusePolicy::AllowDuplicate,
-                conflict: WorkflowIdConflictPolicy::TerminateExisting,
-            }),
-            (WorkflowIdReusePolicy::TerminateIfRunning, _) => Err(ServiceError::InvalidArgument(
-                "Invalid WorkflowIDReusePolicy: WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING cannot be used together with a WorkflowIDConflictPolicy".into(),
-            )),
+            (WorkflowIdReusePolicy::TerminateIfRunning, WorkflowIdConflictPolicy::Unspecified) => {
+                Ok(Self { reuse: WorkflowIdReusePolicy::AllowDuplicate, conflict: WorkflowIdConflictPolicy::TerminateExisting })
+            }
+            (WorkflowIdReusePolicy::TerminateIfRunning, _) => Err(StartError::TerminateIfRunningWithConflictPolicy),
             (reuse, conflict) => Ok(Self {
                 reuse: if reuse == WorkflowIdReusePolicy::Unspecified { WorkflowIdReusePolicy::AllowDuplicate } else { reuse },
                 conflict: if conflict == WorkflowIdConflictPolicy::Unspecified { default_conflict } else { conflict },
@@ -247,10 +244,8 @@ pub enum Decision {
 /// under the workflow's lock; `open`: whether that run is open.
 pub fn decide(current: Option<(RunView, bool)>, request_id: &str, policies: Policies) -> Result<Decision> {
     let Some((current, open)) = current else { return Ok(Decision::Create) };
-    let already = |run: &RunView| ServiceError::WorkflowAlreadyStarted {
-        start_request_id: run.state.start_request_id.clone(),
-        run_id: run.key.run_id.clone(),
-    };
+    let already =
+        |run: &RunView| StartError::AlreadyStarted { start_request_id: run.state.start_request_id.clone(), run_id: run.key.run_id.clone() };
     if open {
         if !request_id.is_empty() && current.state.start_request_id == request_id {
             return Ok(Decision::SameRequest(current));

@@ -6,9 +6,9 @@ use temporalio_protos::protos::temporal::api::history::v1::{
     WorkflowExecutionCancelRequestedEventAttributes, WorkflowExecutionSignaledEventAttributes,
 };
 
+use super::error::RunError;
 use super::txn::RunTxn;
 use super::{lifecycle, wft, RunView};
-use crate::error::{Result, ServiceError};
 
 /// A signal as a client sent it.
 #[derive(Debug, Clone, Default)]
@@ -46,9 +46,9 @@ pub fn add_signal(txn: &mut RunTxn, signal: &SignalSpec) {
 
 /// `NotFound` unless `run` belongs to the chain of runs `first_execution_run_id`
 /// (empty: any chain).
-pub fn check_chain(run: &RunView, first_execution_run_id: &str) -> Result<()> {
+pub fn check_chain(run: &RunView, first_execution_run_id: &str) -> Result<(), RunError> {
     if !first_execution_run_id.is_empty() && run.state.first_execution_run_id != first_execution_run_id {
-        return Err(ServiceError::NotFound("workflow execution not found".into()));
+        return Err(RunError::OtherChain);
     }
     Ok(())
 }

@@ -5,8 +5,8 @@
 
 use prost::Message;
 
+use super::error::TokenError;
 use super::tasks::TaskKind;
-use crate::error::ServiceError;
 
 const MAGIC: u8 = 0xA7;
 const VERSION: u8 = 1;
@@ -48,8 +48,8 @@ impl TaskToken {
         out
     }
 
-    pub fn decode_token(bytes: &[u8]) -> Result<Self, ServiceError> {
-        let bad = |why: &str| ServiceError::InvalidArgument(format!("malformed task token: {why}"));
+    pub fn decode_token(bytes: &[u8]) -> Result<Self, TokenError> {
+        let bad = TokenError;
         if bytes.is_empty() {
             return Err(bad("empty"));
         }
@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn garbage_is_invalid_argument() {
         for bad in [&b""[..], b"x", &[MAGIC, 9, 1], &[MAGIC, VERSION, 0xff, 0xff], &[0u8; 5000]] {
-            assert!(matches!(TaskToken::decode_token(bad), Err(ServiceError::InvalidArgument(_))), "{bad:?}");
+            assert!(matches!(TaskToken::decode_token(bad), Err(TokenError(_))), "{bad:?}");
         }
         let mut t = sample().encode_token();
         t.truncate(t.len() - 3);
@@ -122,7 +122,7 @@ mod tests {
             let bytes = t.encode_token();
             assert_eq!(TaskToken::decode_token(&bytes).unwrap(), t);
             for n in 0..bytes.len() {
-                assert!(matches!(TaskToken::decode_token(&bytes[..n]), Err(ServiceError::InvalidArgument(_))), "{t:?} cut to {n} bytes");
+                assert!(matches!(TaskToken::decode_token(&bytes[..n]), Err(TokenError(_))), "{t:?} cut to {n} bytes");
             }
         }
     }

@@ -11,12 +11,12 @@ use temporalio_protos::protos::temporal::api::history::v1::{
 };
 use temporalio_protos::protos::temporal::api::workflowservice::v1::RespondWorkflowTaskFailedRequest;
 
+use super::error::WorkflowTaskError;
 use super::state::{ExecutionState, WorkflowTaskInfo};
 use super::tasks::{TaskKind, TaskPayload, TimerKind, TimerPayload};
 use super::token::TaskToken;
 use super::txn::RunTxn;
 use super::wft;
-use crate::error::{Result, ServiceError};
 
 /// History size from which WorkflowTaskStarted suggests continue-as-new (Go default).
 const SUGGEST_CAN_HISTORY_BYTES: i64 = 4 * 1024 * 1024;
@@ -43,13 +43,13 @@ pub fn token_run(token: &TaskToken) -> RunKey {
 
 /// The started workflow task `token` names, or `NotFound` (as Go: the worker then
 /// drops its copy of the run and the next task replays).
-pub fn current_task(state: &ExecutionState, token: &TaskToken) -> Result<WorkflowTaskInfo> {
+pub fn current_task(state: &ExecutionState, token: &TaskToken) -> Result<WorkflowTaskInfo, WorkflowTaskError> {
     // A token of another kind names no workflow task (Temporal: NotFound).
     if token.kind != TaskKind::WorkflowTask as i32 || !token.query_id.is_empty() {
-        return Err(ServiceError::NotFound("Workflow task not found.".into()));
+        return Err(WorkflowTaskError::NotFound);
     }
     if !state.is_open() {
-        return Err(ServiceError::NotFound("workflow execution already completed".into()));
+        return Err(WorkflowTaskError::RunCompleted);
     }
     match &state.workflow_task {
         Some(wt)
@@ -60,7 +60,7 @@ pub fn current_task(state: &ExecutionState, token: &TaskToken) -> Result<Workflo
         {
             Ok(wt.clone())
         }
-        _ => Err(ServiceError::NotFound("Workflow task not found.".into())),
+        _ => Err(WorkflowTaskError::NotFound),
     }
 }
 

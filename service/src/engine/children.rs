@@ -23,12 +23,14 @@ use temporalio_protos::protos::temporal::api::history::v1::*;
 
 use super::{history, start, Engine, RunView, ShardOwner, WorkflowGuard};
 use crate::core::children::{child_closed, child_started, execution_of};
+use crate::core::error::StartError;
 use crate::core::run::{self, Decision, Policies, RunSpec, Timeouts, SERVER_IDENTITY};
 use crate::core::signals::add_cancel_request;
 use crate::core::state::{ChildInfo, ParentInfo};
 use crate::core::tasks::TimerKind;
 use crate::core::txn::duration_ms;
 use crate::core::{lifecycle, wft};
+use crate::engine::errors::StoredDataError;
 use crate::error::{Result, ServiceError};
 
 /// How long a parent notification waits when the parent has a workflow task in flight
@@ -52,10 +54,9 @@ pub async fn start_child(engine: &Engine, parent: &RunKey, initiated_event_id: i
     }
     let initiated = match history::read_event(&parent_owner, parent, initiated_event_id)?.attributes {
         Some(Attributes::StartChildWorkflowExecutionInitiatedEventAttributes(a)) => a,
-        other => {
-            return Err(ServiceError::Internal(format!(
-                "event {initiated_event_id} of {parent:?} is not StartChildWorkflowExecutionInitiated: {other:?}"
-            )))
+        _ => {
+            let expected = "StartChildWorkflowExecutionInitiated";
+            return Err(StoredDataError::UnexpectedEvent { run: parent.clone(), event_id: initiated_event_id, expected }.into());
         }
     };
     let parent_started = history::started_attributes(&parent_owner, parent)?;
@@ -126,7 +127,7 @@ async fn create_child_run(
     let existing = match start::decide(&lock, namespace, workflow_id, "", policies) {
         Ok(Decision::Create) => None,
         Ok(Decision::TerminateExisting(run)) => Some(run),
-        Ok(Decision::SameRequest(_) | Decision::UseExisting(_)) | Err(ServiceError::WorkflowAlreadyStarted { .. }) => {
+        Ok(Decision::SameRequest(_) | Decision::UseExisting(_)) | Err(ServiceError::Start(StartError::AlreadyStarted { .. })) => {
             return Ok(ChildStart::AlreadyExists)
         }
         Err(e) => return Err(e),
@@ -253,7 +254,8 @@ async fn record_child_closed(
     };
     let execution = WorkflowExecution { workflow_id: child.key.workflow_id.clone(), run_id: child.key.run_id.clone() };
     let Some(attrs) = child_closed(&close, &info, execution, initiated_event_id, started_event_id) else {
-        return Err(ServiceError::Internal(format!("last event of closed run {:?} is not a close event", child.key)));
+        let close_event_id = history::close_event_id(child);
+        return Err(StoredDataError::UnexpectedEvent { run: child.key.clone(), event_id: close_event_id, expected: "a close event" }.into());
     };
     wft::add_external_event(&mut txn, attrs);
     txn.state.remove_child(initiated_event_id);
@@ -277,7 +279,7 @@ fn find_child_started(owner: &ShardOwner, parent: &RunKey, initiated_event_id: i
         }
         from = last + 1;
     }
-    Err(ServiceError::Internal(format!("{parent:?} has no ChildWorkflowExecutionStarted for initiated event {initiated_event_id}")))
+    Err(StoredDataError::ChildStartedMissing { parent: parent.clone(), initiated_event_id }.into())
 }
 
 /// Applies `child`'s parent close policy after its parent `parent` closed: terminate

@@ -58,7 +58,7 @@ pub async fn complete_workflow_task(
                 lock.commit(txn).await?;
                 lock.queries().on_workflow_task_closed(&run, outstanding);
             }
-            Err(refused.answer)
+            Err(refused.answer.into())
         }
     }
 }

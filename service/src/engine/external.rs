@@ -12,7 +12,8 @@ use crate::core::lifecycle;
 use crate::core::run::{self, Decision, Policies, RunSpec, StartOutcome};
 use crate::core::signals::{add_cancel_request, add_signal, check_chain, SignalSpec};
 use crate::core::txn::RunTxn;
-use crate::error::{Result, ServiceError};
+use crate::engine::errors::StoredDataError;
+use crate::error::Result;
 
 /// SignalWorkflowExecution; returns the signalled run.
 pub async fn signal_workflow(engine: &Engine, namespace: &str, workflow_id: &str, run_id: &str, signal: SignalSpec) -> Result<RunKey> {
@@ -84,7 +85,7 @@ fn decode_outcome(bytes: &[u8]) -> Result<StartOutcome> {
         Some((&started, run_id)) if started <= 1 => {
             Ok(StartOutcome { run_id: String::from_utf8_lossy(run_id).into_owned(), started: started == 1 })
         }
-        _ => Err(ServiceError::Internal("signal-with-start dedupe record does not decode".into())),
+        _ => Err(StoredDataError::UndecodableDedupe("signal-with-start").into()),
     }
 }
 

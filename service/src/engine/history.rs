@@ -13,6 +13,7 @@ use temporalio_protos::protos::temporal::api::history::v1::history_event::Attrib
 use temporalio_protos::protos::temporal::api::history::v1::{HistoryEvent, WorkflowExecutionStartedEventAttributes};
 use tokio::time::Instant;
 
+use super::errors::{HistoryError, StoredDataError};
 use super::{runs, Engine, RunView, ShardOwner};
 use crate::error::{Result, ServiceError};
 
@@ -51,7 +52,7 @@ impl PageToken {
     }
 
     pub fn decode_token(bytes: &[u8]) -> Result<Self> {
-        let invalid = || ServiceError::InvalidArgument("Invalid NextPageToken.".into());
+        let invalid = || ServiceError::from(HistoryError::InvalidPageToken);
         if bytes.len() < 2 || bytes.len() > TOKEN_BYTES_MAX || bytes[0] != TOKEN_MAGIC || bytes[1] != TOKEN_VERSION {
             return Err(invalid());
         }
@@ -65,11 +66,12 @@ impl PageToken {
 
 /// Events `from..` of `run` (at most `max`), decoded.
 pub fn read_events(owner: &ShardOwner, run: &RunKey, from: i64, max: usize) -> Result<Vec<HistoryEvent>> {
-    let from = u64::try_from(from).map_err(|_| ServiceError::Internal(format!("negative event id {from}")))?;
+    let from = u64::try_from(from).map_err(|_| StoredDataError::MissingEvent { run: run.clone(), event_id: from })?;
     let raw = owner.read_history(run, from, max)?;
     raw.into_iter()
         .map(|(id, bytes)| {
-            HistoryEvent::decode(bytes.as_ref()).map_err(|e| ServiceError::Internal(format!("event {id} of {run:?} does not decode: {e}")))
+            HistoryEvent::decode(bytes.as_ref())
+                .map_err(|source| StoredDataError::UndecodableEvent { run: run.clone(), event_id: id, source }.into())
         })
         .collect()
 }
@@ -79,14 +81,14 @@ pub fn read_event(owner: &ShardOwner, run: &RunKey, event_id: i64) -> Result<His
     read_events(owner, run, event_id, 1)?
         .pop()
         .filter(|e| e.event_id == event_id)
-        .ok_or_else(|| ServiceError::Internal(format!("{run:?} has no event {event_id}")))
+        .ok_or_else(|| StoredDataError::MissingEvent { run: run.clone(), event_id }.into())
 }
 
 /// The attributes of `run`'s WorkflowExecutionStarted (event 1).
 pub fn started_attributes(owner: &ShardOwner, run: &RunKey) -> Result<WorkflowExecutionStartedEventAttributes> {
     match read_event(owner, run, 1)?.attributes {
         Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => Ok(a),
-        _ => Err(ServiceError::Internal(format!("event 1 of {run:?} is not WorkflowExecutionStarted"))),
+        _ => Err(StoredDataError::UnexpectedEvent { run: run.clone(), event_id: 1, expected: "WorkflowExecutionStarted" }.into()),
     }
 }
 
@@ -129,11 +131,11 @@ fn token_for(run: &RunKey, next_event_id: i64) -> Vec<u8> {
 pub async fn get_history(engine: &Engine, namespace: &str, req: HistoryRequest) -> Result<HistoryPage> {
     let token = if req.next_page_token.is_empty() { None } else { Some(PageToken::decode_token(&req.next_page_token)?) };
     if token.as_ref().is_some_and(|t| t.reverse) {
-        return Err(ServiceError::InvalidArgument("Invalid NextPageToken.".into()));
+        return Err(HistoryError::InvalidPageToken.into());
     }
     let run_id = match &token {
         Some(t) if req.run_id.is_empty() => t.run_id.clone(),
-        Some(t) if t.run_id != req.run_id => return Err(ServiceError::InvalidArgument("next_page_token belongs to another run".into())),
+        Some(t) if t.run_id != req.run_id => return Err(HistoryError::PageTokenOfAnotherRun.into()),
         _ => req.run_id.clone(),
     };
     let owner = engine.owner_for(namespace, &req.workflow_id).await?;
@@ -157,7 +159,7 @@ pub async fn get_history(engine: &Engine, namespace: &str, req: HistoryRequest) 
     let from = token.as_ref().map(|t| t.next_event_id).unwrap_or(1);
     let bound = token.as_ref().map(|t| t.end_event_id).unwrap_or(0);
     if from > run.next_event_id || (bound > 0 && from > bound) {
-        return Err(ServiceError::InvalidArgument("Invalid NextPageToken.".into()));
+        return Err(HistoryError::InvalidPageToken.into());
     }
     if req.wait_new_event && token.is_some() && bound == 0 && run.state.is_open() && from >= run.next_event_id {
         run = wait_until(&owner, &key, deadline, |r| r.next_event_id > from || !r.state.is_open()).await?;
@@ -206,11 +208,11 @@ pub async fn get_history_reverse(
 ) -> Result<HistoryPage> {
     let token = if next_page_token.is_empty() { None } else { Some(PageToken::decode_token(next_page_token)?) };
     if token.as_ref().is_some_and(|t| !t.reverse) {
-        return Err(ServiceError::InvalidArgument("Invalid NextPageToken.".into()));
+        return Err(HistoryError::InvalidPageToken.into());
     }
     let run_id = match &token {
         Some(t) if run_id.is_empty() => t.run_id.clone(),
-        Some(t) if t.run_id != run_id => return Err(ServiceError::InvalidArgument("next_page_token belongs to another run".into())),
+        Some(t) if t.run_id != run_id => return Err(HistoryError::PageTokenOfAnotherRun.into()),
         _ => run_id.to_string(),
     };
     let owner = engine.owner_for(namespace, workflow_id).await?;
@@ -218,7 +220,7 @@ pub async fn get_history_reverse(
     let last = run.next_event_id - 1;
     let high = token.as_ref().map(|t| t.next_event_id).unwrap_or(last);
     if high > last {
-        return Err(ServiceError::InvalidArgument("Invalid NextPageToken.".into()));
+        return Err(HistoryError::InvalidPageToken.into());
     }
     let page_size = if page_size == 0 { PAGE_EVENTS_MAX } else { page_size.min(PAGE_EVENTS_MAX) } as i64;
     let low = (high - page_size + 1).max(1);
@@ -271,7 +273,7 @@ mod tests {
         let t = PageToken { run_id: "r".into(), next_event_id: 7, end_event_id: 9, reverse: false };
         assert_eq!(PageToken::decode_token(&t.encode_token()).unwrap(), t);
         for bad in [&b"garbage"[..], b"", b"\x68", b"\x68\x02", b"\x68\x01\xff\xff"] {
-            assert!(matches!(PageToken::decode_token(bad), Err(ServiceError::InvalidArgument(_))), "{bad:?}");
+            assert_eq!(PageToken::decode_token(bad).map_err(|e| e.code()).err(), Some(tonic::Code::InvalidArgument), "{bad:?}");
         }
         let zero = PageToken { run_id: "r".into(), next_event_id: 0, ..Default::default() };
         assert!(PageToken::decode_token(&zero.encode_token()).is_err());

@@ -8,7 +8,8 @@ use super::{children, Engine};
 use crate::core::lifecycle;
 use crate::core::tasks::{TimerKind, TimerPayload};
 use crate::core::txn::RunTxn;
-use crate::error::{Result, ServiceError};
+use crate::engine::errors::MisuseError;
+use crate::error::Result;
 
 /// A run-level timer fired: run/execution timeout, start backoff, start a child,
 /// the closed-run outbox (see `TimerKind`). Idempotent: a timer may fire again after
@@ -20,7 +21,7 @@ pub async fn on_run_timer(engine: &Engine, run: &RunKey, timer: &TimerPayload) -
         Ok(TimerKind::WorkflowStartBackoff) => update(engine, run, lifecycle::on_start_backoff).await,
         Ok(TimerKind::StartChild) => children::start_child(engine, run, timer.event_id).await,
         Ok(TimerKind::NotifyParent) => children::on_closed_run(engine, run).await,
-        _ => Err(ServiceError::Internal(format!("timer kind {} is not a run timer", timer.kind))),
+        _ => Err(MisuseError::NotARunTimer(timer.kind).into()),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod activity;
 pub mod children;
 pub mod commands;
 pub mod describe;
+pub mod errors;
 pub mod external;
 pub mod history;
 pub mod lifecycle;
@@ -29,10 +30,11 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::core::error::RunError;
 use crate::core::txn::RunTxn;
 use crate::core::IdSource;
 pub use crate::core::{CommandFailure, EngineConfig, RunView};
-use crate::error::{Result, ServiceError};
+use crate::error::Result;
 use crate::matching::Matching;
 use crate::shard::{OnOwnerStart, Router};
 pub use crate::shard::{ShardOwner, WorkflowGuard};
@@ -158,7 +160,7 @@ impl Engine {
             self.current_run(namespace, workflow_id)
                 .await?
                 .map(|(id, _)| id)
-                .ok_or_else(|| ServiceError::NotFound(format!("workflow {workflow_id} not found")))?
+                .ok_or_else(|| RunError::NoRun { workflow_id: workflow_id.to_string() })?
         } else {
             run_id.to_string()
         };

@@ -12,12 +12,13 @@ use temporalio_protos::protos::temporal::api::enums::v1::{EventType, QueryReject
 use temporalio_protos::protos::temporal::api::query::v1::WorkflowQuery;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::{PollWorkflowTaskQueueResponse, RespondQueryTaskCompletedRequest};
 
+use super::errors::QueryError;
 use super::workflow_task::{first_page, read_history, token_run, FIRST_PAGE_BYTES_MAX, FIRST_PAGE_EVENTS_MAX};
 use super::{Engine, RunView, ShardOwner};
 use crate::core::state::ExecutionState;
 use crate::core::tasks::TaskKind;
 use crate::core::token::TaskToken;
-use crate::error::{Result, ServiceError};
+use crate::error::Result;
 use std::sync::Arc;
 
 /// A failing workflow task fails queries fast from this attempt on (Go).
@@ -40,17 +41,15 @@ pub async fn ask(engine: &Engine, run: &RunKey, query: WorkflowQuery, reject_con
         return Ok(Asked::Rejected(status));
     }
     if state.workflow_task.is_none() && state.last_completed_wft_started_id == 0 {
-        return Err(ServiceError::FailedPrecondition("Workflow task is not scheduled yet.".into()));
+        return Err(QueryError::NoWorkflowTaskYet.into());
     }
     if state.is_open() && state.workflow_task_attempt >= FAIL_QUERY_WORKFLOW_TASK_ATTEMPT {
-        return Err(ServiceError::FailedPrecondition("Unable to query workflow due to Workflow Task in failed state.".into()));
+        return Err(QueryError::WorkflowTaskFailing.into());
     }
     let queue = QueueKey { namespace: run.namespace.clone(), name: state.task_queue.clone(), kind: QueueKind::Workflow };
     let direct = direct_dispatch_ok(&lock, run, &loaded)?;
     let ticket = lock.queries().register(run, query, queue, direct).map_err(|e| match e {
-        RegisterError::TooManyPending { max } => {
-            ServiceError::ResourceExhausted(format!("too many queries ({max}) are already pending on this workflow execution"))
-        }
+        RegisterError::TooManyPending { max } => QueryError::TooManyPending { max },
     })?;
     Ok(Asked::Pending(ticket))
 }
@@ -156,14 +155,14 @@ pub fn legacy_task_response(owner: &ShardOwner, task: &QueryTask) -> Result<Opti
 pub async fn respond(engine: &Engine, token: &TaskToken, req: RespondQueryTaskCompletedRequest) -> Result<()> {
     // A token of another kind names no query task (Temporal: NotFound).
     if token.query_id.is_empty() {
-        return Err(ServiceError::NotFound("query task not found, or already expired".into()));
+        return Err(QueryError::TaskNotFound.into());
     }
     let failure_message = req.failure.as_ref().map(|f| f.message.as_str());
     let outcome = QueryOutcome::from_result(req.completed_type, req.query_result, &req.error_message, failure_message)
-        .ok_or_else(|| ServiceError::InvalidArgument("completed_type must be ANSWERED or FAILED".into()))?;
+        .ok_or(QueryError::BadCompletedType)?;
     let run = token_run(token);
     if !engine.owner_of_run(&run).await?.queries().answer(&run, &token.query_id, outcome) {
-        return Err(ServiceError::NotFound("query task not found: it was answered already or its caller stopped waiting".into()));
+        return Err(QueryError::AlreadyAnswered.into());
     }
     Ok(())
 }

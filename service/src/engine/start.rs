@@ -24,7 +24,7 @@ pub fn decide(owner: &ShardOwner, namespace: &str, workflow_id: &str, request_id
         }
         None => None,
     };
-    decide_policies(current, request_id, policies)
+    Ok(decide_policies(current, request_id, policies)?)
 }
 
 /// The first answer recorded for a deduplicated request on the locked workflow's shard.

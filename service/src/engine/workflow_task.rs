@@ -18,7 +18,8 @@ use super::start::new_run_id;
 use super::{Engine, RunView, WorkflowGuard};
 use crate::core::token::TaskToken;
 use crate::core::workflow_task as rule;
-use crate::error::{Result, ServiceError};
+use crate::engine::errors::StoredDataError;
+use crate::error::Result;
 use crate::matching::{Matching, TaskRef};
 
 /// What became of a task a poll took from matching.
@@ -84,7 +85,7 @@ pub async fn start(engine: &Engine, queue: &QueueKey, task: TaskRef, poller: &Po
         Ok(_) => guard.settle(),
         // Transient: the guard puts the task back for the next poll (matching drops
         // it if its owner's term has ended).
-        Err(e @ (ServiceError::Unavailable(_) | ServiceError::ResourceExhausted(_) | ServiceError::NotLeader { .. })) => return Err(e),
+        Err(e) if e.is_transient() => return Err(e),
         Err(e) => {
             guard.settle();
             tracing::error!(?run, task_id = task.task_id, error = %e, "recording a workflow task started failed; task dropped from matching");
@@ -95,7 +96,7 @@ pub async fn start(engine: &Engine, queue: &QueueKey, task: TaskRef, poller: &Po
     let owner = lock.owner().clone();
     drop(lock);
     let Some(started) = state.workflow_task.as_ref() else {
-        return Err(ServiceError::Internal("started workflow task vanished from the state".into()));
+        return Err(StoredDataError::Vanished { run, what: "the started workflow task" }.into());
     };
     let response = workflow_task_response(&owner, &run, &state, started, queries)?;
     Ok(Started::Task(Box::new(response)))

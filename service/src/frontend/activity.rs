@@ -13,7 +13,8 @@ use tonic::{Request, Response};
 use super::workflow_task::task_token;
 use super::{Frontend, RpcResult};
 use crate::core::activity::outcome::{Canceled, Completed, Failed, Heartbeat};
-use crate::core::activity::{activity_not_found, ActivitySelector, ActivityTarget};
+use crate::core::activity::{ActivitySelector, ActivityTarget};
+use crate::core::error::ActivityError;
 use crate::core::lifecycle::ID_BYTES_MAX;
 use crate::core::tasks::TaskKind;
 use crate::engine::activity::dispatch::{self, Dispatched};
@@ -192,7 +193,7 @@ impl Frontend {
     fn token_target(&self, token: &[u8], request_namespace: &str) -> Result<ActivityTarget> {
         let t = task_token(&self.namespaces, token, request_namespace)?;
         if t.kind != TaskKind::ActivityTask as i32 {
-            return Err(activity_not_found());
+            return Err(ActivityError::NotFound.into());
         }
         Ok(ActivityTarget {
             run: RunKey { namespace: t.namespace, workflow_id: t.workflow_id, run_id: t.run_id },

@@ -213,7 +213,8 @@ impl Frontend {
     ) -> RpcResult<StartWorkflowExecutionResponse> {
         let r = request.into_inner();
         self.namespaces.require(&r.namespace)?;
-        let policies = Policies::resolve(r.workflow_id_reuse_policy, r.workflow_id_conflict_policy, WorkflowIdConflictPolicy::Fail)?;
+        let policies = Policies::resolve(r.workflow_id_reuse_policy, r.workflow_id_conflict_policy, WorkflowIdConflictPolicy::Fail)
+            .map_err(ServiceError::from)?;
         let workflow_id = r.workflow_id.clone();
         let spec = run_spec(
             self.engine.config(),
@@ -281,7 +282,8 @@ impl Frontend {
                 invalid("Invalid WorkflowIDConflictPolicy: WORKFLOW_ID_CONFLICT_POLICY_FAIL is not supported for this operation.").into()
             );
         }
-        let policies = Policies::resolve(r.workflow_id_reuse_policy, r.workflow_id_conflict_policy, WorkflowIdConflictPolicy::UseExisting)?;
+        let policies = Policies::resolve(r.workflow_id_reuse_policy, r.workflow_id_conflict_policy, WorkflowIdConflictPolicy::UseExisting)
+            .map_err(ServiceError::from)?;
         let workflow_id = r.workflow_id.clone();
         let spec = run_spec(
             self.engine.config(),

@@ -24,6 +24,7 @@ use hourglass_storage::records::ShardId;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::engine::errors::MisuseError;
 use crate::error::{Result, ServiceError};
 use crate::matching::Matching;
 pub use owner::{ShardOwner, WorkflowGuard};
@@ -44,7 +45,7 @@ impl Owners {
     }
 
     fn slot(&self, shard: ShardId) -> Result<&watch::Sender<Option<Arc<ShardOwner>>>> {
-        self.slots.get(shard as usize).ok_or_else(|| ServiceError::Internal(format!("no shard {shard}")))
+        self.slots.get(shard as usize).ok_or_else(|| MisuseError::NoSuchShard(shard).into())
     }
 
     /// The live owner of `shard`, if this node has one now.

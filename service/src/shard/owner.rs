@@ -20,9 +20,11 @@ use parking_lot::Mutex;
 use prost::Message;
 use tokio::sync::{Mutex as AsyncMutex, Notify, OwnedMutexGuard};
 
+use crate::core::error::RunError;
 use crate::core::state::ExecutionState;
 use crate::core::txn::{RunTxn, TxnEffects};
 use crate::core::RunView;
+use crate::engine::errors::{MisuseError, StoredDataError};
 use crate::error::{Result, ServiceError};
 use crate::matching::{Matching, TaskRef};
 use crate::shard::queries::QueryRegistry;
@@ -168,14 +170,14 @@ impl ShardOwner {
             })
         })?;
         let Some((bytes, next_event_id, state_version, stored_timers)) = raw else { return Ok(None) };
-        let state = ExecutionState::decode(bytes.as_ref())
-            .map_err(|e| ServiceError::Internal(format!("mutable state of {key:?} does not decode: {e}")))?;
+        let state =
+            ExecutionState::decode(bytes.as_ref()).map_err(|source| StoredDataError::UndecodableState { run: key.clone(), source })?;
         Ok(Some(RunView { key: key.clone(), state, next_event_id: next_event_id as i64, state_version, stored_timers }))
     }
 
     /// Loads a run or fails with `NotFound`.
     pub fn load_existing(&self, key: &RunKey) -> Result<RunView> {
-        self.load(key)?.ok_or_else(|| ServiceError::NotFound(format!("workflow execution {}/{} not found", key.workflow_id, key.run_id)))
+        self.load(key)?.ok_or_else(|| RunError::NotFound { workflow_id: key.workflow_id.clone(), run_id: key.run_id.clone() }.into())
     }
 
     /// The first answer recorded for a deduplicated request in this shard.
@@ -203,11 +205,11 @@ impl ShardOwner {
     /// timer service and the runs' history watchers. Callers hold the runs'
     /// workflow lock ([`WorkflowGuard::commit_many`]).
     async fn commit_txns(&self, txns: Vec<RunTxn>, dedupe: Option<RequestDedupe>) -> Result<(Vec<TxnEffects>, Option<Bytes>)> {
-        let first = txns.first().ok_or_else(|| ServiceError::Internal("commit of no transactions".into()))?;
+        let first = txns.first().ok_or(MisuseError::EmptyCommit)?;
         // One workflow's runs only: they share its lock and its shard.
         if let Some(other) = txns.iter().find(|t| (&t.key.namespace, &t.key.workflow_id) != (&first.key.namespace, &first.key.workflow_id))
         {
-            return Err(ServiceError::Internal(format!("one transition for runs of two workflows: {:?} and {:?}", first.key, other.key)));
+            return Err(MisuseError::TwoWorkflowsInOneCommit(first.key.clone(), other.key.clone()).into());
         }
         let time_ms = first.now_ms;
         let mut ops = Vec::new();

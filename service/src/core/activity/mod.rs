@@ -52,14 +52,3 @@ pub struct ActivityTarget {
     pub run: RunKey,
     pub selector: ActivitySelector,
 }
-
-/// `NotFound` for an activity that is not (or no longer) pending in this attempt;
-/// the message is Temporal's (`consts.ErrActivityTaskNotFound`).
-pub(crate) fn activity_not_found() -> crate::error::ServiceError {
-    crate::error::ServiceError::NotFound("invalid activityID or activity already timed out or invoking workflow is completed".into())
-}
-
-/// `NotFound` for a closed run (`consts.ErrWorkflowCompleted`).
-pub(crate) fn workflow_completed() -> crate::error::ServiceError {
-    crate::error::ServiceError::NotFound("workflow execution already completed".into())
-}

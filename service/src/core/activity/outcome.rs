@@ -10,11 +10,12 @@ use temporalio_protos::protos::temporal::api::history::v1::{
     ActivityTaskCanceledEventAttributes, ActivityTaskCompletedEventAttributes, ActivityTaskFailedEventAttributes,
 };
 
-use super::{activity_not_found, transitions, ActivitySelector};
+use super::{transitions, ActivitySelector};
+use crate::core::error::ActivityError;
 use crate::core::retry::{self, FailedAttempt, RetryDecision};
 use crate::core::state::{ActivityInfo, ExecutionState};
 use crate::core::txn::RunTxn;
-use crate::error::{Result, ServiceError};
+type Result<T, E = ActivityError> = std::result::Result<T, E>;
 
 /// RespondActivityTaskCompleted(ById).
 #[derive(Debug, Clone, Default)]
@@ -101,9 +102,7 @@ pub fn fail(txn: &mut RunTxn, scheduled_event_id: i64, f: Failed) -> Result<()> 
 pub fn cancel(txn: &mut RunTxn, scheduled_event_id: i64, c: Canceled) -> Result<()> {
     let ai = current(&mut txn.state, scheduled_event_id)?;
     if !ai.cancel_requested {
-        return Err(ServiceError::InvalidArgument(
-            "unable to mark activity as canceled without activity being request canceled first".into(),
-        ));
+        return Err(ActivityError::CancelNotRequested);
     }
     let latest_cancel_requested_event_id = ai.cancel_requested_event_id;
     transitions::close(txn, scheduled_event_id, None, |started_event_id| {
@@ -153,15 +152,15 @@ pub fn locate(state: &ExecutionState, selector: &ActivitySelector, require_start
         ActivitySelector::Attempt { scheduled_event_id, attempt } => state.activity(*scheduled_event_id).filter(|a| a.attempt == *attempt),
         ActivitySelector::ActivityId(id) => state.activities.iter().find(|a| &a.activity_id == id),
     }
-    .ok_or_else(activity_not_found)?;
+    .ok_or(ActivityError::NotFound)?;
     if require_started && ai.started_time_ms <= 0 {
-        return Err(activity_not_found());
+        return Err(ActivityError::NotFound);
     }
     Ok(ai.scheduled_event_id)
 }
 
 fn current(state: &mut ExecutionState, scheduled_event_id: i64) -> Result<&mut ActivityInfo> {
-    state.activity_mut(scheduled_event_id).ok_or_else(activity_not_found)
+    state.activity_mut(scheduled_event_id).ok_or(ActivityError::NotFound)
 }
 
 #[cfg(test)]
@@ -185,7 +184,7 @@ mod tests {
         let by = |scheduled_event_id, attempt| ActivitySelector::Attempt { scheduled_event_id, attempt };
         assert_eq!(locate(&s, &by(5, 2), true).unwrap(), 5);
         for (sel, started) in [(by(5, 1), true), (by(6, 1), true), (by(7, 1), false)] {
-            assert!(matches!(locate(&s, &sel, started), Err(ServiceError::NotFound(_))), "{sel:?}");
+            assert!(matches!(locate(&s, &sel, started), Err(ActivityError::NotFound)), "{sel:?}");
         }
     }
 

@@ -33,12 +33,12 @@ use temporalio_protos::protos::temporal::api::history::v1::{
 };
 use temporalio_protos::protos::temporal::api::workflowservice::v1::RespondWorkflowTaskCompletedRequest;
 
+use super::error::WorkflowTaskError;
 use super::run::SERVER_IDENTITY;
 use super::state::WorkflowTaskInfo;
 use super::txn::RunTxn;
 use super::workflow_task::{drop_start_to_close_timers, retry_workflow_task};
 use super::{activity, children, wft, CommandFailure, Ctx};
-use crate::error::ServiceError;
 
 /// Why a completion is not applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -205,7 +205,7 @@ fn finish(mut txn: RunTxn, applied: Applied, wt: &WorkflowTaskInfo, req: &Respon
 /// drop it) and the error that answers the call.
 pub struct Refused {
     pub txn: Option<RunTxn>,
-    pub answer: ServiceError,
+    pub answer: WorkflowTaskError,
 }
 
 /// Fails the task `wt` for `refusal` on `txn`'s run (freshly loaded: nothing of the
@@ -218,7 +218,8 @@ pub fn refuse(mut txn: RunTxn, wt: &WorkflowTaskInfo, refusal: Refusal, identity
         Refusal::Terminate(f) => (f, true),
     };
     let message = failed_cause_message(failure.cause, &failure.message);
-    let answer = if failure.cause == unhandled { ServiceError::UnhandledCommand } else { ServiceError::InvalidArgument(message.clone()) };
+    let answer =
+        if failure.cause == unhandled { WorkflowTaskError::UnhandledCommand } else { WorkflowTaskError::CommandRefused(failure.clone()) };
     if wt.attempt > 1 && failure.cause != unhandled {
         // Go: a task that keeps failing is dropped; its timeout retries it.
         return Refused { txn: None, answer };

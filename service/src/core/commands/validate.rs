@@ -5,8 +5,8 @@ use temporalio_protos::protos::temporal::api::command::v1::Command;
 use temporalio_protos::protos::temporal::api::enums::v1::{CommandType, WorkflowTaskFailedCause};
 use temporalio_protos::protos::temporal::api::failure::v1::{failure::FailureInfo, Failure, ServerFailureInfo};
 
+use crate::core::error::WorkflowTaskError;
 use crate::core::CommandFailure;
-use crate::error::ServiceError;
 
 /// Go's name of a command type (`CompleteWorkflowExecution`), or its number.
 pub fn command_type_name(command_type: i32) -> String {
@@ -16,23 +16,7 @@ pub fn command_type_name(command_type: i32) -> String {
     }
 }
 
-/// Go's name of a workflow task failed cause (`UnhandledCommand`), or its number.
-pub fn cause_name(cause: i32) -> String {
-    match WorkflowTaskFailedCause::try_from(cause) {
-        Ok(c) => format!("{c:?}"),
-        Err(_) => cause.to_string(),
-    }
-}
-
-/// What a failed workflow task reports, in the WorkflowTaskFailed event and the RPC
-/// answer: `Cause` or `Cause: message` (Go's `workflowTaskFailedCause.Message()`).
-pub fn failed_cause_message(cause: i32, message: &str) -> String {
-    if message.is_empty() {
-        cause_name(cause)
-    } else {
-        format!("{}: {message}", cause_name(cause))
-    }
-}
+pub use crate::core::{cause_name, failed_cause_message};
 
 /// The `ServerFailureInfo` failure Go puts in WorkflowTaskFailed for refused commands.
 pub fn server_failure(message: String) -> Failure {
@@ -56,19 +40,16 @@ pub fn is_terminal(command_type: CommandType) -> bool {
 
 /// Go's `ValidateCommandSequence`: every command type known, no command after a
 /// terminal one. Failing it changes nothing (`InvalidArgument`).
-pub fn command_sequence(commands: &[Command]) -> Result<(), ServiceError> {
+pub fn command_sequence(commands: &[Command]) -> Result<(), WorkflowTaskError> {
     let mut terminal: Option<CommandType> = None;
     for command in commands {
         if let Some(close) = terminal {
             let names: Vec<String> = commands.iter().map(|c| command_type_name(c.command_type)).collect();
-            return Err(ServiceError::InvalidArgument(format!(
-                "invalid command sequence: [{}], command {close:?} must be the last command.",
-                names.join(", ")
-            )));
+            return Err(WorkflowTaskError::CommandAfterClose { commands: names, terminal: format!("{close:?}") });
         }
         match CommandType::try_from(command.command_type) {
             Ok(CommandType::Unspecified) | Err(_) => {
-                return Err(ServiceError::InvalidArgument(format!("unknown command type: {}", command_type_name(command.command_type))));
+                return Err(WorkflowTaskError::UnknownCommandType(command_type_name(command.command_type)));
             }
             Ok(t) if is_terminal(t) => terminal = Some(t),
             Ok(_) => {}

@@ -12,8 +12,9 @@ use crate::core::state::{ActivityInfo, ExecutionState};
 use crate::core::tasks::{TaskKind, TaskPayload};
 use crate::core::token::TaskToken;
 use crate::core::txn::{duration, timestamp};
+use crate::engine::errors::StoredDataError;
 use crate::engine::{Engine, ShardOwner};
-use crate::error::{Result, ServiceError};
+use crate::error::Result;
 use crate::matching::TaskRef;
 
 /// What became of a polled task.
@@ -52,7 +53,7 @@ pub async fn start_polled_task(engine: &Engine, queue: &QueueKey, task: &TaskRef
     let ai = txn
         .state
         .activity(scheduled_event_id)
-        .ok_or_else(|| ServiceError::Internal(format!("activity {scheduled_event_id} vanished while starting")))?;
+        .ok_or_else(|| StoredDataError::Vanished { run: run.clone(), what: "the activity being started" })?;
     let response = response(run, &txn.state, ai, scheduled);
     cleanup::drop_obsolete_timers(&mut txn, None);
     lock.commit(txn).await?;
@@ -75,15 +76,21 @@ struct ScheduledEvent {
 
 fn read_scheduled_event(owner: &ShardOwner, run: &RunKey, scheduled_event_id: i64) -> Result<ScheduledEvent> {
     let id =
-        u64::try_from(scheduled_event_id).map_err(|_| ServiceError::Internal(format!("bad scheduled event id {scheduled_event_id}")))?;
+        u64::try_from(scheduled_event_id).map_err(|_| StoredDataError::MissingEvent { run: run.clone(), event_id: scheduled_event_id })?;
     let events = owner.read_history(run, id, 1)?;
-    let missing = || ServiceError::Internal(format!("ActivityTaskScheduled event {scheduled_event_id} of {run:?} is missing"));
+    let missing = || StoredDataError::MissingEvent { run: run.clone(), event_id: scheduled_event_id };
     let (_, raw) = events.into_iter().find(|(event_id, _)| *event_id == id).ok_or_else(missing)?;
-    let event = HistoryEvent::decode(raw.as_ref())
-        .map_err(|e| ServiceError::Internal(format!("event {scheduled_event_id} of {run:?} does not decode: {e}")))?;
+    let event = HistoryEvent::decode(raw.as_ref()).map_err(|source| StoredDataError::UndecodableEvent {
+        run: run.clone(),
+        event_id: id,
+        source,
+    })?;
     match event.attributes {
         Some(Attributes::ActivityTaskScheduledEventAttributes(attributes)) => Ok(ScheduledEvent { time: event.event_time, attributes }),
-        _ => Err(ServiceError::Internal(format!("event {scheduled_event_id} of {run:?} is not ActivityTaskScheduled"))),
+        _ => {
+            Err(StoredDataError::UnexpectedEvent { run: run.clone(), event_id: scheduled_event_id, expected: "ActivityTaskScheduled" }
+                .into())
+        }
     }
 }
 

@@ -5,7 +5,8 @@
 //! `go/service/history/api/{respondactivitytask*,recordactivitytaskheartbeat}`.
 
 use crate::core::activity::outcome::{self as rule, locate, Canceled, Completed, Failed, Heartbeat};
-use crate::core::activity::{cleanup, workflow_completed, ActivitySelector, ActivityTarget};
+use crate::core::activity::{cleanup, ActivitySelector, ActivityTarget};
+use crate::core::error::ActivityError;
 use crate::core::txn::RunTxn;
 use crate::engine::Engine;
 use crate::error::Result;
@@ -14,22 +15,22 @@ use crate::error::Result;
 /// completed too (its Started event is made up, as Temporal does).
 pub async fn complete(engine: &Engine, target: &ActivityTarget, c: Completed) -> Result<()> {
     let by_token = matches!(target.selector, ActivitySelector::Attempt { .. });
-    update(engine, target, by_token, true, |txn, id| rule::complete(txn, id, c)).await
+    update(engine, target, by_token, true, |txn, id| Ok(rule::complete(txn, id, c)?)).await
 }
 
 /// The attempt failed: retried per the retry policy, or the activity fails.
 pub async fn fail(engine: &Engine, target: &ActivityTarget, f: Failed) -> Result<()> {
-    update(engine, target, true, true, |txn, id| rule::fail(txn, id, f)).await
+    update(engine, target, true, true, |txn, id| Ok(rule::fail(txn, id, f)?)).await
 }
 
 /// The worker canceled the attempt after a cancel request.
 pub async fn cancel(engine: &Engine, target: &ActivityTarget, c: Canceled) -> Result<()> {
-    update(engine, target, true, true, |txn, id| rule::cancel(txn, id, c)).await
+    update(engine, target, true, true, |txn, id| Ok(rule::cancel(txn, id, c)?)).await
 }
 
 /// Records a heartbeat; returns whether the workflow asked to cancel the activity.
 pub async fn heartbeat(engine: &Engine, target: &ActivityTarget, h: Heartbeat) -> Result<bool> {
-    update(engine, target, true, false, |txn, id| rule::heartbeat(txn, id, h)).await
+    update(engine, target, true, false, |txn, id| Ok(rule::heartbeat(txn, id, h)?)).await
 }
 
 /// Locks the workflow, finds the target activity in its open run, applies `change`
@@ -46,7 +47,7 @@ async fn update<T>(
     let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await?;
     let loaded = lock.load_existing(run)?;
     if !loaded.state.is_open() {
-        return Err(workflow_completed());
+        return Err(ActivityError::RunCompleted.into());
     }
     let scheduled_event_id = locate(&loaded.state, &target.selector, require_started)?;
     let mut txn = engine.txn(loaded);

@@ -17,10 +17,13 @@ use temporalio_protos::protos::temporal::api::workflowservice::v1::{PollWorkflow
 
 use super::*;
 use crate::core::commands::{bad_attributes_cause, cause_name, command_type_name, failed_cause_message, server_failure};
+use crate::core::error::WorkflowTaskError;
 use crate::engine::workflow_task::testkit::*;
+use crate::error::code_of;
 use crate::error::ServiceError;
 use temporalio_protos::protos::temporal::api::command::v1::command::Attributes as Cmd;
 use temporalio_protos::protos::temporal::api::history::v1::WorkflowTaskFailedEventAttributes;
+use tonic::Code;
 
 fn payloads(data: &str) -> Payloads {
     let metadata = HashMap::from([("encoding".to_string(), b"json/plain".to_vec())]);
@@ -90,16 +93,16 @@ fn command_sequences_end_with_their_terminal_command() {
     let timer = cmd(CommandType::StartTimer, Cmd::StartTimerCommandAttributes(Default::default()));
     assert!(command_sequence(&[timer.clone(), marker_cmd("m"), complete_cmd()]).is_ok());
     assert!(command_sequence(&[]).is_ok());
-    let Err(ServiceError::InvalidArgument(m)) = command_sequence(&[complete_cmd(), timer]) else { panic!() };
+    let Err(e) = command_sequence(&[complete_cmd(), timer]) else { panic!() };
     assert_eq!(
-        m,
+        e.to_string(),
         "invalid command sequence: [CompleteWorkflowExecution, StartTimer], command CompleteWorkflowExecution must be the last command."
     );
     let unknown = Command { command_type: 99, ..Default::default() };
-    let Err(ServiceError::InvalidArgument(m)) = command_sequence(&[unknown]) else { panic!() };
-    assert_eq!(m, "unknown command type: 99");
-    let Err(ServiceError::InvalidArgument(m)) = command_sequence(&[Command::default()]) else { panic!() };
-    assert_eq!(m, "unknown command type: Unspecified");
+    let Err(e) = command_sequence(&[unknown]) else { panic!() };
+    assert_eq!(e.to_string(), "unknown command type: 99");
+    let Err(e) = command_sequence(&[Command::default()]) else { panic!() };
+    assert_eq!(e.to_string(), "unknown command type: Unspecified");
 }
 
 #[test]
@@ -145,7 +148,10 @@ async fn complete_matches_the_reference_history() {
     assert!(!e.node().read(0, |s| s.run(&run).unwrap().is_open()).unwrap(), "closed in storage");
     assert_eq!(e.node().read(0, |s| s.timer_count()).unwrap(), 0, "the start-to-close timer goes with the task");
     let again = complete(e, &resp, vec![complete_cmd()]).await;
-    assert!(matches!(again, Err(ServiceError::NotFound(m)) if m == "workflow execution already completed"));
+    assert_eq!(
+        again.map_err(|e| (e.code(), e.to_string())).err(),
+        Some((Code::NotFound, "workflow execution already completed".to_string()))
+    );
 }
 
 #[tokio::test]
@@ -199,8 +205,8 @@ async fn closing_over_unseen_events_is_an_unhandled_command() {
     let resp = poll(e).await;
     signal(e, &run, "late").await;
     let answer = complete(e, &resp, vec![complete_cmd()]).await;
-    assert!(matches!(answer, Err(ServiceError::UnhandledCommand)));
-    assert_eq!(tonic::Status::from(ServiceError::UnhandledCommand).message(), "UnhandledCommand");
+    assert!(matches!(answer, Err(ServiceError::WorkflowTask(WorkflowTaskError::UnhandledCommand))));
+    assert_eq!(tonic::Status::from(answer.unwrap_err()).message(), "UnhandledCommand");
 
     let events = history(e, &run);
     assert_eq!(
@@ -270,7 +276,11 @@ async fn a_refused_command_fails_the_task_and_later_attempts_are_dropped() {
     let resp = poll(e).await;
     let answer = complete(e, &resp, vec![marker_cmd("ok"), marker_cmd("")]).await;
     let expected = "BadRecordMarkerAttributes: MarkerName is not set on command.";
-    assert!(matches!(&answer, Err(ServiceError::InvalidArgument(m)) if m == expected), "{answer:?}");
+    assert_eq!(
+        answer.as_ref().map_err(|e| (e.code(), e.to_string())).err(),
+        Some((Code::InvalidArgument, expected.to_string())),
+        "{answer:?}"
+    );
     let events = history(e, &run);
     assert_eq!(types(&events[3..]), [EventType::WorkflowTaskFailed, EventType::WorkflowTaskScheduled], "nothing of the completion applied");
     let failed = failed_attrs(&events, 3);
@@ -280,7 +290,7 @@ async fn a_refused_command_fails_the_task_and_later_attempts_are_dropped() {
     let retry = poll(e).await;
     assert_eq!(retry.attempt, 2);
     let answer = complete(e, &retry, vec![marker_cmd("")]).await;
-    assert!(matches!(answer, Err(ServiceError::InvalidArgument(_))));
+    assert!(code_of(&answer) == Some(Code::InvalidArgument));
     assert_eq!(history(e, &run).len(), 6, "attempt 2 is dropped: its timeout retries it");
     assert_eq!(state(e, &run).workflow_task.unwrap().started_event_id, 6);
 }
@@ -291,7 +301,7 @@ async fn an_invalid_sequence_changes_nothing() {
     let e = &kit.engine;
     let run = start_run(e, "wf-seq").await;
     let resp = poll(e).await;
-    assert!(matches!(complete(e, &resp, vec![complete_cmd(), complete_cmd()]).await, Err(ServiceError::InvalidArgument(_))));
+    assert!(code_of(&complete(e, &resp, vec![complete_cmd(), complete_cmd()]).await) == Some(Code::InvalidArgument));
     assert_eq!(history(e, &run).len(), 3);
     complete(e, &resp, vec![complete_cmd()]).await.unwrap();
     assert_eq!(state(e, &run).status, WorkflowExecutionStatus::Completed as i32);
@@ -326,7 +336,7 @@ async fn mismatched_attributes_updates_and_unsupported_commands_fail_the_task() 
         let resp = poll(e).await;
         let mut req = completion(&resp, commands);
         req.messages = messages;
-        assert!(matches!(complete_workflow_task(e, &token_of(&resp), req).await, Err(ServiceError::InvalidArgument(_))));
+        assert!(code_of(&complete_workflow_task(e, &token_of(&resp), req).await) == Some(Code::InvalidArgument));
         assert_eq!(failed_attrs(&history(e, &run), 3).cause, cause as i32, "case {i}");
     }
 }

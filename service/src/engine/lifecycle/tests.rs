@@ -2,8 +2,10 @@
 //! running: start and its policies, signals, signal-with-start, cancel, terminate,
 //! timeouts, continue-as-new, children, history reads and describe.
 
+use crate::error::code_of;
 use std::sync::Arc;
 use std::time::Duration;
+use tonic::Code;
 
 use hourglass_raft::{Node, NodeConfig};
 use hourglass_storage::state::{QueueKey, QueueKind, RunKey};
@@ -22,6 +24,7 @@ use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::{PollWorkflowTaskQueueResponse, RespondWorkflowTaskCompletedRequest};
 use tokio::task::JoinHandle;
 
+use crate::core::error::StartError;
 use crate::core::run::{Policies, RunSpec, StartOutcome, Timeouts};
 use crate::core::signals::SignalSpec;
 use crate::core::token::TaskToken;
@@ -165,7 +168,7 @@ async fn start_is_idempotent_and_applies_the_policies() {
     assert_eq!(start::start_workflow(e, NS, "wf", s.clone(), policies()).await.unwrap(), first);
     // Another request: AlreadyExists with the running run's details.
     match start::start_workflow(e, NS, "wf", spec(TQ), policies()).await {
-        Err(ServiceError::WorkflowAlreadyStarted { start_request_id, run_id }) => {
+        Err(ServiceError::Start(StartError::AlreadyStarted { start_request_id, run_id })) => {
             assert_eq!((start_request_id, run_id), (s.request_id.clone(), first.run_id.clone()));
         }
         other => panic!("expected AlreadyStarted, got {other:?}"),
@@ -184,7 +187,10 @@ async fn start_is_idempotent_and_applies_the_policies() {
     // Reuse policies on a closed run.
     external::terminate_workflow(e, NS, "wf", "", "", "done".into(), None, "me".into()).await.unwrap();
     let reject = Policies::resolve(WorkflowIdReusePolicy::RejectDuplicate as i32, 0, WorkflowIdConflictPolicy::Fail).unwrap();
-    assert!(matches!(start::start_workflow(e, NS, "wf", spec(TQ), reject).await, Err(ServiceError::WorkflowAlreadyStarted { .. })));
+    assert!(matches!(
+        start::start_workflow(e, NS, "wf", spec(TQ), reject).await,
+        Err(ServiceError::Start(StartError::AlreadyStarted { .. }))
+    ));
     let failed_only = Policies::resolve(WorkflowIdReusePolicy::AllowDuplicateFailedOnly as i32, 0, WorkflowIdConflictPolicy::Fail).unwrap();
     let third = start::start_workflow(e, NS, "wf", spec(TQ), failed_only).await.unwrap();
     assert!(third.started, "a terminated run counts as failed");
@@ -206,8 +212,8 @@ async fn signals_follow_the_buffering_rule_and_dedupe() {
     let t = types(e, &run);
     assert_eq!(&t[3..], &[EventType::WorkflowTaskCompleted, EventType::WorkflowExecutionSignaled, EventType::WorkflowTaskScheduled]);
     external::terminate_workflow(e, NS, "sig", "", "", "bye".into(), None, "c".into()).await.unwrap();
-    assert!(matches!(external::signal_workflow(e, NS, "sig", "", signal("r2")).await, Err(ServiceError::NotFound(_))));
-    assert!(matches!(external::signal_workflow(e, NS, "nope", "", signal("r3")).await, Err(ServiceError::NotFound(_))));
+    assert!(code_of(&external::signal_workflow(e, NS, "sig", "", signal("r2")).await) == Some(Code::NotFound));
+    assert!(code_of(&external::signal_workflow(e, NS, "nope", "", signal("r3")).await) == Some(Code::NotFound));
 }
 
 #[tokio::test]
@@ -264,10 +270,10 @@ async fn cancel_is_idempotent_and_terminate_force_closes_the_task() {
     let state = e.load_existing(&run).unwrap().state;
     assert!(state.cancel_requested);
     assert_eq!(state.buffered_events.len(), 1, "one cancel request, buffered behind the started task");
-    assert!(matches!(
-        external::request_cancel(e, NS, "c", "", "not-the-chain", String::new(), String::new()).await,
-        Err(ServiceError::NotFound(_))
-    ));
+    assert_eq!(
+        code_of(&external::request_cancel(e, NS, "c", "", "not-the-chain", String::new(), String::new()).await),
+        Some(Code::NotFound)
+    );
     external::terminate_workflow(e, NS, "c", "", "", "stop".into(), payloads("d"), "me".into()).await.unwrap();
     let ev = events(e, &run);
     let t: Vec<_> = ev.iter().map(|e| EventType::try_from(e.event_type).unwrap()).collect();
@@ -300,13 +306,10 @@ async fn cancel_is_idempotent_and_terminate_force_closes_the_task() {
     assert!(state.workflow_task.is_none() && state.buffered_events.is_empty());
     // Closed: cancel is a quiet success, terminate is NotFound, the completion is stale.
     external::request_cancel(e, NS, "c", "", "", String::new(), String::new()).await.unwrap();
-    assert!(matches!(
-        external::terminate_workflow(e, NS, "c", "", "", String::new(), None, String::new()).await,
-        Err(ServiceError::NotFound(_))
-    ));
+    assert_eq!(code_of(&external::terminate_workflow(e, NS, "c", "", "", String::new(), None, String::new()).await), Some(Code::NotFound));
     let token = TaskToken::decode_token(&task.task_token).unwrap();
     let late = commands::complete_workflow_task(e, &token, RespondWorkflowTaskCompletedRequest::default()).await;
-    assert!(matches!(late, Err(ServiceError::NotFound(_))));
+    assert!(code_of(&late) == Some(Code::NotFound));
 }
 
 #[tokio::test]
@@ -367,9 +370,9 @@ async fn history_pages_forward_and_back_and_long_polls() {
     // Garbled and foreign tokens.
     let mut bad = history_req(&run);
     bad.next_page_token = b"garbage".to_vec();
-    assert!(matches!(history::get_history(e, NS, bad.clone()).await, Err(ServiceError::InvalidArgument(_))));
+    assert!(code_of(&history::get_history(e, NS, bad.clone()).await) == Some(Code::InvalidArgument));
     bad.next_page_token = PageToken { run_id: "other".into(), next_event_id: 1, ..Default::default() }.encode_token();
-    assert!(matches!(history::get_history(e, NS, bad).await, Err(ServiceError::InvalidArgument(_))));
+    assert!(code_of(&history::get_history(e, NS, bad).await) == Some(Code::InvalidArgument));
     // Long poll for new events: nothing new → empty page and a token, before the budget ends.
     let mut wait = history_req(&run);
     wait.wait_new_event = true;
@@ -399,10 +402,10 @@ async fn history_pages_forward_and_back_and_long_polls() {
     close.wait_budget = Duration::from_millis(50);
     let open = history::get_history(e, NS, close.clone()).await.unwrap();
     assert!(open.events.is_empty() && !open.next_page_token.is_empty());
-    assert!(matches!(
-        history::get_history(e, NS, HistoryRequest { workflow_id: "nope".into(), run_id: String::new(), ..close }).await,
-        Err(ServiceError::NotFound(_))
-    ));
+    assert_eq!(
+        code_of(&history::get_history(e, NS, HistoryRequest { workflow_id: "nope".into(), run_id: String::new(), ..close }).await),
+        Some(Code::NotFound)
+    );
 }
 
 #[tokio::test]

@@ -20,9 +20,10 @@ use crate::core::state::{ExecutionState, WorkflowTaskInfo};
 use crate::core::tasks::TaskKind;
 use crate::core::token::TaskToken;
 use crate::core::txn::timestamp;
+use crate::engine::errors::StoredDataError;
 use crate::engine::history::PageToken;
 use crate::engine::ShardOwner;
-use crate::error::{Result, ServiceError};
+use crate::error::Result;
 
 /// Most events in a task's first history page.
 pub const FIRST_PAGE_EVENTS_MAX: usize = 1000;
@@ -39,14 +40,17 @@ pub fn read_history(owner: &ShardOwner, run: &RunKey, last_event_id: i64) -> Res
     let mut events = Vec::with_capacity(raw.len());
     for (expected, (id, bytes)) in (1u64..).zip(raw) {
         if id != expected {
-            return Err(ServiceError::Internal(format!("history of {run:?} is not dense: event {id} where {expected} was expected")));
+            return Err(StoredDataError::HistoryNotDense { run: run.clone(), found: id, expected }.into());
         }
-        let event = HistoryEvent::decode(bytes.as_ref())
-            .map_err(|e| ServiceError::Internal(format!("history event {id} of {run:?} does not decode: {e}")))?;
+        let event = HistoryEvent::decode(bytes.as_ref()).map_err(|source| StoredDataError::UndecodableEvent {
+            run: run.clone(),
+            event_id: id,
+            source,
+        })?;
         events.push(event);
     }
     if events.len() != count {
-        return Err(ServiceError::Internal(format!("history of {run:?} has {} events, {count} expected", events.len())));
+        return Err(StoredDataError::HistoryTooShort { run: run.clone(), found: events.len(), expected: count }.into());
     }
     Ok(History { events })
 }

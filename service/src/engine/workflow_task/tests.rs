@@ -10,9 +10,12 @@ use temporalio_protos::protos::temporal::api::workflowservice::v1::RespondWorkfl
 
 use super::testkit::*;
 use super::*;
+use crate::core::error::WorkflowTaskError;
 use crate::core::state::{ExecutionState, WorkflowTaskInfo};
 use crate::core::tasks::TaskKind;
 use crate::core::workflow_task::start_to_close_ms;
+use crate::error::code_of;
+use tonic::Code;
 
 fn fail_request(message: &str) -> RespondWorkflowTaskFailedRequest {
     RespondWorkflowTaskFailedRequest {
@@ -127,7 +130,7 @@ async fn a_failed_task_is_retried_with_the_next_attempt() {
 
     let second = poll(e).await;
     assert_eq!((second.attempt, second.started_event_id, second.previous_started_event_id), (2, 6, 0));
-    assert!(matches!(fail(e, &token_of(&first), fail_request("again")).await, Err(ServiceError::NotFound(_))), "stale token");
+    assert!(code_of(&fail(e, &token_of(&first), fail_request("again")).await) == Some(Code::NotFound), "stale token");
 }
 
 #[tokio::test]
@@ -167,7 +170,7 @@ async fn a_timed_out_task_is_retried_and_stale_timeouts_change_nothing() {
     on_workflow_task_timeout(e, &run, 2, 1).await.unwrap();
     on_workflow_task_timeout(e, &run, 5, 2).await.unwrap();
     assert_eq!(history(e, &run).len(), 5, "the old timer and the unstarted task's timer are stale");
-    assert!(matches!(fail(e, &token_of(&resp), fail_request("late")).await, Err(ServiceError::NotFound(_))));
+    assert!(code_of(&fail(e, &token_of(&resp), fail_request("late")).await) == Some(Code::NotFound));
     on_workflow_task_timeout(e, &RunKey { run_id: "nope".into(), ..run }, 2, 1).await.unwrap();
 }
 
@@ -192,15 +195,15 @@ fn tokens_must_name_the_started_task() {
         TaskToken { started_event_id: 4, ..token.clone() },
         TaskToken { scheduled_event_id: 5, ..token.clone() },
     ] {
-        assert!(matches!(current_task(&st, &stale), Err(ServiceError::NotFound(_))));
+        assert_eq!(current_task(&st, &stale), Err(WorkflowTaskError::NotFound));
     }
     let closed = ExecutionState { close_time_ms: 1, ..st.clone() };
-    assert!(matches!(current_task(&closed, &token), Err(ServiceError::NotFound(m)) if m.contains("completed")));
+    assert_eq!(current_task(&closed, &token), Err(WorkflowTaskError::RunCompleted));
     // Tokens of another kind name no workflow task (Temporal: NotFound).
     let activity = TaskToken { kind: TaskKind::ActivityTask as i32, ..token.clone() };
-    assert!(matches!(current_task(&st, &activity), Err(ServiceError::NotFound(_))));
+    assert_eq!(current_task(&st, &activity), Err(WorkflowTaskError::NotFound));
     let query = TaskToken { query_id: "q".into(), ..token };
-    assert!(matches!(current_task(&st, &query), Err(ServiceError::NotFound(_))));
+    assert_eq!(current_task(&st, &query), Err(WorkflowTaskError::NotFound));
 }
 
 #[tokio::test]
