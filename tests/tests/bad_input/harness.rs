@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
-use hourglass_service::engine::token::TaskToken;
+use hourglass_service::core::token::TaskToken;
 use hourglass_service::engine::EngineConfig;
 use hourglass_tests::TestServer;
 use temporalio_client::tonic::transport::Channel;
