@@ -19,6 +19,7 @@
 pub mod engine;
 pub mod error;
 pub mod frontend;
+pub mod history_api;
 pub mod matching;
 pub mod namespaces;
 pub mod server;
