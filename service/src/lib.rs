@@ -20,6 +20,7 @@ pub mod core;
 pub mod engine;
 pub mod error;
 pub mod frontend;
+pub mod history_api;
 pub mod matching;
 pub mod namespaces;
 pub mod server;

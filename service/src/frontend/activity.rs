@@ -1,4 +1,5 @@
 //! Activity tasks: polls, completions, failures, cancellations, heartbeats (and their ById forms).
+//! Validation here; the attempts and outcomes behind the history API.
 
 use std::time::Duration;
 
@@ -12,14 +13,14 @@ use tonic::{Request, Response};
 
 use super::workflow_task::task_token;
 use super::{Frontend, RpcResult};
-use crate::core::activity::outcome::{Canceled, Completed, Failed, Heartbeat};
-use crate::core::activity::{ActivitySelector, ActivityTarget};
 use crate::core::error::ActivityError;
 use crate::core::lifecycle::ID_BYTES_MAX;
 use crate::core::tasks::TaskKind;
-use crate::engine::activity::dispatch::{self, Dispatched};
-use crate::engine::activity::outcome;
 use crate::error::{Result, ServiceError};
+use crate::history_api::{
+    ActivityRef, CancelActivity, Canceled, CompleteActivity, Completed, Dispatched, FailActivity, Failed, Heartbeat, HeartbeatActivity,
+    StartActivityTask,
+};
 use crate::matching::{Matching, TaskRef};
 
 /// How long a long poll waits when the call has no deadline, and at most.
@@ -44,7 +45,8 @@ impl Frontend {
             return Err(ServiceError::InvalidArgument(format!("TaskQueue length exceeds limit of {ID_BYTES_MAX}.")).into());
         }
         let queue = QueueKey { namespace: req.namespace, name, kind: QueueKind::Activity };
-        let matching = self.engine.matching();
+        let history = self.history();
+        let matching = history.matching();
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -53,7 +55,7 @@ impl Frontend {
             let Some(task) = matching.poll(&queue, remaining).await else { break };
             // Until the start is decided, a poll dropped by its caller gives the task back.
             let mut held = Held { matching, queue: &queue, task: Some(task.clone()) };
-            match dispatch::start_polled_task(&self.engine, &queue, &task, &req.identity).await {
+            match history.start_activity_task(StartActivityTask { queue: &queue, task: &task, identity: &req.identity }).await {
                 Ok(Dispatched::Started(response)) => {
                     held.release();
                     return Ok(Response::new(*response));
@@ -80,10 +82,10 @@ impl Frontend {
         request: Request<RespondActivityTaskCompletedRequest>,
     ) -> RpcResult<RespondActivityTaskCompletedResponse> {
         let req = request.into_inner();
-        let target = self.token_target(&req.task_token, &req.namespace)?;
+        let activity = self.token_target(&req.task_token, &req.namespace)?;
         self.check_blob("result", size(&req.result))?;
-        let c = Completed { result: req.result, identity: req.identity, worker_version: req.worker_version };
-        outcome::complete(&self.engine, &target, c).await?;
+        let completed = Completed { result: req.result, identity: req.identity, worker_version: req.worker_version };
+        self.history().complete_activity(CompleteActivity { activity, completed }).await?;
         Ok(Response::new(RespondActivityTaskCompletedResponse::default()))
     }
 
@@ -92,10 +94,10 @@ impl Frontend {
         request: Request<RespondActivityTaskCompletedByIdRequest>,
     ) -> RpcResult<RespondActivityTaskCompletedByIdResponse> {
         let req = request.into_inner();
-        let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id).await?;
+        let activity = self.id_target(req.namespace, req.workflow_id, req.run_id, req.activity_id)?;
         self.check_blob("result", size(&req.result))?;
-        let c = Completed { result: req.result, identity: req.identity, worker_version: None };
-        outcome::complete(&self.engine, &target, c).await?;
+        let completed = Completed { result: req.result, identity: req.identity, worker_version: None };
+        self.history().complete_activity(CompleteActivity { activity, completed }).await?;
         Ok(Response::new(RespondActivityTaskCompletedByIdResponse::default()))
     }
 
@@ -105,20 +107,20 @@ impl Frontend {
         request: Request<RespondActivityTaskFailedRequest>,
     ) -> RpcResult<RespondActivityTaskFailedResponse> {
         let req = request.into_inner();
-        let target = self.token_target(&req.task_token, &req.namespace)?;
+        let activity = self.token_target(&req.task_token, &req.namespace)?;
         // Temporal's frontend: a worker fails an attempt with an application failure.
         if req.failure.as_ref().is_some_and(|f| !matches!(f.failure_info, Some(FailureInfo::ApplicationFailureInfo(_)))) {
             return Err(ServiceError::InvalidArgument("Failure must have ApplicationFailureInfo.".into()).into());
         }
         self.check_blob("failure", size(&req.failure))?;
         self.check_blob("last_heartbeat_details", size(&req.last_heartbeat_details))?;
-        let f = Failed {
+        let failed = Failed {
             failure: req.failure,
             identity: req.identity,
             last_heartbeat_details: req.last_heartbeat_details,
             worker_version: req.worker_version,
         };
-        outcome::fail(&self.engine, &target, f).await?;
+        self.history().fail_activity(FailActivity { activity, failed }).await?;
         Ok(Response::new(RespondActivityTaskFailedResponse::default()))
     }
 
@@ -127,16 +129,16 @@ impl Frontend {
         request: Request<RespondActivityTaskFailedByIdRequest>,
     ) -> RpcResult<RespondActivityTaskFailedByIdResponse> {
         let req = request.into_inner();
-        let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id).await?;
+        let activity = self.id_target(req.namespace, req.workflow_id, req.run_id, req.activity_id)?;
         self.check_blob("failure", size(&req.failure))?;
         self.check_blob("last_heartbeat_details", size(&req.last_heartbeat_details))?;
-        let f = Failed {
+        let failed = Failed {
             failure: req.failure,
             identity: req.identity,
             last_heartbeat_details: req.last_heartbeat_details,
             worker_version: None,
         };
-        outcome::fail(&self.engine, &target, f).await?;
+        self.history().fail_activity(FailActivity { activity, failed }).await?;
         Ok(Response::new(RespondActivityTaskFailedByIdResponse::default()))
     }
 
@@ -145,9 +147,10 @@ impl Frontend {
         request: Request<RespondActivityTaskCanceledRequest>,
     ) -> RpcResult<RespondActivityTaskCanceledResponse> {
         let req = request.into_inner();
-        let target = self.token_target(&req.task_token, &req.namespace)?;
+        let activity = self.token_target(&req.task_token, &req.namespace)?;
         self.check_blob("details", size(&req.details))?;
-        outcome::cancel(&self.engine, &target, Canceled { details: req.details, identity: req.identity }).await?;
+        let canceled = Canceled { details: req.details, identity: req.identity };
+        self.history().cancel_activity(CancelActivity { activity, canceled }).await?;
         Ok(Response::new(RespondActivityTaskCanceledResponse::default()))
     }
 
@@ -156,9 +159,10 @@ impl Frontend {
         request: Request<RespondActivityTaskCanceledByIdRequest>,
     ) -> RpcResult<RespondActivityTaskCanceledByIdResponse> {
         let req = request.into_inner();
-        let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id).await?;
+        let activity = self.id_target(req.namespace, req.workflow_id, req.run_id, req.activity_id)?;
         self.check_blob("details", size(&req.details))?;
-        outcome::cancel(&self.engine, &target, Canceled { details: req.details, identity: req.identity }).await?;
+        let canceled = Canceled { details: req.details, identity: req.identity };
+        self.history().cancel_activity(CancelActivity { activity, canceled }).await?;
         Ok(Response::new(RespondActivityTaskCanceledByIdResponse::default()))
     }
 
@@ -167,10 +171,10 @@ impl Frontend {
         request: Request<RecordActivityTaskHeartbeatRequest>,
     ) -> RpcResult<RecordActivityTaskHeartbeatResponse> {
         let req = request.into_inner();
-        let target = self.token_target(&req.task_token, &req.namespace)?;
+        let activity = self.token_target(&req.task_token, &req.namespace)?;
         self.check_blob("details", size(&req.details))?;
-        let cancel_requested =
-            outcome::heartbeat(&self.engine, &target, Heartbeat { details: req.details, identity: req.identity }).await?;
+        let heartbeat = Heartbeat { details: req.details, identity: req.identity };
+        let cancel_requested = self.history().heartbeat_activity(HeartbeatActivity { activity, heartbeat }).await?;
         Ok(Response::new(RecordActivityTaskHeartbeatResponse { cancel_requested, ..Default::default() }))
     }
 
@@ -179,10 +183,10 @@ impl Frontend {
         request: Request<RecordActivityTaskHeartbeatByIdRequest>,
     ) -> RpcResult<RecordActivityTaskHeartbeatByIdResponse> {
         let req = request.into_inner();
-        let target = self.id_target(&req.namespace, &req.workflow_id, &req.run_id, &req.activity_id).await?;
+        let activity = self.id_target(req.namespace, req.workflow_id, req.run_id, req.activity_id)?;
         self.check_blob("details", size(&req.details))?;
-        let cancel_requested =
-            outcome::heartbeat(&self.engine, &target, Heartbeat { details: req.details, identity: req.identity }).await?;
+        let heartbeat = Heartbeat { details: req.details, identity: req.identity };
+        let cancel_requested = self.history().heartbeat_activity(HeartbeatActivity { activity, heartbeat }).await?;
         Ok(Response::new(RecordActivityTaskHeartbeatByIdResponse { cancel_requested, ..Default::default() }))
     }
 
@@ -190,20 +194,22 @@ impl Frontend {
     /// `InvalidArgument`; one naming something other than an activity task can name
     /// no pending activity (`NotFound`). The request's namespace, when set, must
     /// exist and be the token's (as for workflow task tokens).
-    fn token_target(&self, token: &[u8], request_namespace: &str) -> Result<ActivityTarget> {
+    fn token_target(&self, token: &[u8], request_namespace: &str) -> Result<ActivityRef> {
         let t = task_token(&self.namespaces, token, request_namespace)?;
         if t.kind != TaskKind::ActivityTask as i32 {
             return Err(ActivityError::NotFound.into());
         }
-        Ok(ActivityTarget {
+        Ok(ActivityRef::Attempt {
             run: RunKey { namespace: t.namespace, workflow_id: t.workflow_id, run_id: t.run_id },
-            selector: ActivitySelector::Attempt { scheduled_event_id: t.scheduled_event_id, attempt: t.attempt },
+            scheduled_event_id: t.scheduled_event_id,
+            attempt: t.attempt,
         })
     }
 
-    /// The activity a `…ById` request names (an empty run id means the current run).
-    async fn id_target(&self, namespace: &str, workflow_id: &str, run_id: &str, activity_id: &str) -> Result<ActivityTarget> {
-        self.namespaces.require(namespace)?;
+    /// The activity a `…ById` request names (an empty run id means the current run,
+    /// resolved behind the history API).
+    fn id_target(&self, namespace: String, workflow_id: String, run_id: String, activity_id: String) -> Result<ActivityRef> {
+        self.namespaces.require(&namespace)?;
         if activity_id.is_empty() {
             return Err(ServiceError::InvalidArgument("ActivityId is not set on request.".into()));
         }
@@ -212,15 +218,14 @@ impl Frontend {
         if workflow_id.is_empty() {
             return Err(ServiceError::NotFound(format!("activity not found for ID: {activity_id}")));
         }
-        if !run_id.is_empty() && uuid::Uuid::parse_str(run_id).is_err() {
+        if !run_id.is_empty() && uuid::Uuid::parse_str(&run_id).is_err() {
             return Err(ServiceError::InvalidArgument("RunId is not valid UUID.".into()));
         }
-        let run = self.engine.resolve_run(namespace, workflow_id, run_id).await?;
-        Ok(ActivityTarget { run, selector: ActivitySelector::ActivityId(activity_id.to_string()) })
+        Ok(ActivityRef::Id { namespace, workflow_id, run_id, activity_id })
     }
 
     fn check_blob(&self, what: &str, bytes: usize) -> Result<()> {
-        let max = self.engine.config().blob_bytes_max;
+        let max = self.history().config().blob_bytes_max;
         if bytes > max {
             return Err(ServiceError::InvalidArgument(format!("{what} exceeds the size limit: {bytes} bytes > {max} bytes")));
         }

@@ -1,6 +1,10 @@
 //! The `WorkflowService` implementation: a thin layer that hands each RPC to the
 //! inherent method of [`Frontend`] that implements it, grouped by area in the sibling
 //! files. Methods not listed answer `Unimplemented` naming the method (generated).
+//!
+//! The frontend validates and normalises requests and maps errors; it reaches the
+//! history handlers only through [`HistoryApi`] (one request type per operation,
+//! each routed and retried there), and never names a shard.
 
 mod activity;
 mod compression;
@@ -13,6 +17,7 @@ use temporalio_protos::protos::temporal::api::workflowservice::v1::*;
 use tonic::{Request, Response, Status};
 
 use crate::engine::Engine;
+use crate::history_api::HistoryApi;
 use crate::namespaces::Namespaces;
 use compression::compress_if_large;
 
@@ -22,6 +27,13 @@ pub type RpcResult<T> = Result<Response<T>, Status>;
 pub struct Frontend {
     pub engine: Engine,
     pub namespaces: Namespaces,
+}
+
+impl Frontend {
+    /// The history operations, each routed to its shard's owner and retried there.
+    fn history(&self) -> HistoryApi<'_> {
+        HistoryApi::new(&self.engine)
+    }
 }
 
 #[tonic::async_trait]

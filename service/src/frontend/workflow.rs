@@ -1,6 +1,6 @@
 //! Client-side workflow RPCs: start, signal, signal-with-start, cancel, terminate,
 //! describe, history. Here: request validation (precise `InvalidArgument`s, Temporal's
-//! messages where clients may show them) and the mapping to and from the engine.
+//! messages where clients may show them) and the mapping to and from the history API.
 
 use std::time::Duration;
 
@@ -16,20 +16,21 @@ use temporalio_protos::protos::temporal::api::enums::v1::{
 use temporalio_protos::protos::temporal::api::history::v1::History;
 use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::*;
+use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response};
 
 use super::{Frontend, RpcResult};
 use crate::core::lifecycle::ID_BYTES_MAX;
-use crate::core::run::{Policies, RunSpec, Timeouts};
-use crate::core::signals::SignalSpec;
+use crate::core::run::Timeouts;
 use crate::core::txn::duration_ms;
-use crate::engine::describe;
-use crate::engine::external;
-use crate::engine::history::{self, HistoryRequest};
-use crate::engine::start;
+use crate::engine::start::new_run_id;
 use crate::engine::EngineConfig;
 use crate::error::{Result, ServiceError};
+use crate::history_api::{
+    Describe, GetHistory, GetHistoryReverse, Policies, RequestCancel, RunSpec, SignalSpec, SignalWithStart, SignalWorkflow, StartWorkflow,
+    Terminate,
+};
 
 /// Longest a history long poll blocks (Temporal's `history.longPollExpirationInterval`).
 const LONG_POLL_MAX: Duration = Duration::from_secs(20);
@@ -170,7 +171,7 @@ fn run_spec(config: &EngineConfig, f: StartFields) -> Result<RunSpec> {
     check_blob(config, "memo", f.memo.as_ref())?;
     check_blob(config, "search_attributes", f.search_attributes.as_ref())?;
     check_blob(config, "header", f.header.as_ref())?;
-    let request_id = if f.request_id.is_empty() { start::new_run_id() } else { f.request_id };
+    let request_id = if f.request_id.is_empty() { new_run_id() } else { f.request_id };
     Ok(RunSpec {
         workflow_type,
         task_queue,
@@ -217,7 +218,7 @@ impl Frontend {
             .map_err(ServiceError::from)?;
         let workflow_id = r.workflow_id.clone();
         let spec = run_spec(
-            self.engine.config(),
+            self.history().config(),
             StartFields {
                 workflow_id: r.workflow_id,
                 workflow_type: r.workflow_type,
@@ -237,7 +238,8 @@ impl Frontend {
                 priority: r.priority,
             },
         )?;
-        let outcome = start::start_workflow(&self.engine, &r.namespace, &workflow_id, spec, policies).await?;
+        let start = StartWorkflow { namespace: r.namespace.clone(), workflow_id: workflow_id.clone(), spec, policies };
+        let outcome = self.history().start_workflow(start).await?;
         let link = Link {
             variant: Some(Variant::WorkflowEvent(WorkflowEvent {
                 namespace: r.namespace,
@@ -266,8 +268,8 @@ impl Frontend {
         let r = request.into_inner();
         self.namespaces.require(&r.namespace)?;
         let (workflow_id, run_id) = execution(r.workflow_execution.as_ref())?;
-        let signal = signal_spec(self.engine.config(), r.signal_name, r.input, r.identity, r.header, r.request_id)?;
-        external::signal_workflow(&self.engine, &r.namespace, &workflow_id, &run_id, signal).await?;
+        let signal = signal_spec(self.history().config(), r.signal_name, r.input, r.identity, r.header, r.request_id)?;
+        self.history().signal_workflow(SignalWorkflow { namespace: r.namespace, workflow_id, run_id, signal }).await?;
         Ok(Response::new(SignalWorkflowExecutionResponse::default()))
     }
 
@@ -286,7 +288,7 @@ impl Frontend {
             .map_err(ServiceError::from)?;
         let workflow_id = r.workflow_id.clone();
         let spec = run_spec(
-            self.engine.config(),
+            self.history().config(),
             StartFields {
                 workflow_id: r.workflow_id,
                 workflow_type: r.workflow_type,
@@ -306,8 +308,9 @@ impl Frontend {
                 priority: r.priority,
             },
         )?;
-        let signal = signal_spec(self.engine.config(), r.signal_name, r.signal_input, r.identity, r.header, spec.request_id.clone())?;
-        let outcome = external::signal_with_start(&self.engine, &r.namespace, &workflow_id, spec, policies, signal).await?;
+        let signal = signal_spec(self.history().config(), r.signal_name, r.signal_input, r.identity, r.header, spec.request_id.clone())?;
+        let outcome =
+            self.history().signal_with_start(SignalWithStart { namespace: r.namespace, workflow_id, spec, policies, signal }).await?;
         Ok(Response::new(SignalWithStartWorkflowExecutionResponse {
             first_execution_run_id: if outcome.started { outcome.run_id.clone() } else { String::new() },
             run_id: outcome.run_id,
@@ -320,24 +323,23 @@ impl Frontend {
         &self,
         request: Request<GetWorkflowExecutionHistoryRequest>,
     ) -> RpcResult<GetWorkflowExecutionHistoryResponse> {
-        let wait_budget = long_poll_budget(request.metadata());
+        let deadline = Instant::now() + long_poll_budget(request.metadata());
         let r = request.into_inner();
         self.namespaces.require(&r.namespace)?;
         let (workflow_id, run_id) = execution(r.execution.as_ref())?;
-        let page = history::get_history(
-            &self.engine,
-            &r.namespace,
-            HistoryRequest {
+        let page = self
+            .history()
+            .get_history(GetHistory {
+                namespace: r.namespace,
                 workflow_id,
                 run_id,
                 page_size: usize::try_from(r.maximum_page_size).unwrap_or(0),
                 next_page_token: r.next_page_token,
                 wait_new_event: r.wait_new_event,
                 close_event_only: r.history_event_filter_type == HistoryEventFilterType::CloseEvent as i32,
-                wait_budget,
-            },
-        )
-        .await?;
+                deadline,
+            })
+            .await?;
         Ok(Response::new(GetWorkflowExecutionHistoryResponse {
             history: Some(History { events: page.events }),
             next_page_token: page.next_page_token,
@@ -353,7 +355,8 @@ impl Frontend {
         self.namespaces.require(&r.namespace)?;
         let (workflow_id, run_id) = execution(r.execution.as_ref())?;
         let page_size = usize::try_from(r.maximum_page_size).unwrap_or(0);
-        let page = history::get_history_reverse(&self.engine, &r.namespace, &workflow_id, &run_id, page_size, &r.next_page_token).await?;
+        let reverse = GetHistoryReverse { namespace: r.namespace, workflow_id, run_id, page_size, next_page_token: r.next_page_token };
+        let page = self.history().get_history_reverse(reverse).await?;
         Ok(Response::new(GetWorkflowExecutionHistoryReverseResponse {
             history: Some(History { events: page.events }),
             next_page_token: page.next_page_token,
@@ -367,7 +370,7 @@ impl Frontend {
         let r = request.into_inner();
         self.namespaces.require(&r.namespace)?;
         let (workflow_id, run_id) = execution(r.execution.as_ref())?;
-        Ok(Response::new(describe::describe(&self.engine, &r.namespace, &workflow_id, &run_id).await?))
+        Ok(Response::new(self.history().describe(Describe { namespace: r.namespace, workflow_id, run_id }).await?))
     }
 
     pub(super) async fn request_cancel_workflow_execution_rpc(
@@ -377,8 +380,15 @@ impl Frontend {
         let r = request.into_inner();
         self.namespaces.require(&r.namespace)?;
         let (workflow_id, run_id) = execution(r.workflow_execution.as_ref())?;
-        external::request_cancel(&self.engine, &r.namespace, &workflow_id, &run_id, &r.first_execution_run_id, r.reason, r.identity)
-            .await?;
+        let cancel = RequestCancel {
+            namespace: r.namespace,
+            workflow_id,
+            run_id,
+            first_execution_run_id: r.first_execution_run_id,
+            reason: r.reason,
+            identity: r.identity,
+        };
+        self.history().request_cancel(cancel).await?;
         Ok(Response::new(RequestCancelWorkflowExecutionResponse::default()))
     }
 
@@ -389,19 +399,18 @@ impl Frontend {
         let r = request.into_inner();
         self.namespaces.require(&r.namespace)?;
         let (workflow_id, run_id) = execution(r.workflow_execution.as_ref())?;
-        check_blob(self.engine.config(), "details", r.details.as_ref())?;
+        check_blob(self.history().config(), "details", r.details.as_ref())?;
         let reason = if r.reason.is_empty() { DEFAULT_TERMINATE_REASON.to_string() } else { r.reason };
-        external::terminate_workflow(
-            &self.engine,
-            &r.namespace,
-            &workflow_id,
-            &run_id,
-            &r.first_execution_run_id,
+        let terminate = Terminate {
+            namespace: r.namespace,
+            workflow_id,
+            run_id,
+            first_execution_run_id: r.first_execution_run_id,
             reason,
-            r.details,
-            r.identity,
-        )
-        .await?;
+            details: r.details,
+            identity: r.identity,
+        };
+        self.history().terminate(terminate).await?;
         Ok(Response::new(TerminateWorkflowExecutionResponse::default()))
     }
 }

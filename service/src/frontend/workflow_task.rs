@@ -1,6 +1,6 @@
 //! Workflow tasks: polls, completions (commands → events), failures; queries.
-//! The RPCs validate and decode here; the semantics live in the engine
-//! (`engine::workflow_task`, `engine::commands`, `engine::query`).
+//! The RPCs validate and decode here; the semantics live behind the history API
+//! (`history_api::workflow_task`, `history_api::query`).
 
 mod deadline;
 mod poll;
@@ -11,8 +11,8 @@ use tonic::{Request, Response};
 
 use super::{Frontend, RpcResult};
 use crate::core::token::TaskToken;
-use crate::engine::{commands, workflow_task};
 use crate::error::ServiceError;
+use crate::history_api::{CompleteWorkflowTask, FailWorkflowTask};
 use crate::namespaces::Namespaces;
 
 /// Decodes a task token (`InvalidArgument` if garbled) and checks its namespace
@@ -44,7 +44,7 @@ impl Frontend {
     ) -> RpcResult<RespondWorkflowTaskCompletedResponse> {
         let req = request.into_inner();
         let token = task_token(&self.namespaces, &req.task_token, &req.namespace)?;
-        let response = commands::complete_workflow_task(&self.engine, &token, req).await?;
+        let response = self.history().complete_workflow_task(CompleteWorkflowTask { token, request: req }).await?;
         Ok(Response::new(response))
     }
 
@@ -54,7 +54,7 @@ impl Frontend {
     ) -> RpcResult<RespondWorkflowTaskFailedResponse> {
         let req = request.into_inner();
         let token = task_token(&self.namespaces, &req.task_token, &req.namespace)?;
-        workflow_task::fail(&self.engine, &token, req).await?;
+        self.history().fail_workflow_task(FailWorkflowTask { token, request: req }).await?;
         Ok(Response::new(RespondWorkflowTaskFailedResponse::default()))
     }
 

@@ -15,20 +15,16 @@ use tonic::{Request, Response};
 
 use super::super::{Frontend, RpcResult};
 use super::deadline;
-use crate::engine::query::{self, QueryOutcome, QueryTask};
-use crate::engine::workflow_task::{self as wt, Poller, Started};
-use crate::engine::Engine;
 use crate::error::ServiceError;
+use crate::history_api::{HistoryApi, LegacyQueryTask, PollQueryTask, Poller, StartQueryTask, StartWorkflowTask, Started};
 use crate::matching::TaskRef;
-use crate::shard::ShardOwner;
-use std::sync::Arc;
 
 /// Longest task queue name accepted (Go's default limit).
 pub const TASK_QUEUE_NAME_MAX: usize = 1000;
 
 enum Work {
     Task(TaskRef),
-    Query(Arc<ShardOwner>, QueryTask),
+    Query(LegacyQueryTask),
 }
 
 /// The task queue of a poll: present, named, not too long.
@@ -66,14 +62,14 @@ impl Frontend {
         #[allow(deprecated)]
         let build_id = req.worker_version_capabilities.as_ref().map(|c| c.build_id.clone()).unwrap_or_default();
         let poller = Poller { identity: req.identity.clone(), build_id };
-        let response = poll_until(&self.engine, &queue, &poller, deadline).await?;
+        let response = poll_until(self.history(), &queue, &poller, deadline).await?;
         Ok(Response::new(response.unwrap_or_default()))
     }
 }
 
 /// Waits for work on `queue` until `deadline`; `None` when there was none.
 async fn poll_until(
-    engine: &Engine,
+    history: HistoryApi<'_>,
     queue: &QueueKey,
     poller: &Poller,
     deadline: Instant,
@@ -84,12 +80,12 @@ async fn poll_until(
             return Ok(None);
         }
         let work = tokio::select! {
-            task = engine.matching().poll(queue, left) => task.map(Work::Task),
-            query = query::poll_task(engine, queue, left) => query.map(|(owner, task)| Work::Query(owner, task)),
+            task = history.matching().poll(queue, left) => task.map(Work::Task),
+            query = history.poll_query_task(PollQueryTask { queue, wait: left }) => query.map(Work::Query),
         };
         match work {
             None => return Ok(None),
-            Some(Work::Task(task)) => match wt::start(engine, queue, task, poller).await {
+            Some(Work::Task(task)) => match history.start_workflow_task(StartWorkflowTask { queue, task, poller }).await {
                 Ok(Started::Task(response)) => return Ok(Some(*response)),
                 Ok(Started::Stale) => continue,
                 // The task's owner stopped while starting it: the next owner has it.
@@ -97,22 +93,10 @@ async fn poll_until(
                 Err(e) if transient(&e) => return Err(e),
                 Err(e) => tracing::error!(?queue, error = %e, "starting a workflow task failed; polling on"),
             },
-            Some(Work::Query(owner, task)) => match query::legacy_task_response(&owner, &task) {
-                Ok(Some(response)) => return Ok(Some(response)),
-                Ok(None) => continue,
-                Err(ServiceError::NotLeader { .. }) => continue,
-                Err(e) if transient(&e) => {
-                    owner.queries().requeue(task);
-                    return Err(e);
-                }
-                Err(e) => {
-                    tracing::error!(run = ?task.run, error = %e, "building a query task failed; the query fails");
-                    owner.queries().answer(
-                        &task.run,
-                        &task.query_id,
-                        QueryOutcome::Failed(format!("the query could not be dispatched: {e}")),
-                    );
-                }
+            // Nothing to hand out (the query was withdrawn or failed): poll on.
+            Some(Work::Query(task)) => match history.start_query_task(StartQueryTask { task })? {
+                Some(response) => return Ok(Some(response)),
+                None => continue,
             },
         }
     }

@@ -1,5 +1,6 @@
 //! `QueryWorkflow` (waits, within the caller's deadline, for a worker's answer) and
-//! `RespondQueryTaskCompleted` (a worker's answer to a legacy query task).
+//! `RespondQueryTaskCompleted` (a worker's answer to a legacy query task). Asking,
+//! waiting and asking again after a leader change happen behind the history API.
 
 use std::time::Duration;
 
@@ -12,15 +13,13 @@ use tonic::{Request, Response};
 
 use super::super::{Frontend, RpcResult};
 use super::{deadline, task_token};
-use crate::engine::query::{self, Asked, QueryOutcome};
 use crate::error::ServiceError;
+use crate::history_api::{QueryAnswer, QueryWorkflow, RespondQuery};
 
 /// Wait when the caller sent no deadline.
 const QUERY_WAIT_DEFAULT: Duration = Duration::from_secs(60);
 /// Answer this long before the caller's deadline, so our answer is the one it sees.
 const QUERY_TAIL: Duration = Duration::from_millis(50);
-/// How often a waiting query re-checks whether it can go to a worker directly.
-const QUERY_RECHECK: Duration = Duration::from_secs(1);
 
 impl Frontend {
     pub(in crate::frontend) async fn query_workflow(&self, request: Request<QueryWorkflowRequest>) -> RpcResult<QueryWorkflowResponse> {
@@ -35,43 +34,29 @@ impl Frontend {
         if !execution.run_id.is_empty() && uuid::Uuid::parse_str(&execution.run_id).is_err() {
             return Err(ServiceError::InvalidArgument("Invalid RunId.".into()).into());
         }
-        let query = req.query.clone().ok_or_else(|| ServiceError::InvalidArgument("Query is not set on request.".into()))?;
+        let query = req.query.ok_or_else(|| ServiceError::InvalidArgument("Query is not set on request.".into()))?;
         if query.query_type.is_empty() {
             return Err(ServiceError::InvalidArgument("QueryType is not set on request.".into()).into());
         }
         let args_bytes = query.query_args.as_ref().map_or(0, prost::Message::encoded_len);
-        if args_bytes > self.engine.config().blob_bytes_max {
+        if args_bytes > self.history().config().blob_bytes_max {
             return Err(ServiceError::InvalidArgument("Blob data size exceeds limit.".into()).into());
         }
-        let run = self.engine.resolve_run(&req.namespace, &execution.workflow_id, &execution.run_id).await?;
-        let mut ticket = match query::ask(&self.engine, &run, query, req.query_reject_condition).await? {
-            Asked::Rejected(status) => {
-                let rejected = QueryRejected { status: status as i32 };
-                return Ok(Response::new(QueryWorkflowResponse { query_rejected: Some(rejected), ..Default::default() }));
-            }
-            Asked::Pending(ticket) => ticket,
+        let ask = QueryWorkflow {
+            namespace: req.namespace,
+            workflow_id: execution.workflow_id.clone(),
+            run_id: execution.run_id.clone(),
+            query,
+            reject_condition: req.query_reject_condition,
+            deadline,
         };
-        loop {
-            tokio::select! {
-                outcome = ticket.outcome() => {
-                    return match outcome {
-                        Some(QueryOutcome::Answered(result)) => {
-                            Ok(Response::new(QueryWorkflowResponse { query_result: result, ..Default::default() }))
-                        }
-                        Some(QueryOutcome::Failed(message)) => Err(ServiceError::QueryFailed(message).into()),
-                        None => Err(ServiceError::Unavailable("the query was withdrawn before it was answered; retry".into()).into()),
-                    };
-                }
-                _ = tokio::time::sleep(QUERY_RECHECK) => {
-                    if let Err(e) = query::recheck(&self.engine, &ticket).await {
-                        tracing::warn!(?run, error = %e, "re-checking a waiting query failed");
-                    }
-                }
-                _ = tokio::time::sleep_until(deadline) => {
-                    return Err(ServiceError::DeadlineExceeded("query timed out before a worker answered it".into()).into());
-                }
+        let response = match self.history().query_workflow(ask).await? {
+            QueryAnswer::Rejected(status) => {
+                QueryWorkflowResponse { query_rejected: Some(QueryRejected { status: status as i32 }), ..Default::default() }
             }
-        }
+            QueryAnswer::Answered(query_result) => QueryWorkflowResponse { query_result, ..Default::default() },
+        };
+        Ok(Response::new(response))
     }
 
     pub(in crate::frontend) async fn respond_query_task_completed(
@@ -80,7 +65,7 @@ impl Frontend {
     ) -> RpcResult<RespondQueryTaskCompletedResponse> {
         let req = request.into_inner();
         let token = task_token(&self.namespaces, &req.task_token, &req.namespace)?;
-        query::respond(&self.engine, &token, req).await?;
+        self.history().respond_query(RespondQuery { token, request: req }).await?;
         Ok(Response::new(RespondQueryTaskCompletedResponse::default()))
     }
 }

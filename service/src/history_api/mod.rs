@@ -1,0 +1,154 @@
+//! The history API: the one seam between the frontend and the history handlers.
+//!
+//! One request type per operation the frontend performs, and one method on
+//! [`HistoryApi`] per request type. Each method calls the history handler that
+//! implements it (`crate::engine::*`) inside [`Router::retry`], so a call that meets
+//! a shard owner that just stopped is run again on the next owner; the frontend
+//! validates and maps errors, and never names a shard or a handler.
+//!
+//! - [`workflow`]: start, signal, signal-with-start, cancel, terminate, describe,
+//!   history (forward and reverse), resolving a run.
+//! - [`workflow_task`]: starting a polled workflow task, its completion and failure,
+//!   legacy query tasks handed to workflow pollers.
+//! - [`activity`]: starting a polled activity task; complete, fail, cancel and
+//!   heartbeat, by task token or by activity id.
+//! - [`query`]: `QueryWorkflow` (ask, wait, re-check; asked again once when the
+//!   owner holding it stops) and a worker's answer to a legacy query task.
+
+pub mod activity;
+pub mod query;
+pub mod workflow;
+pub mod workflow_task;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+
+use tokio::time::Instant;
+
+use crate::engine::{Engine, EngineConfig};
+use crate::error::{Result, ServiceError};
+use crate::matching::Matching;
+use crate::shard::{Router, ROUTE_WAIT};
+
+pub use activity::{ActivityRef, CancelActivity, CompleteActivity, FailActivity, HeartbeatActivity, StartActivityTask};
+pub use query::{AskQuery, QueryAnswer, QueryWorkflow, RespondQuery};
+pub use workflow::{
+    Describe, GetHistory, GetHistoryReverse, RequestCancel, ResolveRun, SignalWithStart, SignalWorkflow, StartWorkflow, Terminate,
+};
+pub use workflow_task::{CompleteWorkflowTask, FailWorkflowTask, LegacyQueryTask, PollQueryTask, StartQueryTask, StartWorkflowTask};
+
+// What the requests carry and the calls answer (defined by the handlers for now).
+pub use crate::core::activity::outcome::{Canceled, Completed, Failed, Heartbeat};
+pub use crate::core::run::{Policies, RunSpec, StartOutcome};
+pub use crate::core::signals::SignalSpec;
+pub use crate::engine::activity::dispatch::Dispatched;
+pub use crate::engine::history::HistoryPage;
+pub use crate::engine::query::{Asked, QueryTicket};
+pub use crate::engine::workflow_task::{Poller, Started};
+
+/// The history operations of one node, each routed and retried.
+///
+/// **What is retried.** [`Router::retry`] repeats a call only when it fails with
+/// [`ServiceError::NotLeader`] naming no leader or this node (the shard's owner on
+/// this node changed under the call, and this node is to own it again), at most
+/// [`crate::shard::RETRIES_MAX`] times within [`ROUTE_WAIT`] of the first attempt,
+/// each time after waiting for the shard's next owner. Every other error (including
+/// `Unavailable` from a stopped Raft group, `ResourceExhausted`, a transition
+/// rejected for another reason) and a `NotLeader` naming another node go back to
+/// the caller, who sees `Unavailable` (with the leader's id when known). A history
+/// long poll that used the router's window up by waiting is routed again in a
+/// fresh one when the shard gets a new owner before the caller's deadline
+/// ([`Self::get_history`]); a withdrawn query is asked again once
+/// ([`Self::query_workflow`]).
+///
+/// **Why repeating is safe, also for calls that are not idempotent.** A `NotLeader`
+/// only ever means that no write of the call was applied:
+/// - routing found no live owner, or the owner had stopped before or while the call
+///   waited for the workflow's lock or read its state (`ShardOwner::check_live`):
+///   nothing was proposed;
+/// - `Node::propose_in_term` refused the proposal because the owner's term is over
+///   (or Raft dropped it): it was never appended to the log;
+/// - the transition reached the state machine but a `SetState` was built from a state
+///   version another owner had moved on from (`StateVersionMismatch`, turned into
+///   `NotLeader` by `ServiceError::from_raft`): the whole transition, dedupe record
+///   included, was rejected and changed nothing.
+///
+/// A proposal once appended is answered from apply only (for a one-member group it
+/// commits in the next term), never with `NotLeader`. Every state-changing handler
+/// commits as its last fallible step, and each attempt routes, locks and loads
+/// afresh, so a repeat decides on the new owner's state. The one handler with a
+/// fallible step after its commit is the start of a polled workflow task (its poll
+/// response is read from history after WorkflowTaskStarted is committed): repeated,
+/// it meets a task of an ended owner term and answers [`Started::Stale`], so the
+/// task is never started twice; the poller polls on and the start-to-close timeout
+/// schedules the task again. Starts, signal-with-starts and signals that carry a
+/// request id are deduplicated durably besides.
+///
+/// **Cost.** A handler that takes its input by value gets a clone of it per attempt
+/// (normally one); inputs that are only read are passed by reference.
+#[derive(Clone, Copy)]
+pub struct HistoryApi<'a> {
+    engine: &'a Engine,
+}
+
+impl<'a> HistoryApi<'a> {
+    pub fn new(engine: &'a Engine) -> Self {
+        Self { engine }
+    }
+
+    /// Limits and defaults the frontend validates against.
+    pub fn config(&self) -> &'a EngineConfig {
+        self.engine.config()
+    }
+
+    /// Workflow and activity tasks ready for pollers (every shard's, by task queue).
+    pub fn matching(&self) -> &'a Matching {
+        self.engine.matching()
+    }
+
+    fn router(&self) -> &'a Router {
+        self.engine.router()
+    }
+
+    /// Runs `call` through [`Router::retry`].
+    async fn retry<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.router().retry(call).await
+    }
+
+    /// [`Self::retry`] for calls that may wait until `deadline` (long polls). The
+    /// router's window starts with its first attempt, so a long wait can use it up
+    /// and the router then returns a `NotLeader` it would have retried inside it.
+    /// Such a call is routed again, in a fresh window, if its shard gets a live owner
+    /// on this node before `deadline` (and within [`ROUTE_WAIT`]); otherwise the
+    /// `NotLeader` is the answer. Each round lasts at least [`ROUTE_WAIT`], and none
+    /// starts after `deadline`.
+    async fn retry_until<T, F, Fut>(&self, deadline: Instant, mut call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        loop {
+            let began = Instant::now();
+            match self.retry(&mut call).await {
+                Err(ServiceError::NotLeader { shard, leader_hint })
+                    if began.elapsed() >= ROUTE_WAIT
+                        && leader_hint.is_none_or(|id| id == self.engine.node().node_id())
+                        && Instant::now() < deadline =>
+                {
+                    let wait = deadline.saturating_duration_since(Instant::now()).min(ROUTE_WAIT);
+                    if self.router().owners().wait(shard, wait).await.is_none() {
+                        return Err(ServiceError::NotLeader { shard, leader_hint });
+                    }
+                    tracing::debug!(shard, "a long poll outlived the router's window as its owner changed; routing it again");
+                }
+                other => return other,
+            }
+        }
+    }
+}
