@@ -1,8 +1,16 @@
 //! Flow tests of the run lifecycle over a real two-shard node with the timer service
 //! running: start and its policies, signals, signal-with-start, cancel, terminate,
 //! timeouts, continue-as-new, children, history reads and describe.
+//!
+//! No test waits on a sleep or asserts on elapsed wall time. Timers come due by
+//! simulated time ([`TestClock`], moved by [`Kit::advance`]); whatever a test waits
+//! for, it waits on the event itself, mostly through history long polls whose budget
+//! ([`NEVER`]) is far past the hang guard ([`GUARD`]): only the commit's wake-up can
+//! answer them in time, and a guard that runs out fails the test.
 
 use crate::error::code_of;
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::Code;
@@ -32,22 +40,49 @@ use crate::engine::external;
 use crate::engine::history::{self, HistoryRequest, PageToken};
 use crate::engine::start;
 use crate::engine::workflow_task::{self, Poller, Started};
-use crate::engine::{commands, describe, Engine, EngineConfig, SystemClock};
+use crate::engine::{commands, describe, Clock, Engine, EngineConfig, SystemClock};
 use crate::error::ServiceError;
 
 const NS: &str = "default";
 const TQ: &str = "tq";
 
+/// How long a test waits for what it expects before it fails. A hang guard only:
+/// no test passes by running into it.
+const GUARD: Duration = Duration::from_secs(30);
+/// The budget of a long poll the test expects an event to answer: far past [`GUARD`],
+/// so the budget running out can never stand in for the event.
+const NEVER: Duration = Duration::from_secs(3_600);
+/// Timeouts and delays in simulated time: the machine's clock never gets there
+/// during a test, only [`Kit::advance`] does.
+const HOUR_MS: i64 = 3_600_000;
+
+/// The engine's clock here: the system clock plus a lead the test adds to, so a timer
+/// comes due when the test moves time past it and not before, however slow the machine.
+#[derive(Default)]
+struct TestClock {
+    lead_ms: AtomicI64,
+}
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        SystemClock.now_ms() + self.lead_ms.load(Ordering::SeqCst)
+    }
+}
+
 struct Kit {
     engine: Engine,
-    timers: Vec<JoinHandle<()>>,
+    clock: Arc<TestClock>,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Kit {
-    fn drop(&mut self) {
-        for t in &self.timers {
-            t.abort();
+impl Kit {
+    /// Moves the engine's clock `by_ms` forward and has every shard's timer service look
+    /// at the new time (it sleeps until its next timer by its own reckoning, as it
+    /// would until a real clock got there).
+    fn advance(&self, by_ms: i64) {
+        self.clock.lead_ms.fetch_add(by_ms, Ordering::SeqCst);
+        for owner in self.engine.router().owners().all() {
+            owner.timer_wakeup().notify_one();
         }
     }
 }
@@ -57,9 +92,10 @@ async fn kit() -> Kit {
     let mut config = NodeConfig::new(dir.path(), 2);
     config.tick_ms = 5;
     let node = Node::open(config).await.expect("node opens");
-    let engine = Engine::new(node, EngineConfig::default(), Arc::new(SystemClock));
+    let clock = Arc::new(TestClock::default());
+    let engine = Engine::new(node, EngineConfig::default(), clock.clone());
     assert!(engine.wait_serving(Duration::from_secs(10)).await, "every shard gets an owner");
-    Kit { engine, timers: Vec::new(), _dir: dir }
+    Kit { engine, clock, _dir: dir }
 }
 
 fn spec(task_queue: &str) -> RunSpec {
@@ -132,17 +168,6 @@ fn complete_command(result: &str) -> Command {
     }
 }
 
-/// Waits up to 5 s for `cond`.
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 fn history_req(run: &RunKey) -> HistoryRequest {
     HistoryRequest {
         workflow_id: run.workflow_id.clone(),
@@ -151,8 +176,90 @@ fn history_req(run: &RunKey) -> HistoryRequest {
         next_page_token: Vec::new(),
         wait_new_event: false,
         close_event_only: false,
-        wait_budget: Duration::from_secs(2),
+        wait_budget: NEVER,
     }
+}
+
+/// `fut`, or a failure naming `what` once [`GUARD`] passes.
+async fn guarded<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(GUARD, fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("{what}: not within {GUARD:?}"),
+    }
+}
+
+/// Long-polls `run`'s history for new events until `done` holds for the events so
+/// far, and returns them. Each poll is answered by the commit that appends an event
+/// (its budget is [`NEVER`]).
+async fn history_until(e: &Engine, run: &RunKey, what: &str, done: impl Fn(&[HistoryEvent]) -> bool) -> Vec<HistoryEvent> {
+    let mut req = history_req(run);
+    req.wait_new_event = true;
+    guarded(what, async {
+        let mut seen = Vec::new();
+        loop {
+            let page = history::get_history(e, NS, req.clone()).await.expect("history reads");
+            assert!(!page.events.is_empty() || req.next_page_token.is_empty(), "{what}: a long poll answered with nothing, not waiting");
+            seen.extend(page.events);
+            if done(&seen) {
+                return seen;
+            }
+            assert!(!page.next_page_token.is_empty(), "{what}: the run closed first");
+            req.next_page_token = page.next_page_token;
+        }
+    })
+    .await
+}
+
+fn has(events: &[HistoryEvent], t: EventType) -> bool {
+    events.iter().any(|e| e.event_type == t as i32)
+}
+
+/// The close event of `run`, long-polled (answered by the commit that closes it).
+async fn close_event(e: &Engine, run: &RunKey, what: &str) -> HistoryEvent {
+    let mut req = history_req(run);
+    req.close_event_only = true;
+    req.wait_new_event = true;
+    let page = guarded(what, history::get_history(e, NS, req)).await.expect("history reads");
+    assert!(page.next_page_token.is_empty(), "{what}: a closed run's close-event page is the last");
+    let [close]: [HistoryEvent; 1] = page.events.try_into().unwrap_or_else(|p| panic!("{what}: one close event, got {p:?}"));
+    close
+}
+
+fn time_ms(event: &HistoryEvent) -> i64 {
+    let t = event.event_time.as_ref().expect("events have a time");
+    t.seconds * 1_000 + i64::from(t.nanos) / 1_000_000
+}
+
+/// Returns once `run`'s shard's timer service has fired a timer armed after all of
+/// `run`'s and due 1 ms after it was armed: a sentinel run on that shard, started with
+/// a 1 ms delay, has its first task scheduled. The service fires due timers in due
+/// order, so any timer of `run` armed to come due by then has fired too: what `run`
+/// still waits for is held by its due time, not by the service not having looked yet.
+async fn timers_caught_up(e: &Engine, run: &RunKey) {
+    let shard = e.router().shard_for(NS, &run.workflow_id);
+    let id = (0..).map(|i| format!("sentinel-{i}")).find(|id| e.router().shard_for(NS, id) == shard).expect("some id hashes there");
+    let mut s = spec("tq-sentinel");
+    s.start_delay_ms = 1;
+    let out = start::start_workflow(e, NS, &id, s, policies()).await.expect("the sentinel starts");
+    let sentinel = key(&id, &out.run_id);
+    history_until(e, &sentinel, "the sentinel's 1 ms start delay passes", |ev| has(ev, EventType::WorkflowTaskScheduled)).await;
+}
+
+/// Returns once the spawned long poll `poll` is parked on `run`'s history watcher,
+/// yielding to it meanwhile (no time passes). On this current-thread runtime a poll
+/// that holds the watcher is in `wait_until`'s select: it enabled its wake-up, then
+/// read the run, and there is no await point between; so whatever commits next
+/// can reach it only by the watcher's notification (or its budget).
+async fn parked<T>(e: &Engine, run: &RunKey, poll: &JoinHandle<T>) {
+    let owner = e.owner_now(run);
+    for _ in 0..10_000 {
+        if Arc::strong_count(&owner.watchers().watch(run)) > 1 {
+            return;
+        }
+        assert!(!poll.is_finished(), "the long poll answered without waiting");
+        tokio::task::yield_now().await;
+    }
+    panic!("the long poll never parked on the run's watcher");
 }
 
 #[tokio::test]
@@ -249,14 +356,20 @@ async fn start_delay_holds_the_first_task_and_signals_do_not_schedule_one() {
     let k = kit().await;
     let e = &k.engine;
     let mut s = spec(TQ);
-    s.start_delay_ms = 300;
+    s.start_delay_ms = HOUR_MS;
     let out = start::start_workflow(e, NS, "delayed", s, policies()).await.unwrap();
     let run = key("delayed", &out.run_id);
     let signal = SignalSpec { signal_name: "s".into(), ..Default::default() };
     external::signal_workflow(e, NS, "delayed", "", signal).await.unwrap();
     assert_eq!(types(e, &run), vec![EventType::WorkflowExecutionStarted, EventType::WorkflowExecutionSignaled]);
-    eventually("the backoff timer schedules the task", || types(e, &run).len() == 3).await;
-    assert_eq!(types(e, &run)[2], EventType::WorkflowTaskScheduled);
+    timers_caught_up(e, &run).await;
+    assert_eq!(types(e, &run), vec![EventType::WorkflowExecutionStarted, EventType::WorkflowExecutionSignaled], "held by its delay");
+    // The delay passes (in simulated time): the backoff timer schedules the task.
+    k.advance(HOUR_MS);
+    let ev = history_until(e, &run, "the backoff timer schedules the task", |ev| has(ev, EventType::WorkflowTaskScheduled)).await;
+    let t: Vec<_> = ev.iter().map(|e| EventType::try_from(e.event_type).unwrap()).collect();
+    assert_eq!(t, vec![EventType::WorkflowExecutionStarted, EventType::WorkflowExecutionSignaled, EventType::WorkflowTaskScheduled]);
+    assert!(time_ms(&ev[2]) >= time_ms(&ev[0]) + HOUR_MS, "scheduled once the delay passed, not before");
 }
 
 #[tokio::test]
@@ -317,19 +430,20 @@ async fn execution_timeout_times_the_run_out() {
     let k = kit().await;
     let e = &k.engine;
     let mut s = spec(TQ);
-    s.timeouts = Timeouts::normalize(300, 0, 0, &EngineConfig::default());
+    s.timeouts = Timeouts::normalize(HOUR_MS, 0, 0, &EngineConfig::default());
     let out = start::start_workflow(e, NS, "to", s, policies()).await.unwrap();
     let run = key("to", &out.run_id);
-    let mut req = history_req(&run);
-    req.close_event_only = true;
-    req.wait_new_event = true;
-    let page = history::get_history(e, NS, req).await.unwrap();
-    assert_eq!(page.events.len(), 1);
-    assert!(page.next_page_token.is_empty());
-    match &page.events[0].attributes {
+    timers_caught_up(e, &run).await;
+    assert_eq!(status(e, &run), WorkflowExecutionStatus::Running, "not timed out before its timeout");
+    // The timeout passes (in simulated time): the close-event long poll is answered
+    // by the timer's commit.
+    k.advance(HOUR_MS);
+    let close = close_event(e, &run, "the execution timeout closes the run").await;
+    match &close.attributes {
         Some(Attributes::WorkflowExecutionTimedOutEventAttributes(a)) => assert_eq!(a.retry_state, RetryState::Timeout as i32),
         other => panic!("{other:?}"),
     }
+    assert!(time_ms(&close) >= time_ms(&events(e, &run)[0]) + HOUR_MS, "timed out once the timeout passed, not before");
     assert_eq!(status(e, &run), WorkflowExecutionStatus::TimedOut);
 }
 
@@ -373,34 +487,36 @@ async fn history_pages_forward_and_back_and_long_polls() {
     assert!(code_of(&history::get_history(e, NS, bad.clone()).await) == Some(Code::InvalidArgument));
     bad.next_page_token = PageToken { run_id: "other".into(), next_event_id: 1, ..Default::default() }.encode_token();
     assert!(code_of(&history::get_history(e, NS, bad).await) == Some(Code::InvalidArgument));
-    // Long poll for new events: nothing new → empty page and a token, before the budget ends.
+    // Long poll for new events: nothing new → once its budget runs out, an empty page
+    // and a token (that it answers at all is guarded; that it waits, below).
     let mut wait = history_req(&run);
     wait.wait_new_event = true;
-    wait.wait_budget = Duration::from_millis(200);
     let first = history::get_history(e, NS, wait.clone()).await.unwrap();
     assert_eq!(first.events.len(), 5);
     wait.next_page_token = first.next_page_token;
-    let t0 = std::time::Instant::now();
-    let idle = history::get_history(e, NS, wait.clone()).await.unwrap();
+    wait.wait_budget = Duration::from_millis(50);
+    let idle = guarded("an idle long poll answers when its budget runs out", history::get_history(e, NS, wait.clone())).await.unwrap();
     assert!(idle.events.is_empty() && !idle.next_page_token.is_empty());
-    assert!(t0.elapsed() >= Duration::from_millis(200) && t0.elapsed() < Duration::from_secs(2));
-    // A new event wakes the poll.
-    wait.wait_budget = Duration::from_secs(5);
+    // A new event wakes a parked poll. Its budget is far past the guard, so only the
+    // commit's notification can answer it: the test fails if wake-ups break.
+    wait.next_page_token = idle.next_page_token;
+    wait.wait_budget = NEVER;
     let poller = {
         let e = e.clone();
         let wait = wait.clone();
         tokio::spawn(async move { history::get_history(&e, NS, wait).await })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    parked(e, &run, &poller).await;
     external::signal_workflow(e, NS, "h", "", SignalSpec { signal_name: "late".into(), ..Default::default() }).await.unwrap();
-    let woke = poller.await.unwrap().unwrap();
+    let woke = guarded("the new event wakes the parked long poll", poller).await.unwrap().unwrap();
     assert_eq!(woke.events.iter().map(|e| e.event_id).collect::<Vec<_>>(), vec![6]);
     // CLOSE_EVENT on a running run: empty + token when waiting.
     let mut close = history_req(&run);
     close.close_event_only = true;
     close.wait_new_event = true;
     close.wait_budget = Duration::from_millis(50);
-    let open = history::get_history(e, NS, close.clone()).await.unwrap();
+    let open =
+        guarded("a close-event long poll answers when its budget runs out", history::get_history(e, NS, close.clone())).await.unwrap();
     assert!(open.events.is_empty() && !open.next_page_token.is_empty());
     assert_eq!(
         code_of(&history::get_history(e, NS, HistoryRequest { workflow_id: "nope".into(), run_id: String::new(), ..close }).await),
@@ -487,7 +603,11 @@ async fn children_start_report_back_and_follow_the_parent_close_policy() {
     let task = poll(e, TQ).await;
     complete(e, &task, vec![start_child_command("kid"), start_child_command("kid2")]).await;
     // The StartChild outbox starts both children and records them in the parent.
-    eventually("children started", || e.load_existing(&parent).unwrap().state.children.iter().all(|c| !c.run_id.is_empty())).await;
+    history_until(e, &parent, "both children started", |ev| {
+        ev.iter().filter(|x| x.event_type == EventType::ChildWorkflowExecutionStarted as i32).count() == 2
+    })
+    .await;
+    assert!(e.load_existing(&parent).unwrap().state.children.iter().all(|c| !c.run_id.is_empty()));
     let (kid_run, _) = e.current_run_now(NS, "kid").unwrap().unwrap();
     let kid = key("kid", &kid_run);
     let started = history::started_attributes(&e.owner_now(&kid), &kid).unwrap();
@@ -506,7 +626,7 @@ async fn children_start_report_back_and_follow_the_parent_close_policy() {
     let child_run = child_task.workflow_execution.clone().unwrap().run_id;
     let done = key(&child_task.workflow_execution.as_ref().unwrap().workflow_id, &child_run);
     complete(e, &child_task, vec![complete_command("out")]).await;
-    eventually("the parent records the child's result", || types(e, &parent).contains(&EventType::ChildWorkflowExecutionCompleted)).await;
+    history_until(e, &parent, "the parent records the child's result", |ev| has(ev, EventType::ChildWorkflowExecutionCompleted)).await;
     let ev = events(e, &parent);
     let completed = ev.iter().find(|x| x.event_type == EventType::ChildWorkflowExecutionCompleted as i32).unwrap();
     match &completed.attributes {
@@ -528,9 +648,11 @@ async fn children_start_report_back_and_follow_the_parent_close_policy() {
     // The parent is terminated: the other child is terminated by its close policy.
     let other = if done.workflow_id == "kid" { "kid2" } else { "kid" };
     external::terminate_workflow(e, NS, "parent", "", "", "bye".into(), None, "me".into()).await.unwrap();
-    eventually("the open child is terminated", || matches!(e.current_run_now(NS, other).unwrap(), Some((_, false)))).await;
     let (other_run, _) = e.current_run_now(NS, other).unwrap().unwrap();
-    assert_eq!(status(e, &key(other, &other_run)), WorkflowExecutionStatus::Terminated);
+    let other = key(other, &other_run);
+    let close = close_event(e, &other, "the open child is terminated").await;
+    assert_eq!(close.event_type, EventType::WorkflowExecutionTerminated as i32);
+    assert_eq!(status(e, &other), WorkflowExecutionStatus::Terminated);
     let d = describe::describe(e, NS, "parent", "").await.unwrap();
     assert_eq!(d.workflow_execution_info.unwrap().status, WorkflowExecutionStatus::Terminated as i32);
 }
@@ -543,6 +665,6 @@ async fn a_child_id_already_running_fails_the_start() {
     let parent = start(e, "p2").await;
     let task = poll(e, TQ).await;
     complete(e, &task, vec![start_child_command("taken")]).await;
-    eventually("the start fails", || types(e, &parent).contains(&EventType::StartChildWorkflowExecutionFailed)).await;
+    history_until(e, &parent, "the start fails", |ev| has(ev, EventType::StartChildWorkflowExecutionFailed)).await;
     assert!(e.load_existing(&parent).unwrap().state.children.is_empty());
 }
