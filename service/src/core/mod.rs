@@ -23,6 +23,8 @@
 pub mod activity;
 pub mod children;
 pub mod commands;
+#[cfg(test)]
+mod golden;
 pub mod lifecycle;
 pub mod retry;
 pub mod run;
