@@ -24,6 +24,8 @@ pub mod activity;
 pub mod children;
 pub mod commands;
 pub mod error;
+#[cfg(test)]
+mod golden;
 pub mod lifecycle;
 pub mod retry;
 pub mod run;

@@ -1,0 +1,238 @@
+//! The inputs of a reference history — what the client, the worker and the timers
+//! did — derived from its events and put in time order. Events the server writes as
+//! a consequence (WorkflowTaskScheduled, command events, ActivityTaskStarted's
+//! companions...) are not inputs: the core must write them itself.
+
+use temporalio_protos::protos::temporal::api::common::v1::{Payloads, WorkflowExecution};
+use temporalio_protos::protos::temporal::api::enums::v1::{TimeoutType, WorkflowTaskFailedCause};
+use temporalio_protos::protos::temporal::api::failure::v1::Failure;
+use temporalio_protos::protos::temporal::api::history::v1::HistoryEvent;
+use temporalio_protos::protos::temporal::api::workflowservice::v1::{
+    RespondWorkflowTaskCompletedRequest, RespondWorkflowTaskFailedRequest,
+};
+
+use super::commands::{commands_of, is_command_event};
+use super::reference::RefEvent;
+use super::requests::{child_close_event, signal, spec};
+use crate::core::activity::outcome::{Canceled, Completed, Failed};
+use crate::core::activity::timeouts::NOT_ENOUGH_TIME_MESSAGE;
+use crate::core::run::RunSpec;
+use crate::core::signals::SignalSpec;
+use crate::core::workflow_task::Poller;
+use crate::core::EngineConfig;
+
+/// One input: an RPC, or a durable timer coming due.
+#[derive(Debug)]
+pub enum Input {
+    /// StartWorkflowExecution; with `signal`, SignalWithStartWorkflowExecution.
+    Start {
+        workflow_id: String,
+        spec: Box<RunSpec>,
+        signal: Option<SignalSpec>,
+    },
+    /// The start backoff (continue-as-new / start delay) timer fired.
+    StartBackoff,
+    PollWorkflowTask(Poller),
+    CompleteWorkflowTask(Box<RespondWorkflowTaskCompletedRequest>),
+    FailWorkflowTask(Box<RespondWorkflowTaskFailedRequest>),
+    /// The started workflow task's start-to-close timer fired.
+    WorkflowTaskTimeout,
+    /// A poller took attempt `attempt` of the activity; attempts before it failed
+    /// with `last_failure` (a worker failure, or a server timeout).
+    StartActivity {
+        scheduled: i64,
+        attempt: i32,
+        identity: String,
+        last_failure: Option<Failure>,
+    },
+    ActivityCompleted {
+        scheduled: i64,
+        attempt: i32,
+        outcome: Completed,
+    },
+    ActivityFailed {
+        scheduled: i64,
+        attempt: i32,
+        outcome: Failed,
+    },
+    ActivityCanceled {
+        scheduled: i64,
+        attempt: i32,
+        outcome: Canceled,
+    },
+    /// An activity timer fired; `gave_up`: the server's "not enough time to retry"
+    /// (any of the attempt's timeouts may have fired).
+    ActivityTimedOut {
+        scheduled: i64,
+        timeout_type: TimeoutType,
+        gave_up: bool,
+    },
+    TimerFired {
+        timer_id: String,
+        started_event_id: i64,
+    },
+    Signal(SignalSpec),
+    CancelRequest {
+        cause: String,
+        identity: String,
+    },
+    Terminate {
+        reason: String,
+        details: Option<Payloads>,
+        identity: String,
+    },
+    /// The run or execution timeout fired.
+    RunTimedOut,
+    /// The child initiated at `initiated` started (the StartChild outbox ran).
+    ChildStarted {
+        initiated: i64,
+        run_id: String,
+    },
+    /// The child closed with `close` (the closed-run outbox ran).
+    ChildClosed {
+        initiated: i64,
+        close: Box<HistoryEvent>,
+        execution: WorkflowExecution,
+    },
+}
+
+/// An input at the time of the reference event it comes from.
+#[derive(Debug)]
+pub struct Step {
+    pub event_id: i64,
+    pub kind: String,
+    pub time_ns: i128,
+    pub ms: i64,
+    pub input: Input,
+}
+
+/// The inputs of `events`, in time order (an ActivityTaskStarted is written with the
+/// outcome but happened at its own time; buffered events keep their arrival time).
+pub fn inputs(events: &[RefEvent], config: &EngineConfig) -> Result<Vec<Step>, String> {
+    let mut steps = Vec::new();
+    let backoff = events.first().map(|e| e.ms_of("firstWorkflowTaskBackoff")).unwrap_or(0);
+    let mut first_task = true;
+    for (i, e) in events.iter().enumerate() {
+        let input = match e.kind.trim_start_matches("EVENT_TYPE_") {
+            "WORKFLOW_EXECUTION_STARTED" if i == 0 => {
+                let signal = events.get(1).filter(|s| s.kind == "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED").map(signal);
+                Some(Input::Start { workflow_id: e.str("workflowId"), spec: Box::new(spec(e, config)), signal })
+            }
+            "WORKFLOW_EXECUTION_SIGNALED" if i == 1 => None, // part of signal-with-start
+            "WORKFLOW_EXECUTION_SIGNALED" => Some(Input::Signal(signal(e))),
+            "WORKFLOW_TASK_SCHEDULED" => {
+                let delayed = std::mem::take(&mut first_task) && backoff > 0;
+                delayed.then_some(Input::StartBackoff)
+            }
+            "WORKFLOW_TASK_STARTED" => {
+                Some(Input::PollWorkflowTask(Poller { identity: e.str("identity"), build_id: e.str("workerVersion.buildId") }))
+            }
+            "WORKFLOW_TASK_COMPLETED" => Some(Input::CompleteWorkflowTask(Box::new(completion(events, e)?))),
+            "WORKFLOW_TASK_FAILED" => workflow_task_failed(e)?,
+            "WORKFLOW_TASK_TIMED_OUT" => Some(Input::WorkflowTaskTimeout),
+            "ACTIVITY_TASK_STARTED" => Some(Input::StartActivity {
+                scheduled: e.int("scheduledEventId"),
+                attempt: e.int("attempt") as i32,
+                identity: e.str("identity"),
+                last_failure: e.pb("lastFailure"),
+            }),
+            "ACTIVITY_TASK_COMPLETED" => Some(Input::ActivityCompleted {
+                scheduled: e.int("scheduledEventId"),
+                attempt: attempt_of(events, e),
+                outcome: Completed {
+                    result: e.pb("result"),
+                    identity: e.str("identity"),
+                    worker_version: started(events, e)?.pb("workerVersion"),
+                },
+            }),
+            "ACTIVITY_TASK_FAILED" => Some(Input::ActivityFailed {
+                scheduled: e.int("scheduledEventId"),
+                attempt: attempt_of(events, e),
+                outcome: Failed {
+                    failure: e.pb("failure"),
+                    identity: e.str("identity"),
+                    last_heartbeat_details: None,
+                    worker_version: started(events, e)?.pb("workerVersion"),
+                },
+            }),
+            // Canceled before it started: the RequestCancelActivityTask command wrote it.
+            "ACTIVITY_TASK_CANCELED" if e.int("startedEventId") == 0 => None,
+            "ACTIVITY_TASK_CANCELED" => Some(Input::ActivityCanceled {
+                scheduled: e.int("scheduledEventId"),
+                attempt: attempt_of(events, e),
+                outcome: Canceled { details: e.pb("details"), identity: e.str("identity") },
+            }),
+            "ACTIVITY_TASK_TIMED_OUT" => Some(Input::ActivityTimedOut {
+                scheduled: e.int("scheduledEventId"),
+                timeout_type: TimeoutType::from_str_name(&e.str("failure.timeoutFailureInfo.timeoutType"))
+                    .unwrap_or(TimeoutType::Unspecified),
+                gave_up: e.str("failure.message") == NOT_ENOUGH_TIME_MESSAGE,
+            }),
+            "TIMER_FIRED" => Some(Input::TimerFired { timer_id: e.str("timerId"), started_event_id: e.int("startedEventId") }),
+            "WORKFLOW_EXECUTION_CANCEL_REQUESTED" => Some(Input::CancelRequest { cause: e.str("cause"), identity: e.str("identity") }),
+            "WORKFLOW_EXECUTION_TERMINATED" => {
+                Some(Input::Terminate { reason: e.str("reason"), details: e.pb("details"), identity: e.str("identity") })
+            }
+            "WORKFLOW_EXECUTION_TIMED_OUT" => Some(Input::RunTimedOut),
+            "CHILD_WORKFLOW_EXECUTION_STARTED" => {
+                Some(Input::ChildStarted { initiated: e.int("initiatedEventId"), run_id: e.str("workflowExecution.runId") })
+            }
+            k if k.starts_with("CHILD_WORKFLOW_EXECUTION_") => Some(Input::ChildClosed {
+                initiated: e.int("initiatedEventId"),
+                close: Box::new(child_close_event(e)?),
+                execution: e.pb("workflowExecution").unwrap_or_default(),
+            }),
+            _ if is_command_event(&e.kind) => None,
+            other => return Err(format!("event {} {other}: the golden driver has no input for it", e.id)),
+        };
+        if let Some(input) = input {
+            steps.push(Step { event_id: e.id, kind: e.kind.clone(), time_ns: e.time_ns, ms: e.ms(), input });
+        }
+    }
+    steps.sort_by_key(|s| (s.time_ns, s.event_id));
+    Ok(steps)
+}
+
+#[allow(deprecated)] // `binary_checksum`: deprecated, still sent
+fn completion(events: &[RefEvent], e: &RefEvent) -> Result<RespondWorkflowTaskCompletedRequest, String> {
+    Ok(RespondWorkflowTaskCompletedRequest {
+        commands: commands_of(events, e.id)?,
+        identity: e.str("identity"),
+        binary_checksum: e.str("binaryChecksum"),
+        worker_version_stamp: e.pb("workerVersion"),
+        ..Default::default()
+    })
+}
+
+/// A worker's RespondWorkflowTaskFailed; causes the server writes itself (closing
+/// the run under a started task) are not inputs.
+#[allow(deprecated)] // `binary_checksum`: deprecated, still sent
+fn workflow_task_failed(e: &RefEvent) -> Result<Option<Input>, String> {
+    let cause = WorkflowTaskFailedCause::from_str_name(&e.str("cause")).unwrap_or(WorkflowTaskFailedCause::Unspecified);
+    match cause {
+        WorkflowTaskFailedCause::ForceCloseCommand => Ok(None),
+        WorkflowTaskFailedCause::WorkflowWorkerUnhandledFailure | WorkflowTaskFailedCause::NonDeterministicError => {
+            Ok(Some(Input::FailWorkflowTask(Box::new(RespondWorkflowTaskFailedRequest {
+                cause: cause as i32,
+                failure: e.pb("failure"),
+                identity: e.str("identity"),
+                binary_checksum: e.str("binaryChecksum"),
+                worker_version: e.pb("workerVersion"),
+                ..Default::default()
+            }))))
+        }
+        other => {
+            Err(format!("event {} WorkflowTaskFailed with cause {}: not an input the golden driver rebuilds", e.id, other.as_str_name()))
+        }
+    }
+}
+
+/// The ActivityTaskStarted an outcome event links to.
+fn started<'a>(events: &'a [RefEvent], e: &RefEvent) -> Result<&'a RefEvent, String> {
+    let id = e.int("startedEventId");
+    events.iter().find(|s| s.id == id).ok_or_else(|| format!("event {} links to a missing Started event {id}", e.id))
+}
+
+fn attempt_of(events: &[RefEvent], e: &RefEvent) -> i32 {
+    started(events, e).map(|s| s.int("attempt") as i32).unwrap_or(1)
+}
