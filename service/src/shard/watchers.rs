@@ -52,12 +52,22 @@ impl HistoryWatchers {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::sync::futures::Notified;
 
     use super::*;
 
-    #[tokio::test]
-    async fn watchers_wake_waiters_of_their_run_only() {
+    /// Polls `notified` once, now: whether it has been notified. No time passes, so
+    /// "not woken" means not woken by anything done so far, not "not within a while".
+    fn woken(notified: Pin<&mut Notified<'_>>) -> bool {
+        notified.poll(&mut Context::from_waker(std::task::Waker::noop())) == Poll::Ready(())
+    }
+
+    #[test]
+    fn watchers_wake_waiters_of_their_run_only() {
         let w = HistoryWatchers::default();
         let a = RunKey { namespace: "n".into(), workflow_id: "a".into(), run_id: "1".into() };
         let b = RunKey { workflow_id: "b".into(), ..a.clone() };
@@ -65,10 +75,11 @@ mod tests {
         let notified = na.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        assert!(!woken(notified.as_mut()), "not woken before any notification");
         w.notify(&b);
-        assert!(tokio::time::timeout(Duration::from_millis(20), &mut notified).await.is_err());
+        assert!(!woken(notified.as_mut()), "another run's notification does not wake it");
         w.notify(&a);
-        assert!(tokio::time::timeout(Duration::from_millis(20), &mut notified).await.is_ok());
+        assert!(woken(notified.as_mut()), "its run's notification wakes it");
         assert!(Arc::ptr_eq(&na, &w.watch(&a)));
     }
 
@@ -82,15 +93,19 @@ mod tests {
         assert_eq!(Arc::strong_count(&again), 1);
     }
 
-    #[tokio::test]
-    async fn notify_all_wakes_every_run() {
+    #[test]
+    fn notify_all_wakes_every_run() {
         let w = HistoryWatchers::default();
         let a = RunKey { namespace: "n".into(), workflow_id: "a".into(), run_id: "1".into() };
-        let na = w.watch(&a);
-        let notified = na.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
+        let b = RunKey { workflow_id: "b".into(), ..a.clone() };
+        let (na, nb) = (w.watch(&a), w.watch(&b));
+        let (on_a, on_b) = (na.notified(), nb.notified());
+        tokio::pin!(on_a, on_b);
+        on_a.as_mut().enable();
+        on_b.as_mut().enable();
+        assert!(!woken(on_a.as_mut()) && !woken(on_b.as_mut()), "not woken before any notification");
         w.notify_all();
-        assert!(tokio::time::timeout(Duration::from_millis(20), &mut notified).await.is_ok());
+        assert!(woken(on_a.as_mut()), "run a's waiter is woken");
+        assert!(woken(on_b.as_mut()), "run b's waiter is woken");
     }
 }

@@ -1,13 +1,16 @@
 //! End-to-end activity and timer flows on a real one-shard node: schedule, poll,
 //! fail, retry through the timer service, complete; user timers firing; stale
 //! tokens. Checks the history written and that no timer is left behind.
+//!
+//! No test sleeps or measures time: timeouts and backoffs are hours of simulated
+//! time ([`Kit::advance`]), checked not to fire before they are due
+//! ([`timers_caught_up`]), and what a test expects it waits for through a history long
+//! poll or a task poll answered by the event itself, under the hang guard
+//! ([`guarded`]).
 
 use crate::error::code_of;
-use std::sync::Arc;
-use std::time::Duration;
 use tonic::Code;
 
-use hourglass_raft::{Node, NodeConfig};
 use hourglass_storage::state::{QueueKey, QueueKind, RunKey};
 use prost::Message;
 use temporalio_protos::protos::temporal::api::command::v1::{ScheduleActivityTaskCommandAttributes, StartTimerCommandAttributes};
@@ -17,6 +20,7 @@ use temporalio_protos::protos::temporal::api::failure::v1::failure::FailureInfo;
 use temporalio_protos::protos::temporal::api::failure::v1::{ApplicationFailureInfo, Failure};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::HistoryEvent;
+use temporalio_protos::protos::temporal::api::workflowservice::v1::PollActivityTaskQueueResponse;
 
 use super::dispatch::{start_polled_task, Dispatched};
 use super::outcome;
@@ -25,25 +29,23 @@ use crate::core::activity::{schedule_activity, start_timer, ActivitySelector, Ac
 use crate::core::state::ExecutionState;
 use crate::core::token::TaskToken;
 use crate::core::txn::{duration, RunTxn};
-use crate::engine::{Engine, EngineConfig, SystemClock};
+use crate::engine::workflow_task::testkit::{self, guarded, has, history_until, time_ms, timers_caught_up, HOUR_MS, NEVER, NS};
+use crate::engine::Engine;
 
 const TQ: &str = "tq";
 
 struct Kit {
+    base: testkit::Kit,
     engine: Engine,
     run: RunKey,
-    _dir: tempfile::TempDir,
 }
 
-/// A node, an engine and an open run with no workflow task outstanding.
+/// A node on simulated time, an engine and an open run with no workflow task
+/// outstanding.
 async fn kit() -> Kit {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = NodeConfig::new(dir.path(), 1);
-    config.tick_ms = 5;
-    let node = Node::open(config).await.expect("node opens");
-    let engine = Engine::new(node, EngineConfig::default(), Arc::new(SystemClock));
-    assert!(engine.wait_serving(std::time::Duration::from_secs(10)).await, "the shard gets an owner");
-    let run = RunKey { namespace: "default".into(), workflow_id: "wf".into(), run_id: "run-1".into() };
+    let base = testkit::kit().await;
+    let engine = base.engine.clone();
+    let run = RunKey { namespace: NS.into(), workflow_id: "wf".into(), run_id: "run-1".into() };
     let state = ExecutionState {
         workflow_type: "Wf".into(),
         task_queue: TQ.into(),
@@ -54,7 +56,7 @@ async fn kit() -> Kit {
     let mut txn = RunTxn::create(run.clone(), engine.now_ms(), state);
     txn.add_event(Attributes::WorkflowExecutionStartedEventAttributes(Default::default()));
     engine.commit(txn).await.expect("run created");
-    Kit { engine, run, _dir: dir }
+    Kit { base, engine, run }
 }
 
 impl Kit {
@@ -78,16 +80,32 @@ impl Kit {
         self.engine.node().read(0, |s| s.run(&self.run).map_or(0, |r| r.timer_count())).unwrap()
     }
 
-    async fn poll(&self) -> Option<Box<temporalio_protos::protos::temporal::api::workflowservice::v1::PollActivityTaskQueueResponse>> {
-        let queue = QueueKey { namespace: "default".into(), name: TQ.into(), kind: QueueKind::Activity };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let task = self.engine.matching().poll(&queue, wait).await?;
-            if let Dispatched::Started(r) = start_polled_task(&self.engine, &queue, &task, "worker@test").await.unwrap() {
-                return Some(r);
+    fn queue() -> QueueKey {
+        QueueKey { namespace: NS.into(), name: TQ.into(), kind: QueueKind::Activity }
+    }
+
+    /// Activity tasks ready in matching, not handed to any poller.
+    fn ready(&self) -> usize {
+        self.engine.matching().ready_len(&Self::queue())
+    }
+
+    /// Takes the next activity task and starts it; fails the test (as `what`) if none
+    /// comes within the hang guard.
+    async fn poll(&self, what: &str) -> Box<PollActivityTaskQueueResponse> {
+        guarded(what, async {
+            loop {
+                let task = self.engine.matching().poll(&Self::queue(), NEVER).await.expect("an activity task");
+                if let Dispatched::Started(r) = start_polled_task(&self.engine, &Self::queue(), &task, "worker@test").await.unwrap() {
+                    return r;
+                }
             }
-        }
+        })
+        .await
+    }
+
+    /// Moves simulated time `by_ms` forward (see [`testkit::Kit::advance`]).
+    fn advance(&self, by_ms: i64) {
+        self.base.advance(by_ms);
     }
 }
 
@@ -110,15 +128,17 @@ fn types(h: &[HistoryEvent]) -> Vec<EventType> {
 #[tokio::test]
 async fn fail_retry_then_complete() {
     let k = kit().await;
-    // The shard owner's timer service runs on its own.
-    let policy = RetryPolicy { initial_interval: Some(duration(100)), ..Default::default() };
+    // The retry backoff, and the attempts' timeouts, are hours of simulated time: the
+    // retry comes when the test moves time past its backoff, through the shard
+    // owner's timer service, and no timeout comes at all.
+    let policy = RetryPolicy { initial_interval: Some(duration(HOUR_MS)), ..Default::default() };
     k.change(|txn| {
         let attrs = ScheduleActivityTaskCommandAttributes {
             activity_id: "a".into(),
             activity_type: Some(ActivityType { name: "act".into() }),
             input: Some(payloads("in")),
-            start_to_close_timeout: Some(duration(10_000)),
-            heartbeat_timeout: Some(duration(5_000)),
+            start_to_close_timeout: Some(duration(10 * HOUR_MS)),
+            heartbeat_timeout: Some(duration(5 * HOUR_MS)),
             retry_policy: Some(policy),
             ..Default::default()
         };
@@ -126,7 +146,7 @@ async fn fail_retry_then_complete() {
     })
     .await;
 
-    let first = k.poll().await.expect("attempt 1");
+    let first = k.poll("attempt 1 is dispatched").await;
     assert_eq!((first.attempt, first.activity_id.as_str()), (1, "a"));
     assert_eq!(first.input, Some(payloads("in")));
     assert_eq!(k.stored_timers(), 2, "start-to-close and heartbeat");
@@ -141,8 +161,12 @@ async fn fail_retry_then_complete() {
     assert_eq!(k.state().activity(2).unwrap().attempt, 2);
     assert_eq!(types(&k.history()).len(), 2, "a retry writes no event");
     assert_eq!(k.stored_timers(), 1, "only the retry backoff; the attempt's timers went with it");
+    timers_caught_up(&k.engine, &k.run).await;
+    assert_eq!(k.ready(), 0, "attempt 2 waits for its backoff");
 
-    let second = k.poll().await.expect("attempt 2 after the backoff");
+    // The backoff passes (in simulated time): the retry timer dispatches attempt 2.
+    k.advance(HOUR_MS);
+    let second = k.poll("the retry timer dispatches attempt 2").await;
     assert_eq!(second.attempt, 2);
     assert_eq!(second.heartbeat_details, Some(payloads("hb")), "details survive the retry");
     let stale = outcome::complete(&k.engine, &t1, Completed::default()).await;
@@ -176,50 +200,57 @@ async fn fail_retry_then_complete() {
 #[tokio::test]
 async fn user_timer_fires_through_the_timer_service() {
     let k = kit().await;
-    // The shard owner's timer service runs on its own.
     k.change(|txn| {
-        start_timer(txn, StartTimerCommandAttributes { timer_id: "t".into(), start_to_fire_timeout: Some(duration(200)) }, 1).unwrap();
+        start_timer(txn, StartTimerCommandAttributes { timer_id: "t".into(), start_to_fire_timeout: Some(duration(HOUR_MS)) }, 1).unwrap();
     })
     .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while k.history().len() < 4 {
-        assert!(tokio::time::Instant::now() < deadline, "timer did not fire: {:?}", types(&k.history()));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert_eq!(k.stored_timers(), 1);
+    timers_caught_up(&k.engine, &k.run).await;
+    assert_eq!(types(&k.history()), [EventType::WorkflowExecutionStarted, EventType::TimerStarted], "not fired before it is due");
+
+    // The timer comes due (in simulated time); the long poll is answered by the
+    // commit that fires it.
+    k.advance(HOUR_MS);
+    let h = history_until(&k.engine, &k.run, "the timer service fires the timer", |ev| has(ev, EventType::TimerFired)).await;
+    // Looked at as soon as the event shows, before the timer service could remove a
+    // leftover timer in a transition of its own: the handler removed it with its effect.
+    assert_eq!(k.stored_timers(), 0, "the fired timer was removed with its effect");
     assert_eq!(
-        types(&k.history()),
+        types(&h),
         [EventType::WorkflowExecutionStarted, EventType::TimerStarted, EventType::TimerFired, EventType::WorkflowTaskScheduled]
     );
+    assert!(time_ms(&h[2]) >= time_ms(&h[1]) + HOUR_MS, "fired once due, not before");
     assert!(k.state().timers.is_empty());
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let wft_timers = k.stored_timers();
-    assert_eq!(wft_timers, 0, "the fired timer was removed with its effect");
 }
 
 #[tokio::test]
 async fn start_to_close_timeout_without_retries_times_out() {
     let k = kit().await;
-    // The shard owner's timer service runs on its own.
     k.change(|txn| {
         let attrs = ScheduleActivityTaskCommandAttributes {
             activity_id: "a".into(),
             activity_type: Some(ActivityType { name: "act".into() }),
-            start_to_close_timeout: Some(duration(200)),
+            start_to_close_timeout: Some(duration(HOUR_MS)),
             retry_policy: Some(RetryPolicy { maximum_attempts: 1, ..Default::default() }),
             ..Default::default()
         };
         schedule_activity(txn, attrs, 1).unwrap();
     })
     .await;
-    k.poll().await.expect("attempt 1");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while k.history().len() < 5 {
-        assert!(tokio::time::Instant::now() < deadline, "no timeout: {:?}", types(&k.history()));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let h = k.history();
+    k.poll("attempt 1 is dispatched").await;
+    assert_eq!(k.stored_timers(), 1, "start-to-close");
+    timers_caught_up(&k.engine, &k.run).await;
+    assert!(!has(&k.history(), EventType::ActivityTaskTimedOut), "not timed out before its timeout");
+    assert_eq!(k.state().activities.len(), 1);
+
+    // The timeout passes (in simulated time); the long poll is answered by the commit
+    // that times the activity out.
+    k.advance(HOUR_MS);
+    let h = history_until(&k.engine, &k.run, "the start-to-close timeout fires", |ev| has(ev, EventType::ActivityTaskTimedOut)).await;
+    assert_eq!(k.stored_timers(), 0, "the fired timer was removed with its effect");
     assert_eq!(types(&h)[2..], [EventType::ActivityTaskStarted, EventType::ActivityTaskTimedOut, EventType::WorkflowTaskScheduled]);
     let Some(Attributes::ActivityTaskTimedOutEventAttributes(t)) = &h[3].attributes else { panic!() };
     assert_eq!(t.failure.as_ref().unwrap().message, "activity StartToClose timeout");
-    assert_eq!(k.stored_timers(), 0);
+    assert!(time_ms(&h[3]) >= time_ms(&h[2]) + HOUR_MS, "timed out once due after the start, not before");
+    assert!(k.state().activities.is_empty());
 }

@@ -6,16 +6,16 @@
 //! simulated time ([`TestClock`], moved by [`Kit::advance`]); whatever a test waits
 //! for, it waits on the event itself, mostly through history long polls whose budget
 //! ([`NEVER`]) is far past the hang guard ([`GUARD`]): only the commit's wake-up can
-//! answer them in time, and a guard that runs out fails the test.
+//! answer them in time, and a guard that runs out fails the test. The kit and these
+//! helpers are shared with the other flow tests ([`crate::engine::workflow_task::testkit`]).
+//!
+//! [`TestClock`]: crate::engine::workflow_task::testkit::TestClock
+//! [`GUARD`]: crate::engine::workflow_task::testkit::GUARD
 
 use crate::error::code_of;
-use std::future::Future;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 use tonic::Code;
 
-use hourglass_raft::{Node, NodeConfig};
 use hourglass_storage::state::{QueueKey, QueueKind, RunKey};
 use temporalio_protos::protos::temporal::api::command::v1::{
     command, Command, CompleteWorkflowExecutionCommandAttributes, ContinueAsNewWorkflowExecutionCommandAttributes,
@@ -30,87 +30,25 @@ use temporalio_protos::protos::temporal::api::history::v1::history_event::Attrib
 use temporalio_protos::protos::temporal::api::history::v1::HistoryEvent;
 use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::{PollWorkflowTaskQueueResponse, RespondWorkflowTaskCompletedRequest};
-use tokio::task::JoinHandle;
 
 use crate::core::error::StartError;
-use crate::core::run::{Policies, RunSpec, StartOutcome, Timeouts};
+use crate::core::run::{Policies, StartOutcome, Timeouts};
 use crate::core::signals::SignalSpec;
 use crate::core::token::TaskToken;
 use crate::engine::external;
 use crate::engine::history::{self, HistoryRequest, PageToken};
 use crate::engine::start;
+use crate::engine::workflow_task::testkit::{
+    close_event, guarded, has, history_req, history_until, kit_with_shards, parked, policies, spec, time_ms, timers_caught_up, Kit,
+    HOUR_MS, NEVER, NS, TQ,
+};
 use crate::engine::workflow_task::{self, Poller, Started};
-use crate::engine::{commands, describe, Clock, Engine, EngineConfig, SystemClock};
+use crate::engine::{commands, describe, Engine, EngineConfig};
 use crate::error::ServiceError;
 
-const NS: &str = "default";
-const TQ: &str = "tq";
-
-/// How long a test waits for what it expects before it fails. A hang guard only:
-/// no test passes by running into it.
-const GUARD: Duration = Duration::from_secs(30);
-/// The budget of a long poll the test expects an event to answer: far past [`GUARD`],
-/// so the budget running out can never stand in for the event.
-const NEVER: Duration = Duration::from_secs(3_600);
-/// Timeouts and delays in simulated time: the machine's clock never gets there
-/// during a test, only [`Kit::advance`] does.
-const HOUR_MS: i64 = 3_600_000;
-
-/// The engine's clock here: the system clock plus a lead the test adds to, so a timer
-/// comes due when the test moves time past it and not before, however slow the machine.
-#[derive(Default)]
-struct TestClock {
-    lead_ms: AtomicI64,
-}
-
-impl Clock for TestClock {
-    fn now_ms(&self) -> i64 {
-        SystemClock.now_ms() + self.lead_ms.load(Ordering::SeqCst)
-    }
-}
-
-struct Kit {
-    engine: Engine,
-    clock: Arc<TestClock>,
-    _dir: tempfile::TempDir,
-}
-
-impl Kit {
-    /// Moves the engine's clock `by_ms` forward and has every shard's timer service look
-    /// at the new time (it sleeps until its next timer by its own reckoning, as it
-    /// would until a real clock got there).
-    fn advance(&self, by_ms: i64) {
-        self.clock.lead_ms.fetch_add(by_ms, Ordering::SeqCst);
-        for owner in self.engine.router().owners().all() {
-            owner.timer_wakeup().notify_one();
-        }
-    }
-}
-
+/// A node of two shards on simulated time.
 async fn kit() -> Kit {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = NodeConfig::new(dir.path(), 2);
-    config.tick_ms = 5;
-    let node = Node::open(config).await.expect("node opens");
-    let clock = Arc::new(TestClock::default());
-    let engine = Engine::new(node, EngineConfig::default(), clock.clone());
-    assert!(engine.wait_serving(Duration::from_secs(10)).await, "every shard gets an owner");
-    Kit { engine, clock, _dir: dir }
-}
-
-fn spec(task_queue: &str) -> RunSpec {
-    RunSpec {
-        workflow_type: "Wf".into(),
-        task_queue: task_queue.into(),
-        timeouts: Timeouts::normalize(0, 0, 0, &EngineConfig::default()),
-        identity: "client".into(),
-        request_id: uuid::Uuid::new_v4().to_string(),
-        ..Default::default()
-    }
-}
-
-fn policies() -> Policies {
-    Policies::resolve(0, 0, WorkflowIdConflictPolicy::Fail).unwrap()
+    kit_with_shards(2).await
 }
 
 fn payloads(data: &str) -> Option<Payloads> {
@@ -166,100 +104,6 @@ fn complete_command(result: &str) -> Command {
         })),
         ..Default::default()
     }
-}
-
-fn history_req(run: &RunKey) -> HistoryRequest {
-    HistoryRequest {
-        workflow_id: run.workflow_id.clone(),
-        run_id: run.run_id.clone(),
-        page_size: 0,
-        next_page_token: Vec::new(),
-        wait_new_event: false,
-        close_event_only: false,
-        wait_budget: NEVER,
-    }
-}
-
-/// `fut`, or a failure naming `what` once [`GUARD`] passes.
-async fn guarded<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(GUARD, fut).await {
-        Ok(out) => out,
-        Err(_) => panic!("{what}: not within {GUARD:?}"),
-    }
-}
-
-/// Long-polls `run`'s history for new events until `done` holds for the events so
-/// far, and returns them. Each poll is answered by the commit that appends an event
-/// (its budget is [`NEVER`]).
-async fn history_until(e: &Engine, run: &RunKey, what: &str, done: impl Fn(&[HistoryEvent]) -> bool) -> Vec<HistoryEvent> {
-    let mut req = history_req(run);
-    req.wait_new_event = true;
-    guarded(what, async {
-        let mut seen = Vec::new();
-        loop {
-            let page = history::get_history(e, NS, req.clone()).await.expect("history reads");
-            assert!(!page.events.is_empty() || req.next_page_token.is_empty(), "{what}: a long poll answered with nothing, not waiting");
-            seen.extend(page.events);
-            if done(&seen) {
-                return seen;
-            }
-            assert!(!page.next_page_token.is_empty(), "{what}: the run closed first");
-            req.next_page_token = page.next_page_token;
-        }
-    })
-    .await
-}
-
-fn has(events: &[HistoryEvent], t: EventType) -> bool {
-    events.iter().any(|e| e.event_type == t as i32)
-}
-
-/// The close event of `run`, long-polled (answered by the commit that closes it).
-async fn close_event(e: &Engine, run: &RunKey, what: &str) -> HistoryEvent {
-    let mut req = history_req(run);
-    req.close_event_only = true;
-    req.wait_new_event = true;
-    let page = guarded(what, history::get_history(e, NS, req)).await.expect("history reads");
-    assert!(page.next_page_token.is_empty(), "{what}: a closed run's close-event page is the last");
-    let [close]: [HistoryEvent; 1] = page.events.try_into().unwrap_or_else(|p| panic!("{what}: one close event, got {p:?}"));
-    close
-}
-
-fn time_ms(event: &HistoryEvent) -> i64 {
-    let t = event.event_time.as_ref().expect("events have a time");
-    t.seconds * 1_000 + i64::from(t.nanos) / 1_000_000
-}
-
-/// Returns once `run`'s shard's timer service has fired a timer armed after all of
-/// `run`'s and due 1 ms after it was armed: a sentinel run on that shard, started with
-/// a 1 ms delay, has its first task scheduled. The service fires due timers in due
-/// order, so any timer of `run` armed to come due by then has fired too: what `run`
-/// still waits for is held by its due time, not by the service not having looked yet.
-async fn timers_caught_up(e: &Engine, run: &RunKey) {
-    let shard = e.router().shard_for(NS, &run.workflow_id);
-    let id = (0..).map(|i| format!("sentinel-{i}")).find(|id| e.router().shard_for(NS, id) == shard).expect("some id hashes there");
-    let mut s = spec("tq-sentinel");
-    s.start_delay_ms = 1;
-    let out = start::start_workflow(e, NS, &id, s, policies()).await.expect("the sentinel starts");
-    let sentinel = key(&id, &out.run_id);
-    history_until(e, &sentinel, "the sentinel's 1 ms start delay passes", |ev| has(ev, EventType::WorkflowTaskScheduled)).await;
-}
-
-/// Returns once the spawned long poll `poll` is parked on `run`'s history watcher,
-/// yielding to it meanwhile (no time passes). On this current-thread runtime a poll
-/// that holds the watcher is in `wait_until`'s select: it enabled its wake-up, then
-/// read the run, and there is no await point between; so whatever commits next
-/// can reach it only by the watcher's notification (or its budget).
-async fn parked<T>(e: &Engine, run: &RunKey, poll: &JoinHandle<T>) {
-    let owner = e.owner_now(run);
-    for _ in 0..10_000 {
-        if Arc::strong_count(&owner.watchers().watch(run)) > 1 {
-            return;
-        }
-        assert!(!poll.is_finished(), "the long poll answered without waiting");
-        tokio::task::yield_now().await;
-    }
-    panic!("the long poll never parked on the run's watcher");
 }
 
 #[tokio::test]

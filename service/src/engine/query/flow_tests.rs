@@ -1,8 +1,15 @@
 //! Queries end to end against a real one-shard node: legacy query tasks, queries
 //! attached to workflow tasks, and the fallback between the two.
+//!
+//! No test waits on a sleep or a short budget. A legacy query task the test expects
+//! it takes with a poll whose budget is far past the hang guard ([`legacy_task`]);
+//! one it expects NOT to exist it checks for in the dispatcher itself
+//! ([`legacy_ready`]): a query becomes a legacy task only synchronously, under the
+//! workflow's lock, in the call that decides it ([`ask`], [`recheck`], or a handler
+//! ending a workflow task), so once that call returned there is nothing later to wait
+//! for.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use temporalio_protos::protos::temporal::api::common::v1::{Payload, Payloads};
 use temporalio_protos::protos::temporal::api::enums::v1::{EventType, QueryResultType};
@@ -15,7 +22,21 @@ use crate::engine::workflow_task::testkit::*;
 use crate::error::code_of;
 use tonic::Code;
 
-const SHORT: Duration = Duration::from_millis(50);
+/// The next legacy query task of the test's task queue, with its owner; fails the
+/// test (as `what`) if none comes within the hang guard.
+async fn legacy_task(e: &Engine, what: &str) -> (Arc<ShardOwner>, QueryTask) {
+    guarded(what, poll_task(e, &queue(), NEVER)).await.unwrap_or_else(|| panic!("{what}: the poll's budget ran out"))
+}
+
+/// Legacy query tasks of the test's task queue waiting for a poller, now.
+fn legacy_ready(e: &Engine) -> usize {
+    e.query_dispatch().ready_len(&queue())
+}
+
+/// The answer `ticket`'s caller gets; fails the test if none comes within the hang guard.
+async fn outcome(ticket: &mut QueryTicket) -> Option<QueryOutcome> {
+    guarded("the query's caller gets its outcome", ticket.outcome()).await
+}
 
 fn q(t: &str) -> WorkflowQuery {
     WorkflowQuery { query_type: t.into(), ..Default::default() }
@@ -56,7 +77,8 @@ async fn an_idle_run_is_queried_through_a_legacy_query_task() {
     complete_idle(e, &resp, HashMap::new()).await;
 
     let mut ticket = pending(ask(e, &run, q("count"), 0).await.unwrap());
-    let (owner, task) = poll_task(e, &queue(), SHORT).await.expect("dispatched at once");
+    assert_eq!(legacy_ready(e), 1, "dispatched at once");
+    let (owner, task) = legacy_task(e, "the legacy query task").await;
     let resp = legacy_task_response(&owner, &task).unwrap().unwrap();
     assert_eq!((resp.started_event_id, resp.previous_started_event_id, resp.attempt), (0, 3, 1));
     assert_eq!(resp.query.as_ref().unwrap().query_type, "count");
@@ -67,7 +89,7 @@ async fn an_idle_run_is_queried_through_a_legacy_query_task() {
     assert_eq!(token.query_id, ticket.id());
 
     respond(e, &token, respond_request(resp.task_token.clone(), QueryResultType::Answered, "2")).await.unwrap();
-    assert_eq!(ticket.outcome().await, Some(QueryOutcome::Answered(Some(answer("2")))));
+    assert_eq!(outcome(&mut ticket).await, Some(QueryOutcome::Answered(Some(answer("2")))));
     let again = respond(e, &token, respond_request(resp.task_token, QueryResultType::Answered, "2")).await;
     assert!(code_of(&again) == Some(Code::NotFound));
 }
@@ -77,14 +99,26 @@ async fn a_query_waits_for_the_next_workflow_task_and_is_answered_by_its_complet
     let kit = kit().await;
     let e = &kit.engine;
     let run = start_run(e, "wf-attach").await;
-    let mut ticket = pending(ask(e, &run, q("state"), 0).await.unwrap());
-    assert!(poll_task(e, &queue(), SHORT).await.is_none(), "no legacy task while a workflow task is pending");
+    // No workflow task has started yet: nothing a worker could replay.
+    let mut first = pending(ask(e, &run, q("first"), 0).await.unwrap());
+    assert_eq!(legacy_ready(e), 0, "no legacy task before any workflow task started");
     let resp = poll(e).await;
-    assert_eq!(resp.queries.keys().collect::<Vec<_>>(), [ticket.id()]);
+    assert_eq!(resp.queries.keys().collect::<Vec<_>>(), [first.id()]);
     let result = WorkflowQueryResult { result_type: QueryResultType::Answered as i32, answer: Some(answer("ok")), ..Default::default() };
-    complete_idle(e, &resp, HashMap::from([(ticket.id().to_string(), result)])).await;
-    assert_eq!(ticket.outcome().await, Some(QueryOutcome::Answered(Some(answer("ok")))));
+    complete_idle(e, &resp, HashMap::from([(first.id().to_string(), result)])).await;
+    assert_eq!(outcome(&mut first).await, Some(QueryOutcome::Answered(Some(answer("ok")))));
+
+    // A task has completed, and a signal schedules the next: the query waits for it.
+    signal(e, &run, "s").await;
+    let mut second = pending(ask(e, &run, q("second"), 0).await.unwrap());
+    assert_eq!(legacy_ready(e), 0, "no legacy task while a workflow task is pending");
+    let resp = poll(e).await;
+    assert_eq!(resp.queries.keys().collect::<Vec<_>>(), [second.id()]);
+    let result = WorkflowQueryResult { result_type: QueryResultType::Answered as i32, answer: Some(answer("ok 2")), ..Default::default() };
+    complete_idle(e, &resp, HashMap::from([(second.id().to_string(), result)])).await;
+    assert_eq!(outcome(&mut second).await, Some(QueryOutcome::Answered(Some(answer("ok 2")))));
     assert_eq!(e.owner_now(&run).queries().pending_count(&run), 0);
+    assert_eq!(legacy_ready(e), 0, "answered: nothing left to dispatch");
 }
 
 #[tokio::test]
@@ -96,11 +130,11 @@ async fn an_unanswered_attached_query_falls_back_to_a_legacy_task() {
     let resp = poll(e).await;
     assert_eq!(resp.queries.len(), 1);
     complete_idle(e, &resp, HashMap::new()).await;
-    let (owner, task) = poll_task(e, &queue(), SHORT).await.expect("legacy task after the task completed unanswered");
+    let (owner, task) = legacy_task(e, "a legacy task after the task completed unanswered").await;
     assert_eq!(task.query_id, ticket.id());
     let legacy = legacy_task_response(&owner, &task).unwrap().unwrap();
     respond(e, &token_of(&legacy), respond_request(legacy.task_token.clone(), QueryResultType::Failed, "no handler")).await.unwrap();
-    assert_eq!(ticket.outcome().await, Some(QueryOutcome::Failed("no handler".into())));
+    assert_eq!(outcome(&mut ticket).await, Some(QueryOutcome::Failed("no handler".into())));
 }
 
 #[tokio::test]
@@ -112,13 +146,14 @@ async fn closed_runs_are_queried_with_their_full_history_or_rejected() {
     let mut ticket = pending(ask(e, &run, q("early"), 0).await.unwrap());
     terminate(e, &run).await;
     assert_eq!(e.owner_now(&run).queries().pending_count(&run), 1);
+    assert_eq!(legacy_ready(e), 0, "nothing dispatched it yet: the re-check does");
     recheck(e, &ticket).await.unwrap();
-    let (owner, task) = poll_task(e, &queue(), SHORT).await.expect("closed: dispatched by the re-check");
+    let (owner, task) = legacy_task(e, "closed: dispatched by the re-check").await;
     let legacy = legacy_task_response(&owner, &task).unwrap().unwrap();
     let events = &legacy.history.as_ref().unwrap().events;
     assert_eq!(types(events).last(), Some(&EventType::WorkflowExecutionTerminated), "full history with the close event");
     respond(e, &token_of(&legacy), respond_request(legacy.task_token.clone(), QueryResultType::Answered, "x")).await.unwrap();
-    assert!(ticket.outcome().await.is_some());
+    assert_eq!(outcome(&mut ticket).await, Some(QueryOutcome::Answered(Some(answer("x")))));
     drop(resp);
 
     let rejected = ask(e, &run, q("q"), QueryRejectCondition::NotOpen as i32).await.unwrap();

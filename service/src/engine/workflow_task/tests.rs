@@ -1,7 +1,10 @@
 //! Workflow task start / fail / timeout against a real one-shard node; shapes as in
 //! the reference histories (`hist-wf-noact.json`, `hist-ex-wftfail.json`).
 
-use std::time::Duration;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Wake, Waker};
 
 use temporalio_protos::protos::temporal::api::enums::v1::{EventType, TaskQueueKind, TimeoutType, WorkflowTaskFailedCause};
 use temporalio_protos::protos::temporal::api::failure::v1::Failure;
@@ -71,7 +74,7 @@ async fn a_requeued_task_that_already_started_is_skipped() {
     let kit = kit().await;
     let e = &kit.engine;
     start_run(e, "wf-stale").await;
-    let task = e.matching().poll(&queue(), Duration::from_secs(1)).await.unwrap();
+    let task = next_task(e).await;
     let again = task.clone();
     assert!(matches!(start(e, &queue(), task, &poller()).await.unwrap(), Started::Task(_)));
     assert!(matches!(start(e, &queue(), again, &poller()).await.unwrap(), Started::Stale));
@@ -88,9 +91,19 @@ async fn a_task_of_a_closed_run_is_acknowledged_and_skipped() {
         crate::core::lifecycle::terminate(&mut txn, "closed".into(), None, IDENTITY.into());
         e.commit(txn).await.unwrap();
     }
-    let task = e.matching().poll(&queue(), Duration::from_secs(1)).await.unwrap();
+    let task = next_task(e).await;
     assert!(matches!(start(e, &queue(), task, &poller()).await.unwrap(), Started::Stale));
     assert_eq!(backlog_len(e), 0);
+}
+
+/// A waker that records that it was woken.
+#[derive(Default)]
+struct WokenFlag(AtomicBool);
+
+impl Wake for WokenFlag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 #[tokio::test]
@@ -98,15 +111,22 @@ async fn a_poll_dropped_while_starting_loses_no_task() {
     let kit = kit().await;
     let e = &kit.engine;
     let run = start_run(e, "wf-drop").await;
-    let task = e.matching().poll(&queue(), Duration::from_secs(1)).await.unwrap();
+    let task = next_task(e).await;
     let lock = e.lock_workflow(&run.namespace, &run.workflow_id).await.unwrap();
-    let e2 = e.clone();
-    let starting = tokio::spawn(async move { start(&e2, &queue(), task, &poller()).await.map(|_| ()) });
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    starting.abort();
-    assert!(starting.await.unwrap_err().is_cancelled());
+    // The poll's start, polled once by hand: it holds the task and waits for the
+    // workflow lock the test holds.
+    let (queue, poller) = (queue(), poller());
+    let mut starting = Box::pin(start(e, &queue, task, &poller));
+    let woken = Arc::new(WokenFlag::default());
+    let waker = Waker::from(woken.clone());
+    assert!(starting.as_mut().poll(&mut Context::from_waker(&waker)).is_pending(), "the start waits for the lock");
+    // Releasing the lock wakes it: what it waits for is the lock, past the point
+    // where it took charge of the task.
     drop(lock);
-    assert_eq!(e.matching().ready_len(&queue()), 1, "the task is back in matching");
+    assert!(woken.0.load(Ordering::SeqCst), "the start was waiting for the workflow lock");
+    // The poll goes away (its client left) before the start runs again.
+    drop(starting);
+    assert_eq!(e.matching().ready_len(&queue), 1, "the task is back in matching");
     assert_eq!(poll(e).await.started_event_id, 3);
 }
 
@@ -234,9 +254,9 @@ async fn a_long_history_is_paged_up_to_the_started_event() {
         next_page_token: token.clone(),
         wait_new_event: false,
         close_event_only: false,
-        wait_budget: Duration::from_secs(1),
+        wait_budget: NEVER,
     };
-    let rest = get_history(e, NS, request).await.unwrap();
+    let rest = guarded("a bounded page answers without waiting", get_history(e, NS, request)).await.unwrap();
     assert_eq!(rest.events.iter().map(|e| e.event_id).collect::<Vec<_>>(), [4, 5, 6, 7, 8]);
     assert!(rest.next_page_token.is_empty());
 }
