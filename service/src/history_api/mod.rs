@@ -78,12 +78,13 @@ pub use crate::engine::workflow_task::{Poller, Started};
 /// A proposal once appended is answered from apply only (for a one-member group it
 /// commits in the next term), never with `NotLeader`. Every state-changing handler
 /// commits as its last fallible step, and each attempt routes, locks and loads
-/// afresh, so a repeat decides on the new owner's state. The one handler with a
-/// fallible step after its commit is the start of a polled workflow task (its poll
-/// response is read from history after WorkflowTaskStarted is committed): repeated,
-/// it meets a task of an ended owner term and answers [`Started::Stale`], so the
-/// task is never started twice; the poller polls on and the start-to-close timeout
-/// schedules the task again. Starts, signal-with-starts and signals that carry a
+/// afresh, so a repeat decides on the new owner's state. The start of a polled
+/// workflow task reads its poll response from history after WorkflowTaskStarted is
+/// committed; that read is of committed events and does not depend on the owner
+/// still leading (`ShardOwner::read_committed_history`), so a step-down at that
+/// moment cannot lose the started task (only corrupt data could fail it there; a
+/// repeat would then meet a task of an ended term and answer [`Started::Stale`], so
+/// the task is never started twice). Starts, signal-with-starts and signals that carry a
 /// request id are deduplicated durably besides.
 ///
 /// **Cost.** A handler that takes its input by value gets a clone of it per attempt

@@ -191,6 +191,15 @@ impl ShardOwner {
         Ok(self.node.read_history(self.shard, run, from, max)?)
     }
 
+    /// Like [`ShardOwner::read_history`], also after this owner stopped: for events a
+    /// transition of its own committed (applied on this node, so never rolled back
+    /// and never changed), read to answer that transition's caller. A workflow task
+    /// started by a committed transition must reach its poller even if the owner
+    /// stops before the response is built: no other owner would hand it out again.
+    pub fn read_committed_history(&self, run: &RunKey, from: u64, max: usize) -> Result<Vec<(u64, Bytes)>> {
+        Ok(self.node.read_history(self.shard, run, from, max)?)
+    }
+
     /// Proposes `transition` in this owner's term; answered once committed and applied.
     pub async fn propose(&self, transition: &Transition) -> Result<Applied> {
         self.check_live()?;

@@ -82,6 +82,10 @@ async fn owners_change_under_load_and_nothing_is_lost_or_doubled() {
             let shard = round % 4;
             chaos_engine.node().step_down(shard).await.expect("step down");
             step_downs += 1;
+            // Each term gets an owner before the next step-down of any shard: the
+            // router's retries are bounded (RETRIES_MAX within ROUTE_WAIT), and a storm
+            // that never lets an owner serve would outrun them on a starved machine.
+            assert!(chaos_engine.router().owners().wait(shard, Duration::from_secs(10)).await.is_some(), "shard {shard} gets an owner");
             tokio::time::sleep(Duration::from_millis(1 + u64::from(round % 3))).await;
             if round >= 400 {
                 break;

@@ -30,13 +30,16 @@ pub const FIRST_PAGE_EVENTS_MAX: usize = 1000;
 /// A task's first history page stops growing past this many bytes (at least one event).
 pub const FIRST_PAGE_BYTES_MAX: usize = 8 << 20;
 
-/// Events 1..=`last_event_id` of `run`, decoded and checked dense.
+/// Events 1..=`last_event_id` of `run`, decoded and checked dense. They are committed
+/// (`last_event_id` comes from a state the caller loaded or committed), so they are
+/// read even if the owner stopped meanwhile: a task whose start committed must reach
+/// its poller (`ShardOwner::read_committed_history`).
 pub fn read_history(owner: &ShardOwner, run: &RunKey, last_event_id: i64) -> Result<History> {
     let count = usize::try_from(last_event_id).unwrap_or(0);
     if count == 0 {
         return Ok(History::default());
     }
-    let raw = owner.read_history(run, 1, count)?;
+    let raw = owner.read_committed_history(run, 1, count)?;
     let mut events = Vec::with_capacity(raw.len());
     for (expected, (id, bytes)) in (1u64..).zip(raw) {
         if id != expected {
