@@ -176,8 +176,22 @@ impl Drop for WaiterGuard<'_> {
 
 #[cfg(test)]
 mod tests {
+    //! No test waits on a sleep or a short budget: a poll the test expects to wait is
+    //! polled once by hand ([`first_poll`]), and whether it registered as a waiter, or
+    //! was woken, is read from matching itself; dispatch is synchronous, so once `add`
+    //! returned there is nothing later to wait for.
+
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
     use super::*;
     use hourglass_storage::state::QueueKind;
+
+    /// A poll's budget the tests never reach: only a task (or the poll's cancellation)
+    /// ends a poll.
+    const NEVER: Duration = Duration::from_secs(3_600);
 
     fn queue() -> QueueKey {
         QueueKey { namespace: "ns".into(), name: "tq".into(), kind: QueueKind::Workflow }
@@ -200,6 +214,51 @@ mod tests {
         m
     }
 
+    /// Pollers waiting on the test's queue, now.
+    fn waiters(m: &Matching) -> usize {
+        m.inner.lock().queues.get(&queue()).map_or(0, |q| q.waiters.len())
+    }
+
+    /// A waker that records that it was woken.
+    #[derive(Default)]
+    struct WokenFlag(AtomicBool);
+
+    impl Wake for WokenFlag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    impl WokenFlag {
+        fn woken(&self) -> bool {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    type PollFuture<'a> = Pin<Box<dyn Future<Output = Option<TaskRef>> + 'a>>;
+
+    /// A poll of the test's queue with a [`NEVER`] budget, polled once by hand (no time
+    /// passes) with a waker that records its wake-up.
+    fn first_poll(m: &Matching) -> (PollFuture<'_>, Poll<Option<TaskRef>>, Arc<WokenFlag>) {
+        let mut fut: PollFuture<'_> = Box::pin(async move { m.poll(&queue(), NEVER).await });
+        let flag = Arc::new(WokenFlag::default());
+        let polled = fut.as_mut().poll(&mut Context::from_waker(&Waker::from(flag.clone())));
+        (fut, polled, flag)
+    }
+
+    /// Polls `fut` once more, now.
+    fn poll_again(fut: &mut PollFuture<'_>) -> Poll<Option<TaskRef>> {
+        fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// The next ready task of the test's queue, taken without waiting.
+    fn take(m: &Matching) -> u64 {
+        match first_poll(m).1 {
+            Poll::Ready(Some(task)) => task.task_id,
+            other => panic!("a ready task is handed out at once, got {other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn tasks_of_an_ended_term_leave_and_stay_out() {
         let m = live();
@@ -212,7 +271,7 @@ mod tests {
         m.requeue(queue(), task(3));
         assert_eq!(m.ready_len(&queue()), 0, "a term-1 task handed back after term 2 began is dropped");
         m.add(queue(), TaskRef { term: 2, ..task(4) });
-        assert_eq!(m.poll(&queue(), Duration::from_millis(1)).await.unwrap().task_id, 4);
+        assert_eq!(take(&m), 4);
     }
 
     #[tokio::test]
@@ -220,31 +279,48 @@ mod tests {
         let m = live();
         m.add(queue(), task(1));
         m.add(queue(), task(2));
-        assert_eq!(m.poll(&queue(), Duration::from_millis(1)).await.unwrap().task_id, 1);
-        assert_eq!(m.poll(&queue(), Duration::from_millis(1)).await.unwrap().task_id, 2);
-        assert!(m.poll(&queue(), Duration::from_millis(1)).await.is_none());
+        assert_eq!(take(&m), 1);
+        assert_eq!(take(&m), 2);
+        assert_eq!(m.ready_len(&queue()), 0, "both handed out, nothing left");
     }
 
     #[tokio::test]
     async fn a_waiting_poller_gets_a_new_task() {
         let m = live();
-        let m2 = m.clone();
-        let poll = tokio::spawn(async move { m2.poll(&queue(), Duration::from_secs(5)).await });
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (mut poll, first, flag) = first_poll(&m);
+        assert!(first.is_pending(), "nothing ready: the poll waits");
+        assert_eq!(waiters(&m), 1, "as a waiter of the queue");
         m.add(queue(), task(7));
-        assert_eq!(poll.await.unwrap().unwrap().task_id, 7);
+        assert!(flag.woken(), "the new task woke the waiting poll");
+        assert_eq!(m.ready_len(&queue()), 0, "handed to the waiter, not kept ready");
+        assert_eq!(waiters(&m), 0);
+        assert_eq!(poll_again(&mut poll), Poll::Ready(Some(task(7))));
     }
 
     #[tokio::test]
     async fn a_cancelled_poll_loses_no_task() {
         let m = live();
-        let m2 = m.clone();
-        let poll = tokio::spawn(async move { m2.poll(&queue(), Duration::from_secs(5)).await });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        poll.abort();
-        let _ = poll.await;
+        // Cancelled while waiting: its waiter leaves the queue, a later task is kept.
+        let (poll, first, _) = first_poll(&m);
+        assert!(first.is_pending());
+        assert_eq!(waiters(&m), 1);
+        drop(poll);
+        assert_eq!(waiters(&m), 0, "the dead waiter was removed");
         m.add(queue(), task(9));
-        assert_eq!(m.ready_len(&queue()), 1, "the dead waiter was removed, the task is kept");
-        assert_eq!(m.poll(&queue(), Duration::from_millis(1)).await.unwrap().task_id, 9);
+        assert_eq!(m.ready_len(&queue()), 1, "the task is kept");
+        assert_eq!(take(&m), 9);
+
+        // Cancelled after a task was handed to it, before it took it: the task goes
+        // back, at the head of the queue.
+        let (poll, first, flag) = first_poll(&m);
+        assert!(first.is_pending());
+        m.add(queue(), task(10));
+        assert!(flag.woken(), "the task went to the waiting poll");
+        assert_eq!(m.ready_len(&queue()), 0);
+        m.add(queue(), task(11));
+        drop(poll);
+        assert_eq!(m.ready_len(&queue()), 2, "the handed-over task is back");
+        assert_eq!(take(&m), 10, "at the head");
+        assert_eq!(take(&m), 11);
     }
 }

@@ -2,10 +2,18 @@
 //! step-down (waiting for its workflow's lock while the owner stops) is run again on
 //! the next owner and applied once; a query withdrawn by a stopping owner is asked
 //! again once; a long poll that outlived the router's window is routed again.
+//!
+//! No test waits on a sleep for something to happen. A call the test wants caught
+//! waiting for its workflow's lock is polled once by hand (not spawned), and the
+//! owner's stop is seen to wake it ([`across_a_step_down`]); a query the test wants
+//! pending is waited for through the legacy query task its ask dispatches
+//! ([`query_pending`]), under the hang guard. The one stretch of real time is the
+//! router's window ([`ROUTE_WAIT`]) a stand-in long poll must outlive ([`long_poll`]).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Wake, Waker};
 
 use temporalio_protos::protos::temporal::api::common::v1::{Payload, Payloads};
 use temporalio_protos::protos::temporal::api::enums::v1::{EventType, QueryResultType, WorkflowIdConflictPolicy};
@@ -18,12 +26,12 @@ use tokio::time::Instant;
 use super::*;
 use crate::core::run::Timeouts;
 use crate::core::token::TaskToken;
-use crate::engine::external;
-use crate::engine::workflow_task::testkit::{history, kit, poller, queue, start_run, token_of, types, NS, TQ};
+use crate::engine::workflow_task::testkit::{
+    guarded, history, kit, next_task, poller, queue, start_run, token_of, types, GUARD, NEVER, NS, TQ,
+};
+use crate::engine::{external, query};
 use crate::error::ServiceError;
-
-/// Long enough for a spawned call to be waiting for the workflow's lock.
-const SETTLE: Duration = Duration::from_millis(200);
+use crate::shard::ShardOwner;
 
 fn start_request(workflow_id: &str) -> StartWorkflow {
     let spec = RunSpec {
@@ -46,21 +54,69 @@ fn term(engine: &Engine) -> u64 {
     engine.router().owners().current(0).map_or(0, |o| o.term())
 }
 
+/// The waker of a call waiting on `owner`: records whether it was woken, and
+/// whether it was woken while the owner was still live.
+struct StopWitness {
+    owner: Arc<ShardOwner>,
+    woken: AtomicBool,
+    woken_live: AtomicBool,
+}
+
+impl StopWitness {
+    fn new(owner: Arc<ShardOwner>) -> Arc<Self> {
+        Arc::new(Self { owner, woken: AtomicBool::new(false), woken_live: AtomicBool::new(false) })
+    }
+    fn woken(&self) -> bool {
+        self.woken.load(Ordering::SeqCst)
+    }
+    fn woken_live(&self) -> bool {
+        self.woken_live.load(Ordering::SeqCst)
+    }
+}
+
+impl Wake for StopWitness {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.owner.is_stopped() {
+            self.woken_live.store(true, Ordering::SeqCst);
+        }
+        self.woken.store(true, Ordering::SeqCst);
+    }
+}
+
 /// Runs `call` while `workflow_id`'s lock is held by the current owner, and steps
 /// that owner down while the call waits for the lock.
+///
+/// The call is polled once by hand first: on a live owner nothing before the lock
+/// waits, so it runs up to the lock and parks there. That it waits for the lock (and
+/// not for anything else) shows twice: nothing wakes it while the owner is live,
+/// even with the runtime running what is ready, and the owner's stop does (the
+/// lock's wait gives up when its owner stops; nothing else this call could wait on
+/// is woken by it).
 async fn across_a_step_down<T, Fut>(engine: &Engine, workflow_id: &str, call: impl FnOnce(Engine) -> Fut) -> T
 where
-    T: Send + 'static,
-    Fut: Future<Output = T> + Send + 'static,
+    Fut: Future<Output = T>,
 {
     let guard = engine.lock_workflow(NS, workflow_id).await.expect("the workflow locks");
     let before = guard.term();
-    let call = tokio::spawn(call(engine.clone()));
-    tokio::time::sleep(SETTLE).await;
+    let owner = guard.owner().clone();
+    // Unconstrained: the hand poll must not be cut short by the task's coop budget.
+    let mut call = std::pin::pin!(tokio::task::unconstrained(call(engine.clone())));
+    let witness = StopWitness::new(owner.clone());
+    assert!(call.as_mut().poll(&mut Context::from_waker(&Waker::from(witness.clone()))).is_pending(), "the call waits for the lock");
+    // Let the runtime run what is ready (no time passes): a wake-up the call asked
+    // for itself (a yield, anything ready at once) would show now.
+    tokio::task::yield_now().await;
+    assert!(!witness.woken(), "nothing but the lock holds the call");
     engine.node().step_down(0).await.expect("steps down");
-    let out = call.await.expect("the call finishes");
+    guarded("the stepped-down owner stops", owner.stopped()).await;
+    assert!(witness.woken(), "the owner's stop woke the call waiting for its workflow lock");
+    assert!(!witness.woken_live(), "nothing woke the call while its owner was live");
+    let out = guarded("the call finishes", call).await;
     drop(guard);
-    assert!(engine.wait_serving(Duration::from_secs(10)).await);
+    assert!(engine.wait_serving(GUARD).await, "the shard has a live owner");
     assert!(term(engine) > before, "ownership moved to a new term");
     out
 }
@@ -105,7 +161,7 @@ async fn a_workflow_task_completion_caught_by_a_step_down_commits_once() {
     let e = &kit.engine;
     let api = HistoryApi::new(e);
     let run = start_run(e, "wf-c").await;
-    let task = api.matching().poll(&queue(), Duration::from_secs(2)).await.expect("a workflow task");
+    let task = next_task(e).await;
     let started = api.start_workflow_task(StartWorkflowTask { queue: &queue(), task, poller: &poller() }).await.expect("starts");
     let Started::Task(response) = started else { panic!("the task is current") };
     let token = token_of(&response);
@@ -127,7 +183,7 @@ async fn a_workflow_task_completion_caught_by_a_step_down_commits_once() {
 async fn idle_run(e: &Engine, workflow_id: &str) {
     let api = HistoryApi::new(e);
     start_run(e, workflow_id).await;
-    let task = api.matching().poll(&queue(), Duration::from_secs(2)).await.expect("a workflow task");
+    let task = next_task(e).await;
     let Started::Task(response) = api.start_workflow_task(StartWorkflowTask { queue: &queue(), task, poller: &poller() }).await.unwrap()
     else {
         panic!("the task is current")
@@ -143,23 +199,24 @@ fn query_request(workflow_id: &str) -> QueryWorkflow {
         run_id: String::new(),
         query: WorkflowQuery { query_type: "count".into(), ..Default::default() },
         reject_condition: 0,
-        deadline: Instant::now() + Duration::from_secs(20),
+        // Never reached: the hang guard fails a test first.
+        deadline: Instant::now() + NEVER,
     }
 }
 
-/// Waits until the current owner (of a term after `after`) holds a pending query;
-/// returns its term.
+/// Waits until an owner of a term after `after` holds the spawned query pending;
+/// returns that owner's term. On an idle run the ask dispatches a legacy query task
+/// as it registers the query, so the wait is a long poll of the query dispatcher
+/// (budget [`NEVER`], under the hang guard) that this dispatch answers. The task is
+/// put back untouched: the query stays as the ask left it.
 async fn query_pending(e: &Engine, after: u64) -> u64 {
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let (Some(owner), Ok(run)) = (e.router().owners().current(0), e.resolve_run(NS, "wf-q", "").await) {
-            if owner.term() > after && owner.queries().pending_count(&run) == 1 {
-                return owner.term();
-            }
-        }
-        assert!(Instant::now() < until, "the query is pending on an owner of a term after {after}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let what = format!("the query is asked on an owner of a term after {after}");
+    let (owner, task) = guarded(&what, query::poll_task(e, &queue(), NEVER)).await.expect("a query task");
+    assert!(owner.term() > after, "{what}: asked in term {}", owner.term());
+    assert_eq!(owner.queries().pending_count(&task.run), 1, "{what}: pending there");
+    let term = owner.term();
+    owner.queries().requeue(task);
+    term
 }
 
 #[tokio::test]
@@ -174,7 +231,9 @@ async fn a_query_withdrawn_by_a_stopping_owner_is_asked_again() {
     query_pending(e, first).await;
 
     let api = HistoryApi::new(e);
-    let task = api.poll_query_task(PollQueryTask { queue: &queue(), wait: Duration::from_secs(5) }).await.expect("a query task");
+    let queue = queue();
+    let polled = api.poll_query_task(PollQueryTask { queue: &queue, wait: NEVER });
+    let task = guarded("the query task of the second ask", polled).await.expect("a query task");
     let response = api.start_query_task(StartQueryTask { task }).expect("builds").expect("the query is live");
     let token = TaskToken::decode_token(&response.task_token).expect("token decodes");
     let answer = Payloads { payloads: vec![Payload { data: b"42".to_vec(), ..Default::default() }] };
@@ -185,7 +244,7 @@ async fn a_query_withdrawn_by_a_stopping_owner_is_asked_again() {
         ..Default::default()
     };
     api.respond_query(RespondQuery { token, request }).await.expect("the answer is delivered");
-    assert_eq!(query.await.expect("joins").expect("answered"), QueryAnswer::Answered(Some(answer)));
+    assert_eq!(guarded("the query is answered", query).await.expect("joins").expect("answered"), QueryAnswer::Answered(Some(answer)));
 }
 
 #[tokio::test]
@@ -199,12 +258,20 @@ async fn a_query_withdrawn_twice_is_unavailable() {
     e.node().step_down(0).await.expect("steps down");
     query_pending(e, first).await;
     e.node().step_down(0).await.expect("steps down again");
-    let outcome = query.await.expect("joins");
+    let outcome = guarded("the query gives up", query).await.expect("joins");
     assert!(matches!(outcome, Err(ServiceError::Unavailable(_))), "{outcome:?}");
 }
 
-/// A stand-in for a long poll of `shard`: the first attempt waits past the router's
+/// A stand-in for a long poll of `shard`: the first attempt waits out the router's
 /// window, then fails with `NotLeader` naming `hint`; later attempts answer 7.
+///
+/// The wait is real time (the runtime's clock cannot be paused here: tokio's
+/// `test-util` is not enabled), and it is a bound, not an expectation: nothing is
+/// expected to happen during it. A tokio sleep never ends early, and the attempt
+/// begins after the router's window does, so when it fails the window is over,
+/// however slow the machine; that the attempt used the window up is the input
+/// `retry_until` decides on. No margin is added, and no outcome depends on how much
+/// longer the sleep takes.
 #[allow(clippy::needless_lifetimes)] // `'_` cannot name it inside `FnMut() -> …`
 fn long_poll<'a>(
     calls: &'a AtomicU32,
@@ -214,7 +281,7 @@ fn long_poll<'a>(
     move || {
         Box::pin(async move {
             if calls.fetch_add(1, Ordering::SeqCst) == 0 {
-                tokio::time::sleep(ROUTE_WAIT + Duration::from_millis(100)).await;
+                tokio::time::sleep(ROUTE_WAIT).await;
                 return Err(ServiceError::NotLeader { shard, leader_hint: hint });
             }
             Ok(7)
@@ -226,17 +293,21 @@ fn long_poll<'a>(
 async fn a_long_poll_that_outlived_the_router_window_is_routed_again() {
     let kit = kit().await;
     let api = HistoryApi::new(&kit.engine);
-    let later = Instant::now() + Duration::from_secs(20);
+    // A deadline the test never reaches: the rounds end for the reasons named below.
+    let later = Instant::now() + NEVER;
     let counters: Vec<AtomicU32> = (0..4).map(|_| AtomicU32::new(0)).collect();
-    let (routed, elsewhere, too_late, no_owner) = tokio::join!(
-        api.retry_until(later, long_poll(&counters[0], 0, None)),
-        // Another node leads: the client is sent there.
-        api.retry_until(later, long_poll(&counters[1], 0, Some(99))),
-        // The caller's deadline has passed.
-        api.retry_until(Instant::now() + ROUTE_WAIT, long_poll(&counters[2], 0, None)),
-        // No owner turns up (this node has no shard 7).
-        api.retry_until(later, long_poll(&counters[3], 7, None)),
-    );
+    let rounds = async {
+        tokio::join!(
+            api.retry_until(later, long_poll(&counters[0], 0, None)),
+            // Another node leads: the client is sent there.
+            api.retry_until(later, long_poll(&counters[1], 0, Some(99))),
+            // The caller's deadline has passed.
+            api.retry_until(Instant::now() + ROUTE_WAIT, long_poll(&counters[2], 0, None)),
+            // No owner turns up (this node has no shard 7).
+            api.retry_until(later, long_poll(&counters[3], 7, None)),
+        )
+    };
+    let (routed, elsewhere, too_late, no_owner) = guarded("the long polls end", rounds).await;
     assert_eq!(routed.expect("routed again"), 7);
     assert!(matches!(elsewhere, Err(ServiceError::NotLeader { leader_hint: Some(99), .. })), "{elsewhere:?}");
     assert!(matches!(too_late, Err(ServiceError::NotLeader { leader_hint: None, .. })), "{too_late:?}");

@@ -322,8 +322,22 @@ impl Drop for QueryTicket {
 
 #[cfg(test)]
 mod tests {
+    //! No test waits on a sleep or a short budget. Everything here is synchronous: a
+    //! query becomes a legacy task in the call that decides it (`register`,
+    //! `on_workflow_task_closed`), and an answer or a withdrawal settles the ticket in
+    //! the call that makes it. So whether a legacy task exists is read from the
+    //! registry's dispatcher ([`ready`]), and polls and outcomes are polled once by
+    //! hand ([`now`]): what is not ready then is not coming.
+
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
     use super::*;
     use hourglass_storage::state::QueueKind;
+
+    /// A poll's budget the tests never reach.
+    const NEVER: Duration = Duration::from_secs(3_600);
 
     fn run() -> RunKey {
         RunKey { namespace: "ns".into(), workflow_id: "wf".into(), run_id: "r1".into() }
@@ -334,7 +348,6 @@ mod tests {
     fn query(t: &str) -> WorkflowQuery {
         WorkflowQuery { query_type: t.into(), ..Default::default() }
     }
-    const SHORT: Duration = Duration::from_millis(5);
 
     /// The registry of shard 0's owner in term 1, with its own dispatcher.
     fn registry() -> QueryRegistry {
@@ -343,23 +356,52 @@ mod tests {
         QueryRegistry::new(0, 1, dispatch)
     }
 
+    /// Legacy query tasks in `reg`'s dispatcher waiting for a poller, now.
+    fn ready(reg: &QueryRegistry) -> usize {
+        reg.dispatch.ready_len(&queue())
+    }
+
+    /// `fut` polled once, now (no time passes).
+    fn now<F: Future>(fut: F) -> Poll<F::Output> {
+        pin!(fut).poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// The legacy task a poll takes at once; `None` if the poll would wait.
+    fn take(reg: &QueryRegistry) -> Option<QueryTask> {
+        match now(reg.poll(&queue(), NEVER)) {
+            Poll::Ready(task) => Some(task.expect("a poll with a NEVER budget answers only with a task")),
+            Poll::Pending => None,
+        }
+    }
+
+    /// The outcome `ticket` holds now; fails the test if it is still unsettled.
+    fn settled(ticket: &mut QueryTicket) -> Option<QueryOutcome> {
+        match now(ticket.outcome()) {
+            Poll::Ready(outcome) => outcome,
+            Poll::Pending => panic!("the ticket is still waiting"),
+        }
+    }
+
     #[tokio::test]
     async fn a_retired_registry_withdraws_everything() {
         let reg = registry();
         let mut ticket = reg.register(&run(), query("q"), queue(), true).unwrap();
+        assert_eq!(ready(&reg), 1, "dispatched");
         reg.retire();
-        assert_eq!(ticket.outcome().await, None, "the caller sees the query withdrawn");
-        assert!(reg.poll(&queue(), SHORT).await.is_none(), "its legacy task left the dispatcher");
+        assert_eq!(settled(&mut ticket), None, "the caller sees the query withdrawn");
+        assert_eq!(ready(&reg), 0, "its legacy task left the dispatcher");
+        assert_eq!(reg.pending_count(&run()), 0);
     }
 
     #[tokio::test]
     async fn legacy_task_round_trip() {
         let reg = registry();
         let mut ticket = reg.register(&run(), query("q"), queue(), true).unwrap();
-        let task = reg.poll(&queue(), SHORT).await.expect("dispatched");
+        assert!(now(ticket.outcome()).is_pending(), "not answered yet");
+        let task = take(&reg).expect("dispatched as it registered");
         assert_eq!((task.run.clone(), task.query_id.as_str(), task.query.query_type.as_str()), (run(), ticket.id(), "q"));
         assert!(reg.answer(&run(), &task.query_id, QueryOutcome::Answered(None)));
-        assert_eq!(ticket.outcome().await, Some(QueryOutcome::Answered(None)));
+        assert_eq!(settled(&mut ticket), Some(QueryOutcome::Answered(None)));
         assert!(!reg.answer(&run(), &task.query_id, QueryOutcome::Answered(None)), "answered once");
         assert_eq!(reg.pending_count(&run()), 0);
     }
@@ -368,17 +410,18 @@ mod tests {
     async fn waiting_queries_attach_then_fall_back_to_legacy_tasks() {
         let reg = registry();
         let ticket = reg.register(&run(), query("q"), queue(), false).unwrap();
-        assert!(reg.poll(&queue(), SHORT).await.is_none(), "waits for the workflow task");
+        assert_eq!(ready(&reg), 0, "waits for the workflow task");
         let attached = reg.attach(&run(), 3);
         assert_eq!(attached.keys().collect::<Vec<_>>(), vec![ticket.id()]);
         assert!(reg.attach(&run(), 3).is_empty(), "attached once");
         // The task ended unanswered and another one is outstanding: wait again.
         reg.on_workflow_task_closed(&run(), true);
-        assert!(reg.poll(&queue(), SHORT).await.is_none());
+        assert_eq!(ready(&reg), 0, "waits for the next workflow task");
         assert_eq!(reg.attach(&run(), 7).len(), 1);
         // Ended unanswered with nothing outstanding: a legacy task.
         reg.on_workflow_task_closed(&run(), false);
-        assert_eq!(reg.poll(&queue(), SHORT).await.unwrap().query_id, ticket.id());
+        assert_eq!(ready(&reg), 1, "dispatched as the task closed");
+        assert_eq!(take(&reg).expect("a legacy task").query_id, ticket.id());
     }
 
     #[tokio::test]
@@ -391,8 +434,9 @@ mod tests {
         let results = HashMap::from([(ticket.id().to_string(), failed.clone())]);
         reg.answer_attached(&run(), 99, &results);
         assert_eq!(reg.pending_count(&run()), 1, "an answer for another task is ignored");
+        assert!(now(ticket.outcome()).is_pending(), "not answered by it");
         reg.answer_attached(&run(), 3, &results);
-        assert_eq!(ticket.outcome().await, Some(QueryOutcome::Failed("boom".into())));
+        assert_eq!(settled(&mut ticket), Some(QueryOutcome::Failed("boom".into())));
     }
 
     #[tokio::test]
@@ -401,16 +445,20 @@ mod tests {
         let ticket = reg.register(&run(), query("q"), queue(), true).unwrap();
         drop(ticket);
         assert_eq!(reg.pending_count(&run()), 0);
-        assert!(reg.poll(&queue(), SHORT).await.is_none());
+        assert_eq!(ready(&reg), 1, "its task is still in the dispatcher");
+        assert!(take(&reg).is_none(), "a poll skips it and waits");
+        assert_eq!(ready(&reg), 0, "the poll took it out of the dispatcher");
     }
 
     #[tokio::test]
     async fn a_requeued_task_is_handed_out_again() {
         let reg = registry();
         let ticket = reg.register(&run(), query("q"), queue(), true).unwrap();
-        let task = reg.poll(&queue(), SHORT).await.unwrap();
+        let task = take(&reg).expect("dispatched");
+        assert_eq!(ready(&reg), 0);
         reg.requeue(task);
-        assert_eq!(reg.poll(&queue(), SHORT).await.unwrap().query_id, ticket.id());
+        assert_eq!(ready(&reg), 1, "back in the dispatcher");
+        assert_eq!(take(&reg).expect("handed out again").query_id, ticket.id());
     }
 
     #[test]
