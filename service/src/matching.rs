@@ -44,6 +44,8 @@ struct Inner {
     queues: HashMap<QueueKey, Queue>,
     /// The live owner term of each shard; tasks of any other term are refused.
     live_terms: HashMap<ShardId, u64>,
+    /// The server is shutting down: polls answer "nothing" at once.
+    closed: bool,
 }
 
 impl Inner {
@@ -125,6 +127,9 @@ impl Matching {
     pub async fn poll(&self, queue: &QueueKey, wait: Duration) -> Option<TaskRef> {
         let (id, rx) = {
             let mut inner = self.inner.lock();
+            if inner.closed {
+                return None;
+            }
             let q = inner.queues.entry(queue.clone()).or_default();
             if let Some(task) = q.ready.pop_front() {
                 return Some(task);
@@ -143,6 +148,17 @@ impl Matching {
                 Some(task)
             }
             _ => None,
+        }
+    }
+
+    /// The server is shutting down: every waiting poll answers "nothing" now and every
+    /// later poll at once, so long polls end and their connections drain within the
+    /// shutdown's grace period (the tasks stay in their shards' durable backlogs).
+    pub fn close(&self) {
+        let mut inner = self.inner.lock();
+        inner.closed = true;
+        for q in inner.queues.values_mut() {
+            q.waiters.clear();
         }
     }
 
@@ -272,6 +288,19 @@ mod tests {
         assert_eq!(m.ready_len(&queue()), 0, "a term-1 task handed back after term 2 began is dropped");
         m.add(queue(), TaskRef { term: 2, ..task(4) });
         assert_eq!(take(&m), 4);
+    }
+
+    #[tokio::test]
+    async fn closing_ends_waiting_polls_and_answers_later_ones_at_once() {
+        let m = live();
+        let (mut poll, first, flag) = first_poll(&m);
+        assert!(first.is_pending(), "nothing ready: the poll waits");
+        m.close();
+        assert!(flag.woken(), "closing woke the waiting poll");
+        assert_eq!(poll_again(&mut poll), Poll::Ready(None), "it answers nothing");
+        assert_eq!(waiters(&m), 0);
+        m.add(queue(), task(1));
+        assert_eq!(first_poll(&m).1, Poll::Ready(None), "a poll after closing answers at once, even with a task ready");
     }
 
     #[tokio::test]

@@ -218,6 +218,9 @@ impl Server {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        // Long polls for tasks end now (empty answers), so in-flight calls can drain.
+        self.engine.matching().close();
+        self.engine.query_dispatch().close();
         let served = match tokio::time::timeout(self.grace, &mut self.grpc).await {
             Ok(result) => result.map_err(ServerError::from).and_then(|r| r.map_err(ServerError::from)),
             Err(_) => {
