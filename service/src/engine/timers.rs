@@ -85,6 +85,9 @@ impl ShardTimers {
         loop {
             let fired = match self.round().await {
                 Ok(n) => n,
+                // The owner stopped: its service ends (quietly; the select in
+                // `spawn_timer_service` would end it at its next await anyway).
+                Err(_) if self.owner.is_stopped() => return,
                 Err(e) => {
                     tracing::warn!(shard = self.owner.shard(), error = %e, "timer service round failed");
                     0
@@ -98,6 +101,7 @@ impl ShardTimers {
             let wake = match self.next_wake() {
                 Ok(Some(at)) => at.min(now + IDLE_WAKE_MS),
                 Ok(None) => now + IDLE_WAKE_MS,
+                Err(_) if self.owner.is_stopped() => return,
                 Err(e) => {
                     tracing::warn!(shard = self.owner.shard(), error = %e, "timer service cannot read its shard");
                     now + IDLE_WAKE_MS
