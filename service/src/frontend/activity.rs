@@ -1,16 +1,14 @@
 //! Activity tasks: polls, completions, failures, cancellations, heartbeats (and their ById forms).
 //! Validation here; the attempts and outcomes behind the history API.
 
-use std::time::Duration;
-
 use hourglass_storage::state::{QueueKey, QueueKind, RunKey};
 use prost::Message;
 use temporalio_protos::protos::temporal::api::failure::v1::failure::FailureInfo;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::*;
 use tokio::time::Instant;
-use tonic::metadata::MetadataMap;
 use tonic::{Request, Response};
 
+use super::deadline::long_poll_wait;
 use super::workflow_task::task_token;
 use super::{Frontend, RpcResult};
 use crate::core::error::ActivityError;
@@ -22,12 +20,6 @@ use crate::history_api::{
     StartActivityTask,
 };
 use crate::matching::{Matching, TaskRef};
-
-/// How long a long poll waits when the call has no deadline, and at most.
-pub(crate) const LONG_POLL_MAX: Duration = Duration::from_secs(60);
-/// A long poll answers "nothing yet" this long before the call's deadline (Temporal's
-/// `returnEmptyTaskTimeBudget`).
-pub(crate) const LONG_POLL_TAIL_ROOM: Duration = Duration::from_secs(1);
 
 impl Frontend {
     pub(super) async fn poll_activity_task_queue_rpc(
@@ -258,66 +250,5 @@ impl Drop for Held<'_> {
         if let Some(task) = self.task.take() {
             self.matching.requeue(self.queue.clone(), task);
         }
-    }
-}
-
-/// How long a long poll may wait: until [`LONG_POLL_TAIL_ROOM`] before the call's
-/// `grpc-timeout`, at most [`LONG_POLL_MAX`] (also when the call has no deadline).
-pub(crate) fn long_poll_wait(metadata: &MetadataMap) -> Duration {
-    metadata
-        .get("grpc-timeout")
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_grpc_timeout)
-        .map_or(LONG_POLL_MAX, |t| t.saturating_sub(LONG_POLL_TAIL_ROOM).min(LONG_POLL_MAX))
-}
-
-/// Parses a `grpc-timeout` header value: at most 8 digits and a unit (H M S m u n).
-pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    let unit = value.chars().last()?;
-    let digits = &value[..value.len() - unit.len_utf8()];
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        'H' => Duration::from_secs(n * 3600),
-        'M' => Duration::from_secs(n * 60),
-        'S' => Duration::from_secs(n),
-        'm' => Duration::from_millis(n),
-        'u' => Duration::from_micros(n),
-        'n' => Duration::from_nanos(n),
-        _ => return None,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_timeout_values() {
-        assert_eq!(parse_grpc_timeout("30000000u"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_grpc_timeout("70S"), Some(Duration::from_secs(70)));
-        assert_eq!(parse_grpc_timeout("5000m"), Some(Duration::from_secs(5)));
-        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-        for bad in ["", "S", "123", "123x", "-5S", "123456789S", "1.5S"] {
-            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn long_polls_end_a_second_early() {
-        let wait = |v: Option<&str>| {
-            let mut m = MetadataMap::new();
-            if let Some(v) = v {
-                m.insert("grpc-timeout", v.parse().unwrap());
-            }
-            long_poll_wait(&m)
-        };
-        assert_eq!(wait(None), LONG_POLL_MAX);
-        assert_eq!(wait(Some("5S")), Duration::from_secs(4));
-        assert_eq!(wait(Some("3000m")), Duration::from_secs(2));
-        assert_eq!(wait(Some("500m")), Duration::ZERO);
-        assert_eq!(wait(Some("70S")), LONG_POLL_MAX);
     }
 }

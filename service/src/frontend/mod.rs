@@ -8,6 +8,7 @@
 
 mod activity;
 mod compression;
+mod deadline;
 mod system;
 mod workflow;
 mod workflow_task;

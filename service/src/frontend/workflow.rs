@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response};
 
+use super::deadline::grpc_timeout;
 use super::{Frontend, RpcResult};
 use crate::core::lifecycle::ID_BYTES_MAX;
 use crate::core::run::Timeouts;
@@ -38,26 +39,6 @@ const LONG_POLL_MAX: Duration = Duration::from_secs(20);
 const DEFAULT_TERMINATE_REASON: &str = "terminated by user via frontend";
 /// A long poll answers this long before the caller's deadline.
 const LONG_POLL_MARGIN: Duration = Duration::from_secs(1);
-
-/// The caller's deadline from the `grpc-timeout` header, if it sent one.
-pub(super) fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
-    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
-    let split = value.len().checked_sub(1)?;
-    let (digits, unit) = value.split_at(split);
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
-}
 
 /// How long a long poll may block: until a second before the caller's deadline, and
 /// at most [`LONG_POLL_MAX`].
@@ -423,20 +404,6 @@ mod tests {
         let mut m = MetadataMap::new();
         m.insert("grpc-timeout", timeout.parse().unwrap());
         m
-    }
-
-    #[test]
-    fn grpc_timeout_parses_every_unit_and_rejects_garbage() {
-        assert_eq!(grpc_timeout(&meta("30000000u")), Some(Duration::from_secs(30)));
-        assert_eq!(grpc_timeout(&meta("70S")), Some(Duration::from_secs(70)));
-        assert_eq!(grpc_timeout(&meta("2M")), Some(Duration::from_secs(120)));
-        assert_eq!(grpc_timeout(&meta("1H")), Some(Duration::from_secs(3600)));
-        assert_eq!(grpc_timeout(&meta("500m")), Some(Duration::from_millis(500)));
-        assert_eq!(grpc_timeout(&meta("5n")), Some(Duration::from_nanos(5)));
-        for bad in ["", "S", "123456789S", "12x", "-1S", "+1S"] {
-            assert_eq!(grpc_timeout(&meta(bad)), None, "{bad}");
-        }
-        assert_eq!(grpc_timeout(&MetadataMap::new()), None);
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! The RPCs validate and decode here; the semantics live behind the history API
 //! (`history_api::workflow_task`, `history_api::query`).
 
-mod deadline;
 mod poll;
 mod query;
 

@@ -14,8 +14,8 @@ use tokio::time::Instant;
 use tonic::{Request, Response};
 
 use super::super::{Frontend, RpcResult};
-use super::deadline;
 use crate::error::ServiceError;
+use crate::frontend::deadline;
 use crate::history_api::{HistoryApi, LegacyQueryTask, PollQueryTask, Poller, StartQueryTask, StartWorkflowTask, Started};
 use crate::matching::TaskRef;
 

@@ -12,8 +12,9 @@ use tokio::time::Instant;
 use tonic::{Request, Response};
 
 use super::super::{Frontend, RpcResult};
-use super::{deadline, task_token};
+use super::task_token;
 use crate::error::ServiceError;
+use crate::frontend::deadline;
 use crate::history_api::{QueryAnswer, QueryWorkflow, RespondQuery};
 
 /// Wait when the caller sent no deadline.
