@@ -67,7 +67,7 @@ use temporalio_protos::protos::temporal::api::common::v1::WorkflowExecution;
 use temporalio_protos::protos::temporal::api::enums::v1::{EventType, PendingActivityState, WorkflowExecutionStatus};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::HistoryEvent;
-use temporalio_protos::protos::temporal::api::workflowservice::v1::{DescribeWorkflowExecutionRequest, GetWorkflowExecutionHistoryRequest};
+use temporalio_protos::protos::temporal::api::workflowservice::v1::DescribeWorkflowExecutionRequest;
 use temporalio_sdk::Worker;
 use tokio::sync::watch;
 
@@ -77,6 +77,10 @@ use tokio::sync::watch;
 mod shared;
 
 use shared::{Durable, DurableRun, Kind, Stats, FAILED, READY};
+
+mod support;
+
+use support::{event_type, full_history, is_close};
 
 // ---------------------------------------------------- server and worker processes
 
@@ -276,45 +280,8 @@ impl Started {
     }
 }
 
-/// The full history of a run (all pages), without waiting.
-async fn history(client: &Client, workflow_id: &str, run_id: &str) -> Result<Vec<HistoryEvent>, temporalio_client::tonic::Status> {
-    let mut service = client.connection().workflow_service();
-    let mut events = Vec::new();
-    let mut token = Vec::new();
-    loop {
-        let request = GetWorkflowExecutionHistoryRequest {
-            namespace: "default".into(),
-            execution: Some(WorkflowExecution { workflow_id: workflow_id.into(), run_id: run_id.into() }),
-            next_page_token: token,
-            ..Default::default()
-        };
-        let page = service.get_workflow_execution_history(request.into_request()).await?.into_inner();
-        events.extend(page.history.map(|h| h.events).unwrap_or_default());
-        if page.next_page_token.is_empty() {
-            return Ok(events);
-        }
-        token = page.next_page_token;
-    }
-}
-
-fn event_type(e: &HistoryEvent) -> EventType {
-    EventType::try_from(e.event_type).unwrap_or(EventType::Unspecified)
-}
-
 fn count(events: &[HistoryEvent], t: EventType) -> usize {
     events.iter().filter(|e| event_type(e) == t).count()
-}
-
-fn is_close(t: EventType) -> bool {
-    matches!(
-        t,
-        EventType::WorkflowExecutionCompleted
-            | EventType::WorkflowExecutionFailed
-            | EventType::WorkflowExecutionTimedOut
-            | EventType::WorkflowExecutionCanceled
-            | EventType::WorkflowExecutionTerminated
-            | EventType::WorkflowExecutionContinuedAsNew
-    )
 }
 
 /// Where one workflow is, from its history.
@@ -342,7 +309,7 @@ async fn survey(client: &Client, started: &[Started]) -> BTreeMap<String, Progre
     let mut out = BTreeMap::new();
     for s in started {
         let run = s.acked_run.clone().unwrap_or_default();
-        match tokio::time::timeout(WAIT_RPC, history(client, &s.workflow_id, &run)).await {
+        match tokio::time::timeout(WAIT_RPC, full_history(client, "default", &s.workflow_id, &run)).await {
             Ok(Ok(events)) => {
                 out.insert(s.workflow_id.clone(), progress(&events));
             }
@@ -828,7 +795,7 @@ struct Checked {
 async fn check_workflow(client: &Client, s: &Started, failures: &mut Vec<String>) -> Checked {
     let id = &s.workflow_id;
     let run = s.acked_run.clone().unwrap_or_default();
-    let events = match tokio::time::timeout(WAIT_RPC, history(client, id, &run)).await {
+    let events = match tokio::time::timeout(WAIT_RPC, full_history(client, "default", id, &run)).await {
         Ok(Ok(events)) => events,
         Ok(Err(status)) if status.code() == Code::NotFound && s.acked_run.is_none() => {
             return Checked { exists: false, activity_attempt: None }

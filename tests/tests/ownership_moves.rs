@@ -43,7 +43,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hourglass_tests::TestServer;
-use support::{unique, with_worker, within};
+use support::{event_type, is_close, unique, with_worker, within};
 use temporalio_client::errors::WorkflowGetResultError;
 use temporalio_client::tonic::{Code, IntoRequest};
 use temporalio_client::{Client, RetryPolicy, WorkflowGetResultOptions, WorkflowSignalOptions, WorkflowStartOptions};
@@ -52,7 +52,7 @@ use temporalio_protos::protos::temporal::api::common::v1::WorkflowExecution;
 use temporalio_protos::protos::temporal::api::enums::v1::{EventType, WorkflowExecutionStatus};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::HistoryEvent;
-use temporalio_protos::protos::temporal::api::workflowservice::v1::{DescribeWorkflowExecutionRequest, GetWorkflowExecutionHistoryRequest};
+use temporalio_protos::protos::temporal::api::workflowservice::v1::DescribeWorkflowExecutionRequest;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::{
     ActivityOptions, ApplicationFailure, ChildWorkflowOptions, ContinueAsNewOptions, SyncWorkflowContext, WorkerOptions, WorkflowContext,
@@ -442,46 +442,8 @@ async fn step_down_randomly(node: hourglass_raft::Node, mut rng: XorShift, stop:
 
 // ------------------------------------------------------------ history checks
 
-/// The full history of a run (all pages).
-async fn history(client: &Client, workflow_id: &str, run_id: &str) -> Vec<HistoryEvent> {
-    let mut service = client.connection().workflow_service();
-    let mut events = Vec::new();
-    let mut token = Vec::new();
-    loop {
-        let request = GetWorkflowExecutionHistoryRequest {
-            namespace: NS.into(),
-            execution: Some(WorkflowExecution { workflow_id: workflow_id.into(), run_id: run_id.into() }),
-            next_page_token: token,
-            ..Default::default()
-        };
-        let call = service.get_workflow_execution_history(request.into_request());
-        let page = within(&format!("history of {workflow_id}/{run_id}"), call).await.expect("GetWorkflowExecutionHistory").into_inner();
-        events.extend(page.history.map(|h| h.events).unwrap_or_default());
-        if page.next_page_token.is_empty() {
-            return events;
-        }
-        token = page.next_page_token;
-    }
-}
-
-fn event_type(e: &HistoryEvent) -> EventType {
-    EventType::try_from(e.event_type).unwrap_or(EventType::Unspecified)
-}
-
 fn types(events: &[HistoryEvent]) -> Vec<EventType> {
     events.iter().map(event_type).collect()
-}
-
-fn is_close(t: EventType) -> bool {
-    matches!(
-        t,
-        EventType::WorkflowExecutionCompleted
-            | EventType::WorkflowExecutionFailed
-            | EventType::WorkflowExecutionTimedOut
-            | EventType::WorkflowExecutionCanceled
-            | EventType::WorkflowExecutionTerminated
-            | EventType::WorkflowExecutionContinuedAsNew
-    )
 }
 
 /// What a well-formed run's history says it did.
@@ -855,6 +817,12 @@ fn worker_options(task_queue: &str, seen: &Attempts) -> WorkerOptions {
         .and_then(|o| o.register_workflow::<Chain>())
         .expect("workflows register")
         .build()
+}
+
+/// The full history of a run (all pages).
+async fn history(client: &Client, workflow_id: &str, run_id: &str) -> Vec<HistoryEvent> {
+    let call = support::full_history(client, NS, workflow_id, run_id);
+    within(&format!("history of {workflow_id}/{run_id}"), call).await.expect("GetWorkflowExecutionHistory")
 }
 
 /// Runs the workflows while the shards' owners keep stepping down, then checks

@@ -25,12 +25,10 @@ mod tests;
 
 use std::future::Future;
 
-use tokio::time::Instant;
-
 use crate::engine::{Engine, EngineConfig};
-use crate::error::{Result, ServiceError};
+use crate::error::Result;
 use crate::matching::Matching;
-use crate::shard::{Router, ROUTE_WAIT};
+use crate::shard::Router;
 
 pub use activity::{ActivityRef, CancelActivity, CompleteActivity, FailActivity, HeartbeatActivity, StartActivityTask};
 pub use query::{AskQuery, QueryAnswer, QueryWorkflow, RespondQuery};
@@ -51,16 +49,15 @@ pub use crate::engine::workflow_task::{Poller, Started};
 /// The history operations of one node, each routed and retried.
 ///
 /// **What is retried.** [`Router::retry`] repeats a call only when it fails with
-/// [`ServiceError::NotLeader`] naming no leader or this node (the shard's owner on
+/// [`ServiceError::NotLeader`](crate::error::ServiceError::NotLeader) naming no leader or this node (the shard's owner on
 /// this node changed under the call, and this node is to own it again), at most
-/// [`crate::shard::RETRIES_MAX`] times within [`ROUTE_WAIT`] of the first attempt,
-/// each time after waiting for the shard's next owner. Every other error (including
-/// `Unavailable` from a stopped Raft group, `ResourceExhausted`, a transition
-/// rejected for another reason) and a `NotLeader` naming another node go back to
-/// the caller, who sees `Unavailable` (with the leader's id when known). A history
-/// long poll that used the router's window up by waiting is routed again in a
-/// fresh one when the shard gets a new owner before the caller's deadline
-/// ([`Self::get_history`]); a withdrawn query is asked again once
+/// [`crate::shard::RETRIES_MAX`] times, each once the shard's next owner is live
+/// (waiting for it at most [`ROUTE_WAIT`](crate::shard::ROUTE_WAIT), counted from that failure: a long poll
+/// that waited long before its owner stopped is routed again like a short call).
+/// Every other error (including `Unavailable` from a stopped Raft group,
+/// `ResourceExhausted`, a transition rejected for another reason) and a `NotLeader`
+/// naming another node go back to the caller, who sees `Unavailable` (with the
+/// leader's id when known). A withdrawn query is asked again once
 /// ([`Self::query_workflow`]).
 ///
 /// **Why repeating is safe, also for calls that are not idempotent.** A `NotLeader`
@@ -120,36 +117,5 @@ impl<'a> HistoryApi<'a> {
         Fut: Future<Output = Result<T>>,
     {
         self.router().retry(call).await
-    }
-
-    /// [`Self::retry`] for calls that may wait until `deadline` (long polls). The
-    /// router's window starts with its first attempt, so a long wait can use it up
-    /// and the router then returns a `NotLeader` it would have retried inside it.
-    /// Such a call is routed again, in a fresh window, if its shard gets a live owner
-    /// on this node before `deadline` (and within [`ROUTE_WAIT`]); otherwise the
-    /// `NotLeader` is the answer. Each round lasts at least [`ROUTE_WAIT`], and none
-    /// starts after `deadline`.
-    async fn retry_until<T, F, Fut>(&self, deadline: Instant, mut call: F) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        loop {
-            let began = Instant::now();
-            match self.retry(&mut call).await {
-                Err(ServiceError::NotLeader { shard, leader_hint })
-                    if began.elapsed() >= ROUTE_WAIT
-                        && leader_hint.is_none_or(|id| id == self.engine.node().node_id())
-                        && Instant::now() < deadline =>
-                {
-                    let wait = deadline.saturating_duration_since(Instant::now()).min(ROUTE_WAIT);
-                    if self.router().owners().wait(shard, wait).await.is_none() {
-                        return Err(ServiceError::NotLeader { shard, leader_hint });
-                    }
-                    tracing::debug!(shard, "a long poll outlived the router's window as its owner changed; routing it again");
-                }
-                other => return other,
-            }
-        }
     }
 }

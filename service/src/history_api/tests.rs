@@ -31,7 +31,7 @@ use crate::engine::workflow_task::testkit::{
 };
 use crate::engine::{external, query};
 use crate::error::ServiceError;
-use crate::shard::ShardOwner;
+use crate::shard::{ShardOwner, ROUTE_WAIT};
 
 fn start_request(workflow_id: &str) -> StartWorkflow {
     let spec = RunSpec {
@@ -270,7 +270,7 @@ async fn a_query_withdrawn_twice_is_unavailable() {
 /// expected to happen during it. A tokio sleep never ends early, and the attempt
 /// begins after the router's window does, so when it fails the window is over,
 /// however slow the machine; that the attempt used the window up is the input
-/// `retry_until` decides on. No margin is added, and no outcome depends on how much
+/// the router must not hold against it. No margin is added, and no outcome depends on how much
 /// longer the sleep takes.
 #[allow(clippy::needless_lifetimes)] // `'_` cannot name it inside `FnMut() -> …`
 fn long_poll<'a>(
@@ -289,29 +289,40 @@ fn long_poll<'a>(
     }
 }
 
+/// A stand-in for a call of `shard` that always fails with `NotLeader` at once.
+#[allow(clippy::needless_lifetimes)] // `'_` cannot name it inside `FnMut() -> …`
+fn always_moving<'a>(calls: &'a AtomicU32, shard: u32) -> impl FnMut() -> std::pin::Pin<Box<dyn Future<Output = Result<u32>> + Send + 'a>> {
+    move || {
+        Box::pin(async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(ServiceError::NotLeader { shard, leader_hint: None })
+        })
+    }
+}
+
 #[tokio::test]
 async fn a_long_poll_that_outlived_the_router_window_is_routed_again() {
     let kit = kit().await;
     let api = HistoryApi::new(&kit.engine);
-    // A deadline the test never reaches: the rounds end for the reasons named below.
-    let later = Instant::now() + NEVER;
     let counters: Vec<AtomicU32> = (0..4).map(|_| AtomicU32::new(0)).collect();
     let rounds = async {
         tokio::join!(
-            api.retry_until(later, long_poll(&counters[0], 0, None)),
+            // The router's wait for a new owner counts from the failure, not from the
+            // first attempt: a call that ran longer than ROUTE_WAIT is routed again.
+            api.retry(long_poll(&counters[0], 0, None)),
             // Another node leads: the client is sent there.
-            api.retry_until(later, long_poll(&counters[1], 0, Some(99))),
-            // The caller's deadline has passed.
-            api.retry_until(Instant::now() + ROUTE_WAIT, long_poll(&counters[2], 0, None)),
+            api.retry(long_poll(&counters[1], 0, Some(99))),
+            // A shard whose owner keeps moving: at most RETRIES_MAX repeats.
+            api.retry(always_moving(&counters[2], 0)),
             // No owner turns up (this node has no shard 7).
-            api.retry_until(later, long_poll(&counters[3], 7, None)),
+            api.retry(long_poll(&counters[3], 7, None)),
         )
     };
-    let (routed, elsewhere, too_late, no_owner) = guarded("the long polls end", rounds).await;
+    let (routed, elsewhere, moving, no_owner) = guarded("the long polls end", rounds).await;
     assert_eq!(routed.expect("routed again"), 7);
     assert!(matches!(elsewhere, Err(ServiceError::NotLeader { leader_hint: Some(99), .. })), "{elsewhere:?}");
-    assert!(matches!(too_late, Err(ServiceError::NotLeader { leader_hint: None, .. })), "{too_late:?}");
+    assert!(matches!(moving, Err(ServiceError::NotLeader { leader_hint: None, .. })), "{moving:?}");
     assert!(matches!(no_owner, Err(ServiceError::NotLeader { shard: 7, .. })), "{no_owner:?}");
     let calls: Vec<u32> = counters.iter().map(|c| c.load(Ordering::SeqCst)).collect();
-    assert_eq!(calls, [2, 1, 1, 1]);
+    assert_eq!(calls, [2, 1, crate::shard::RETRIES_MAX + 1, 1]);
 }

@@ -164,7 +164,7 @@ impl HistoryApi<'_> {
     /// when its owner stops under it.
     pub async fn get_history(&self, req: GetHistory) -> Result<HistoryPage> {
         let (engine, r) = (self.engine, &req);
-        self.retry_until(r.deadline, move || {
+        self.retry(move || {
             let request = HistoryRequest {
                 workflow_id: r.workflow_id.clone(),
                 run_id: r.run_id.clone(),

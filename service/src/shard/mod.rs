@@ -130,27 +130,29 @@ impl Router {
 
     /// Runs `call` and, while it fails because its shard's owner changed under it
     /// (`NotLeader` while this node is to lead again), runs it again on the new
-    /// owner: at most [`RETRIES_MAX`] times, within [`ROUTE_WAIT`]. Every call routed
-    /// this way must be safe to repeat after a `NotLeader`: a proposal refused for
-    /// its term, or fenced at apply, was never applied.
+    /// owner: at most [`RETRIES_MAX`] times, each once a new owner is live, waiting for
+    /// it at most [`ROUTE_WAIT`] (no owner by then: the `NotLeader` is the answer).
+    /// The wait is counted from each failure, not from the first attempt, so a call
+    /// that ran long before failing (a long poll) is routed again like a short one;
+    /// a call past its own deadline answers for itself. Every call routed this way
+    /// must be safe to repeat after a `NotLeader`: a proposal refused for its term, or
+    /// fenced at apply, was never applied.
     pub async fn retry<T, F, Fut>(&self, mut call: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let deadline = tokio::time::Instant::now() + ROUTE_WAIT;
         let mut attempt = 0;
         loop {
             match call().await {
                 Err(ServiceError::NotLeader { shard, leader_hint })
-                    if attempt < RETRIES_MAX
-                        && leader_hint.is_none_or(|id| id == self.node.node_id())
-                        && tokio::time::Instant::now() < deadline =>
+                    if attempt < RETRIES_MAX && leader_hint.is_none_or(|id| id == self.node.node_id()) =>
                 {
                     attempt += 1;
                     tracing::debug!(shard, attempt, "owner changed during a call; retrying on the new owner");
-                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    self.owners.wait(shard, left).await;
+                    if self.owners.wait(shard, ROUTE_WAIT).await.is_none() {
+                        return Err(ServiceError::NotLeader { shard, leader_hint });
+                    }
                 }
                 other => return other,
             }

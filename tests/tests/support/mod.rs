@@ -7,7 +7,12 @@ use std::future::Future;
 use std::time::Duration;
 
 use hourglass_tests::TestServer;
+use temporalio_client::tonic::{IntoRequest, Status};
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
+use temporalio_protos::protos::temporal::api::common::v1::WorkflowExecution;
+use temporalio_protos::protos::temporal::api::enums::v1::EventType;
+use temporalio_protos::protos::temporal::api::history::v1::HistoryEvent;
+use temporalio_protos::protos::temporal::api::workflowservice::v1::GetWorkflowExecutionHistoryRequest;
 use temporalio_sdk::runtime::RuntimeOptions;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 
@@ -63,4 +68,43 @@ pub async fn with_worker<T>(client: &Client, options: WorkerOptions, body: impl 
     let (ran, out) = tokio::join!(run, body);
     ran.expect("the worker runs until shut down without error");
     out
+}
+
+/// The full history of a run (all pages), as the client reads it, without waiting.
+pub async fn full_history(client: &Client, namespace: &str, workflow_id: &str, run_id: &str) -> Result<Vec<HistoryEvent>, Status> {
+    let mut service = client.connection().workflow_service();
+    let mut events = Vec::new();
+    let mut token = Vec::new();
+    loop {
+        let request = GetWorkflowExecutionHistoryRequest {
+            namespace: namespace.into(),
+            execution: Some(WorkflowExecution { workflow_id: workflow_id.into(), run_id: run_id.into() }),
+            next_page_token: token,
+            ..Default::default()
+        };
+        let page = service.get_workflow_execution_history(request.into_request()).await?.into_inner();
+        events.extend(page.history.map(|h| h.events).unwrap_or_default());
+        if page.next_page_token.is_empty() {
+            return Ok(events);
+        }
+        token = page.next_page_token;
+    }
+}
+
+/// An event's type (`Unspecified` for a number this SDK does not know).
+pub fn event_type(e: &HistoryEvent) -> EventType {
+    EventType::try_from(e.event_type).unwrap_or(EventType::Unspecified)
+}
+
+/// Whether `t` closes a run.
+pub fn is_close(t: EventType) -> bool {
+    matches!(
+        t,
+        EventType::WorkflowExecutionCompleted
+            | EventType::WorkflowExecutionFailed
+            | EventType::WorkflowExecutionTimedOut
+            | EventType::WorkflowExecutionCanceled
+            | EventType::WorkflowExecutionTerminated
+            | EventType::WorkflowExecutionContinuedAsNew
+    )
 }

@@ -39,12 +39,6 @@ pub fn validate_task_queue(task_queue: Option<&TaskQueue>) -> Result<&TaskQueue,
     Ok(tq)
 }
 
-/// Errors worth handing back to a poller (it retries them with backoff); anything
-/// else is logged and the poll goes on, since a failed poll can stop a worker.
-fn transient(e: &ServiceError) -> bool {
-    matches!(e, ServiceError::Unavailable(_) | ServiceError::ResourceExhausted(_))
-}
-
 impl Frontend {
     pub(in crate::frontend) async fn poll_workflow_task(
         &self,
@@ -90,7 +84,7 @@ async fn poll_until(
                 Ok(Started::Stale) => continue,
                 // The task's owner stopped while starting it: the next owner has it.
                 Err(ServiceError::NotLeader { .. }) => continue,
-                Err(e) if transient(&e) => return Err(e),
+                Err(e) if e.is_transient() => return Err(e),
                 Err(e) => tracing::error!(?queue, error = %e, "starting a workflow task failed; polling on"),
             },
             // Nothing to hand out (the query was withdrawn or failed): poll on.
