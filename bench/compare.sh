@@ -25,7 +25,8 @@
 #   HALF_PEAK (1; 0 skips the half-of-peak runs)  HALF_DURATION (DURATION)
 #   WFT_POLLERS, ACTIVITY_POLLERS (32 / 32: with 8 / 8 the generator's pollers, not the
 #     server, limited Hourglass at ~1 000 wf/s; the reference is no faster with more)
-#   SERVERS ("hourglass reference-durable reference-in-memory")
+#   SERVERS ("hourglass reference-durable reference-in-memory"; also hourglass-cluster3:
+#     three hourglass nodes on loopback, one 3-replica Raft group per shard)
 #   REF_ARGS (extra flags for `temporal server start-dev`, word-split, e.g.
 #     "--dynamic-config-value matching.numTaskqueueReadPartitions=1")
 #   TEMPORAL (path of the `temporal` CLI; default: resolved from PATH / pyenv)
@@ -64,7 +65,12 @@ WORK="$(mktemp -d -t hourglass-compare-work-XXXXXX)"
 SERVER_PID=""
 BENCH_PID=""
 
+PEER_PIDS=()
 stop_server() {
+    local pid
+    for pid in "${PEER_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
     if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill -TERM "$SERVER_PID" 2>/dev/null || true
         for _ in $(seq 1 100); do # at most 10 s, then SIGKILL
@@ -74,6 +80,15 @@ stop_server() {
         kill -KILL "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
+    for pid in "${PEER_PIDS[@]}"; do
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    PEER_PIDS=()
     SERVER_PID=""
 }
 cleanup() {
@@ -158,6 +173,24 @@ start_server() { # name -> sets SERVER_PID, ADDR
             ADDR="127.0.0.1:$(free_port)"
             "$HG" serve --listen "$ADDR" --data-dir "$WORK/hg-data" --log warn >"$log" 2>&1 &
             SERVER_PID=$! ;;
+        hourglass-cluster3)
+            # Three nodes on loopback (one Raft group of 3 replicas per shard); the load
+            # goes to node 1, which forwards to the shards' leader when it is another
+            # node. --server-pid samples node 1 only.
+            local pub=() peer=() i j peers
+            for i in 1 2 3; do pub+=("127.0.0.1:$(free_port)"); peer+=("127.0.0.1:$(free_port)"); done
+            for i in 3 2 1; do
+                peers=""
+                for j in 1 2 3; do
+                    [ "$j" = "$i" ] && continue
+                    peers="$peers${peers:+,}$j=${peer[$((j - 1))]}"
+                done
+                "$HG" serve --node-id "$i" --listen "${pub[$((i - 1))]}" --peer-listen "${peer[$((i - 1))]}" \
+                    --peers "$peers" --data-dir "$WORK/hg-data/node-$i" --log warn >"$log.$i" 2>&1 &
+                if [ "$i" = 1 ]; then SERVER_PID=$!; else PEER_PIDS+=($!); fi
+            done
+            cp /dev/null "$log"
+            ADDR="${pub[0]}" ;;
         reference-durable|reference-in-memory)
             local port http metrics db=()
             port="$(free_port)"; http="$(free_port)"; metrics="$(free_port)"

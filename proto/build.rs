@@ -4,6 +4,9 @@
 //!
 //! Methods Hourglass does not implement fall back to generated default stubs; their
 //! message is rewritten to name the method, so a client sees exactly what is missing.
+//! The client is generated too: a cluster node forwards calls to a shard's leader.
+//!
+//! Also compiles `hourglass/peer.proto` (node-to-node traffic) with protox.
 
 use std::path::PathBuf;
 
@@ -23,14 +26,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
-        .build_client(false)
+        .build_client(true)
         .build_server(true)
-        .build_transport(false)
+        .build_transport(true)
         .generate_default_stubs(true)
         .extern_path(".temporal", "::temporalio_protos::protos::temporal")
         .out_dir(&out_dir)
         .compile_fds(service_only)?;
     name_unimplemented_methods(&out_dir.join("temporal.api.workflowservice.v1.rs"))?;
+    compile_peer(&out_dir)
+}
+
+/// The node-to-node service (`hourglass.peer.v1.Peer`).
+fn compile_peer(out_dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=hourglass/peer.proto");
+    let fds = protox::compile(["hourglass/peer.proto"], ["."])?;
+    tonic_prost_build::configure().build_client(true).build_server(true).build_transport(true).out_dir(out_dir).compile_fds(fds)?;
     Ok(())
 }
 

@@ -16,4 +16,11 @@ pub mod workflowservice {
     include!(concat!(env!("OUT_DIR"), "/temporal.api.workflowservice.v1.rs"));
 }
 
+pub use workflowservice::workflow_service_client::WorkflowServiceClient;
 pub use workflowservice::workflow_service_server::{WorkflowService, WorkflowServiceServer};
+
+/// Node-to-node service of a cluster: Raft message streams (`hourglass/peer.proto`).
+pub mod peer {
+    #![allow(clippy::all, missing_docs, rustdoc::all)]
+    include!(concat!(env!("OUT_DIR"), "/hourglass.peer.v1.rs"));
+}

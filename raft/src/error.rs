@@ -36,6 +36,25 @@ pub enum RaftError {
     #[error("snapshot file {file}: {detail}")]
     Snapshot { file: String, detail: String },
 
+    /// A snapshot for a follower would exceed `NodeConfig::snapshot_bytes_max`
+    /// (building one, or receiving one).
+    #[error("snapshot of shard {shard} is larger than {bytes_max} bytes (at least {bytes} bytes)")]
+    SnapshotTooLarge { shard: ShardId, bytes: u64, bytes_max: u64 },
+
+    /// A snapshot received from a leader is not one (bad checksum, layout or content).
+    #[error("snapshot of shard {shard} from the leader is invalid: {detail}")]
+    SnapshotInvalid { shard: ShardId, detail: String },
+
+    /// A proposal's entry was appended but this node can no longer tell whether it
+    /// was committed (it installed a snapshot past it). Not `NotLeader`: the
+    /// transition may have been applied, so it must not be retried blindly.
+    #[error("shard {shard}: the outcome of the proposal is unknown (a snapshot replaced this node's log)")]
+    OutcomeUnknown { shard: ShardId },
+
+    /// A membership change was refused (not caught up, one already in flight...).
+    #[error("membership change of shard {shard} refused: {detail}")]
+    Membership { shard: ShardId, detail: String },
+
     #[error("invalid configuration: {0}")]
     Config(String),
 }

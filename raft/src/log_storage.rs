@@ -15,7 +15,9 @@
 //! needs, are read from the log.
 //!
 //! The snapshot itself is not kept: [`Storage::snapshot`] (only needed to catch up
-//! a follower) loads the newest snapshot file when asked.
+//! a follower) builds a follower snapshot ([`crate::follower_snapshot`]) of the
+//! applied state when asked: the state and the history it refers to, at the applied
+//! index (at or above the compacted index, so the entries after it are all here).
 //!
 //! Invariants: `positions` covers exactly `snapshot_index + 1 ..= last_index`, dense;
 //! an append at index `i` first drops every entry at `i` and above (Raft overwrites a
@@ -28,12 +30,14 @@ use std::sync::Arc;
 
 use hourglass_storage::log::NodeLog;
 use hourglass_storage::records::{ConfStateRecord, HardStateRecord, RaftEntryRecord, RecordKind, RelocatedRecord, ShardId};
+use hourglass_storage::state::ShardState;
 use hourglass_storage::{LogPosition, StorageError};
+use parking_lot::RwLock;
 use protobuf::ProtobufEnum;
 use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError as RaftStorageError};
 
-use crate::snapshot::SnapshotDir;
+use crate::follower_snapshot;
 
 /// Most bytes of entry data and context kept in memory per shard between append and
 /// apply. Beyond it entries are read back from the log as before (correct, slower).
@@ -54,8 +58,17 @@ pub struct ShardLog {
     conf_state: ConfState,
     snapshot_index: u64,
     snapshot_term: u64,
-    /// Where [`Storage::snapshot`] loads the snapshot from.
-    snapshots: Arc<SnapshotDir>,
+    /// The applied state, which [`Storage::snapshot`] snapshots for a follower.
+    state: Arc<RwLock<ShardState>>,
+    /// Largest follower snapshot built.
+    snapshot_bytes_max: u64,
+    /// The driver is between applying a batch's entries to the state and applying
+    /// its membership changes here: the state is ahead of `conf_state`, so no
+    /// follower snapshot may be built.
+    pub(crate) conf_change_pending: bool,
+    /// This shard's Raft records before this position are superseded by the
+    /// snapshot (see [`crate::snapshot`]); written into every snapshot file.
+    pub(crate) log_floor: LogPosition,
     positions: VecDeque<EntrySlot>,
     /// Entries appended by this process and not applied yet, consecutive.
     unapplied: VecDeque<Entry>,
@@ -67,7 +80,7 @@ pub struct ShardLog {
 }
 
 impl ShardLog {
-    pub fn new(shard: ShardId, log: NodeLog, snapshots: Arc<SnapshotDir>) -> Self {
+    pub fn new(shard: ShardId, log: NodeLog, state: Arc<RwLock<ShardState>>, snapshot_bytes_max: u64) -> Self {
         Self {
             shard,
             log,
@@ -75,7 +88,10 @@ impl ShardLog {
             conf_state: ConfState::default(),
             snapshot_index: 0,
             snapshot_term: 0,
-            snapshots,
+            state,
+            snapshot_bytes_max,
+            conf_change_pending: false,
+            log_floor: LogPosition { segment_id: 0, offset: 0 },
             positions: VecDeque::new(),
             unapplied: VecDeque::new(),
             unapplied_bytes: 0,
@@ -193,6 +209,52 @@ impl ShardLog {
         if self.hard_state.commit < index {
             self.hard_state.commit = index;
         }
+    }
+
+    /// Replaces the whole Raft log by a leader's snapshot at `index` (raft-rs
+    /// discards every entry the log held, including any above `index`). Records of
+    /// this shard before `log_floor` no longer count (see [`crate::snapshot`]).
+    pub fn install_snapshot(&mut self, index: u64, term: u64, conf_state: ConfState, log_floor: LogPosition) -> Result<(), String> {
+        if index <= self.snapshot_index || log_floor < self.log_floor {
+            return Err(format!(
+                "shard {}: snapshot at {index} (floor {log_floor:?}) does not follow the one at {} (floor {:?})",
+                self.shard, self.snapshot_index, self.log_floor
+            ));
+        }
+        self.positions.clear();
+        self.unapplied.clear();
+        self.unapplied_bytes = 0;
+        self.snapshot_index = index;
+        self.snapshot_term = term;
+        self.conf_state = conf_state;
+        self.log_floor = log_floor;
+        if self.hard_state.commit < index {
+            self.hard_state.commit = index;
+        }
+        assert_eq!(self.last_index_value(), index, "an installed snapshot is the whole log");
+        Ok(())
+    }
+
+    /// The follower snapshot of the applied state (see the module docs).
+    fn follower_snapshot(&self, request_index: u64) -> crate::error::Result<Snapshot> {
+        let not_now = |detail: String| crate::error::RaftError::Config(format!("shard {}: {detail}", self.shard));
+        if self.conf_change_pending {
+            return Err(not_now("membership changes are being applied".into()));
+        }
+        let state = self.state.read();
+        let index = state.applied_index();
+        if index == 0 || index < request_index || index < self.snapshot_index {
+            return Err(not_now(format!("applied {index}, requested {request_index}, compacted to {}", self.snapshot_index)));
+        }
+        let term = self.term(index).map_err(|e| not_now(format!("term of applied entry {index}: {e}")))?;
+        let data = follower_snapshot::build(&self.log, &state, term, self.snapshot_bytes_max)?;
+        drop(state);
+        let mut meta = SnapshotMetadata { index, term, ..Default::default() };
+        meta.set_conf_state(self.conf_state.clone());
+        let mut snap = Snapshot::default();
+        snap.set_metadata(meta);
+        snap.data = data;
+        Ok(snap)
     }
 
     /// Every log position this shard's Raft state still needs (uncompacted entries,
@@ -344,52 +406,43 @@ impl Storage for ShardLog {
         Ok(self.last_index_value())
     }
 
-    /// Loads the newest snapshot file (a zero-copy map, CRC-checked) when a follower
-    /// needs it. Blocking file I/O on the driver, but only to catch up a follower
-    /// that fell behind the compacted log.
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        let unavailable = || raft::Error::Store(RaftStorageError::SnapshotTemporarilyUnavailable);
-        if self.snapshot_index == 0 || self.snapshot_index < request_index {
-            return Err(unavailable());
-        }
-        let data = match self.snapshots.load_newest(self.shard) {
-            Ok(Some(file)) if file.index == self.snapshot_index && file.term == self.snapshot_term => file.data,
-            Ok(found) => {
-                tracing::warn!(
+    /// Builds a follower snapshot of the applied state (blocking the driver while
+    /// it copies the history out of the log; only to catch up a follower that fell
+    /// behind the compacted log). Any failure is "temporarily unavailable": raft-rs
+    /// tries again later, and treats any other error as fatal.
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        match self.follower_snapshot(request_index) {
+            Ok(snap) => {
+                tracing::info!(
                     shard = self.shard,
-                    index = self.snapshot_index,
-                    found = ?found.map(|f| (f.index, f.term)),
-                    "the newest snapshot file is not the one the raft log was compacted to"
+                    to,
+                    index = snap.get_metadata().index,
+                    bytes = snap.data.len(),
+                    "snapshot built for a follower"
                 );
-                return Err(unavailable());
+                Ok(snap)
             }
             Err(e) => {
-                tracing::error!(shard = self.shard, error = %e, "cannot load the snapshot a follower needs");
-                return Err(unavailable());
+                tracing::warn!(shard = self.shard, to, error = %e, "no snapshot for a follower now");
+                Err(raft::Error::Store(RaftStorageError::SnapshotTemporarilyUnavailable))
             }
-        };
-        let mut meta = SnapshotMetadata { index: self.snapshot_index, term: self.snapshot_term, ..Default::default() };
-        meta.set_conf_state(self.conf_state.clone());
-        let mut snap = Snapshot::default();
-        snap.set_metadata(meta);
-        snap.data = data;
-        Ok(snap)
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::SnapshotFile;
     use bytes::Bytes;
     use hourglass_storage::disk::sim::SimDisk;
     use hourglass_storage::log::{LogConfig, Record};
+    use hourglass_storage::state::ShardConfig;
 
     fn setup() -> (SimDisk, NodeLog, ShardLog) {
         let disk = SimDisk::new(3);
         let (log, _) = NodeLog::open(Arc::new(disk.clone()), LogConfig::new("/d/log"), &mut |_, _, _| Ok(())).unwrap();
-        let snapshots = Arc::new(SnapshotDir::open(Arc::new(disk.clone()), "/d/snapshots").unwrap());
-        let store = ShardLog::new(2, log.clone(), snapshots);
+        let state = Arc::new(RwLock::new(ShardState::new(2, ShardConfig::default())));
+        let store = ShardLog::new(2, log.clone(), state, 1 << 20);
         (disk, log, store)
     }
 
@@ -461,21 +514,41 @@ mod tests {
     }
 
     #[test]
-    fn the_snapshot_is_loaded_from_its_file_when_asked() {
-        let (disk, _log, mut store) = setup();
+    fn a_follower_snapshot_is_built_from_the_applied_state_when_asked() {
+        let (_disk, log, mut store) = setup();
         let unavailable =
             |r: raft::Result<Snapshot>| matches!(r, Err(raft::Error::Store(RaftStorageError::SnapshotTemporarilyUnavailable)));
-        assert!(unavailable(store.snapshot(0, 1)), "no snapshot taken yet");
-        let dir = SnapshotDir::open(Arc::new(disk.clone()), "/d/snapshots").unwrap();
-        let conf_state = ConfStateRecord { shard: 2, voters: vec![1], ..Default::default() };
-        let file = SnapshotFile { shard: 2, index: 9, term: 3, conf_state, data: Bytes::from_static(b"state") };
-        dir.write(&file).unwrap();
-        store.apply_snapshot_meta(9, 3);
-        let snap = store.snapshot(5, 1).unwrap();
-        assert_eq!((snap.get_metadata().index, snap.get_metadata().term), (9, 3));
-        assert_eq!(&snap.data[..], b"state");
-        assert!(unavailable(store.snapshot(10, 1)), "the follower needs more than the snapshot has");
-        dir.write(&SnapshotFile { index: 12, ..file }).unwrap();
-        assert!(unavailable(store.snapshot(5, 1)), "a file other than the one the log was compacted to is not sent");
+        assert!(unavailable(store.snapshot(0, 1)), "nothing applied yet");
+        append(&log, &mut store, (1..=3).map(|i| entry(i, 1, b"")).chain((4..=6).map(|i| entry(i, 2, b""))).collect());
+        for i in 1..=5 {
+            store.state.write().skip(i).unwrap();
+        }
+        store.set_conf_state(ConfState { voters: vec![1, 2, 3], ..Default::default() });
+        let snap = store.snapshot(4, 3).unwrap();
+        let meta = snap.get_metadata();
+        assert_eq!((meta.index, meta.term, meta.get_conf_state().voters.clone()), (5, 2, vec![1, 2, 3]), "at the applied index");
+        let want = follower_snapshot::Expected { shard: 2, index: 5, term: 2, bytes_max: 1 << 20 };
+        let decoded = follower_snapshot::decode(snap.data.clone(), want).unwrap();
+        assert_eq!(decoded.state, store.state.read().snapshot());
+        assert!(unavailable(store.snapshot(6, 3)), "the follower needs more than is applied");
+        store.conf_change_pending = true;
+        assert!(unavailable(store.snapshot(0, 3)), "not while membership changes are half applied");
+        store.conf_change_pending = false;
+        store.snapshot_bytes_max = 16;
+        assert!(unavailable(store.snapshot(0, 3)), "too large is not fatal to raft-rs");
+    }
+
+    #[test]
+    fn an_installed_snapshot_replaces_the_whole_log() {
+        let (_disk, log, mut store) = setup();
+        append(&log, &mut store, (1..=8).map(|i| entry(i, 1, b"old")).collect());
+        let floor = LogPosition { segment_id: 1, offset: 4096 };
+        let cs = ConfState { voters: vec![1, 2], ..Default::default() };
+        store.install_snapshot(6, 3, cs.clone(), floor).unwrap();
+        assert_eq!((store.first_index().unwrap(), store.last_index().unwrap(), store.term(6).unwrap()), (7, 6, 3));
+        assert!(store.positions.is_empty() && store.unapplied.is_empty(), "entries above the snapshot are discarded too");
+        assert_eq!((store.conf_state().clone(), store.hard_state().commit, store.log_floor), (cs.clone(), 6, floor));
+        assert!(store.install_snapshot(6, 3, cs.clone(), floor).is_err(), "not the same index twice");
+        assert!(store.install_snapshot(9, 3, cs, LogPosition { segment_id: 0, offset: 0 }).is_err(), "the floor never goes back");
     }
 }

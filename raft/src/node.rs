@@ -9,7 +9,7 @@ use hourglass_storage::disk::{self, Disk};
 use hourglass_storage::log::{LogConfig, NodeLog, RecoveryReport};
 use hourglass_storage::records::{RecordKind, ShardId};
 use hourglass_storage::state::{Applied, RunKey, ShardConfig, ShardState, Transition};
-use hourglass_storage::StorageError;
+use hourglass_storage::{LogPosition, StorageError};
 use parking_lot::{Mutex, RwLock};
 use raft::eraftpb::ConfState;
 use raft::RawNode;
@@ -24,6 +24,12 @@ use crate::snapshot::{SnapshotDir, SnapshotFile};
 use crate::status::{Leadership, ShardStatus};
 use crate::transport::{NoPeers, Transport};
 
+/// Bytes a transition's record may add to it: the entry header and the 16-byte
+/// context (53), and a `Relocated` wrapper (25) when reclaim moves it or a follower
+/// writes it from a snapshot, rounded up. A record must fit `record_bytes_max`
+/// wrapped too.
+const ENTRY_RECORD_OVERHEAD_BYTES: usize = 96;
+
 /// Everything a node needs to start. Every limit is explicit.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -31,6 +37,10 @@ pub struct NodeConfig {
     pub dir: PathBuf,
     /// This node's Raft id (non-zero).
     pub node_id: u64,
+    /// The voters every shard's group starts with when its log is new (a cluster's
+    /// initial members; `[node_id]` for one node). Ignored once a group has a
+    /// membership on disk: from then on membership changes only through Raft.
+    pub initial_voters: Vec<u64>,
     pub shard_count: u32,
     /// Node log settings; `log.dir` is overridden to `dir/log`.
     pub log: LogConfig,
@@ -41,6 +51,11 @@ pub struct NodeConfig {
     pub heartbeat_tick: usize,
     /// Take a snapshot (and compact the Raft log) after this many applied entries.
     pub snapshot_interval_entries: u64,
+    /// Largest snapshot built for a follower, or accepted from a leader (the state
+    /// and its history, held in memory while it is sent or installed). A follower
+    /// whose snapshot would be larger is not sent one (logged; it stays behind).
+    /// At most `u32::MAX`.
+    pub snapshot_bytes_max: u64,
     /// Most proposals queued per shard before `propose` fails with `Overloaded`.
     pub proposal_queue_max: usize,
     /// How long `open` waits for every shard to elect a leader.
@@ -54,12 +69,14 @@ impl NodeConfig {
             log: LogConfig::new(dir.join("log")),
             dir,
             node_id: 1,
+            initial_voters: vec![1],
             shard_count,
             shard: ShardConfig::default(),
             tick_ms: 100,
             election_tick: 10,
             heartbeat_tick: 3,
             snapshot_interval_entries: 50_000,
+            snapshot_bytes_max: 1 << 30,
             proposal_queue_max: 4096,
             leader_wait_ms: 10_000,
         }
@@ -70,6 +87,10 @@ impl NodeConfig {
         if self.node_id == 0 {
             return fail("node_id must not be 0 (raft reserves it)");
         }
+        // Empty: the node joins an existing cluster and waits to be added.
+        if !(self.initial_voters.is_empty() || self.initial_voters.contains(&self.node_id)) || self.initial_voters.contains(&0) {
+            return fail("initial_voters must be empty (joining) or include node_id, and must not include 0");
+        }
         if self.shard_count == 0 {
             return fail("shard_count must be at least 1");
         }
@@ -79,12 +100,17 @@ impl NodeConfig {
         if self.proposal_queue_max == 0 || self.snapshot_interval_entries == 0 {
             return fail("proposal_queue_max and snapshot_interval_entries must be at least 1");
         }
+        if self.snapshot_bytes_max == 0 || self.snapshot_bytes_max > u64::from(u32::MAX) {
+            return fail("snapshot_bytes_max must be in 1..=u32::MAX");
+        }
         Ok(())
     }
 }
 
 pub(crate) struct ShardHandle {
     pub inbox: mpsc::Sender<ShardMsg>,
+    /// The group's voters were exactly this node when it started.
+    pub single_member: bool,
     pub state: Arc<RwLock<ShardState>>,
     pub status: Arc<ShardStatus>,
 }
@@ -135,7 +161,11 @@ impl Node {
             shards.push(handle);
         }
         let node = Node { inner: Arc::new(NodeInner { config, log, shards, tasks: Mutex::new(tasks), recovery: report }) };
-        node.wait_for_leaders().await?;
+        // A one-member group elects itself at once; a cluster's groups need their
+        // peers, which may start later, so a cluster node does not wait here.
+        if node.is_single_member() {
+            node.wait_for_leaders().await?;
+        }
         Ok(node)
     }
 
@@ -152,6 +182,11 @@ impl Node {
             }
         }
         Ok(())
+    }
+
+    /// Every shard's group has this node as its only voter.
+    pub fn is_single_member(&self) -> bool {
+        self.inner.shards.iter().all(|h| h.single_member)
     }
 
     pub fn shard_count(&self) -> u32 {
@@ -192,9 +227,8 @@ impl Node {
         let handle = self.handle(shard)?;
         let data = transition.encode();
         let max = self.inner.config.log.record_bytes_max as usize;
-        // The entry record adds its own header (shard, term, index, context) to the data.
-        if data.len() + 64 > max {
-            return Err(StorageError::RecordTooLarge { bytes: data.len() + 64, max }.into());
+        if data.len() + ENTRY_RECORD_OVERHEAD_BYTES > max {
+            return Err(StorageError::RecordTooLarge { bytes: data.len() + ENTRY_RECORD_OVERHEAD_BYTES, max }.into());
         }
         let (reply, answer) = oneshot::channel();
         let msg = ShardMsg::Propose { data: Vec::from(data), term, reply };
@@ -213,6 +247,77 @@ impl Node {
             mpsc::error::TrySendError::Full(_) => RaftError::Overloaded { shard, queue_max: self.inner.config.proposal_queue_max },
             mpsc::error::TrySendError::Closed(_) => stopped(shard, &handle.status),
         })
+    }
+
+    /// Tells `shard`'s group that messages to node `to` were lost (the connection
+    /// failed): raft-rs then probes that follower instead of streaming to it.
+    pub fn report_unreachable(&self, shard: ShardId, to: u64) {
+        if let Ok(handle) = self.handle(shard) {
+            let _ = handle.inbox.try_send(ShardMsg::Unreachable(to));
+        }
+    }
+
+    /// Tells `shard`'s group whether the snapshot it sent node `to` (a `MsgSnapshot`)
+    /// was delivered: the transport calls it once per snapshot message, after
+    /// sending it (`true`) or failing to (`false`). Until then raft-rs sends that
+    /// follower nothing more; after a failure it retries after a heartbeat.
+    pub fn report_snapshot(&self, shard: ShardId, to: u64, delivered: bool) {
+        if let Ok(handle) = self.handle(shard) {
+            if handle.inbox.try_send(ShardMsg::ReportSnapshot { to, delivered }).is_err() {
+                tracing::warn!(shard, to, delivered, "snapshot report dropped: the shard's queue is full or stopped");
+            }
+        }
+    }
+
+    /// Asks `shard`'s leader (this node) to hand leadership to node `to`, if `to`
+    /// has answered recently and holds every committed entry (otherwise nothing
+    /// happens). Returns at once; the transfer completes (or is abandoned after an
+    /// election timeout) in the background, as [`Node::watch_leadership`] shows.
+    pub async fn transfer_leader(&self, shard: ShardId, to: u64) -> Result<()> {
+        self.send(shard, ShardMsg::TransferLeader(to)).await
+    }
+
+    /// Resolves once this node has confirmed, with a quorum of `shard`'s group, that
+    /// it still leads, and has applied every entry committed when it asked: a read of
+    /// the shard's state after this sees every acknowledged write (Raft ReadIndex).
+    /// `NotLeader` when this node does not lead.
+    pub async fn read_index(&self, shard: ShardId) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.send(shard, ShardMsg::ReadIndex(reply)).await?;
+        let status = self.handle(shard)?.status.clone();
+        answer.await.map_err(|_| stopped(shard, &status))?
+    }
+
+    /// Proposes a membership change of `shard`'s group (this node must lead it);
+    /// resolves once the change is applied here.
+    pub async fn change_membership(&self, shard: ShardId, change: crate::membership::MembershipChange) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.send(shard, ShardMsg::ChangeMembership(change, reply)).await?;
+        let status = self.handle(shard)?.status.clone();
+        answer.await.map_err(|_| stopped(shard, &status))?
+    }
+
+    /// Whether `shard`'s group, as this node last applied its membership, has members
+    /// other than this node (a one-member group needs no quorum round for a read).
+    pub fn has_peers(&self, shard: ShardId) -> Result<bool> {
+        let status = &self.handle(shard)?.status;
+        let me = self.node_id();
+        Ok(status.voters().iter().chain(&status.learners()).any(|id| *id != me))
+    }
+
+    /// The learners of `shard`'s group as this node last applied them.
+    pub fn learners(&self, shard: ShardId) -> Result<Vec<u64>> {
+        Ok(self.handle(shard)?.status.learners())
+    }
+
+    /// Why `shard`'s driver stopped (a storage failure, or shutdown), if it did.
+    pub fn stopped(&self, shard: ShardId) -> Result<Option<String>> {
+        Ok(self.handle(shard)?.status.stopped())
+    }
+
+    /// The voters of `shard`'s group as this node last applied them.
+    pub fn voters(&self, shard: ShardId) -> Result<Vec<u64>> {
+        Ok(self.handle(shard)?.status.voters())
     }
 
     /// Runs `read` against the shard's applied state.
@@ -316,7 +421,6 @@ async fn start_shard(
     transport: &Arc<dyn Transport>,
     incarnation: u64,
 ) -> Result<(ShardHandle, Driver, mpsc::Receiver<ShardMsg>)> {
-    let mut store = ShardLog::new(shard, log.clone(), snapshots.clone());
     let state = match &snap {
         Some(s) => ShardState::restore(shard, config.shard.clone(), s.data.clone())
             .map_err(|e| RaftError::Snapshot { file: crate::snapshot::file_name(shard, s.index), detail: e.to_string() })?,
@@ -329,9 +433,16 @@ async fn start_shard(
                 detail: format!("state applied index {} differs from snapshot index {}", state.applied_index(), s.index),
             });
         }
+    }
+    let state = Arc::new(RwLock::new(state));
+    let mut store = ShardLog::new(shard, log.clone(), state.clone(), config.snapshot_bytes_max);
+    let log_floor = snap.as_ref().map_or(LogPosition { segment_id: 0, offset: 0 }, |s| s.log_floor);
+    store.log_floor = log_floor;
+    if let Some(s) = &snap {
         store.set_conf_state(record_to_conf_state(&s.conf_state));
     }
-    if let Some((cs, pos)) = &rec.conf_state {
+    // Membership recorded before the floor predates an installed snapshot's.
+    if let Some((cs, pos)) = rec.conf_state.as_ref().filter(|(_, pos)| *pos >= log_floor) {
         store.set_conf_state(record_to_conf_state(cs));
         store.conf_state_pos = Some(*pos);
     }
@@ -344,7 +455,8 @@ async fn start_shard(
         store.apply_snapshot_meta(s.index, s.term);
     }
     let fresh = rec.entries.is_empty() && snap.is_none() && store.conf_state().voters.is_empty();
-    for (index, term, pos) in &rec.entries {
+    // Entries before the floor were discarded when a leader's snapshot was installed.
+    for (index, term, pos) in rec.entries.iter().filter(|(_, _, pos)| *pos >= log_floor) {
         store.record_entry(*index, *term, *pos).map_err(|detail| StorageError::Corrupt {
             file: config.log.dir.clone(),
             offset: pos.offset,
@@ -353,7 +465,10 @@ async fn start_shard(
     }
     clamp_commit(&mut store);
     if fresh {
-        let cs = ConfState { voters: vec![config.node_id], ..Default::default() };
+        let mut voters = config.initial_voters.clone();
+        voters.sort_unstable();
+        voters.dedup();
+        let cs = ConfState { voters, ..Default::default() };
         store.set_conf_state(cs);
         let positions = log
             .append(vec![hourglass_storage::log::Record { kind: RecordKind::ConfState, payload: store.conf_state_record().encode() }])
@@ -370,7 +485,16 @@ async fn start_shard(
         applied,
         max_size_per_msg: 1 << 20,
         max_inflight_msgs: 256,
+        // A node cut off from its peers must not disrupt them when it returns
+        // (pre-vote), and a leader that lost its quorum steps down (check-quorum), so
+        // a partitioned leader stops serving within an election timeout.
         pre_vote: true,
+        check_quorum: true,
+        // Followers learn a new commit index from the next append or heartbeat instead
+        // of an extra empty append per commit: fewer messages per acknowledged call.
+        // (`batch_append` is left off: with it the cluster simulation hit raft-rs's
+        // "commit out of range" panic on followers.)
+        skip_bcast_commit: true,
         ..Default::default()
     };
     raft_config.validate()?;
@@ -380,8 +504,8 @@ async fn start_shard(
         raw.campaign()?;
     }
     let (inbox_tx, inbox) = mpsc::channel(config.proposal_queue_max);
-    let state = Arc::new(RwLock::new(state));
     let status = Arc::new(ShardStatus::default());
+    status.set_members(raw.store().conf_state());
     let driver = Driver {
         shard,
         raw,
@@ -393,15 +517,21 @@ async fn start_shard(
         config: DriverConfig {
             tick: Duration::from_millis(config.tick_ms),
             snapshot_interval_entries: config.snapshot_interval_entries,
+            snapshot_bytes_max: config.snapshot_bytes_max,
             batch_messages_max: 1024,
         },
         incarnation,
+        single_member,
         next_proposal: 0,
         waiters: Default::default(),
+        membership_waiters: Default::default(),
+        reads: Default::default(),
+        waiting_at_index: Default::default(),
         hard_state_dirty: false,
         replay_to,
+        pending_install: None,
     };
-    Ok((ShardHandle { inbox: inbox_tx, state, status }, driver, inbox))
+    Ok((ShardHandle { inbox: inbox_tx, single_member, state, status }, driver, inbox))
 }
 
 /// The durable commit index may not exceed what the log holds (it never should; a
@@ -477,6 +607,45 @@ mod tests {
         assert!(node.log().stats().reads >= 300, "replay reads the entries back from the log");
         let run = RunKey { namespace: "ns".into(), workflow_id: "wf-7".into(), run_id: "run-7".into() };
         assert_eq!(node.read_history(1, &run, 1, 10).unwrap(), vec![(1, Bytes::from(vec![2; 500]))]);
+        node.shutdown().await;
+    }
+
+    /// A snapshot file's log floor hides the shard's entries written before it (an
+    /// installed leader's snapshot replaced them): on open they are neither kept in
+    /// the Raft log nor applied, even those above the snapshot's index.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_before_the_log_floor_are_ignored_on_open() {
+        use crate::snapshot::{SnapshotDir, SnapshotFile};
+        use hourglass_storage::records::{ConfStateRecord, HardStateRecord};
+        let disk = SimDisk::new(21);
+        let node = Node::open_with(Arc::new(disk.clone()), config(), Arc::new(NoPeers)).await.unwrap();
+        for i in (0..20).step_by(2) {
+            let (shard, t) = start(i);
+            node.propose(shard, &t).await.unwrap();
+        }
+        let (applied_before, term) = (applied(&node), node.leadership(0).unwrap().term);
+        assert!(applied_before[0] > 6, "{applied_before:?}");
+        node.shutdown().await;
+
+        // What an install at index 5 leaves: a hard-state record at the floor, then
+        // the file naming that floor (its state holds no runs).
+        let (log, _) = NodeLog::open(Arc::new(disk.clone()), config().log, &mut |_, _, _| Ok(())).unwrap();
+        let hs = HardStateRecord { shard: 0, term, vote: 1, commit: 5 };
+        let floor =
+            log.append_blocking(vec![hourglass_storage::log::Record { kind: RecordKind::HardState, payload: hs.encode() }]).unwrap()[0];
+        log.shutdown();
+        let mut state = ShardState::new(0, ShardConfig::default());
+        (1..=5).for_each(|i| state.skip(i).unwrap());
+        let conf_state = ConfStateRecord { shard: 0, voters: vec![1], ..Default::default() };
+        let file = SnapshotFile { shard: 0, index: 5, term, log_floor: floor, conf_state, data: state.snapshot() };
+        SnapshotDir::open(Arc::new(disk.clone()), "/node/snapshots").unwrap().write(&file).unwrap();
+
+        let node = Node::open_with(Arc::new(disk.clone()), config(), Arc::new(NoPeers)).await.unwrap();
+        leadership_where(&node, 0, |l| l.serving).await;
+        leadership_where(&node, 1, |l| l.serving).await;
+        assert_eq!(applied(&node)[0], 6, "the snapshot, then the new leader's empty entry; nothing from before the floor");
+        assert_eq!(node.read(0, |s| s.run_count()).unwrap(), 0);
+        assert_eq!(applied(&node)[1], applied_before[1] + 1, "the other shard replays its whole log");
         node.shutdown().await;
     }
 

@@ -3,7 +3,9 @@
 //! The scan sees records in log order. For each shard it keeps the entries as the
 //! log last wrote them (a later append at index `i` replaces everything from `i` on,
 //! as Raft's conflicting-suffix rule demands), the newest hard state and the newest
-//! membership. Snapshots are loaded before the scan; entries they cover are dropped.
+//! membership. Snapshots are loaded before the scan; entries they cover are dropped,
+//! and so are entries and membership records before a snapshot's log floor (see
+//! [`crate::snapshot`]; `node::start_shard` applies both).
 
 use bytes::Bytes;
 use hourglass_storage::records::{ConfStateRecord, HardStateRecord, RaftEntryRecord, RecordKind, ShardId};

@@ -1,8 +1,18 @@
 //! Shard snapshot files: `snapshots/shard-SSSSS-IIIIIIIIIIIIIIIIIIII.snap`.
 //!
 //! Layout (little-endian), all covered by the trailing CRC32:
-//! `magic "HGSNAP01" | shard u32 | index u64 | term u64 | conf state (len-prefixed
-//! ConfStateRecord payload) | data (len-prefixed shard-state snapshot) | crc u32`.
+//! `magic "HGSNAP02" | shard u32 | index u64 | term u64 | log floor (segment u64,
+//! offset u64) | conf state (len-prefixed ConfStateRecord payload) | data
+//! (len-prefixed shard-state snapshot) | crc u32`. Version 1 (`HGSNAP01`, no log
+//! floor) is still read, with the floor at the start of the log.
+//!
+//! The **log floor** is where this shard's Raft records in the node log start to
+//! count: recovery ignores the shard's entries and conf-state records at earlier
+//! positions. A snapshot installed from a leader replaces the whole Raft log,
+//! including entries above its index that the old log held (Raft discards them);
+//! its floor is a position written just before the install, so those entries stay
+//! discarded after a restart whatever space reclaim deletes meanwhile. Later
+//! snapshots carry the floor forward.
 //!
 //! Written as `*.snap.tmp`, synced, renamed, directory synced: a `.snap` file is
 //! complete or absent. A `.snap` that fails its check is corruption (the log
@@ -15,10 +25,13 @@ use bytes::Bytes;
 use hourglass_storage::codec::{Decoder, Encoder};
 use hourglass_storage::disk::Disk;
 use hourglass_storage::records::{ConfStateRecord, ShardId};
+use hourglass_storage::LogPosition;
 
 use crate::error::{RaftError, Result};
 
-const MAGIC: &[u8; 8] = b"HGSNAP01";
+const MAGIC: &[u8; 8] = b"HGSNAP02";
+/// Version 1: no log floor.
+const MAGIC_V1: &[u8; 8] = b"HGSNAP01";
 
 /// A decoded snapshot file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +39,8 @@ pub struct SnapshotFile {
     pub shard: ShardId,
     pub index: u64,
     pub term: u64,
+    /// Raft records of this shard before this position are superseded (module docs).
+    pub log_floor: LogPosition,
     pub conf_state: ConfStateRecord,
     /// The shard state machine's snapshot (zero-copy slice of the file's mapping).
     pub data: Bytes,
@@ -57,8 +72,9 @@ fn head_and_crc(snap: &SnapshotFile) -> std::result::Result<(Bytes, [u8; 4]), St
     let conf = snap.conf_state.encode();
     let data_len =
         u32::try_from(snap.data.len()).map_err(|_| format!("shard data of {} bytes is longer than u32::MAX", snap.data.len()))?;
-    let mut e = Encoder::with_capacity(36 + conf.len());
+    let mut e = Encoder::with_capacity(52 + conf.len());
     e.u64(u64::from_le_bytes(*MAGIC)).u32(snap.shard).u64(snap.index).u64(snap.term);
+    e.u64(snap.log_floor.segment_id).u64(snap.log_floor.offset);
     e.bytes(&conf).u32(data_len);
     let head = e.finish();
     let mut crc = crc32fast::Hasher::new();
@@ -79,13 +95,16 @@ pub fn decode(file: &str, bytes: Bytes) -> Result<SnapshotFile> {
     }
     let mut d = Decoder::new(bytes.slice(..body.len()));
     let decoded = (|| {
-        if d.u64()?.to_le_bytes() != *MAGIC {
+        let magic = d.u64()?.to_le_bytes();
+        if magic != *MAGIC && magic != *MAGIC_V1 {
             return Err(d.invalid("magic", "not a snapshot file"));
         }
         let (shard, index, term) = (d.u32()?, d.u64()?, d.u64()?);
+        let log_floor =
+            if magic == *MAGIC { LogPosition { segment_id: d.u64()?, offset: d.u64()? } } else { LogPosition { segment_id: 0, offset: 0 } };
         let conf_state = ConfStateRecord::decode(d.bytes()?)?;
         let data = d.bytes()?;
-        Ok(SnapshotFile { shard, index, term, conf_state, data })
+        Ok(SnapshotFile { shard, index, term, log_floor, conf_state, data })
     })()
     .map_err(|e: hourglass_storage::codec::DecodeError| bad(e.to_string()))?;
     if d.remaining() != 0 {
@@ -172,6 +191,7 @@ mod tests {
             shard: 7,
             index: 1234,
             term: 3,
+            log_floor: LogPosition { segment_id: 2, offset: 640 },
             conf_state: ConfStateRecord { shard: 7, voters: vec![1], ..Default::default() },
             data: Bytes::from_static(b"state bytes"),
         }
@@ -181,6 +201,18 @@ mod tests {
     fn round_trips() {
         let snap = sample();
         assert_eq!(decode("f", encode(&snap)).unwrap(), snap);
+    }
+
+    #[test]
+    fn version_1_files_read_with_the_floor_at_the_start_of_the_log() {
+        let snap = SnapshotFile { log_floor: LogPosition { segment_id: 0, offset: 0 }, ..sample() };
+        let conf = snap.conf_state.encode();
+        let mut e = Encoder::new();
+        e.u64(u64::from_le_bytes(*MAGIC_V1)).u32(snap.shard).u64(snap.index).u64(snap.term);
+        e.bytes(&conf).bytes(&snap.data);
+        let mut bytes = e.finish().to_vec();
+        bytes.extend_from_slice(&crc32fast::hash(&bytes).to_le_bytes());
+        assert_eq!(decode("f", Bytes::from(bytes)).unwrap(), snap);
     }
 
     #[test]

@@ -20,15 +20,32 @@ pub struct Leadership {
 pub struct ShardStatus {
     leadership: watch::Sender<Leadership>,
     stopped: Mutex<Option<String>>,
+    /// (voters, learners) as last applied.
+    members: Mutex<(Vec<u64>, Vec<u64>)>,
 }
 
 impl Default for ShardStatus {
     fn default() -> Self {
-        Self { leadership: watch::Sender::new(Leadership::default()), stopped: Mutex::new(None) }
+        Self {
+            leadership: watch::Sender::new(Leadership::default()),
+            stopped: Mutex::new(None),
+            members: Mutex::new((Vec::new(), Vec::new())),
+        }
     }
 }
 
 impl ShardStatus {
+    /// The group's voters as last applied.
+    pub fn voters(&self) -> Vec<u64> {
+        self.members.lock().0.clone()
+    }
+    /// The group's learners as last applied.
+    pub fn learners(&self) -> Vec<u64> {
+        self.members.lock().1.clone()
+    }
+    pub(crate) fn set_members(&self, conf: &raft::eraftpb::ConfState) {
+        *self.members.lock() = (conf.voters.clone(), conf.learners.clone());
+    }
     pub fn leader(&self) -> Option<u64> {
         match self.leadership.borrow().leader_id {
             0 => None,

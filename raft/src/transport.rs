@@ -1,13 +1,15 @@
-//! The seam between shard drivers and the network. Groups are single-member for now:
-//! [`NoPeers`] is the transport of a one-node cluster and must never be handed a
-//! message. A networked transport (batched per destination node) plugs in here
-//! without touching the drivers.
+//! The seam between shard drivers and the network. [`NoPeers`] is the transport of
+//! a one-node cluster and must never be handed a message; a networked transport
+//! (the service crate's) plugs in here without touching the drivers.
 
 use hourglass_storage::records::ShardId;
 use raft::eraftpb::Message;
 
 pub trait Transport: Send + Sync + 'static {
     /// Hands `messages` of shard `shard` to their destination nodes. Must not block.
+    /// For every `MsgSnapshot` among them, the transport must later call
+    /// [`crate::Node::report_snapshot`] on the sending node (delivered or not):
+    /// raft-rs sends that follower nothing more until it hears.
     fn send(&self, shard: ShardId, messages: Vec<Message>);
 }
 

@@ -1,11 +1,13 @@
 //! The `hourglass` command line: flags (each also read from an environment
 //! variable) and logging setup.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use hourglass_service::cluster::ClusterConfig;
 use hourglass_service::server::ServeConfig;
 use hourglass_storage::disk::IoMode;
 
@@ -32,6 +34,40 @@ pub struct Cli {
 pub enum Command {
     /// Serve the Temporal WorkflowService API (gRPC) from a data directory.
     Serve(ServeArgs),
+    /// Inspect a running cluster.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Print one node's view of every shard: leader, term, voters, applied index.
+    Status {
+        /// The node's peer address (its --peer-listen).
+        #[arg(long, default_value = "127.0.0.1:7301")]
+        peer: String,
+    },
+    /// Add a node (started with --join, named in every member's --peers) to every
+    /// shard: as a learner, promoted to voter once caught up.
+    AddNode {
+        /// The node to add.
+        node_id: u64,
+        /// Its peer address (`--peer-listen`), recorded in the cluster's replicated
+        /// member addresses; needed when the members' `--peers` do not name it.
+        #[arg(long)]
+        address: Option<String>,
+        /// Any member's peer address.
+        #[arg(long, default_value = "127.0.0.1:7301")]
+        peer: String,
+    },
+    /// Remove a node from every shard (e.g. one whose data directory was lost).
+    RemoveNode {
+        /// The node to remove.
+        node_id: u64,
+        /// Any remaining member's peer address.
+        #[arg(long, default_value = "127.0.0.1:7301")]
+        peer: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,6 +93,33 @@ pub struct ServeArgs {
     /// fail (uring), or portable pwrite + fdatasync (pwrite). Same bytes on disk.
     #[arg(long, env = "HOURGLASS_IO_MODE", value_enum, default_value_t = IoModeArg::Auto)]
     pub io_mode: IoModeArg,
+
+    /// This node's id in its cluster (non-zero; fixed for the data directory).
+    #[arg(long, env = "HOURGLASS_NODE_ID", default_value_t = 1)]
+    pub node_id: u64,
+
+    /// Address for node-to-node traffic (Raft, forwarded calls). Needed with --peers.
+    #[arg(long, env = "HOURGLASS_PEER_LISTEN")]
+    pub peer_listen: Option<String>,
+
+    /// The cluster's other members as ID=HOST:PORT (their --peer-listen), comma
+    /// separated, e.g. `2=127.0.0.1:7302,3=127.0.0.1:7303`. Without it the node is a
+    /// one-member cluster. Every member must list the same members.
+    #[arg(long, env = "HOURGLASS_PEERS", value_parser = parse_peers_arg)]
+    pub peers: Option<BTreeMap<u64, String>>,
+
+    /// Join a cluster that already exists (a new or wiped data directory): do not
+    /// bootstrap membership; serve once a member runs `hourglass cluster add-node`.
+    #[arg(long, env = "HOURGLASS_JOIN")]
+    pub join: bool,
+
+    /// Snapshot each shard (and compact its Raft log) after this many applied entries.
+    #[arg(long, env = "HOURGLASS_SNAPSHOT_INTERVAL_ENTRIES", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_interval_entries: u64,
+}
+
+fn parse_peers_arg(text: &str) -> Result<BTreeMap<u64, String>, String> {
+    hourglass_service::cluster::parse_peers(text)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,14 +140,27 @@ impl From<IoModeArg> for IoMode {
 }
 
 impl ServeArgs {
-    pub fn config(&self) -> ServeConfig {
-        ServeConfig {
+    pub fn config(&self) -> Result<ServeConfig, String> {
+        let cluster = match (&self.peers, &self.peer_listen) {
+            (Some(peers), Some(peer_listen)) if !peers.is_empty() => {
+                let c = ClusterConfig { node_id: self.node_id, peer_listen: peer_listen.clone(), peers: peers.clone(), join: self.join };
+                c.validate()?;
+                Some(c)
+            }
+            (Some(peers), None) if !peers.is_empty() => return Err("--peers needs --peer-listen".into()),
+            _ if self.node_id != 1 => return Err("--node-id other than 1 needs --peers and --peer-listen".into()),
+            _ => None,
+        };
+        Ok(ServeConfig {
             listen: self.listen.clone(),
             data_dir: self.data_dir.clone(),
             shards: self.shards,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             io_mode: self.io_mode.into(),
-        }
+            cluster,
+            snapshot_interval_entries: Some(self.snapshot_interval_entries),
+            sync_faults: None,
+        })
     }
 }
 
@@ -123,17 +199,41 @@ mod tests {
 
     #[test]
     fn serve_defaults() {
-        let cli = Cli::try_parse_from(["hourglass", "serve"]).unwrap();
-        let Command::Serve(args) = cli.command;
-        let config = args.config();
+        let config = serve_config(&["hourglass", "serve"]).unwrap();
         assert_eq!(config.listen, "127.0.0.1:7233");
         assert_eq!(config.data_dir, PathBuf::from("./hourglass-data"));
         assert_eq!(config.shards, None);
         assert_eq!(config.io_mode, IoMode::Auto);
-        let cli = Cli::try_parse_from(["hourglass", "serve", "--io-mode", "pwrite"]).unwrap();
-        let Command::Serve(args) = cli.command;
-        assert_eq!(args.config().io_mode, IoMode::Pwrite);
+        assert_eq!(config.cluster, None, "a single node by default");
+        assert_eq!(serve_config(&["hourglass", "serve", "--io-mode", "pwrite"]).unwrap().io_mode, IoMode::Pwrite);
         assert!(Cli::try_parse_from(["hourglass", "serve", "--io-mode", "mmap"]).is_err(), "unknown io mode refused");
-        assert_eq!(cli.log, "info");
+        assert_eq!(Cli::try_parse_from(["hourglass", "serve"]).unwrap().log, "info");
+    }
+
+    fn serve_config(args: &[&str]) -> Result<ServeConfig, String> {
+        match Cli::try_parse_from(args).map_err(|e| e.to_string())?.command {
+            Command::Serve(args) => args.config(),
+            Command::Cluster(_) => Err("not serve".into()),
+        }
+    }
+
+    #[test]
+    fn cluster_flags_are_checked() {
+        let node =
+            ["hourglass", "serve", "--node-id", "2", "--peer-listen", "127.0.0.1:7302", "--peers", "1=127.0.0.1:7301,3=127.0.0.1:7303"];
+        let cluster = serve_config(&node).unwrap().cluster.expect("a cluster node");
+        assert_eq!((cluster.node_id, cluster.members(), cluster.join), (2, vec![1, 2, 3], false));
+        let joining: Vec<&str> = node.iter().copied().chain(["--join"]).collect();
+        assert!(serve_config(&joining).unwrap().cluster.unwrap().join);
+        for bad in [
+            &["hourglass", "serve", "--peers", "2=127.0.0.1:7302"][..],
+            &["hourglass", "serve", "--node-id", "3"],
+            &["hourglass", "serve", "--node-id", "2", "--peer-listen", "a:1", "--peers", "2=b:2"],
+            &["hourglass", "serve", "--node-id", "0", "--peer-listen", "a:1", "--peers", "2=b:2"],
+        ] {
+            assert!(serve_config(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(Cli::try_parse_from(["hourglass", "serve", "--peers", "2"]).is_err(), "a malformed --peers is refused");
+        assert!(Cli::try_parse_from(["hourglass", "cluster", "add-node", "4", "--peer", "127.0.0.1:7301"]).is_ok());
     }
 }

@@ -101,6 +101,25 @@ impl ServiceError {
         }
     }
 
+    /// What a peer answered to a call this node made for `shard` (a task started on
+    /// the node leading it). A leader hint becomes `NotLeader`; a failure to reach the
+    /// peer is `Unavailable`.
+    pub fn from_peer_status(status: &Status, shard: u32) -> Self {
+        let message = format!("peer: {}", status.message());
+        match status.code() {
+            Code::Unavailable => match status.metadata().get(LEADER_HINT_HEADER).and_then(|v| v.to_str().ok()?.parse().ok()) {
+                Some(leader) => ServiceError::NotLeader { shard, leader_hint: Some(leader) },
+                None => ServiceError::Unavailable(message),
+            },
+            Code::ResourceExhausted => ServiceError::ResourceExhausted(message),
+            Code::InvalidArgument => ServiceError::InvalidArgument(message),
+            Code::NotFound => ServiceError::NotFound(message),
+            Code::FailedPrecondition => ServiceError::FailedPrecondition(message),
+            Code::Internal | Code::DataLoss => ServiceError::Internal(message),
+            _ => ServiceError::Unavailable(message),
+        }
+    }
+
     /// A Raft error met while serving `shard`.
     pub fn from_raft(e: RaftError, shard: u32) -> Self {
         use hourglass_storage::state::{ApplyError, OpError};
@@ -134,7 +153,10 @@ impl From<RaftError> for ServiceError {
         match e {
             RaftError::NotLeader { shard, leader } => ServiceError::NotLeader { shard, leader_hint: leader },
             RaftError::Overloaded { .. } => ServiceError::ResourceExhausted(e.to_string()),
-            RaftError::Stopped { .. } => ServiceError::Unavailable(e.to_string()),
+            // Not retried by the router: the transition may have been applied. The
+            // client's own retry meets request-id dedupe or the state it left.
+            RaftError::Stopped { .. } | RaftError::OutcomeUnknown { .. } => ServiceError::Unavailable(e.to_string()),
+            RaftError::Membership { .. } => ServiceError::FailedPrecondition(e.to_string()),
             RaftError::Storage(s) => s.into(),
             RaftError::Rejected(r) => {
                 ServiceError::FailedPrecondition(format!("the transition was rejected by the shard state machine: {r}"))
@@ -184,7 +206,7 @@ impl From<ServiceError> for Status {
                 let mut status = Status::unavailable(format!("{message}; retry"));
                 if let Some(id) = leader_hint {
                     if let Ok(value) = id.to_string().parse() {
-                        status.metadata_mut().insert("hourglass-leader-node", value);
+                        status.metadata_mut().insert(LEADER_HINT_HEADER, value);
                     }
                 }
                 status
@@ -199,6 +221,10 @@ impl From<ServiceError> for Status {
         }
     }
 }
+
+/// The status metadata naming the node that leads a shard (an `Unavailable` for a
+/// shard this node does not lead).
+pub const LEADER_HINT_HEADER: &str = "hourglass-leader-node";
 
 /// The status code a call ended with (`None`: it succeeded); for tests.
 #[cfg(test)]

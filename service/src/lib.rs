@@ -16,6 +16,7 @@
 //! - Bad input gets a precise status (`error::ServiceError` → `tonic::Status` in one
 //!   place) and changes nothing.
 
+pub mod cluster;
 pub mod core;
 pub mod engine;
 pub mod error;
@@ -25,3 +26,4 @@ pub mod matching;
 pub mod namespaces;
 pub mod server;
 pub mod shard;
+pub mod system_record;

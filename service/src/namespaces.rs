@@ -16,16 +16,15 @@
 //! - [`SYSTEM_NAMESPACE`] is reserved: it can't be registered, described or used.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hourglass_storage::state::{Op, RunKey, Transition};
 use parking_lot::RwLock;
 use prost::Message;
 
 use crate::engine::Engine;
 use crate::error::{Result, ServiceError};
+use crate::system_record::SystemRecord;
 
 /// The reserved namespace holding Hourglass's own records (never visible through the API).
 pub const SYSTEM_NAMESPACE: &str = "__hourglass_system";
@@ -129,11 +128,7 @@ impl From<StoredNamespace> for NamespaceRecord {
 
 /// Where the registry is stored.
 struct Store {
-    engine: Engine,
-    key: RunKey,
-    /// The registry run's state version as of the last load or committed write:
-    /// a write names it, so it fails rather than overwrite a registry it never read.
-    version: AtomicU64,
+    record: SystemRecord,
 }
 
 #[derive(Default)]
@@ -141,7 +136,7 @@ struct Inner {
     by_name: RwLock<BTreeMap<String, NamespaceRecord>>,
     /// `None` for an in-memory registry (unit tests of other areas).
     store: Option<Store>,
-    /// Serializes changes (read-modify-write of the registry).
+    /// Serializes this node's changes (read-modify-write of the registry).
     write: tokio::sync::Mutex<()>,
 }
 
@@ -149,49 +144,96 @@ struct Inner {
 ///
 /// [`Namespaces::open`] gives the durable registry the server uses;
 /// `Namespaces::default()` an in-memory one for tests (its changes are not stored).
+/// On a node of a cluster the map is this node's replica of the registry, refreshed
+/// every [`REFRESH_INTERVAL`] and whenever a name is missing; changes are made on
+/// the registry shard's leader (the frontend forwards them there).
 #[derive(Clone, Default)]
 pub struct Namespaces {
     inner: Arc<Inner>,
 }
 
+/// How often a cluster node reloads the registry from its replica.
+pub const REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Namespaces {
-    /// Loads the registry from storage; on a fresh data directory, creates it with
-    /// the `default` namespace (one committed transition).
+    /// Loads the registry from storage. A single node creates it on a fresh data
+    /// directory with the `default` namespace (one committed transition); in a
+    /// cluster, whichever node leads the registry's shard does, and every node keeps
+    /// its map in step with its replica (a background task, stopped with the engine).
     pub async fn open(engine: &Engine) -> Result<Namespaces> {
-        let key = RunKey {
-            namespace: SYSTEM_NAMESPACE.to_string(),
-            workflow_id: REGISTRY_WORKFLOW_ID.to_string(),
-            run_id: REGISTRY_RUN_ID.to_string(),
-        };
-        let owner = engine.owner_for(&key.namespace, &key.workflow_id).await?;
-        let shard = owner.shard();
-        let stored = owner.read(|s| s.run(&key).map(|r| (r.state().clone(), r.state_version())))?;
-        // A created registry is at state version 1.
-        let version = stored.as_ref().map_or(1, |(_, v)| *v);
-        let store = Store { engine: engine.clone(), key, version: AtomicU64::new(version) };
-        let records = match stored {
-            Some((bytes, _)) => {
-                let registry = StoredRegistry::decode(bytes.as_ref())
-                    .map_err(|e| ServiceError::Internal(format!("the namespace registry does not decode: {e}")))?;
-                let records: Vec<NamespaceRecord> = registry.namespaces.into_iter().map(NamespaceRecord::from).collect();
-                tracing::info!(namespaces = records.len(), shard, "namespace registry loaded");
-                records
-            }
-            None => {
-                let now = engine.now_ms();
-                let default = NamespaceRecord::new(DEFAULT_NAMESPACE, DEFAULT_NAMESPACE_RETENTION_MS, now);
-                let records = vec![default];
-                store.write(&records, true, now).await?;
-                tracing::info!(shard, "namespace registry created with the default namespace");
-                records
-            }
-        };
-        let by_name = records.into_iter().map(|r| (r.name.clone(), r)).collect();
-        Ok(Namespaces { inner: Arc::new(Inner { by_name: RwLock::new(by_name), store: Some(store), write: Default::default() }) })
+        let store = Store { record: SystemRecord::new(engine, REGISTRY_WORKFLOW_ID, REGISTRY_RUN_ID) };
+        let namespaces = Namespaces { inner: Arc::new(Inner { store: Some(store), ..Default::default() }) };
+        if engine.node().is_single_member() {
+            namespaces.ensure_default().await?;
+        } else {
+            namespaces.refresh()?;
+            engine.spawn_background(namespaces.clone().follow_replica());
+        }
+        Ok(namespaces)
     }
 
-    /// The namespace named `name`, if registered.
+    /// Creates the registry with the `default` namespace if it does not exist yet
+    /// (on the registry shard's leader; elsewhere `NotLeader`), then loads it.
+    async fn ensure_default(&self) -> Result<()> {
+        let Some(store) = &self.inner.store else { return Ok(()) };
+        let _write = self.inner.write.lock().await;
+        let now = store.record.engine().now_ms();
+        let records = store
+            .update(now, |current| match current {
+                Some(_) => Ok(None),
+                None => Ok(Some(vec![NamespaceRecord::new(DEFAULT_NAMESPACE, DEFAULT_NAMESPACE_RETENTION_MS, now)])),
+            })
+            .await?;
+        tracing::info!(namespaces = records.len(), "namespace registry loaded");
+        self.replace(records);
+        Ok(())
+    }
+
+    /// Keeps a cluster node's map in step with its replica, and creates the registry
+    /// as soon as this node leads its shard and finds none.
+    async fn follow_replica(self) {
+        let Some(store) = &self.inner.store else { return };
+        let Ok(mut leadership) = store.record.engine().node().watch_leadership(store.shard()) else { return };
+        let mut tick = tokio::time::interval(REFRESH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = leadership.changed() => if changed.is_err() { return },
+            }
+            if let Err(e) = self.refresh() {
+                tracing::warn!(error = %e, "cannot reload the namespace registry from this node's replica");
+            }
+            if self.inner.by_name.read().is_empty() && leadership.borrow().leader_id == store.record.engine().node().node_id() {
+                // The owner starts once the leader serves; wait for it here.
+                if let Err(e) = self.ensure_default().await {
+                    tracing::debug!(error = %e, "namespace registry not created yet");
+                }
+            }
+        }
+    }
+
+    /// Reloads the map from this node's replica of the registry.
+    fn refresh(&self) -> Result<()> {
+        if let Some(store) = &self.inner.store {
+            if let Some((records, _)) = store.load()? {
+                self.replace(records);
+            }
+        }
+        Ok(())
+    }
+
+    fn replace(&self, records: Vec<NamespaceRecord>) {
+        *self.inner.by_name.write() = records.into_iter().map(|r| (r.name.clone(), r)).collect();
+    }
+
+    /// The namespace named `name`, if registered (reloaded from the replica once
+    /// when missing: another node may have registered it).
     pub fn get(&self, name: &str) -> Option<NamespaceRecord> {
+        if let Some(found) = self.inner.by_name.read().get(name) {
+            return Some(found.clone());
+        }
+        let _ = self.refresh();
         self.inner.by_name.read().get(name).cloned()
     }
 
@@ -216,25 +258,27 @@ impl Namespaces {
     }
 
     /// Registers a new namespace durably. `AlreadyExists` if the name is taken,
-    /// `InvalidArgument` for a bad name or fields.
+    /// `InvalidArgument` for a bad name or fields, `NotLeader` on a node that does not
+    /// lead the registry's shard.
     pub async fn register(&self, record: NamespaceRecord) -> Result<NamespaceRecord> {
         validate(&record)?;
         let _write = self.inner.write.lock().await;
-        let mut records = {
-            let by_name = self.inner.by_name.read();
-            if by_name.contains_key(&record.name) {
+        let add = |current: Vec<NamespaceRecord>| {
+            if current.iter().any(|r| r.name == record.name) {
                 return Err(ServiceError::AlreadyExists(format!("namespace {} already exists", record.name)));
             }
-            if by_name.len() >= NAMESPACES_MAX {
+            if current.len() >= NAMESPACES_MAX {
                 return Err(ServiceError::ResourceExhausted(format!("at most {NAMESPACES_MAX} namespaces can be registered")));
             }
-            by_name.values().cloned().collect::<Vec<_>>()
+            let mut records = current;
+            records.push(record.clone());
+            Ok(records)
         };
-        records.push(record.clone());
-        if let Some(store) = &self.inner.store {
-            store.write(&records, false, store.engine.now_ms()).await?;
-        }
-        self.inner.by_name.write().insert(record.name.clone(), record.clone());
+        let records = match &self.inner.store {
+            Some(store) => store.update(store.record.engine().now_ms(), |current| add(current.unwrap_or_default()).map(Some)).await?,
+            None => add(self.list())?,
+        };
+        self.replace(records);
         tracing::info!(namespace = %record.name, id = %record.id, retention_ms = record.retention_ms, "namespace registered");
         Ok(record)
     }
@@ -246,26 +290,42 @@ impl Namespaces {
 }
 
 impl Store {
-    /// Commits `records` as the registry's new state (creating the run if `create`).
-    async fn write(&self, records: &[NamespaceRecord], create: bool, now_ms: i64) -> Result<()> {
-        let registry = StoredRegistry { namespaces: records.iter().map(StoredNamespace::from).collect() };
-        let state = Bytes::from(registry.encode_to_vec());
-        // Through the registry's shard owner, under its lock. Writes are serialized
-        // (`Inner::write`), so the version cannot move between this load and the store.
-        let lock = self.engine.lock_workflow(&self.key.namespace, &self.key.workflow_id).await?;
-        let expected_version = self.version.load(Ordering::Acquire);
-        let op = if create {
-            Op::CreateRun { run: self.key.clone(), state }
-        } else {
-            Op::SetState { run: self.key.clone(), expected_version, state }
-        };
-        let transition = Transition { time_ms: now_ms, dedupe: None, ops: vec![op] };
-        lock.propose(&transition).await?;
-        if !create {
-            self.version.store(expected_version + 1, Ordering::Release);
-        }
-        Ok(())
+    fn shard(&self) -> hourglass_storage::records::ShardId {
+        self.record.shard()
     }
+
+    /// The registry as this node's replica has applied it; `None` if it was never
+    /// created.
+    fn load(&self) -> Result<Option<(Vec<NamespaceRecord>, u64)>> {
+        let Some((bytes, version)) = self.record.load()? else { return Ok(None) };
+        Ok(Some((decode(&bytes)?, version)))
+    }
+
+    /// Read-modify-write of the registry ([`SystemRecord::update`]): `change` gets the
+    /// committed registry (`None`: never created) and returns the new one (`None`: no
+    /// change). Returns the registry after.
+    async fn update(
+        &self,
+        now_ms: i64,
+        change: impl FnOnce(Option<Vec<NamespaceRecord>>) -> Result<Option<Vec<NamespaceRecord>>>,
+    ) -> Result<Vec<NamespaceRecord>> {
+        let after = self
+            .record
+            .update(now_ms, |current| {
+                let current = current.map(|bytes| decode(&bytes)).transpose()?;
+                let Some(records) = change(current)? else { return Ok(None) };
+                let registry = StoredRegistry { namespaces: records.iter().map(StoredNamespace::from).collect() };
+                Ok(Some(Bytes::from(registry.encode_to_vec())))
+            })
+            .await?;
+        after.map(|bytes| decode(&bytes)).transpose().map(Option::unwrap_or_default)
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<Vec<NamespaceRecord>> {
+    let registry =
+        StoredRegistry::decode(bytes).map_err(|e| ServiceError::Internal(format!("the namespace registry does not decode: {e}")))?;
+    Ok(registry.namespaces.into_iter().map(NamespaceRecord::from).collect())
 }
 
 /// Checks a record about to be registered.

@@ -28,6 +28,13 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::codec::CompressionEncoding;
 
+use crate::cluster::child_steps::{PeerShardClients, ShardStepService};
+use crate::cluster::forward::Forwarder;
+use crate::cluster::peer_server::PeerService;
+use crate::cluster::peers::PeerChannels;
+use crate::cluster::task_server::TaskService;
+use crate::cluster::transport::PeerTransport;
+use crate::cluster::{members, placement, relay, ClusterConfig};
 use crate::engine::{Engine, EngineConfig, SystemClock};
 use crate::error::ServiceError;
 use crate::frontend::Frontend;
@@ -39,6 +46,9 @@ pub const DEFAULT_SHARDS: u32 = 4;
 pub const SHARDS_MAX: u32 = 1024;
 /// Largest gRPC message accepted or sent (core decodes up to 128 MiB).
 pub const GRPC_MESSAGE_BYTES_MAX: usize = 128 << 20;
+/// Largest node-to-node gRPC message (a frame of Raft messages; snapshots come in
+/// 1 MiB chunks).
+pub const PEER_MESSAGE_BYTES_MAX: usize = 256 << 20;
 /// The file recording a data directory's fixed settings.
 pub const META_FILE: &str = "node.meta";
 /// The file locked while a server uses the data directory.
@@ -59,6 +69,14 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     /// The node log's write path (io_uring when available, or pwrite).
     pub io_mode: IoMode,
+    /// This node's cluster (`None`: a one-member cluster, the embedded default).
+    pub cluster: Option<ClusterConfig>,
+    /// Snapshot each shard (and compact its Raft log) after this many applied
+    /// entries (`None`: the node's default, 50 000).
+    pub snapshot_interval_entries: Option<u64>,
+    /// A test seam for a failing device: while the flag is set, every fsync of the
+    /// node log fails (`None`, the default: the disk as it is).
+    pub sync_faults: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl ServeConfig {
@@ -71,8 +89,25 @@ impl ServeConfig {
             shards: None,
             shutdown_grace: Duration::from_secs(10),
             io_mode: IoMode::Auto,
+            cluster: None,
+            snapshot_interval_entries: None,
+            sync_faults: None,
         }
     }
+}
+
+/// The disk of `config`'s node log (under `dir`), failing syncs on demand when the
+/// config asks for it.
+fn open_disk(config: &ServeConfig, dir: &std::path::Path) -> Result<Arc<dyn hourglass_storage::disk::Disk>, ServerError> {
+    let disk = hourglass_storage::disk::open_disk(config.io_mode).map_err(|source| ServerError::Io {
+        what: "opening the disk of",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    Ok(match &config.sync_faults {
+        Some(flag) => Arc::new(hourglass_storage::disk::switched::SyncFaultDisk::new(disk, flag.clone())),
+        None => disk,
+    })
 }
 
 /// How often the node log's mapped pages are dropped from the process (see
@@ -117,17 +152,37 @@ pub enum ServerError {
     Service(#[from] ServiceError),
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("cluster configuration: {0}")]
+    Cluster(String),
+    #[error("data directory {dir} belongs to node {stored}; this node is {requested} (a data directory keeps its node id)")]
+    NodeIdConflict { dir: PathBuf, stored: u64, requested: u64 },
     #[error("the gRPC server task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+}
+
+/// What a node of a cluster runs besides a single node's server.
+struct ClusterParts {
+    transport: Arc<PeerTransport>,
+    peer_addr: SocketAddr,
+    peer_grpc: JoinHandle<Result<(), tonic::transport::Error>>,
+    stop_peers: Option<oneshot::Sender<()>>,
+    placement: JoinHandle<()>,
+    /// The peers (told when this node leaves).
+    peers: Arc<PeerChannels>,
+    /// Leadership was handed to peers (shutdown began).
+    handed_off: bool,
 }
 
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
+    cluster: Option<ClusterParts>,
     engine: Engine,
     namespaces: Namespaces,
     grpc: JoinHandle<Result<(), tonic::transport::Error>>,
     stop: Option<oneshot::Sender<()>>,
+    /// What `grpc.health.v1.Health` answers (NOT_SERVING once shutdown begins).
+    health: tonic_health::server::HealthReporter,
     background: Vec<JoinHandle<()>>,
     grace: Duration,
     _lock: DirLock,
@@ -147,12 +202,59 @@ impl Server {
             .map_err(|source| ServerError::Bind { addr: config.listen.clone(), source })?;
         let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen.clone(), source })?;
 
+        check_node_id(dir, config.cluster.as_ref().map_or(1, |c| c.node_id))?;
+        let peer_listener = match &config.cluster {
+            Some(c) => Some(
+                tokio::net::TcpListener::bind(c.peer_listen.as_str())
+                    .await
+                    .map_err(|source| ServerError::Bind { addr: c.peer_listen.clone(), source })?,
+            ),
+            None => None,
+        };
+
         let mut node_config = NodeConfig::new(dir, shards);
         node_config.log.io_mode = config.io_mode;
-        let node = Node::open(node_config).await?;
+        if let Some(entries) = config.snapshot_interval_entries {
+            node_config.snapshot_interval_entries = entries;
+        }
+        // The peers this node knows: `--peers`, and later the members added at run
+        // time (`cluster::members`).
+        let channels = match &config.cluster {
+            Some(c) => Some(Arc::new(PeerChannels::new(c.node_id, &c.peers).map_err(ServerError::Cluster)?)),
+            None => None,
+        };
+        let (node, transport) = match (&config.cluster, &channels) {
+            (None, _) | (_, None) => {
+                (Node::open_with(open_disk(&config, dir)?, node_config, Arc::new(hourglass_raft::transport::NoPeers)).await?, None)
+            }
+            (Some(c), Some(channels)) => {
+                node_config.node_id = c.node_id;
+                // A node joining an existing cluster starts with no membership and
+                // waits to be added (`hourglass cluster add-node`).
+                node_config.initial_voters = if c.join { Vec::new() } else { c.members() };
+                let disk = open_disk(&config, dir)?;
+                let transport = Arc::new(PeerTransport::start(c.node_id, channels.clone()));
+                let node = Node::open_with(disk, node_config, transport.clone()).await?;
+                transport.attach(&node);
+                (node, Some(transport))
+            }
+        };
         let engine = Engine::new(node, EngineConfig::default(), Arc::new(SystemClock));
+        let forwarder = match (&config.cluster, &channels) {
+            (Some(c), Some(channels)) => {
+                // Matching across nodes (tasks go to their queue's home node), and
+                // child-workflow steps on the node leading the shard they change.
+                relay::install(&engine, channels);
+                engine.set_remote_shards(Arc::new(PeerShardClients::new(channels.clone())));
+                members::follow(&engine, channels.clone());
+                Some(Arc::new(Forwarder::new(c.node_id, channels.clone(), GRPC_MESSAGE_BYTES_MAX)))
+            }
+            _ => None,
+        };
         // Each shard gets an owner (its backlog in matching, its timer service) once
-        // this node serves as its leader; the registry waits for its shard's owner.
+        // this node serves as its leader. A single node waits for the registry's
+        // owner; a cluster node loads its replica (leaders are elected only once the
+        // members talk, over the peer port started next).
         let namespaces = match Namespaces::open(&engine).await {
             Ok(v) => v,
             Err(e) => {
@@ -161,31 +263,82 @@ impl Server {
                 return Err(e.into());
             }
         };
+        let mut cluster_parts = None;
+        if let (Some(listener), Some(transport), Some(peers)) = (peer_listener, transport, channels) {
+            let peer_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: String::new(), source })?;
+            let (stop_peers, peers_stopped) = oneshot::channel::<()>();
+            let placement = placement::Placement::new(engine.node().clone());
+            let frontend = Frontend { engine: engine.clone(), namespaces: namespaces.clone(), forwarder: forwarder.clone() };
+            let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            let peer_grpc = tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(
+                        hourglass_proto::peer::peer_server::PeerServer::new(PeerService::new(
+                            engine.clone(),
+                            placement.clone(),
+                            peers.clone(),
+                        ))
+                        .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX),
+                    )
+                    .add_service(hourglass_proto::peer::peer_tasks_server::PeerTasksServer::new(TaskService::new(engine.clone())))
+                    .add_service(hourglass_proto::peer::peer_shards_server::PeerShardsServer::new(ShardStepService::new(engine.clone())))
+                    .add_service(workflow_service(frontend))
+                    .serve_with_incoming_shutdown(incoming, async {
+                        let _ = peers_stopped.await;
+                    }),
+            );
+            let placement = placement::spawn_spreading(placement);
+            tracing::info!(%peer_addr, node_id = engine.node().node_id(), "serving peers");
+            cluster_parts =
+                Some(ClusterParts { transport, peer_addr, peer_grpc, stop_peers: Some(stop_peers), placement, peers, handed_off: false });
+        }
         let background = vec![spawn_page_release(engine.node().clone())];
 
-        let frontend = Frontend { engine: engine.clone(), namespaces: namespaces.clone() };
-        let service = WorkflowServiceServer::new(frontend)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-            .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+        let frontend = Frontend { engine: engine.clone(), namespaces: namespaces.clone(), forwarder };
+        let service = workflow_service(frontend);
+        // grpc.health.v1.Health: the WorkflowService (and the server as a whole, "")
+        // is SERVING until shutdown begins.
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<WorkflowServiceServer<Frontend>>().await;
         let (stop, stopped) = oneshot::channel::<()>();
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let grpc = tokio::spawn(
             tonic::transport::Server::builder()
                 .layer(tower::util::MapResponseLayer::new(oversized_request_status))
                 .add_service(service)
+                // The `temporal` CLI sends its health check gzip-compressed.
+                .add_service(
+                    health_service
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                        .send_compressed(tonic::codec::CompressionEncoding::Gzip),
+                )
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stopped.await;
                 }),
         );
         tracing::info!(%addr, data_dir = %dir.display(), shards, "hourglass serving the Temporal API");
-        Ok(Server { addr, engine, namespaces, grpc, stop: Some(stop), background, grace: config.shutdown_grace, _lock: lock })
+        Ok(Server {
+            addr,
+            cluster: cluster_parts,
+            engine,
+            namespaces,
+            grpc,
+            stop: Some(stop),
+            health,
+            background,
+            grace: config.shutdown_grace,
+            _lock: lock,
+        })
     }
 
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address this node serves its peers on (`None` for a single node).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.cluster.as_ref().map(|c| c.peer_addr)
     }
 
     pub fn engine(&self) -> &Engine {
@@ -212,9 +365,14 @@ impl Server {
         }
     }
 
-    /// Graceful shutdown: stop accepting, drain in-flight calls (bounded by the
-    /// grace period), stop the timer services, then the node.
+    /// Graceful shutdown: a cluster node first hands the shards it leads to a peer
+    /// (so the cluster keeps serving while this node drains); then stop accepting,
+    /// drain in-flight calls (bounded by the grace period), stop the timer services,
+    /// then the node.
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        self.health.set_not_serving::<WorkflowServiceServer<Frontend>>().await;
+        self.health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+        self.hand_off_leadership().await;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -237,7 +395,24 @@ impl Server {
         served
     }
 
+    /// A cluster node hands the shards it leads to a peer before it stops, so
+    /// clients wait for one leader change instead of an election timeout.
+    async fn hand_off_leadership(&mut self) {
+        let Some(cluster) = &mut self.cluster else { return };
+        if std::mem::replace(&mut cluster.handed_off, true) {
+            return;
+        }
+        cluster.placement.abort();
+        let still = placement::hand_off(self.engine.node(), &cluster.peers, HAND_OFF_WAIT).await;
+        if still.is_empty() {
+            tracing::info!("leadership handed to peers");
+        } else {
+            tracing::warn!(shards = ?still, "shards still led here after the hand-off wait; peers elect after this node stops");
+        }
+    }
+
     async fn stop_background(&mut self) {
+        self.hand_off_leadership().await;
         for task in self.background.drain(..) {
             task.abort();
             let _ = task.await;
@@ -246,7 +421,27 @@ impl Server {
         // stopping node.
         self.engine.shutdown();
         self.engine.node().shutdown().await;
+        if let Some(mut cluster) = self.cluster.take() {
+            if let Some(stop) = cluster.stop_peers.take() {
+                let _ = stop.send(());
+            }
+            cluster.transport.stop();
+            if tokio::time::timeout(Duration::from_secs(1), &mut cluster.peer_grpc).await.is_err() {
+                cluster.peer_grpc.abort();
+            }
+        }
     }
+}
+
+/// How long a cluster node stopping gracefully waits for its shards to move to peers.
+pub const HAND_OFF_WAIT: Duration = Duration::from_secs(3);
+
+fn workflow_service(frontend: Frontend) -> WorkflowServiceServer<Frontend> {
+    WorkflowServiceServer::new(frontend)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
 }
 
 /// Starts a server with `config` and serves until `shutdown` resolves.
@@ -265,7 +460,7 @@ pub fn resolve_shards(dir: &Path, requested: Option<u32>) -> Result<u32, ServerE
     let path = dir.join(META_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let stored = parse_meta(&path, &text)?;
+            let stored = parse_meta(&path, &text)?.shards;
             match requested {
                 Some(n) if n != stored => Err(ServerError::ShardConflict { dir: dir.to_path_buf(), stored, requested: n }),
                 _ => Ok(stored),
@@ -273,7 +468,7 @@ pub fn resolve_shards(dir: &Path, requested: Option<u32>) -> Result<u32, ServerE
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let shards = requested.unwrap_or(DEFAULT_SHARDS);
-            write_meta(dir, shards)?;
+            write_meta(dir, Meta { shards, node_id: None })?;
             tracing::info!(dir = %dir.display(), shards, "new data directory");
             Ok(shards)
         }
@@ -281,36 +476,61 @@ pub fn resolve_shards(dir: &Path, requested: Option<u32>) -> Result<u32, ServerE
     }
 }
 
-fn parse_meta(path: &Path, text: &str) -> Result<u32, ServerError> {
+/// A data directory's fixed settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Meta {
+    shards: u32,
+    /// Written on the first start that names one (absent: node 1).
+    node_id: Option<u64>,
+}
+
+fn parse_meta(path: &Path, text: &str) -> Result<Meta, ServerError> {
     let bad = |detail: String| ServerError::BadMeta { path: path.to_path_buf(), detail };
-    let (mut format, mut shards) = (None, None);
+    let (mut format, mut shards, mut node_id) = (None, None, None);
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
         let (key, value) = line.split_once('=').ok_or_else(|| bad(format!("line {line:?} is not key = value")))?;
-        let value: u32 = value.trim().parse().map_err(|_| bad(format!("{} is not a number", value.trim())))?;
+        let value: u64 = value.trim().parse().map_err(|_| bad(format!("{} is not a number", value.trim())))?;
         match key.trim() {
             "format" => format = Some(value),
             "shards" => shards = Some(value),
-            other => return Err(bad(format!("unknown key {other:?}"))),
+            "node_id" if value > 0 => node_id = Some(value),
+            other => return Err(bad(format!("unknown key {other:?} (or node_id 0)"))),
         }
     }
-    if format != Some(META_FORMAT) {
+    if format != Some(u64::from(META_FORMAT)) {
         return Err(bad(format!("format is {format:?}, this build reads format {META_FORMAT}")));
     }
     match shards {
-        Some(n) if (1..=SHARDS_MAX).contains(&n) => Ok(n),
+        Some(n) if (1..=u64::from(SHARDS_MAX)).contains(&n) => Ok(Meta { shards: n as u32, node_id }),
         other => Err(bad(format!("shards is {other:?}, expected 1..={SHARDS_MAX}"))),
     }
 }
 
+/// Records the node id in the meta file on the first start that has one; refuses
+/// a different one later (a node's Raft identity is in its log).
+fn check_node_id(dir: &Path, node_id: u64) -> Result<(), ServerError> {
+    let path = dir.join(META_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|source| ServerError::Io { what: "reading", path: path.clone(), source })?;
+    let meta = parse_meta(&path, &text)?;
+    match meta.node_id {
+        Some(stored) if stored != node_id => Err(ServerError::NodeIdConflict { dir: dir.to_path_buf(), stored, requested: node_id }),
+        Some(_) => Ok(()),
+        None => write_meta(dir, Meta { node_id: Some(node_id), ..meta }),
+    }
+}
+
 /// Writes the meta file atomically (temp file, fsync, rename, fsync the directory).
-fn write_meta(dir: &Path, shards: u32) -> Result<(), ServerError> {
+fn write_meta(dir: &Path, meta: Meta) -> Result<(), ServerError> {
     let path = dir.join(META_FILE);
     let tmp = dir.join(format!("{META_FILE}.tmp"));
     fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ServerError {
         let path = path.to_path_buf();
         move |source| ServerError::Io { what, path, source }
     }
-    let text = format!("# Hourglass data directory settings; never edit.\nformat = {META_FORMAT}\nshards = {shards}\n");
+    let mut text = format!("# Hourglass data directory settings; never edit.\nformat = {META_FORMAT}\nshards = {}\n", meta.shards);
+    if let Some(id) = meta.node_id {
+        text.push_str(&format!("node_id = {id}\n"));
+    }
     let mut file = File::create(&tmp).map_err(io("creating", &tmp))?;
     file.write_all(text.as_bytes()).map_err(io("writing", &tmp))?;
     file.sync_all().map_err(io("syncing", &tmp))?;

@@ -93,5 +93,8 @@ fn config(dir: &Path, listen: &str) -> ServeConfig {
         shards: Some(TEST_SHARDS),
         shutdown_grace: Duration::from_secs(2),
         io_mode: Default::default(),
+        cluster: None,
+        snapshot_interval_entries: None,
+        sync_faults: None,
     }
 }

@@ -1,6 +1,7 @@
 //! System and namespace RPCs through the real Temporal Rust SDK connection, against
 //! an in-process Hourglass server: GetSystemInfo, DescribeNamespace,
-//! RegisterNamespace, ListNamespaces, ShutdownWorker, and namespaces surviving a restart.
+//! RegisterNamespace, ListNamespaces, ShutdownWorker, and namespaces surviving a restart;
+//! and the standard `grpc.health.v1.Health` service beside the WorkflowService.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod support;
@@ -24,6 +25,45 @@ fn register(namespace: &str, retention_secs: i64) -> RegisterNamespaceRequest {
         workflow_execution_retention_period: Some(prost_wkt_types::Duration { seconds: retention_secs, nanos: 0 }),
         ..Default::default()
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_info_is_reported_and_its_id_survives_a_restart() {
+    let mut server = TestServer::start().await.expect("server starts");
+    async fn info(server: &TestServer) -> GetClusterInfoResponse {
+        let mut svc = support::connect(server).await.workflow_service();
+        svc.get_cluster_info(GetClusterInfoRequest::default().into_request()).await.expect("GetClusterInfo").into_inner()
+    }
+    let before = info(&server).await;
+    assert_eq!(before.server_version, "1.32.0-hourglass");
+    assert_eq!(before.cluster_name, "active", "Temporal's dev server names its one cluster so");
+    assert_eq!(before.history_shard_count, hourglass_tests::TEST_SHARDS as i32);
+    assert_eq!(before.supported_clients.get("temporal-cli").map(String::as_str), Some("<2.0.0"));
+    assert!(uuid::Uuid::parse_str(&before.cluster_id).is_ok(), "a UUID: {}", before.cluster_id);
+    server.restart().await.expect("restarts on the same data directory");
+    assert_eq!(info(&server).await.cluster_id, before.cluster_id, "the cluster id is stable");
+    server.stop().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_service_reports_the_workflow_service_serving() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+
+    let server = TestServer::start().await.expect("server starts");
+    let channel = temporalio_client::tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr()))
+        .expect("an endpoint")
+        .connect()
+        .await
+        .expect("connects");
+    let mut health = HealthClient::new(channel);
+    for service in ["temporal.api.workflowservice.v1.WorkflowService", ""] {
+        let answer = health.check(HealthCheckRequest { service: service.into() }).await.expect("checked").into_inner();
+        assert_eq!(answer.status, ServingStatus::Serving as i32, "service {service:?}");
+    }
+    let unknown = health.check(HealthCheckRequest { service: "no.such.Service".into() }).await.expect_err("unknown service");
+    assert_eq!(unknown.code(), Code::NotFound, "as grpc-go answers a service it does not know");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

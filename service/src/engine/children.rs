@@ -38,7 +38,8 @@ use crate::error::{Result, ServiceError};
 const NOTIFY_RETRY_MS: i64 = 200;
 
 /// What starting a child came to.
-enum ChildStart {
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChildStart {
     Started { run_id: String },
     AlreadyExists,
 }
@@ -62,7 +63,19 @@ pub async fn start_child(engine: &Engine, parent: &RunKey, initiated_event_id: i
     let parent_started = history::started_attributes(&parent_owner, parent)?;
     drop(parent_owner);
     let root = parent_started.root_workflow_execution.unwrap_or_else(|| execution_of(parent));
-    let outcome = create_child_run(engine, parent, initiated_event_id, &initiated, root).await?;
+    let here = create_child_run(engine, parent, initiated_event_id, &initiated, &root).await;
+    let outcome = match elsewhere(engine, &here) {
+        Some((node, remote)) => {
+            let parent_info = ParentInfo {
+                namespace: parent.namespace.clone(),
+                workflow_id: parent.workflow_id.clone(),
+                run_id: parent.run_id.clone(),
+                initiated_event_id,
+            };
+            remote.create_child_run(node, &parent_info, &initiated, &root).await?
+        }
+        None => here?,
+    };
 
     let lock = engine.lock_workflow(&parent.namespace, &parent.workflow_id).await?;
     let Some(loaded) = lock.load(parent)? else { return Ok(()) };
@@ -71,7 +84,7 @@ pub async fn start_child(engine: &Engine, parent: &RunKey, initiated_event_id: i
         // see this child, so apply it here.
         drop(lock);
         if let (ChildStart::Started { .. }, Some(child)) = (&outcome, loaded.state.child(initiated_event_id)) {
-            apply_parent_close_policy(engine, parent, child).await?;
+            apply_parent_close_policy_anywhere(engine, parent, child).await?;
         }
         return Ok(());
     }
@@ -108,13 +121,14 @@ pub async fn start_child(engine: &Engine, parent: &RunKey, initiated_event_id: i
     Ok(())
 }
 
-/// Creates the child run on its shard, under the child workflow's lock.
-async fn create_child_run(
+/// Creates the child run on its shard, under the child workflow's lock (this node
+/// must lead the child's shard: `NotLeader` otherwise).
+pub async fn create_child_run(
     engine: &Engine,
     parent: &RunKey,
     initiated_event_id: i64,
     initiated: &StartChildWorkflowExecutionInitiatedEventAttributes,
-    root: WorkflowExecution,
+    root: &WorkflowExecution,
 ) -> Result<ChildStart> {
     let namespace = parent.namespace.as_str();
     let workflow_id = initiated.workflow_id.as_str();
@@ -156,7 +170,7 @@ async fn create_child_run(
             run_id: parent.run_id.clone(),
             initiated_event_id,
         }),
-        root: Some(root),
+        root: Some(root.clone()),
         continuation: None,
     };
     let now_ms = engine.now_ms();
@@ -186,26 +200,38 @@ pub async fn on_closed_run(engine: &Engine, run: &RunKey) -> Result<()> {
         notify_parent(engine, &loaded).await?;
     }
     for child in loaded.state.children.iter().filter(|c| !c.run_id.is_empty()) {
-        apply_parent_close_policy(engine, run, child).await?;
+        apply_parent_close_policy_anywhere(engine, run, child).await?;
     }
     Ok(())
 }
 
 /// What the parent must do about a child's close.
-enum Notify {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notify {
     Done,
     /// The child's Started event is still buffered in the parent; try again shortly.
     RetryLater,
 }
 
+/// A closed child run, as its parent needs to hear of it.
+#[derive(Debug, Clone)]
+pub struct ClosedChild {
+    pub key: RunKey,
+    pub first_execution_run_id: String,
+    pub close_event_id: i64,
+    pub close: HistoryEvent,
+}
+
 async fn notify_parent(engine: &Engine, child: &RunView) -> Result<()> {
     let Some(parent) = child.state.parent.clone() else { return Ok(()) };
-    let close = history::read_event(&*engine.owner_of_run(&child.key).await?, &child.key, history::close_event_id(child))?;
-    let notify = {
-        let lock = engine.lock_workflow(&parent.namespace, &parent.workflow_id).await?;
-        let parent_key =
-            RunKey { namespace: parent.namespace.clone(), workflow_id: parent.workflow_id.clone(), run_id: parent.run_id.clone() };
-        record_child_closed(engine, &lock, &parent_key, parent.initiated_event_id, child, close).await?
+    let close_event_id = history::close_event_id(child);
+    let close = history::read_event(&*engine.owner_of_run(&child.key).await?, &child.key, close_event_id)?;
+    let closed =
+        ClosedChild { key: child.key.clone(), first_execution_run_id: child.state.first_execution_run_id.clone(), close_event_id, close };
+    let here = record_in_parent(engine, &parent, &closed).await;
+    let notify = match elsewhere(engine, &here) {
+        Some((node, remote)) => remote.record_child_closed(node, &parent, &closed).await?,
+        None => here?,
     };
     if let Notify::RetryLater = notify {
         let lock = engine.lock_workflow(&child.key.namespace, &child.key.workflow_id).await?;
@@ -218,6 +244,14 @@ async fn notify_parent(engine: &Engine, child: &RunView) -> Result<()> {
     Ok(())
 }
 
+/// Records `child`'s close in its parent `parent`, under the parent's lock (this node
+/// must lead the parent's shard: `NotLeader` otherwise).
+pub async fn record_in_parent(engine: &Engine, parent: &ParentInfo, child: &ClosedChild) -> Result<Notify> {
+    let lock = engine.lock_workflow(&parent.namespace, &parent.workflow_id).await?;
+    let parent_key = RunKey { namespace: parent.namespace.clone(), workflow_id: parent.workflow_id.clone(), run_id: parent.run_id.clone() };
+    record_child_closed(engine, &lock, &parent_key, parent.initiated_event_id, child).await
+}
+
 /// In the parent (its lock held): ChildWorkflowExecution{Completed,...} for the child
 /// initiated at `initiated_event_id`, unless already recorded.
 async fn record_child_closed(
@@ -225,8 +259,7 @@ async fn record_child_closed(
     lock: &WorkflowGuard,
     parent: &RunKey,
     initiated_event_id: i64,
-    child: &RunView,
-    close: HistoryEvent,
+    child: &ClosedChild,
 ) -> Result<Notify> {
     let Some(loaded) = lock.load(parent)? else { return Ok(Notify::Done) };
     if !loaded.state.is_open() {
@@ -247,14 +280,14 @@ async fn record_child_closed(
         // The start was never recorded (the StartChild outbox has not run its second
         // step yet): record it now, before the outcome.
         let id = txn.next_event_id();
-        wft::add_external_event(&mut txn, child_started(&info, &child.state.first_execution_run_id, None));
+        wft::add_external_event(&mut txn, child_started(&info, &child.first_execution_run_id, None));
         id
     } else {
         find_child_started(lock, parent, initiated_event_id)?
     };
     let execution = WorkflowExecution { workflow_id: child.key.workflow_id.clone(), run_id: child.key.run_id.clone() };
-    let Some(attrs) = child_closed(&close, &info, execution, initiated_event_id, started_event_id) else {
-        let close_event_id = history::close_event_id(child);
+    let Some(attrs) = child_closed(&child.close, &info, execution, initiated_event_id, started_event_id) else {
+        let close_event_id = child.close_event_id;
         return Err(StoredDataError::UnexpectedEvent { run: child.key.clone(), event_id: close_event_id, expected: "a close event" }.into());
     };
     wft::add_external_event(&mut txn, attrs);
@@ -282,9 +315,46 @@ fn find_child_started(owner: &ShardOwner, parent: &RunKey, initiated_event_id: i
     Err(StoredDataError::ChildStartedMissing { parent: parent.clone(), initiated_event_id }.into())
 }
 
+/// [`apply_parent_close_policy`] here, or on the node leading the child's shard.
+async fn apply_parent_close_policy_anywhere(engine: &Engine, parent: &RunKey, child: &ChildInfo) -> Result<()> {
+    let here = apply_parent_close_policy(engine, parent, child).await;
+    match elsewhere(engine, &here) {
+        Some((node, remote)) => remote.apply_parent_close_policy(node, parent, child).await,
+        None => here,
+    }
+}
+
+/// The node to run a step on, and how, when running it here met `NotLeader` naming
+/// another node (the other workflow's shard is led there).
+fn elsewhere<T>(engine: &Engine, here: &Result<T>) -> Option<(u64, std::sync::Arc<dyn RemoteShards>)> {
+    match here {
+        Err(ServiceError::NotLeader { leader_hint: Some(node), .. }) if *node != engine.node().node_id() => {
+            Some((*node, engine.remote_shards()?.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// Work of the child-workflow outboxes on a shard another node leads (a cluster
+/// node's peers; installed with [`Engine::set_remote_shards`]). Each runs the
+/// function of the same name on that node.
+#[tonic::async_trait]
+pub trait RemoteShards: Send + Sync {
+    async fn create_child_run(
+        &self,
+        node: u64,
+        parent: &ParentInfo,
+        initiated: &StartChildWorkflowExecutionInitiatedEventAttributes,
+        root: &WorkflowExecution,
+    ) -> Result<ChildStart>;
+    async fn record_child_closed(&self, node: u64, parent: &ParentInfo, child: &ClosedChild) -> Result<Notify>;
+    async fn apply_parent_close_policy(&self, node: u64, parent: &RunKey, child: &ChildInfo) -> Result<()>;
+}
+
 /// Applies `child`'s parent close policy after its parent `parent` closed: terminate
 /// or request cancellation of the child's open run, if it is still this parent's child.
-async fn apply_parent_close_policy(engine: &Engine, parent: &RunKey, child: &ChildInfo) -> Result<()> {
+/// This node must lead the child's shard (`NotLeader` otherwise).
+pub async fn apply_parent_close_policy(engine: &Engine, parent: &RunKey, child: &ChildInfo) -> Result<()> {
     let policy = ParentClosePolicy::try_from(child.parent_close_policy).unwrap_or(ParentClosePolicy::Terminate);
     if policy == ParentClosePolicy::Abandon {
         return Ok(());

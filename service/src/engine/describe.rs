@@ -15,7 +15,7 @@ use crate::error::Result;
 
 /// DescribeWorkflowExecution (empty `run_id`: the current run).
 pub async fn describe(engine: &Engine, namespace: &str, workflow_id: &str, run_id: &str) -> Result<DescribeWorkflowExecutionResponse> {
-    let owner = engine.owner_for(namespace, workflow_id).await?;
+    let owner = engine.owner_for_read(namespace, workflow_id).await?;
     let run = runs::find_run(&owner, namespace, workflow_id, run_id)?;
     let started = history::started_attributes(&owner, &run.key)?;
     let root = started

@@ -138,7 +138,7 @@ pub async fn get_history(engine: &Engine, namespace: &str, req: HistoryRequest) 
         Some(t) if t.run_id != req.run_id => return Err(HistoryError::PageTokenOfAnotherRun.into()),
         _ => req.run_id.clone(),
     };
-    let owner = engine.owner_for(namespace, &req.workflow_id).await?;
+    let owner = engine.owner_for_read(namespace, &req.workflow_id).await?;
     let mut run = runs::find_run(&owner, namespace, &req.workflow_id, &run_id)?;
     let key = run.key.clone();
     let deadline = Instant::now() + req.wait_budget;
@@ -215,7 +215,7 @@ pub async fn get_history_reverse(
         Some(t) if t.run_id != run_id => return Err(HistoryError::PageTokenOfAnotherRun.into()),
         _ => run_id.to_string(),
     };
-    let owner = engine.owner_for(namespace, workflow_id).await?;
+    let owner = engine.owner_for_read(namespace, workflow_id).await?;
     let run = runs::find_run(&owner, namespace, workflow_id, &run_id)?;
     let last = run.next_event_id - 1;
     let high = token.as_ref().map(|t| t.next_event_id).unwrap_or(last);

@@ -35,7 +35,7 @@ use crate::core::txn::RunTxn;
 use crate::core::IdSource;
 pub use crate::core::{CommandFailure, EngineConfig, RunView};
 use crate::error::Result;
-use crate::matching::Matching;
+use crate::matching::{Dispatcher, Matching};
 use crate::shard::{OnOwnerStart, Router};
 pub use crate::shard::{ShardOwner, WorkflowGuard};
 
@@ -71,6 +71,10 @@ struct EngineInner {
     router: Router,
     matching: Matching,
     query_dispatch: Matching,
+    /// Starts tasks of shards led by other nodes (set on a cluster node).
+    remote_tasks: std::sync::OnceLock<Arc<dyn crate::history_api::RemoteTasks>>,
+    /// Runs child-workflow steps on shards led by other nodes (set on a cluster node).
+    remote_shards: std::sync::OnceLock<Arc<dyn children::RemoteShards>>,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
     background: Mutex<Vec<JoinHandle<()>>>,
@@ -81,15 +85,25 @@ impl Engine {
     /// each shard this node serves gets an owner (locks, queries, watchers, its
     /// backlog in matching) and a timer service that lives as long as the owner.
     pub fn new(node: Node, config: EngineConfig, clock: Arc<dyn Clock>) -> Self {
-        let matching = Matching::default();
-        let query_dispatch = Matching::default();
+        let matching = Matching::new(Dispatcher::Backlog);
+        let query_dispatch = Matching::new(Dispatcher::Query);
         let (started_tx, mut started) = mpsc::unbounded_channel::<Arc<ShardOwner>>();
         let on_start: OnOwnerStart = Arc::new(move |owner| {
             let _ = started_tx.send(owner);
         });
         let (router, mut background) = crate::shard::start_ownership(&node, &matching, &query_dispatch, on_start);
         let engine = Self {
-            inner: Arc::new(EngineInner { node, router, matching, query_dispatch, clock, config, background: Mutex::new(Vec::new()) }),
+            inner: Arc::new(EngineInner {
+                node,
+                router,
+                matching,
+                query_dispatch,
+                remote_tasks: std::sync::OnceLock::new(),
+                remote_shards: std::sync::OnceLock::new(),
+                clock,
+                config,
+                background: Mutex::new(Vec::new()),
+            }),
         };
         let timers_for = engine.clone();
         background.push(tokio::spawn(async move {
@@ -99,6 +113,11 @@ impl Engine {
         }));
         *engine.inner.background.lock() = background;
         engine
+    }
+
+    /// Runs `task` until the engine shuts down.
+    pub fn spawn_background(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.inner.background.lock().push(tokio::spawn(task));
     }
 
     /// Stops following leadership and stops every owner (and so its timer service).
@@ -126,11 +145,43 @@ impl Engine {
     pub fn query_dispatch(&self) -> &Matching {
         &self.inner.query_dispatch
     }
+    /// The dispatcher a task handed over by a peer goes to.
+    pub fn dispatcher(&self, dispatcher: Dispatcher) -> &Matching {
+        match dispatcher {
+            Dispatcher::Backlog => &self.inner.matching,
+            Dispatcher::Query => &self.inner.query_dispatch,
+        }
+    }
+    /// Installs the cluster's way of starting tasks on other nodes (once).
+    pub fn set_remote_tasks(&self, remote: Arc<dyn crate::history_api::RemoteTasks>) {
+        let _ = self.inner.remote_tasks.set(remote);
+    }
+    /// Starts tasks of shards other nodes lead (`None` on a node without peers).
+    pub fn remote_tasks(&self) -> Option<&Arc<dyn crate::history_api::RemoteTasks>> {
+        self.inner.remote_tasks.get()
+    }
+    /// Installs the cluster's way of running child-workflow steps on other nodes (once).
+    pub fn set_remote_shards(&self, remote: Arc<dyn children::RemoteShards>) {
+        let _ = self.inner.remote_shards.set(remote);
+    }
+    /// Runs child-workflow steps on shards other nodes lead (`None` without peers).
+    pub fn remote_shards(&self) -> Option<&Arc<dyn children::RemoteShards>> {
+        self.inner.remote_shards.get()
+    }
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
     }
     pub fn now_ms(&self) -> i64 {
         self.inner.clock.now_ms()
+    }
+
+    /// The live owner of the shard holding `(namespace, workflow_id)`, for a read that
+    /// must see every acknowledged write (Describe, history): the owner confirms it
+    /// still leads first ([`ShardOwner::confirm_leadership`]).
+    pub async fn owner_for_read(&self, namespace: &str, workflow_id: &str) -> Result<Arc<ShardOwner>> {
+        let owner = self.owner_for(namespace, workflow_id).await?;
+        owner.confirm_leadership().await?;
+        Ok(owner)
     }
 
     /// The live owner of the shard holding `(namespace, workflow_id)`.

@@ -19,6 +19,7 @@ use crate::core::state::ExecutionState;
 use crate::core::tasks::TaskKind;
 use crate::core::token::TaskToken;
 use crate::error::Result;
+use crate::matching::TaskRef;
 use std::sync::Arc;
 
 /// A failing workflow task fails queries fast from this attempt on (Go).
@@ -100,23 +101,41 @@ pub fn direct_dispatch_ok(owner: &ShardOwner, run: &RunKey, loaded: &RunView) ->
     Ok(history.events.iter().any(|e| e.event_type == EventType::WorkflowTaskStarted as i32))
 }
 
-/// The poll response for a legacy query task: full history to date, no new
-/// workflow task (`started_event_id` 0). `None` if the run is gone (the query is
-/// then failed).
-/// Waits up to `wait` for a legacy query task on `queue`, from any shard owner on
-/// this node; returns it with its owner. Cancellation-safe.
-pub async fn poll_task(engine: &Engine, queue: &QueueKey, wait: std::time::Duration) -> Option<(Arc<ShardOwner>, QueryTask)> {
+/// A legacy query task a poll took: of an owner on this node (claimed), or of a shard
+/// another node leads (started there).
+pub enum PolledQuery {
+    Here(Arc<ShardOwner>, QueryTask),
+    Elsewhere { node: u64, task: TaskRef },
+}
+
+/// Waits up to `wait` for a legacy query task on `queue`, from any shard's owner
+/// (on a cluster node, also of shards led elsewhere). Cancellation-safe.
+pub async fn poll_task(engine: &Engine, queue: &QueueKey, wait: std::time::Duration) -> Option<PolledQuery> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let task = engine.query_dispatch().poll(queue, left).await?;
-        let Some(owner) = engine.router().owners().current(task.shard) else { continue };
-        if let Some(query) = owner.queries().claim(task) {
-            return Some((owner, query));
+        match engine.router().owners().current(task.shard) {
+            Some(owner) => {
+                if let Some(query) = owner.queries().claim(task) {
+                    return Some(PolledQuery::Here(owner, query));
+                }
+            }
+            None => {
+                let me = engine.node().node_id();
+                match engine.node().leader(task.shard) {
+                    Ok(Some(node)) if node != me && engine.remote_tasks().is_some() => return Some(PolledQuery::Elsewhere { node, task }),
+                    // No leader known: the query's owner is gone and withdrew it.
+                    _ => continue,
+                }
+            }
         }
     }
 }
 
+/// The poll response for a legacy query task: full history to date, no new
+/// workflow task (`started_event_id` 0). `None` if the run is gone (the query is
+/// then failed).
 pub fn legacy_task_response(owner: &ShardOwner, task: &QueryTask) -> Result<Option<PollWorkflowTaskQueueResponse>> {
     let Some(loaded) = owner.load(&task.run)? else {
         let gone = format!("workflow execution {}/{} no longer exists", task.run.workflow_id, task.run.run_id);

@@ -20,7 +20,7 @@ use crate::core::token::TaskToken;
 use crate::core::workflow_task as rule;
 use crate::engine::errors::StoredDataError;
 use crate::error::Result;
-use crate::matching::{Matching, TaskRef};
+use crate::matching::TaskRef;
 
 /// What became of a task a poll took from matching.
 #[derive(Debug)]
@@ -31,47 +31,35 @@ pub enum Started {
     Stale,
 }
 
-/// Puts a task taken from matching back unless the caller settled it: a poll that is
-/// dropped (client gone) or fails transiently loses no task.
-struct TaskGuard<'a> {
-    matching: &'a Matching,
-    queue: &'a QueueKey,
-    task: Option<TaskRef>,
-}
-
-impl TaskGuard<'_> {
-    fn settle(&mut self) {
-        self.task = None;
-    }
-}
-
-impl Drop for TaskGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            self.matching.requeue(self.queue.clone(), task);
-        }
-    }
-}
-
 /// Records that a poller took `task` (from `queue`): WorkflowTaskStarted, the task
 /// acknowledged, the start-to-close timer armed, all in one transition. Stale tasks
 /// are acknowledged (if still in the backlog) and skipped.
 pub async fn start(engine: &Engine, queue: &QueueKey, task: TaskRef, poller: &Poller) -> Result<Started> {
-    let mut guard = TaskGuard { matching: engine.matching(), queue, task: Some(task.clone()) };
+    let mut guard = engine.matching().hold(queue, task.clone());
     let run = task.run.clone();
-    let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await?;
+    let lock = match engine.lock_workflow(&run.namespace, &run.workflow_id).await {
+        Ok(lock) => lock,
+        Err(e) => {
+            // Not started: the caller puts a task back on `NotLeader` (or starts it
+            // on the node that leads its shard); anything else the guard puts back.
+            if matches!(e, crate::error::ServiceError::NotLeader { .. }) {
+                guard.release();
+            }
+            return Err(e);
+        }
+    };
     if lock.term() != task.term {
         // Handed over by an owner whose term ended: the current owner has the task
         // from its shard's backlog.
-        guard.settle();
+        guard.release();
         return Ok(Started::Stale);
     }
     let Some(loaded) = lock.load(&run)? else {
-        guard.settle();
+        guard.release();
         return Ok(Started::Stale);
     };
     let Some(wt) = rule::pending_task(&loaded.state, &task.payload) else {
-        guard.settle();
+        guard.release();
         ack_stale(engine, &lock, queue, &task, loaded).await;
         return Ok(Started::Stale);
     };
@@ -82,12 +70,12 @@ pub async fn start(engine: &Engine, queue: &QueueKey, task: TaskRef, poller: &Po
     let started_event_id = rule::start(&mut txn, &wt, (queue, task.task_id), poller, request_id, default_timeout_ms);
     let state = txn.state.clone();
     match lock.commit(txn).await {
-        Ok(_) => guard.settle(),
+        Ok(_) => guard.release(),
         // Transient: the guard puts the task back for the next poll (matching drops
         // it if its owner's term has ended).
         Err(e) if e.is_transient() => return Err(e),
         Err(e) => {
-            guard.settle();
+            guard.release();
             tracing::error!(?run, task_id = task.task_id, error = %e, "recording a workflow task started failed; task dropped from matching");
             return Err(e);
         }

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tonic::{Request, Response};
 
 use super::deadline::long_poll_wait;
+use super::workflow_task::poll::NOT_LEADER_PAUSE;
 use super::workflow_task::task_token;
 use super::{Frontend, RpcResult};
 use crate::core::error::ActivityError;
@@ -19,7 +20,6 @@ use crate::history_api::{
     ActivityRef, CancelActivity, Canceled, CompleteActivity, Completed, Dispatched, FailActivity, Failed, Heartbeat, HeartbeatActivity,
     StartActivityTask,
 };
-use crate::matching::{Matching, TaskRef};
 
 impl Frontend {
     pub(super) async fn poll_activity_task_queue_rpc(
@@ -46,7 +46,7 @@ impl Frontend {
             }
             let Some(task) = matching.poll(&queue, remaining).await else { break };
             // Until the start is decided, a poll dropped by its caller gives the task back.
-            let mut held = Held { matching, queue: &queue, task: Some(task.clone()) };
+            let mut held = matching.hold(&queue, task.clone());
             match history.start_activity_task(StartActivityTask { queue: &queue, task: &task, identity: &req.identity }).await {
                 Ok(Dispatched::Started(response)) => {
                     held.release();
@@ -55,6 +55,13 @@ impl Frontend {
                 Ok(Dispatched::Stale) => held.release(),
                 // Transient: the task goes back to its queue, the worker retries.
                 Err(e @ (ServiceError::Unavailable(_) | ServiceError::ResourceExhausted(_))) => return Err(e.into()),
+                // A leadership change under way (nothing was applied): the task goes
+                // back to its queue (dropped there if its owner's term ended: the next
+                // owner loads it from the backlog), and the poll goes on after a pause.
+                Err(ServiceError::NotLeader { .. }) => {
+                    drop(held);
+                    tokio::time::sleep(NOT_LEADER_PAUSE.min(deadline.saturating_duration_since(Instant::now()))).await;
+                }
                 Err(e) => {
                     // Anything else would not pass on retry, and a poll must not fail a
                     // worker for one task: it is left in the backlog (dispatched again
@@ -228,27 +235,4 @@ impl Frontend {
 /// Encoded size of an optional message.
 fn size<M: Message>(m: &Option<M>) -> usize {
     m.as_ref().map_or(0, Message::encoded_len)
-}
-
-/// A task taken from matching for a poll: given back (to the head of its queue) if
-/// the poll is dropped or fails before the task's fate is decided.
-struct Held<'a> {
-    matching: &'a Matching,
-    queue: &'a QueueKey,
-    task: Option<TaskRef>,
-}
-
-impl Held<'_> {
-    /// The task's fate is decided (started, acknowledged as stale, or left aside).
-    fn release(&mut self) {
-        self.task = None;
-    }
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            self.matching.requeue(self.queue.clone(), task);
-        }
-    }
 }

@@ -1,5 +1,5 @@
-//! System and namespace RPCs: GetSystemInfo, DescribeNamespace, RegisterNamespace,
-//! ListNamespaces, ShutdownWorker.
+//! System and namespace RPCs: GetSystemInfo, GetClusterInfo, DescribeNamespace,
+//! RegisterNamespace, ListNamespaces, ShutdownWorker.
 
 use temporalio_protos::protos::temporal::api::enums::v1::{ArchivalState, NamespaceState};
 use temporalio_protos::protos::temporal::api::namespace::v1::{namespace_info, BadBinaries, NamespaceConfig, NamespaceInfo};
@@ -36,7 +36,40 @@ pub fn capabilities() -> Capabilities {
     }
 }
 
+/// The client versions GetClusterInfo says the server supports (as Temporal's 1.32
+/// server reports them).
+const SUPPORTED_CLIENTS: [(&str, &str); 8] = [
+    ("Nexus-go-sdk", "<2.0.0"),
+    ("temporal-cli", "<2.0.0"),
+    ("temporal-go", "<2.0.0"),
+    ("temporal-java", "<2.0.0"),
+    ("temporal-php", "<2.0.0"),
+    ("temporal-server", "<2.0.0"),
+    ("temporal-typescript", "<2.0.0"),
+    ("temporal-ui", "<3.0.0"),
+];
+
 impl Frontend {
+    /// GetClusterInfo. The cluster id is derived (UUID v5) from the id of the
+    /// cluster's `default` namespace record, which is created once per cluster and
+    /// replicated: every node, before and after restarts, reports the same id.
+    pub(super) async fn get_cluster_info_rpc(&self, _request: Request<GetClusterInfoRequest>) -> RpcResult<GetClusterInfoResponse> {
+        let anchor = self.namespaces.require(crate::namespaces::DEFAULT_NAMESPACE)?.id;
+        let cluster_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("hourglass-cluster:{anchor}").as_bytes());
+        Ok(Response::new(GetClusterInfoResponse {
+            supported_clients: SUPPORTED_CLIENTS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            server_version: SERVER_VERSION.to_string(),
+            cluster_id: cluster_id.to_string(),
+            cluster_name: CLUSTER_NAME.to_string(),
+            history_shard_count: i32::try_from(self.engine.node().shard_count()).unwrap_or(i32::MAX),
+            persistence_store: "hourglass".to_string(),
+            visibility_store: "hourglass".to_string(),
+            initial_failover_version: 1,
+            failover_version_increment: 10,
+            ..Default::default()
+        }))
+    }
+
     pub(super) async fn get_system_info_rpc(&self, _request: Request<GetSystemInfoRequest>) -> RpcResult<GetSystemInfoResponse> {
         Ok(Response::new(GetSystemInfoResponse { server_version: SERVER_VERSION.to_string(), capabilities: Some(capabilities()) }))
     }

@@ -2,7 +2,7 @@
 //! The RPCs validate and decode here; the semantics live behind the history API
 //! (`history_api::workflow_task`, `history_api::query`).
 
-mod poll;
+pub(super) mod poll;
 mod query;
 
 use temporalio_protos::protos::temporal::api::workflowservice::v1::*;

@@ -74,7 +74,18 @@ async fn target(engine: &Engine, activity: &ActivityRef) -> Result<ActivityTarge
 }
 
 impl HistoryApi<'_> {
+    /// Starts the task here, or, when another node leads its shard, there. The
+    /// caller holds the task until this decides ([`crate::matching::Held`]).
     pub async fn start_activity_task(&self, req: StartActivityTask<'_>) -> Result<Dispatched> {
+        let here = self.start_activity_task_here(req.clone()).await;
+        match self.elsewhere(&here) {
+            Some((node, remote)) => remote.start_activity_task(node, req.queue, req.task, req.identity).await,
+            None => here,
+        }
+    }
+
+    /// Starts the task on this node only (for a poll here, or a peer's).
+    pub async fn start_activity_task_here(&self, req: StartActivityTask<'_>) -> Result<Dispatched> {
         let (engine, r) = (self.engine, &req);
         self.retry(move || dispatch::start_polled_task(engine, r.queue, r.task, r.identity)).await
     }

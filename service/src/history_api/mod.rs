@@ -27,8 +27,9 @@ use std::future::Future;
 
 use crate::engine::{Engine, EngineConfig};
 use crate::error::Result;
-use crate::matching::Matching;
+use crate::matching::{Matching, TaskRef};
 use crate::shard::Router;
+use hourglass_storage::state::QueueKey;
 
 pub use activity::{ActivityRef, CancelActivity, CompleteActivity, FailActivity, HeartbeatActivity, StartActivityTask};
 pub use query::{AskQuery, QueryAnswer, QueryWorkflow, RespondQuery};
@@ -45,6 +46,41 @@ pub use crate::engine::activity::dispatch::Dispatched;
 pub use crate::engine::history::HistoryPage;
 pub use crate::engine::query::{Asked, QueryTicket};
 pub use crate::engine::workflow_task::{Poller, Started};
+
+/// Starting a task of a shard another node leads, on that node (a cluster node's
+/// peers; installed with [`Engine::set_remote_tasks`]). A poll takes tasks of every
+/// shard at the node that dispatches its queue; the task is started where its
+/// shard's owner runs.
+#[tonic::async_trait]
+pub trait RemoteTasks: Send + Sync {
+    async fn start_workflow_task(&self, node: u64, queue: &QueueKey, task: &TaskRef, poller: &Poller) -> Result<Started>;
+    async fn start_activity_task(&self, node: u64, queue: &QueueKey, task: &TaskRef, identity: &str) -> Result<Dispatched>;
+    async fn start_query_task(
+        &self,
+        node: u64,
+        queue: &QueueKey,
+        task: &TaskRef,
+    ) -> Result<Option<temporalio_protos::protos::temporal::api::workflowservice::v1::PollWorkflowTaskQueueResponse>>;
+}
+
+/// Where a task queue's polls are served ([`HistoryApi::queue_home`]).
+pub enum QueueHome {
+    /// This node leads the queue's home shard, for as long as this owner lives.
+    Here(std::sync::Arc<crate::shard::ShardOwner>),
+    /// Another node (`leader`) leads the home shard.
+    Elsewhere { shard: hourglass_storage::records::ShardId, leader: u64 },
+}
+
+impl QueueHome {
+    /// Resolves when this node stops being the queue's home (never for `Elsewhere`):
+    /// a poll waiting here must then end, so its client polls the new home.
+    pub async fn lost(&self) {
+        match self {
+            QueueHome::Here(owner) => owner.stopped().await,
+            QueueHome::Elsewhere { .. } => std::future::pending().await,
+        }
+    }
+}
 
 /// The history operations of one node, each routed and retried.
 ///
@@ -104,6 +140,28 @@ impl<'a> HistoryApi<'a> {
     /// Workflow and activity tasks ready for pollers (every shard's, by task queue).
     pub fn matching(&self) -> &'a Matching {
         self.engine.matching()
+    }
+
+    /// Where `queue`'s tasks are dispatched: here, or on the node leading the
+    /// queue's home shard (waiting for a leader while an election is under way).
+    pub async fn queue_home(&self, namespace: &str, queue: &str) -> Result<QueueHome> {
+        let shard = self.router().queue_home(namespace, queue);
+        match self.router().owner(shard).await {
+            Ok(owner) => Ok(QueueHome::Here(owner)),
+            Err(crate::error::ServiceError::NotLeader { leader_hint: Some(leader), .. }) => Ok(QueueHome::Elsewhere { shard, leader }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The node to start a task on, and how, when starting it here met `NotLeader`
+    /// naming another node.
+    fn elsewhere<T>(&self, here: &Result<T>) -> Option<(u64, &'a std::sync::Arc<dyn RemoteTasks>)> {
+        match here {
+            Err(crate::error::ServiceError::NotLeader { leader_hint: Some(node), .. }) if *node != self.engine.node().node_id() => {
+                Some((*node, self.engine.remote_tasks()?))
+            }
+            _ => None,
+        }
     }
 
     fn router(&self) -> &'a Router {

@@ -50,20 +50,36 @@ pub struct PollQueryTask<'a> {
 }
 
 /// A legacy query task a poll took. A pending query lives only in the memory of the
-/// owner it was asked on, so the task is bound to that owner: if the owner stops,
-/// the query is withdrawn and its caller asks again (on the next owner).
-pub struct LegacyQueryTask {
-    owner: Arc<ShardOwner>,
-    task: QueryTask,
+/// owner it was asked on, so the task is bound to that owner (here, or on the node
+/// leading its shard): if the owner stops, the query is withdrawn and its caller asks
+/// again (on the next owner).
+pub enum LegacyQueryTask {
+    Here { owner: Arc<ShardOwner>, task: QueryTask },
+    Elsewhere { node: u64, task: TaskRef },
 }
 
-/// Builds the poll response for a legacy query task.
-pub struct StartQueryTask {
+/// Builds the poll response for a legacy query task taken from `queue`.
+pub struct StartQueryTask<'a> {
+    pub queue: &'a QueueKey,
     pub task: LegacyQueryTask,
 }
 
 impl HistoryApi<'_> {
+    /// Starts the task here, or, when another node leads its shard, there.
     pub async fn start_workflow_task(&self, req: StartWorkflowTask<'_>) -> Result<Started> {
+        let here = self.start_workflow_task_here(req.clone()).await;
+        let Some((node, remote)) = self.elsewhere(&here) else { return here };
+        // Until the peer decides, a poll dropped here gives the task back.
+        let mut held = self.engine.matching().hold(req.queue, req.task.clone());
+        let started = remote.start_workflow_task(node, req.queue, &req.task, req.poller).await;
+        if !started.as_ref().is_err_and(|e| e.is_transient() && !matches!(e, ServiceError::NotLeader { .. })) {
+            held.release();
+        }
+        started
+    }
+
+    /// Starts the task on this node only (for a poll here, or a peer's).
+    pub async fn start_workflow_task_here(&self, req: StartWorkflowTask<'_>) -> Result<Started> {
         let (engine, r) = (self.engine, &req);
         self.retry(move || workflow_task::start(engine, r.queue, r.task.clone(), r.poller)).await
     }
@@ -78,31 +94,72 @@ impl HistoryApi<'_> {
         self.retry(move || workflow_task::fail(engine, &r.token, r.request.clone())).await
     }
 
-    /// No routing: the dispatcher holds every owner's query tasks.
+    /// No routing: the dispatcher holds the query tasks of every owner whose
+    /// queries this node's pollers take.
     pub async fn poll_query_task(&self, req: PollQueryTask<'_>) -> Option<LegacyQueryTask> {
-        let (owner, task) = query::poll_task(self.engine, req.queue, req.wait).await?;
-        Some(LegacyQueryTask { owner, task })
+        Some(match query::poll_task(self.engine, req.queue, req.wait).await? {
+            query::PolledQuery::Here(owner, task) => LegacyQueryTask::Here { owner, task },
+            query::PolledQuery::Elsewhere { node, task } => LegacyQueryTask::Elsewhere { node, task },
+        })
     }
 
     /// The poll response for a legacy query task; `None` when there is nothing to
     /// hand out (the run is gone, or the owner stopped and withdrew the query: its
     /// caller asks again). Not retried: the task is bound to its owner. A transient
     /// failure puts the task back and is returned; any other fails the query.
-    pub fn start_query_task(&self, req: StartQueryTask) -> Result<Option<PollWorkflowTaskQueueResponse>> {
-        let LegacyQueryTask { owner, task } = req.task;
-        match query::legacy_task_response(&owner, &task) {
-            Ok(response) => Ok(response),
-            Err(ServiceError::NotLeader { .. }) => Ok(None),
-            Err(e @ (ServiceError::Unavailable(_) | ServiceError::ResourceExhausted(_))) => {
-                owner.queries().requeue(task);
-                Err(e)
+    pub async fn start_query_task(&self, req: StartQueryTask<'_>) -> Result<Option<PollWorkflowTaskQueueResponse>> {
+        let (node, task) = match req.task {
+            LegacyQueryTask::Here { owner, task } => return start_claimed_query(&owner, task),
+            LegacyQueryTask::Elsewhere { node, task } => (node, task),
+        };
+        let Some(remote) = self.engine.remote_tasks() else { return Ok(None) };
+        let mut held = self.engine.query_dispatch().hold(req.queue, task.clone());
+        match remote.start_query_task(node, req.queue, &task).await {
+            Ok(response) => {
+                held.release();
+                Ok(response)
             }
-            Err(e) => {
-                tracing::error!(run = ?task.run, error = %e, "building a query task failed; the query fails");
-                let failed = QueryOutcome::Failed(format!("the query could not be dispatched: {e}"));
-                owner.queries().answer(&task.run, &task.query_id, failed);
+            // The query's owner stopped (it withdrew the query) or moved.
+            Err(ServiceError::NotLeader { .. }) => {
+                held.release();
                 Ok(None)
             }
+            Err(e) if e.is_transient() => Err(e),
+            Err(e) => {
+                held.release();
+                tracing::error!(?task, node, error = %e, "starting a query task on its owner's node failed; skipped");
+                Ok(None)
+            }
+        }
+    }
+
+    /// For a peer: claims and starts query task `task` of a shard this node leads.
+    pub fn start_query_task_here(&self, task: TaskRef) -> Result<Option<PollWorkflowTaskQueueResponse>> {
+        let shard = task.shard;
+        let Some(owner) = self.engine.router().owners().current(shard) else {
+            return Err(ServiceError::NotLeader { shard, leader_hint: self.engine.node().leader(shard).ok().flatten() });
+        };
+        match owner.queries().claim(task) {
+            Some(query) => start_claimed_query(&owner, query),
+            None => Ok(None),
+        }
+    }
+}
+
+/// [`HistoryApi::start_query_task`] for a query claimed from `owner`.
+fn start_claimed_query(owner: &ShardOwner, task: QueryTask) -> Result<Option<PollWorkflowTaskQueueResponse>> {
+    match query::legacy_task_response(owner, &task) {
+        Ok(response) => Ok(response),
+        Err(ServiceError::NotLeader { .. }) => Ok(None),
+        Err(e @ (ServiceError::Unavailable(_) | ServiceError::ResourceExhausted(_))) => {
+            owner.queries().requeue(task);
+            Err(e)
+        }
+        Err(e) => {
+            tracing::error!(run = ?task.run, error = %e, "building a query task failed; the query fails");
+            let failed = QueryOutcome::Failed(format!("the query could not be dispatched: {e}"));
+            owner.queries().answer(&task.run, &task.query_id, failed);
+            Ok(None)
         }
     }
 }

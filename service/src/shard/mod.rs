@@ -94,26 +94,50 @@ impl Router {
         shard_for(namespace, workflow_id, self.node.shard_count())
     }
 
+    /// The home shard of a task queue: its leader dispatches the queue's tasks.
+    pub fn queue_home(&self, namespace: &str, queue: &str) -> ShardId {
+        queue_home(namespace, queue, self.node.shard_count())
+    }
+
     pub fn owners(&self) -> &Owners {
         &self.owners
     }
 
     /// The live owner of `shard`, waiting up to [`ROUTE_WAIT`] while a leader change
-    /// on this node is under way. `NotLeader` (with the leader's id when another node
-    /// leads) when there is none.
+    /// is under way: until this node owns the shard, or another node is known to
+    /// lead it (`NotLeader` naming that node, for the caller to forward to), or the
+    /// wait ends (`NotLeader` with whatever leader is known). `Unavailable` at once
+    /// for a shard whose group stopped on this node.
     pub async fn owner(&self, shard: ShardId) -> Result<Arc<ShardOwner>> {
         if let Some(owner) = self.owners.current(shard) {
             return Ok(owner);
         }
-        let leader = self.node.leadership(shard)?;
-        if leader.leader_id != 0 && leader.leader_id != self.node.node_id() {
-            return Err(ServiceError::NotLeader { shard, leader_hint: Some(leader.leader_id) });
-        }
-        match self.owners.wait(shard, ROUTE_WAIT).await {
-            Some(owner) => Ok(owner),
-            None => {
-                let hint = self.node.leader(shard)?.filter(|id| *id != self.node.node_id());
-                Err(ServiceError::NotLeader { shard, leader_hint: hint })
+        let me = self.node.node_id();
+        let deadline = tokio::time::Instant::now() + ROUTE_WAIT;
+        let mut leadership = self.node.watch_leadership(shard)?;
+        let mut owner_slot = self.owners.slot(shard)?.subscribe();
+        loop {
+            if let Some(owner) = self.owners.current(shard) {
+                return Ok(owner);
+            }
+            // A shard stopped here (its log failed) has no owner to wait for: the
+            // caller learns at once, and retries where another node leads.
+            if let Some(reason) = self.node.stopped(shard)? {
+                return Err(ServiceError::Unavailable(format!("shard {shard} is stopped on this node: {reason}")));
+            }
+            let leader = leadership.borrow_and_update().leader_id;
+            if leader != 0 && leader != me {
+                return Err(ServiceError::NotLeader { shard, leader_hint: Some(leader) });
+            }
+            let changed = tokio::time::timeout_at(deadline, async {
+                tokio::select! {
+                    r = leadership.changed() => r.is_ok(),
+                    r = owner_slot.changed() => r.is_ok(),
+                }
+            });
+            if !matches!(changed.await, Ok(true)) {
+                let hint = self.node.leader(shard)?.filter(|id| *id != me);
+                return Err(ServiceError::NotLeader { shard, leader_hint: hint });
             }
         }
     }
@@ -129,9 +153,10 @@ impl Router {
     }
 
     /// Runs `call` and, while it fails because its shard's owner changed under it
-    /// (`NotLeader` while this node is to lead again), runs it again on the new
-    /// owner: at most [`RETRIES_MAX`] times, each once a new owner is live, waiting for
-    /// it at most [`ROUTE_WAIT`] (no owner by then: the `NotLeader` is the answer).
+    /// (`NotLeader` naming no other node), runs it again on the new owner: at most
+    /// [`RETRIES_MAX`] times, each once a new owner is live here, waiting for it at
+    /// most [`ROUTE_WAIT`] ([`Router::owner`]: no owner by then, or another node
+    /// leads: that `NotLeader` is the answer).
     /// The wait is counted from each failure, not from the first attempt, so a call
     /// that ran long before failing (a long poll) is routed again like a short one;
     /// a call past its own deadline answers for itself. Every call routed this way
@@ -150,8 +175,12 @@ impl Router {
                 {
                     attempt += 1;
                     tracing::debug!(shard, attempt, "owner changed during a call; retrying on the new owner");
-                    if self.owners.wait(shard, ROUTE_WAIT).await.is_none() {
-                        return Err(ServiceError::NotLeader { shard, leader_hint });
+                    // Wait for the next owner here, or learn that another node leads
+                    // (that `NotLeader` is the answer: the caller forwards it).
+                    match self.owner(shard).await {
+                        Ok(_) => {}
+                        Err(moved @ ServiceError::NotLeader { .. }) => return Err(moved),
+                        Err(_) => return Err(ServiceError::NotLeader { shard, leader_hint }),
                     }
                 }
                 other => return other,
@@ -162,6 +191,11 @@ impl Router {
 
 /// Most times [`Router::retry`] repeats a call whose shard changed owners under it.
 pub const RETRIES_MAX: u32 = 8;
+
+/// The home shard of task queue `queue` of `namespace` (its leader dispatches it).
+pub fn queue_home(namespace: &str, queue: &str, shard_count: u32) -> ShardId {
+    shard_for(namespace, &format!("\0task-queue\0{queue}"), shard_count)
+}
 
 /// FNV-1a of `namespace \0 workflow_id`, modulo the shard count.
 pub fn shard_for(namespace: &str, workflow_id: &str, shard_count: u32) -> ShardId {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 use hourglass_raft::Node;
 use hourglass_storage::records::ShardId;
-use hourglass_storage::state::{Applied, RequestDedupe, RunKey, ShardState, Transition, WorkflowKey};
+use hourglass_storage::state::{Applied, QueueKey, RequestDedupe, RunKey, ShardState, Transition, WorkflowKey};
 use parking_lot::Mutex;
 use prost::Message;
 use tokio::sync::{Mutex as AsyncMutex, Notify, OwnedMutexGuard};
@@ -88,6 +88,19 @@ impl ShardOwner {
     fn not_leader(&self) -> ServiceError {
         let leader = self.node.leader(self.shard).ok().flatten();
         ServiceError::NotLeader { shard: self.shard, leader_hint: leader }
+    }
+
+    /// Confirms, for a read that must see every acknowledged write, that this owner's
+    /// node still leads the shard (Raft ReadIndex with a quorum) and has applied
+    /// everything committed so far. Free for a one-member group (its membership as
+    /// applied now: a node added later makes the next read confirm).
+    pub async fn confirm_leadership(&self) -> Result<()> {
+        self.check_live()?;
+        if !self.node.has_peers(self.shard).map_err(|e| ServiceError::from_raft(e, self.shard))? {
+            return Ok(());
+        }
+        self.node.read_index(self.shard).await.map_err(|e| ServiceError::from_raft(e, self.shard))?;
+        self.check_live()
     }
 
     /// `NotLeader` once this owner's term has ended.
@@ -263,19 +276,29 @@ impl ShardOwner {
 
     /// Hands every task in this shard's backlog to matching (when the owner starts).
     pub(crate) fn load_backlog(&self) -> Result<usize> {
-        let tasks: Vec<(hourglass_storage::state::QueueKey, u64, RunKey, Bytes)> = self.node.read(self.shard, |s| {
-            s.queues().flat_map(|q| s.backlog(q).map(move |(id, t)| (q.clone(), id, t.run().clone(), t.payload().clone()))).collect()
+        self.offer_backlog(|_, _| true)
+    }
+
+    /// Hands the backlog tasks that `pick` selects (by queue and task id) to
+    /// matching, which sends each to its queue's home; returns how many.
+    pub fn offer_backlog(&self, pick: impl Fn(&QueueKey, u64) -> bool) -> Result<usize> {
+        let tasks: Vec<(QueueKey, u64, RunKey, Bytes)> = self.node.read(self.shard, |s| {
+            s.queues()
+                .flat_map(|q| s.backlog(q).map(move |(id, t)| (q, id, t)))
+                .filter(|(q, id, _)| pick(q, *id))
+                .map(|(q, id, t)| (q.clone(), id, t.run().clone(), t.payload().clone()))
+                .collect()
         })?;
-        let mut loaded = 0;
+        let mut offered = 0;
         for (queue, task_id, run, payload) in tasks {
             let Ok(payload) = crate::core::tasks::TaskPayload::decode(payload.as_ref()) else {
                 tracing::error!(shard = self.shard, task_id, "backlog task payload does not decode; left in place");
                 continue;
             };
             self.matching.add(queue, TaskRef { shard: self.shard, term: self.term, task_id, run, payload });
-            loaded += 1;
+            offered += 1;
         }
-        Ok(loaded)
+        Ok(offered)
     }
 }
 

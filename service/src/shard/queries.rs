@@ -287,6 +287,23 @@ impl QueryRegistry {
 }
 
 impl QueryRegistry {
+    /// Hands the legacy query task of every dispatched query whose queue `pick`
+    /// selects to the dispatcher again (its queue's home moved to another node).
+    pub fn redispatch(&self, pick: impl Fn(&QueueKey) -> bool) {
+        let tasks: Vec<(QueueKey, TaskRef)> = {
+            let reg = self.inner.lock();
+            reg.runs
+                .iter()
+                .flat_map(|(run, qs)| qs.values().map(move |p| (run, p)))
+                .filter(|(_, p)| p.phase == Phase::Dispatched && pick(&p.queue))
+                .map(|(run, p)| (p.queue.clone(), self.task_ref(run, p.seq)))
+                .collect()
+        };
+        for (queue, task) in tasks {
+            self.dispatch.add(queue, task);
+        }
+    }
+
     fn task_ref(&self, run: &RunKey, seq: u64) -> TaskRef {
         TaskRef { shard: self.shard, term: self.term, task_id: seq, run: run.clone(), payload: TaskPayload::default() }
     }

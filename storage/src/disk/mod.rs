@@ -7,6 +7,8 @@
 //! - [`sim::SimDisk`]: in memory, for crash tests. It forgets writes that were not
 //!   synced, can tear the last write, flip bits and fail `sync` on demand. It has no
 //!   memory map, so [`DiskFile::release_pages`] is a no-op there (it only counts calls).
+//! - [`switched::SyncFaultDisk`]: a real disk whose syncs fail while a switch is on
+//!   (a failing device, for tests that run real server processes).
 //!
 //! Contract (what the log relies on):
 //! - `write_at` writes all bytes or returns an error; after an error the file's
@@ -25,6 +27,7 @@ use bytes::Bytes;
 
 pub mod sim;
 pub mod std_disk;
+pub mod switched;
 #[cfg(target_os = "linux")]
 pub mod uring;
 

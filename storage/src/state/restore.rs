@@ -42,9 +42,23 @@ fn owned(d: &mut Decoder) -> Result<Bytes, DecodeError> {
 impl ShardState {
     /// Rebuilds a state from [`ShardState::snapshot`] bytes taken of shard `shard`.
     pub fn restore(shard: ShardId, config: ShardConfig, data: Bytes) -> Result<Self, DecodeError> {
+        Self::restore_mapped(shard, config, data, &|pos| Some(pos))
+    }
+
+    /// [`ShardState::restore`] with every history position passed through
+    /// `position_map`: a snapshot taken on another node names positions in *that*
+    /// node's log, and the receiver maps each to where it wrote a copy of the record.
+    /// A position the map does not know (`None`) is an error, as is a map that sends
+    /// two positions of one run to the same place.
+    pub fn restore_mapped(
+        shard: ShardId,
+        config: ShardConfig,
+        data: Bytes,
+        position_map: &dyn Fn(LogPosition) -> Option<LogPosition>,
+    ) -> Result<Self, DecodeError> {
         let mut d = Decoder::new(data);
         let (version, applied_index, mut tables) = get_header(&mut d, shard)?;
-        let runs = get_runs(&mut d, &mut tables, version)?;
+        let runs = get_runs(&mut d, &mut tables, version, position_map)?;
         get_backlogs(&mut d, &mut tables, &runs)?;
         get_timers(&mut d, &mut tables, &runs)?;
         get_dedupe(&mut d, &mut tables)?;
@@ -78,7 +92,10 @@ fn get_header(d: &mut Decoder, shard: ShardId) -> Result<(u8, u64, Tables), Deco
     Ok((version, applied_index, tables))
 }
 
-fn get_runs(d: &mut Decoder, t: &mut Tables, version: u8) -> Result<Vec<Arc<RunKey>>, DecodeError> {
+/// Maps a snapshot's history position to this state's (see [`ShardState::restore_mapped`]).
+type PositionMap<'a> = &'a dyn Fn(LogPosition) -> Option<LogPosition>;
+
+fn get_runs(d: &mut Decoder, t: &mut Tables, version: u8, map: PositionMap) -> Result<Vec<Arc<RunKey>>, DecodeError> {
     let n = d.count(if version == SNAPSHOT_VERSION_V1 { RUN_BYTES_MIN_V1 } else { RUN_BYTES_MIN })?;
     let mut keys: Vec<Arc<RunKey>> = Vec::with_capacity(n);
     for _ in 0..n {
@@ -87,13 +104,13 @@ fn get_runs(d: &mut Decoder, t: &mut Tables, version: u8) -> Result<Vec<Arc<RunK
         if keys.last().is_some_and(|prev| **prev >= *key) {
             return Err(bad(at, "run order", "runs must be in strictly ascending key order"));
         }
-        get_run_body(d, t, &key, version)?;
+        get_run_body(d, t, &key, version, map)?;
         keys.push(key);
     }
     Ok(keys)
 }
 
-fn get_run_body(d: &mut Decoder, t: &mut Tables, key: &Arc<RunKey>, version: u8) -> Result<(), DecodeError> {
+fn get_run_body(d: &mut Decoder, t: &mut Tables, key: &Arc<RunKey>, version: u8, map: PositionMap) -> Result<(), DecodeError> {
     let at = d.offset();
     let flags = d.u8()?;
     if flags & !(FLAG_CLOSED | FLAG_CURRENT) != 0 {
@@ -118,7 +135,7 @@ fn get_run_body(d: &mut Decoder, t: &mut Tables, key: &Arc<RunKey>, version: u8)
         }
     };
     t.insert_run(key.clone(), owned(d)?, state_version);
-    get_batches(d, t, key)?;
+    get_batches(d, t, key, map)?;
     if is_current {
         if t.current.get(&**key).is_some() {
             return Err(bad(at, "run flags", "two current runs for one workflow"));
@@ -131,12 +148,13 @@ fn get_run_body(d: &mut Decoder, t: &mut Tables, key: &Arc<RunKey>, version: u8)
     Ok(())
 }
 
-fn get_batches(d: &mut Decoder, t: &mut Tables, key: &Arc<RunKey>) -> Result<(), DecodeError> {
+fn get_batches(d: &mut Decoder, t: &mut Tables, key: &Arc<RunKey>, map: PositionMap) -> Result<(), DecodeError> {
     let n = d.count(BATCH_BYTES)?;
     for _ in 0..n {
         let at = d.offset();
         let count = d.u64()?;
-        let pos = LogPosition { segment_id: d.u64()?, offset: d.u64()? };
+        let found = LogPosition { segment_id: d.u64()?, offset: d.u64()? };
+        let pos = map(found).ok_or_else(|| bad(at, "history batch", format!("no copy of the record at {found:?}")))?;
         let next_event_id = t.runs[&**key].next_event_id;
         if count == 0 || next_event_id.checked_add(count).is_none() {
             return Err(bad(at, "history batch", format!("{count} events after event {}", next_event_id - 1)));

@@ -25,7 +25,11 @@ use tonic::Code;
 /// The next legacy query task of the test's task queue, with its owner; fails the
 /// test (as `what`) if none comes within the hang guard.
 async fn legacy_task(e: &Engine, what: &str) -> (Arc<ShardOwner>, QueryTask) {
-    guarded(what, poll_task(e, &queue(), NEVER)).await.unwrap_or_else(|| panic!("{what}: the poll's budget ran out"))
+    match guarded(what, poll_task(e, &queue(), NEVER)).await {
+        Some(PolledQuery::Here(owner, task)) => (owner, task),
+        Some(PolledQuery::Elsewhere { node, .. }) => panic!("{what}: a one-node engine's query task belongs to node {node}"),
+        None => panic!("{what}: the poll's budget ran out"),
+    }
 }
 
 /// Legacy query tasks of the test's task queue waiting for a poller, now.

@@ -61,6 +61,10 @@ impl Frontend {
     }
 }
 
+/// How long a poll waits before polling on after a task's start met `NotLeader` (a
+/// leadership change under way), so it does not spin on the same task.
+pub(in crate::frontend) const NOT_LEADER_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Waits for work on `queue` until `deadline`; `None` when there was none.
 async fn poll_until(
     history: HistoryApi<'_>,
@@ -79,16 +83,22 @@ async fn poll_until(
         };
         match work {
             None => return Ok(None),
-            Some(Work::Task(task)) => match history.start_workflow_task(StartWorkflowTask { queue, task, poller }).await {
+            Some(Work::Task(task)) => match history.start_workflow_task(StartWorkflowTask { queue, task: task.clone(), poller }).await {
                 Ok(Started::Task(response)) => return Ok(Some(*response)),
                 Ok(Started::Stale) => continue,
-                // The task's owner stopped while starting it: the next owner has it.
-                Err(ServiceError::NotLeader { .. }) => continue,
+                // Not started (nothing was applied): back to its queue. If its owner's
+                // term ended, matching drops it and the next owner loads it from the
+                // backlog; if the owner lives on (a leader transfer that was abandoned
+                // dropped the proposal), it must not be lost from matching.
+                Err(ServiceError::NotLeader { .. }) => {
+                    history.matching().requeue(queue.clone(), task);
+                    tokio::time::sleep(NOT_LEADER_PAUSE.min(deadline.saturating_duration_since(Instant::now()))).await;
+                }
                 Err(e) if e.is_transient() => return Err(e),
                 Err(e) => tracing::error!(?queue, error = %e, "starting a workflow task failed; polling on"),
             },
             // Nothing to hand out (the query was withdrawn or failed): poll on.
-            Some(Work::Query(task)) => match history.start_query_task(StartQueryTask { task })? {
+            Some(Work::Query(task)) => match history.start_query_task(StartQueryTask { queue, task }).await? {
                 Some(response) => return Ok(Some(response)),
                 None => continue,
             },

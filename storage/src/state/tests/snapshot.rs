@@ -268,3 +268,26 @@ fn a_version_1_snapshot_restores_every_run_at_state_version_1() {
         assert!(restore(v1[..cut].to_vec()).is_err(), "cut at {cut}");
     }
 }
+
+/// A snapshot from another node restores with every history position mapped to
+/// where this node keeps its copy; a position the map lacks, or a map that merges
+/// two of one run's positions, is an error.
+#[test]
+fn restore_mapped_rewrites_every_history_position() {
+    let h = rich();
+    let bytes = h.state.snapshot();
+    let moved = |p: LogPosition| LogPosition { segment_id: p.segment_id + 100, offset: p.offset * 2 };
+    let mapped = ShardState::restore_mapped(7, h.state.config().clone(), bytes.clone(), &|p| Some(moved(p))).unwrap();
+    let mut expected = h.state.clone();
+    for pos in h.state.live_positions().collect::<Vec<_>>() {
+        expected.relocate(pos, moved(pos));
+    }
+    assert_eq!(mapped, expected);
+    assert_eq!(mapped.live_positions().collect::<Vec<_>>(), h.state.live_positions().map(moved).collect::<Vec<_>>());
+
+    let err = ShardState::restore_mapped(7, ShardConfig::default(), bytes.clone(), &|_| None).unwrap_err();
+    assert!(matches!(err, DecodeError::Invalid { what: "history batch", .. }), "{err}");
+    let same = |_| Some(LogPosition { segment_id: 1, offset: 0 });
+    let err = ShardState::restore_mapped(7, ShardConfig::default(), bytes, &same).unwrap_err();
+    assert!(matches!(err, DecodeError::Invalid { what: "history batch", .. }), "{err}");
+}

@@ -8,12 +8,20 @@
 //! vanished is put back, never lost.
 //!
 //! **Ownership.** Each task carries the shard and the owner's term it was handed over
-//! in. Only the live term of each shard is accepted: when an owner stops, its tasks
-//! leave the queues ([`Matching::retire_shard`]) and tasks of its term offered later
-//! are dropped; the next owner hands over the shard's backlog again.
+//! in. A term this node has seen end is never accepted again: when an owner stops, its
+//! tasks leave the queues ([`Matching::retire_shard`]) and tasks of its term offered
+//! later are dropped; the next owner hands over the shard's backlog again. A task of
+//! a shard led elsewhere (handed over by its owner on another node) is accepted unless
+//! its term is older than one seen here. A task is held at most once per queue (by
+//! shard and task id), so handing one over again is harmless.
+//!
+//! **Across nodes.** On a cluster node a [`Relay`] is installed: a task of a queue
+//! whose home shard another node leads goes there instead (`crate::cluster::relay` is
+//! the cluster's side of it), and a task put back here after the home moved is dropped (its owner
+//! hands it to the new home).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hourglass_storage::records::ShardId;
@@ -34,29 +42,66 @@ pub struct TaskRef {
     pub payload: TaskPayload,
 }
 
-#[derive(Default, Clone)]
+/// Which of a node's two dispatchers a task belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dispatcher {
+    /// Workflow and activity tasks of the shards' durable backlogs.
+    Backlog,
+    /// Legacy query tasks (in the memory of the owner the query was asked on).
+    Query,
+}
+
+/// Where a cluster node's matching sends the tasks of queues it is not the home of.
+pub trait Relay: Send + Sync {
+    /// This node leads `queue`'s home shard (its matching dispatches the queue).
+    fn is_home(&self, queue: &QueueKey) -> bool;
+    /// Hands `task` to the node leading `queue`'s home shard, now or once one is known.
+    fn send(&self, dispatcher: Dispatcher, queue: QueueKey, task: TaskRef);
+}
+
+#[derive(Clone)]
 pub struct Matching {
     inner: Arc<Mutex<Inner>>,
+    dispatcher: Dispatcher,
+    relay: Arc<OnceLock<Arc<dyn Relay>>>,
+}
+
+impl Default for Matching {
+    fn default() -> Self {
+        Self::new(Dispatcher::Backlog)
+    }
 }
 
 #[derive(Default)]
 struct Inner {
     queues: HashMap<QueueKey, Queue>,
-    /// The live owner term of each shard; tasks of any other term are refused.
-    live_terms: HashMap<ShardId, u64>,
+    /// Per shard, the newest owner term seen on this node and whether it is live here.
+    terms: HashMap<ShardId, SeenTerm>,
     /// The server is shutting down: polls answer "nothing" at once.
     closed: bool,
 }
 
+#[derive(Clone, Copy)]
+struct SeenTerm {
+    term: u64,
+    live: bool,
+}
+
 impl Inner {
-    fn live(&self, task: &TaskRef) -> bool {
-        self.live_terms.get(&task.shard) == Some(&task.term)
+    /// A task is accepted unless its owner's term is one this node saw end or older.
+    fn accepts(&self, task: &TaskRef) -> bool {
+        match self.terms.get(&task.shard) {
+            None => true,
+            Some(seen) => task.term > seen.term || (task.term == seen.term && seen.live),
+        }
     }
 }
 
 #[derive(Default)]
 struct Queue {
     ready: VecDeque<TaskRef>,
+    /// The term of every ready task, by (shard, task id): each task is held once.
+    held: HashMap<(ShardId, u64), u64>,
     waiters: VecDeque<(u64, oneshot::Sender<TaskRef>)>,
     next_waiter: u64,
 }
@@ -72,15 +117,78 @@ impl Queue {
         }
         Some(task)
     }
+
+    /// Keeps `task` ready (at the head or the tail); a task already held is kept once,
+    /// under the newer of the two terms.
+    fn keep(&mut self, task: TaskRef, at_head: bool) {
+        let key = (task.shard, task.task_id);
+        match self.held.get(&key).copied() {
+            Some(term) if term >= task.term => {}
+            Some(_) => {
+                self.held.insert(key, task.term);
+                if let Some(old) = self.ready.iter_mut().find(|t| (t.shard, t.task_id) == key) {
+                    *old = task;
+                }
+            }
+            None => {
+                self.held.insert(key, task.term);
+                if at_head {
+                    self.ready.push_front(task);
+                } else {
+                    self.ready.push_back(task);
+                }
+            }
+        }
+    }
+
+    /// Hands `task` to a waiter, or keeps it ready.
+    fn put(&mut self, task: TaskRef, at_head: bool) {
+        if self.held.contains_key(&(task.shard, task.task_id)) {
+            self.keep(task, at_head);
+        } else if let Some(task) = self.offer(task) {
+            self.keep(task, at_head);
+        }
+    }
+
+    fn take(&mut self) -> Option<TaskRef> {
+        let task = self.ready.pop_front()?;
+        self.held.remove(&(task.shard, task.task_id));
+        Some(task)
+    }
+
+    fn retain(&mut self, keep: impl Fn(&TaskRef) -> bool) {
+        let held = &mut self.held;
+        self.ready.retain(|t| {
+            let kept = keep(t);
+            if !kept {
+                held.remove(&(t.shard, t.task_id));
+            }
+            kept
+        });
+    }
 }
 
 impl Matching {
+    pub fn new(dispatcher: Dispatcher) -> Self {
+        Self { inner: Arc::default(), dispatcher, relay: Arc::default() }
+    }
+
+    /// Installs the cluster's relay (once; later calls are ignored).
+    pub fn set_relay(&self, relay: Arc<dyn Relay>) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// The relay, when this node has peers and `queue`'s home is another node.
+    fn relay_elsewhere(&self, queue: &QueueKey) -> Option<&Arc<dyn Relay>> {
+        self.relay.get().filter(|r| !r.is_home(queue))
+    }
+
     /// A new owner of `shard` serves `term`: from now on only its tasks are accepted.
     pub fn activate_shard(&self, shard: ShardId, term: u64) {
         let mut inner = self.inner.lock();
-        inner.live_terms.insert(shard, term);
+        inner.terms.insert(shard, SeenTerm { term, live: true });
         for q in inner.queues.values_mut() {
-            q.ready.retain(|t| t.shard != shard || t.term == term);
+            q.retain(|t| t.shard != shard || t.term == term);
         }
     }
 
@@ -88,37 +196,57 @@ impl Matching {
     /// in the shard's durable backlog for the next owner).
     pub fn retire_shard(&self, shard: ShardId, term: u64) {
         let mut inner = self.inner.lock();
-        if inner.live_terms.get(&shard) == Some(&term) {
-            inner.live_terms.remove(&shard);
+        let seen = inner.terms.entry(shard).or_insert(SeenTerm { term, live: false });
+        if seen.term <= term {
+            *seen = SeenTerm { term, live: false };
         }
         for q in inner.queues.values_mut() {
-            q.ready.retain(|t| t.shard != shard || t.term != term);
+            q.retain(|t| t.shard != shard || t.term != term);
         }
     }
 
-    /// Offers a task to the oldest live waiter, or keeps it ready (at the tail).
-    /// A task of a term that is not its shard's live one is dropped.
+    /// Offers a task to the oldest live waiter, or keeps it ready (at the tail). On a
+    /// cluster node a task of a queue homed elsewhere goes to its home instead. A task
+    /// of a term this node saw end is dropped.
     pub fn add(&self, queue: QueueKey, task: TaskRef) {
+        match self.relay_elsewhere(&queue) {
+            Some(relay) => relay.send(self.dispatcher, queue, task),
+            None => self.add_here(queue, task),
+        }
+    }
+
+    /// [`Self::add`] on this node, whatever the queue's home (a task handed over by
+    /// a peer, or by the relay once it found this node to be the home).
+    pub fn add_here(&self, queue: QueueKey, task: TaskRef) {
         let mut inner = self.inner.lock();
-        if !inner.live(&task) {
+        if !inner.accepts(&task) {
             return;
         }
-        let q = inner.queues.entry(queue).or_default();
-        if let Some(task) = q.offer(task) {
-            q.ready.push_back(task);
-        }
+        inner.queues.entry(queue).or_default().put(task, false);
     }
 
     /// Puts a task taken by a poll back: to a live waiter, or at the head of the queue
-    /// (dropped if its owner's term ended meanwhile).
+    /// (dropped if its owner's term ended meanwhile, or if the queue's home moved to
+    /// another node: the task's owner hands it to the new home).
     pub fn requeue(&self, queue: QueueKey, task: TaskRef) {
-        let mut inner = self.inner.lock();
-        if !inner.live(&task) {
+        if self.relay_elsewhere(&queue).is_some() {
             return;
         }
-        let q = inner.queues.entry(queue).or_default();
-        if let Some(task) = q.offer(task) {
-            q.ready.push_front(task);
+        let mut inner = self.inner.lock();
+        if !inner.accepts(&task) {
+            return;
+        }
+        inner.queues.entry(queue).or_default().put(task, true);
+    }
+
+    /// Drops the ready tasks of every queue whose home is not this node (it stopped
+    /// leading their home shard: the tasks' owners hand them to the new home).
+    pub fn drop_foreign_queues(&self, is_home: impl Fn(&QueueKey) -> bool) {
+        let mut inner = self.inner.lock();
+        for (key, q) in inner.queues.iter_mut() {
+            if !is_home(key) {
+                q.retain(|_| false);
+            }
         }
     }
 
@@ -131,7 +259,7 @@ impl Matching {
                 return None;
             }
             let q = inner.queues.entry(queue.clone()).or_default();
-            if let Some(task) = q.ready.pop_front() {
+            if let Some(task) = q.take() {
                 return Some(task);
             }
             let (tx, rx) = oneshot::channel();
@@ -162,9 +290,37 @@ impl Matching {
         }
     }
 
+    /// Holds `task`, taken from `queue` by a poll, until its fate is decided.
+    pub fn hold<'a>(&'a self, queue: &'a QueueKey, task: TaskRef) -> Held<'a> {
+        Held { matching: self, queue, task: Some(task) }
+    }
+
     /// Tasks ready (not yet handed out) in `queue`.
     pub fn ready_len(&self, queue: &QueueKey) -> usize {
         self.inner.lock().queues.get(queue).map_or(0, |q| q.ready.len())
+    }
+}
+
+/// A task taken from matching for a poll: given back (to the head of its queue) if
+/// dropped before its fate is decided ([`Held::release`]).
+pub struct Held<'a> {
+    matching: &'a Matching,
+    queue: &'a QueueKey,
+    task: Option<TaskRef>,
+}
+
+impl Held<'_> {
+    /// The task's fate is decided (started, skipped as stale, or left aside).
+    pub fn release(&mut self) {
+        self.task = None;
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            self.matching.requeue(self.queue.clone(), task);
+        }
     }
 }
 
@@ -351,5 +507,72 @@ mod tests {
         assert_eq!(m.ready_len(&queue()), 2, "the handed-over task is back");
         assert_eq!(take(&m), 10, "at the head");
         assert_eq!(take(&m), 11);
+    }
+
+    #[tokio::test]
+    async fn a_task_is_held_once_under_its_newest_term() {
+        let m = live();
+        m.add(queue(), task(1));
+        m.add(queue(), task(1));
+        m.requeue(queue(), task(1));
+        assert_eq!(m.ready_len(&queue()), 1, "handed over three times, held once");
+        m.add(queue(), TaskRef { term: 2, ..task(1) });
+        assert_eq!(m.ready_len(&queue()), 1);
+        match first_poll(&m).1 {
+            Poll::Ready(Some(t)) => assert_eq!((t.task_id, t.term), (1, 2), "kept under the newer term"),
+            other => panic!("a ready task, got {other:?}"),
+        }
+        m.add(queue(), task(1));
+        assert_eq!(take(&m), 1, "once taken, the task may be handed over again");
+    }
+
+    #[tokio::test]
+    async fn tasks_of_shards_led_elsewhere_are_taken_unless_their_term_ended_here() {
+        let m = Matching::default();
+        m.add(queue(), TaskRef { shard: 5, term: 3, ..task(1) });
+        assert_eq!(m.ready_len(&queue()), 1, "a shard never led here: its owner elsewhere handed the task over");
+        m.activate_shard(5, 4);
+        assert_eq!(m.ready_len(&queue()), 0, "a newer owner here: the older term's task left");
+        m.retire_shard(5, 4);
+        m.add(queue(), TaskRef { shard: 5, term: 4, ..task(2) });
+        m.add(queue(), TaskRef { shard: 5, term: 3, ..task(3) });
+        assert_eq!(m.ready_len(&queue()), 0, "terms that ended here are refused");
+        m.add(queue(), TaskRef { shard: 5, term: 6, ..task(4) });
+        assert_eq!(take(&m), 4, "a newer term, led elsewhere now, is taken");
+    }
+
+    /// A relay that records what it was sent; `home` says whether this node is home.
+    #[derive(Default)]
+    struct FakeRelay {
+        home: AtomicBool,
+        sent: parking_lot::Mutex<Vec<(Dispatcher, u64)>>,
+    }
+
+    impl Relay for FakeRelay {
+        fn is_home(&self, _queue: &QueueKey) -> bool {
+            self.home.load(Ordering::SeqCst)
+        }
+        fn send(&self, dispatcher: Dispatcher, _queue: QueueKey, task: TaskRef) {
+            self.sent.lock().push((dispatcher, task.task_id));
+        }
+    }
+
+    #[tokio::test]
+    async fn tasks_of_queues_homed_elsewhere_go_to_the_relay_and_are_not_put_back_here() {
+        let m = live();
+        let relay = Arc::new(FakeRelay::default());
+        m.set_relay(relay.clone());
+        m.add(queue(), task(1));
+        assert_eq!(*relay.sent.lock(), vec![(Dispatcher::Backlog, 1)], "sent to the home");
+        assert_eq!(m.ready_len(&queue()), 0);
+        m.add_here(queue(), task(2));
+        assert_eq!(m.ready_len(&queue()), 1, "a task handed over by a peer is kept");
+        m.requeue(queue(), task(3));
+        assert_eq!(m.ready_len(&queue()), 1, "a task put back after the home moved is dropped");
+        m.drop_foreign_queues(|_| false);
+        assert_eq!(m.ready_len(&queue()), 0, "the home moved: its ready tasks left");
+        relay.home.store(true, Ordering::SeqCst);
+        m.add(queue(), task(4));
+        assert_eq!(take(&m), 4, "home again: dispatched here");
     }
 }
