@@ -41,6 +41,9 @@ async function waitForEvent(handle, type, timeoutMs = 20000) {
 
 // `Name: message` for an error and each of its causes, joined by ` <- `.
 function describeError(err) {
+  if (!err) {
+    return String(err);
+  }
   const parts = [];
   let current = err;
   for (let depth = 0; current && depth < 6; depth += 1) {

@@ -62,7 +62,13 @@ async function main() {
     process.exit(2);
   }
 
-  Runtime.install({ logger: new DefaultLogger(process.env.TS_LOG_LEVEL || 'ERROR') });
+  // The SDK's own logs (its Rust core's included) only from TS_LOG_LEVEL up: a failing
+  // scenario's FAIL line carries its error and the last workflow task failure.
+  const logLevel = process.env.TS_LOG_LEVEL || 'ERROR';
+  Runtime.install({
+    logger: new DefaultLogger(logLevel),
+    telemetryOptions: { logging: { filter: { core: logLevel, other: logLevel }, forward: {} } },
+  });
   const runTag = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
   const taskQueue = `ts-e2e-${runTag}`;
   const workflowBundle = await bundleWorkflowCode({

@@ -10,7 +10,7 @@ const {
   QueryRejectedError,
 } = require('@temporalio/client');
 const { ActivityFailure, ApplicationFailure, CancelledFailure } = require('@temporalio/common');
-const { events, eventTypes, waitForEvent, durationSeconds } = require('./helpers');
+const { events, eventTypes, waitForEvent, durationSeconds, describeError } = require('./helpers');
 
 // WorkflowExecutionStatus.COMPLETED in the API's enum (QueryRejectedError carries the number).
 const STATUS_COMPLETED = 2;
@@ -131,7 +131,7 @@ async function query(ctx) {
   // a query after an accepted signal sees the signal's effect
   assert.equal(await handle.query('getState', 'q2'), 'q2:lbl:5');
   const unknown = await rejection(handle.query('nope'), 'a query of an unregistered type');
-  assert.ok(unknown instanceof QueryNotRegisteredError, `unregistered query gave ${unknown}`);
+  assert.ok(unknown instanceof QueryNotRegisteredError, `unregistered query gave ${describeError(unknown)}`);
   assert.match(unknown.message, /nope/);
   assert.match(unknown.message, /getState/);
   await handle.signal('finish');
@@ -141,7 +141,7 @@ async function query(ctx) {
   // ...unless the caller rejects queries on workflows that are not open
   const rejectingHandle = ctx.rejectingClient.workflow.getHandle(handle.workflowId);
   const rejected = await rejection(rejectingHandle.query('getState', 'x'), 'a NOT_OPEN query on a closed workflow');
-  assert.ok(rejected instanceof QueryRejectedError, `NOT_OPEN query gave ${rejected}`);
+  assert.ok(rejected instanceof QueryRejectedError, `NOT_OPEN query gave ${describeError(rejected)}`);
   assert.equal(rejected.status, STATUS_COMPLETED);
 }
 
@@ -151,8 +151,8 @@ async function update(ctx) {
     handle.executeUpdate('setValue', { args: [-1], updateId: 'rejected-update' }),
     'an update its validator rejects'
   );
-  assert.ok(rejected instanceof WorkflowUpdateFailedError, `rejected update gave ${rejected}`);
-  assert.ok(rejected.cause instanceof ApplicationFailure, `rejected update's cause is ${rejected.cause}`);
+  assert.ok(rejected instanceof WorkflowUpdateFailedError, `rejected update gave ${describeError(rejected)}`);
+  assert.ok(rejected.cause instanceof ApplicationFailure, `rejected update's cause is ${describeError(rejected.cause)}`);
   assert.equal(rejected.cause.message, 'value must not be negative, got -1');
   assert.equal(await handle.executeUpdate('setValue', { args: [7], updateId: 'accepted-update' }), 0);
   assert.equal(await handle.query('getValue'), 7);
@@ -234,8 +234,8 @@ async function cancel(ctx) {
   await waitForEvent(handle, 'timerStarted');
   await handle.cancel();
   const err = await rejection(handle.result(), 'a cancelled workflow');
-  assert.ok(err instanceof WorkflowFailedError, `cancelled workflow gave ${err}`);
-  assert.ok(err.cause instanceof CancelledFailure, `cancelled workflow's cause is ${err.cause}`);
+  assert.ok(err instanceof WorkflowFailedError, `cancelled workflow gave ${describeError(err)}`);
+  assert.ok(err.cause instanceof CancelledFailure, `cancelled workflow's cause is ${describeError(err.cause)}`);
   assert.equal((await handle.describe()).status.name, 'CANCELLED');
   const history = await events(handle);
   const types = eventTypes(history);
@@ -278,13 +278,13 @@ async function activityFailure(ctx) {
   // a non-retryable failure: one attempt, the activity's failure reaches the client intact
   const handle = await start(ctx, 'activityFailureWorkflow', 'activity-failure', [false]);
   const err = await rejection(handle.result(), 'a workflow whose activity failed');
-  assert.ok(err instanceof WorkflowFailedError, `gave ${err}`);
+  assert.ok(err instanceof WorkflowFailedError, `gave ${describeError(err)}`);
   const activityErr = err.cause;
-  assert.ok(activityErr instanceof ActivityFailure, `cause is ${activityErr}`);
+  assert.ok(activityErr instanceof ActivityFailure, `cause is ${describeError(activityErr)}`);
   assert.equal(activityErr.activityType, 'failNonRetryable');
   assert.equal(activityErr.retryState, 'NON_RETRYABLE_FAILURE');
   const appErr = activityErr.cause;
-  assert.ok(appErr instanceof ApplicationFailure, `the activity failure's cause is ${appErr}`);
+  assert.ok(appErr instanceof ApplicationFailure, `the activity failure's cause is ${describeError(appErr)}`);
   assert.equal(appErr.type, 'MyActivityError');
   assert.equal(appErr.message, 'boom');
   assert.equal(appErr.nonRetryable, true);
@@ -297,11 +297,11 @@ async function activityFailure(ctx) {
   // a retryable failure: retried by the server up to the policy's 3 attempts
   const retried = await start(ctx, 'activityFailureWorkflow', 'activity-retry', [true]);
   const retryErr = await rejection(retried.result(), 'a workflow whose activity kept failing');
-  assert.ok(retryErr instanceof WorkflowFailedError, `gave ${retryErr}`);
-  assert.ok(retryErr.cause instanceof ActivityFailure, `cause is ${retryErr.cause}`);
+  assert.ok(retryErr instanceof WorkflowFailedError, `gave ${describeError(retryErr)}`);
+  assert.ok(retryErr.cause instanceof ActivityFailure, `cause is ${describeError(retryErr.cause)}`);
   assert.equal(retryErr.cause.activityType, 'failRetryable');
   assert.equal(retryErr.cause.retryState, 'MAXIMUM_ATTEMPTS_REACHED');
-  assert.ok(retryErr.cause.cause instanceof ApplicationFailure, `cause's cause is ${retryErr.cause.cause}`);
+  assert.ok(retryErr.cause.cause instanceof ApplicationFailure, `cause's cause is ${describeError(retryErr.cause.cause)}`);
   assert.equal(retryErr.cause.cause.type, 'FlakyError');
   assert.equal(retryErr.cause.cause.message, 'flaky (attempt 3)');
   const retriedHistory = await events(retried);
@@ -317,10 +317,10 @@ async function activityFailure(ctx) {
 async function workflowFailure(ctx) {
   const handle = await start(ctx, 'workflowFailureWorkflow', 'workflow-failure');
   const err = await rejection(handle.result(), 'a failing workflow');
-  assert.ok(err instanceof WorkflowFailedError, `gave ${err}`);
+  assert.ok(err instanceof WorkflowFailedError, `gave ${describeError(err)}`);
   assert.equal(err.retryState, 'RETRY_POLICY_NOT_SET');
   const appErr = err.cause;
-  assert.ok(appErr instanceof ApplicationFailure, `cause is ${appErr}`);
+  assert.ok(appErr instanceof ApplicationFailure, `cause is ${describeError(appErr)}`);
   assert.equal(appErr.type, 'MyWorkflowError');
   assert.equal(appErr.message, 'workflow broke');
   assert.equal(appErr.nonRetryable, true);
