@@ -2,7 +2,7 @@
 # End-to-end scenarios with the TypeScript SDK (@temporalio/* from npm, versions pinned in
 # package-lock.json) against a Temporal-API server:
 #   tests/ts/run.sh HOST:PORT [NAMESPACE] [SCENARIO ...]
-# Installs the pinned packages (npm ci; Node 18+ and npm needed), then runs the scenarios:
+# Installs the pinned packages (npm ci; Node 20.3+ and npm needed), then runs the scenarios:
 # PASS/FAIL per scenario and a closing 'N passed, N failed' line; exits non-zero on any failure.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
