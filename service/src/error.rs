@@ -8,7 +8,7 @@ use temporalio_protos::protos::temporal::api::errordetails::v1 as details;
 use tonic::{Code, Status};
 
 use crate::core::error::{ActivityError, RunError, StartError, TokenError, WorkflowTaskError};
-use crate::engine::errors::{HistoryError, MisuseError, QueryError, StoredDataError};
+use crate::engine::errors::{HistoryError, MisuseError, QueryError, StoredDataError, UpdateError};
 
 /// Every error a call can end with. The domain errors of each area (the core's and the
 /// engine's) are wrapped as they are; the string variants are for request validation
@@ -29,6 +29,8 @@ pub enum ServiceError {
     History(#[from] HistoryError),
     #[error(transparent)]
     Query(#[from] QueryError),
+    #[error(transparent)]
+    Update(#[from] UpdateError),
     /// Boxed: rare, and large (it names runs).
     #[error(transparent)]
     StoredData(Box<StoredDataError>),
@@ -89,6 +91,12 @@ impl ServiceError {
             E::Query(QueryError::TooManyPending { .. }) => Code::ResourceExhausted,
             E::Query(QueryError::TaskNotFound | QueryError::AlreadyAnswered) => Code::NotFound,
             E::Query(QueryError::BadCompletedType) => Code::InvalidArgument,
+            E::Update(UpdateError::NotFound(_)) => Code::NotFound,
+            E::Update(UpdateError::TooManyInFlight { .. }) => Code::ResourceExhausted,
+            E::Update(UpdateError::TooManyTotal { .. }) => Code::FailedPrecondition,
+            E::Update(UpdateError::WaitForAdmitted) => Code::PermissionDenied,
+            E::Update(UpdateError::DeadlineExceeded) => Code::DeadlineExceeded,
+            E::Update(UpdateError::OwnerStopped) => Code::Unavailable,
             E::InvalidArgument(_) | E::QueryFailed(_) => Code::InvalidArgument,
             E::NotFound(_) | E::NamespaceNotFound(_) => Code::NotFound,
             E::AlreadyExists(_) => Code::AlreadyExists,

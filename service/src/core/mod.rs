@@ -34,6 +34,7 @@ pub mod state;
 pub mod tasks;
 pub mod token;
 pub mod txn;
+pub mod updates;
 pub mod verify;
 pub mod wft;
 pub mod workflow_task;

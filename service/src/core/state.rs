@@ -81,6 +81,24 @@ pub struct ExecutionState {
     /// continue-as-new inheritance of the execution deadline).
     #[prost(string, tag = "30")]
     pub original_execution_run_id: String,
+    /// Updates the workflow accepted, in acceptance order (durable: dedupe by update
+    /// id and `PollWorkflowExecutionUpdate` survive a restart and a new owner).
+    /// Admitted updates not yet accepted live only in the shard owner's registry.
+    #[prost(message, repeated, tag = "40")]
+    pub updates: Vec<UpdateInfo>,
+}
+
+/// One accepted update of a run.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UpdateInfo {
+    #[prost(string, tag = "1")]
+    pub update_id: String,
+    /// Its WorkflowExecutionUpdateAccepted event.
+    #[prost(int64, tag = "2")]
+    pub accepted_event_id: i64,
+    /// Its WorkflowExecutionUpdateCompleted event (the outcome); 0 while in flight.
+    #[prost(int64, tag = "3")]
+    pub completed_event_id: i64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -229,6 +247,9 @@ impl ExecutionState {
     pub fn remove_child(&mut self, initiated_event_id: i64) -> Option<ChildInfo> {
         let i = self.children.iter().position(|c| c.initiated_event_id == initiated_event_id)?;
         Some(self.children.remove(i))
+    }
+    pub fn update(&self, update_id: &str) -> Option<&UpdateInfo> {
+        self.updates.iter().find(|u| u.update_id == update_id)
     }
     /// A workflow task is scheduled or started.
     pub fn has_workflow_task(&self) -> bool {

@@ -34,17 +34,19 @@ pub async fn complete_workflow_task(
     let query_results = req.query_results.clone();
     #[allow(deprecated)] // `binary_checksum`: deprecated, still echoed on WorkflowTaskFailed
     let (identity, binary_checksum) = (req.identity.clone(), req.binary_checksum.clone());
+    let book = lock.updates().book(&run, wt.scheduled_event_id);
     let decided = {
         let mut ids = engine.ids();
         let mut ctx = Ctx { now_ms: engine.now_ms(), config: engine.config(), ids: &mut ids };
-        rule::complete(engine.txn(view), &wt, req, root, &mut ctx)
+        rule::complete(engine.txn(view), &wt, req, root, book, &mut ctx)
     };
     match decided {
-        Ok(Completed { txn, new_run, new_task }) => {
+        Ok(Completed { txn, new_run, new_task, update_effects }) => {
             match new_run {
                 Some(new_run) => drop(lock.commit_many(vec![txn, new_run], None).await?),
                 None => drop(lock.commit(txn).await?),
             }
+            lock.updates().apply(&run, update_effects);
             lock.queries().answer_attached(&run, wt.started_event_id, &query_results);
             lock.queries().on_workflow_task_closed(&run, new_task);
             Ok(RespondWorkflowTaskCompletedResponse::default())

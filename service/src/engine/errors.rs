@@ -30,6 +30,25 @@ pub enum QueryError {
     BadCompletedType,
 }
 
+/// UpdateWorkflowExecution and PollWorkflowExecutionUpdate (Go's wording).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpdateError {
+    #[error("update {0:?} not found")]
+    NotFound(String),
+    #[error("limit on number of concurrent in-flight updates has been reached ({max})")]
+    TooManyInFlight { max: usize },
+    #[error("limit on number of total updates has been reached ({max})")]
+    TooManyTotal { max: usize },
+    #[error("UpdateWorkflowExecution issued asynchronously and waiting on update admitted is not supported.")]
+    WaitForAdmitted,
+    /// The wait for the stage asked for outlasted the caller's deadline.
+    #[error("context deadline exceeded")]
+    DeadlineExceeded,
+    /// The owner holding the admitted update stopped, more often than it is retried.
+    #[error("the update was admitted by a shard owner that stopped; retry")]
+    OwnerStopped,
+}
+
 /// Stored data that is not what the rules wrote: corruption, or a bug. Answered
 /// `Internal`; the run is left as it is.
 #[derive(Debug, thiserror::Error)]

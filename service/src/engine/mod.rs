@@ -20,6 +20,7 @@ pub mod query;
 pub mod runs;
 pub mod start;
 pub mod timers;
+pub mod update;
 pub mod workflow_task;
 
 use std::sync::Arc;

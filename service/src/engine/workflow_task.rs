@@ -81,12 +81,14 @@ pub async fn start(engine: &Engine, queue: &QueueKey, task: TaskRef, poller: &Po
         }
     }
     let queries = lock.queries().attach(&run, started_event_id);
+    let messages = lock.updates().attach(&run, wt.scheduled_event_id);
     let owner = lock.owner().clone();
     drop(lock);
     let Some(started) = state.workflow_task.as_ref() else {
         return Err(StoredDataError::Vanished { run, what: "the started workflow task" }.into());
     };
-    let response = workflow_task_response(&owner, &run, &state, started, queries)?;
+    let mut response = workflow_task_response(&owner, &run, &state, started, queries)?;
+    response.messages = messages;
     Ok(Started::Task(Box::new(response)))
 }
 

@@ -10,6 +10,7 @@ mod activity;
 mod compression;
 mod deadline;
 mod system;
+mod update;
 mod workflow;
 mod workflow_task;
 
@@ -206,6 +207,18 @@ impl WorkflowService for Frontend {
     }
     async fn query_workflow(&self, request: Request<QueryWorkflowRequest>) -> RpcResult<QueryWorkflowResponse> {
         routed!(self, request, query_workflow_rpc, query_workflow)
+    }
+    async fn update_workflow_execution(
+        &self,
+        request: Request<UpdateWorkflowExecutionRequest>,
+    ) -> RpcResult<UpdateWorkflowExecutionResponse> {
+        routed!(self, request, update_workflow_execution_rpc, update_workflow_execution)
+    }
+    async fn poll_workflow_execution_update(
+        &self,
+        request: Request<PollWorkflowExecutionUpdateRequest>,
+    ) -> RpcResult<PollWorkflowExecutionUpdateResponse> {
+        routed!(self, request, poll_workflow_execution_update_rpc, poll_workflow_execution_update)
     }
     async fn respond_query_task_completed(
         &self,

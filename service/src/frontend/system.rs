@@ -146,9 +146,9 @@ impl Frontend {
                 description: record.description.clone(),
                 owner_email: record.owner_email.clone(),
                 id: record.id.clone(),
-                // Every namespace capability stays false until built; in particular
-                // `worker_poll_complete_on_shutdown` (true would make workers wait).
-                capabilities: Some(namespace_info::Capabilities::default()),
+                // Only what is built is true; in particular
+                // `worker_poll_complete_on_shutdown` stays false (true would make workers wait).
+                capabilities: Some(namespace_info::Capabilities { sync_update: true, async_update: true, ..Default::default() }),
                 limits: Some(limits),
                 ..Default::default()
             }),

@@ -12,11 +12,13 @@
 //!   legacy query tasks handed to workflow pollers.
 //! - [`activity`]: starting a polled activity task; complete, fail, cancel and
 //!   heartbeat, by task token or by activity id.
+//! - [`update`]: `UpdateWorkflowExecution` and `PollWorkflowExecutionUpdate`.
 //! - [`query`]: `QueryWorkflow` (ask, wait, re-check; asked again once when the
 //!   owner holding it stops) and a worker's answer to a legacy query task.
 
 pub mod activity;
 pub mod query;
+pub mod update;
 pub mod workflow;
 pub mod workflow_task;
 
@@ -31,8 +33,10 @@ use crate::matching::{Matching, TaskRef};
 use crate::shard::Router;
 use hourglass_storage::state::QueueKey;
 
+pub use crate::engine::update::UpdateTarget;
 pub use activity::{ActivityRef, CancelActivity, CompleteActivity, FailActivity, HeartbeatActivity, StartActivityTask};
 pub use query::{AskQuery, QueryAnswer, QueryWorkflow, RespondQuery};
+pub use update::{PollUpdate, UpdateAnswer, UpdateWorkflow};
 pub use workflow::{
     Describe, GetHistory, GetHistoryReverse, RequestCancel, ResolveRun, SignalWithStart, SignalWorkflow, StartWorkflow, Terminate,
 };

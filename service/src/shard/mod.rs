@@ -11,6 +11,7 @@
 
 pub mod owner;
 pub mod queries;
+pub mod updates;
 pub mod watchers;
 
 #[cfg(test)]

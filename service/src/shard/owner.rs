@@ -28,6 +28,7 @@ use crate::engine::errors::{MisuseError, StoredDataError};
 use crate::error::{Result, ServiceError};
 use crate::matching::{Matching, TaskRef};
 use crate::shard::queries::QueryRegistry;
+use crate::shard::updates::UpdateRegistry;
 use crate::shard::watchers::HistoryWatchers;
 
 pub struct ShardOwner {
@@ -37,6 +38,7 @@ pub struct ShardOwner {
     matching: Matching,
     locks: Mutex<HashMap<WorkflowKey, Weak<AsyncMutex<()>>>>,
     queries: QueryRegistry,
+    updates: UpdateRegistry,
     watchers: HistoryWatchers,
     timer_wakeup: Notify,
     stopped: AtomicBool,
@@ -55,6 +57,7 @@ impl ShardOwner {
             matching,
             locks: Mutex::new(HashMap::new()),
             queries: QueryRegistry::new(shard, term, query_dispatch),
+            updates: UpdateRegistry::default(),
             watchers: HistoryWatchers::default(),
             timer_wakeup: Notify::new(),
             stopped: AtomicBool::new(false),
@@ -77,6 +80,10 @@ impl ShardOwner {
         &self.queries
     }
     /// Long-poll waiters on this shard's histories; woken after every commit.
+    pub fn updates(&self) -> &UpdateRegistry {
+        &self.updates
+    }
+
     pub fn watchers(&self) -> &HistoryWatchers {
         &self.watchers
     }
@@ -130,6 +137,7 @@ impl ShardOwner {
         }
         self.matching.retire_shard(self.shard, self.term);
         self.queries.retire();
+        self.updates.retire();
         self.watchers.notify_all();
         self.timer_wakeup.notify_waiters();
         self.stop_notify.notify_waiters();

@@ -37,6 +37,7 @@ use super::error::WorkflowTaskError;
 use super::run::SERVER_IDENTITY;
 use super::state::WorkflowTaskInfo;
 use super::txn::RunTxn;
+use super::updates::{self, Messages, UpdateBook, UpdateEffect};
 use super::workflow_task::{drop_start_to_close_timers, retry_workflow_task};
 use super::{activity, children, wft, CommandFailure, Ctx};
 
@@ -60,6 +61,8 @@ pub struct Completed {
     pub new_run: Option<RunTxn>,
     /// A new workflow task was scheduled.
     pub new_task: bool,
+    /// What became of the run's updates, for the registry once `txn` commits.
+    pub update_effects: Vec<UpdateEffect>,
 }
 
 /// What applying the commands did besides adding events.
@@ -69,6 +72,9 @@ struct Applied {
     closed: bool,
     /// Continue-as-new: the new run, committed together with this one.
     new_run: Option<RunTxn>,
+    update_effects: Vec<UpdateEffect>,
+    /// Admitted updates the worker has not seen wait for the next workflow task.
+    updates_waiting: bool,
 }
 
 /// Whether the completion continues the run as new (its handler then loads the
@@ -79,16 +85,19 @@ pub fn continues_as_new(req: &RespondWorkflowTaskCompletedRequest) -> bool {
 
 /// `RespondWorkflowTaskCompleted` of the started task `wt` on `txn`'s run. `root`: the
 /// run's root execution (from its Started event), needed only to continue as new.
+/// `book`: the run's admitted updates not yet accepted (the owner's registry).
 pub fn complete(
     mut txn: RunTxn,
     wt: &WorkflowTaskInfo,
     mut req: RespondWorkflowTaskCompletedRequest,
     root: Option<WorkflowExecution>,
+    mut book: UpdateBook,
     ctx: &mut Ctx,
 ) -> Result<Completed, Refusal> {
     let completed_event_id = txn.add_event(Attributes::WorkflowTaskCompletedEventAttributes(completed_event(wt, &req)));
     let commands = std::mem::take(&mut req.commands);
-    let applied = apply_all(&mut txn, commands, &req, completed_event_id, root, ctx)?;
+    let messages = Messages::new(std::mem::take(&mut req.messages));
+    let applied = apply_all(&mut txn, commands, messages, &mut book, completed_event_id, root, ctx)?;
     Ok(finish(txn, applied, wt, &req))
 }
 
@@ -110,28 +119,36 @@ fn completed_event(wt: &WorkflowTaskInfo, req: &RespondWorkflowTaskCompletedRequ
 fn apply_all(
     txn: &mut RunTxn,
     commands: Vec<Command>,
-    req: &RespondWorkflowTaskCompletedRequest,
+    mut messages: Messages,
+    book: &mut UpdateBook,
     wftc: i64,
     mut root: Option<WorkflowExecution>,
     ctx: &mut Ctx,
 ) -> Result<Applied, Refusal> {
     let mut applied = Applied::default();
+    let update_failure = |f: CommandFailure| Refusal::Fail(f);
     for command in commands {
         let kind = CommandType::try_from(command.command_type).unwrap_or(CommandType::Unspecified);
-        if let (CommandType::ContinueAsNewWorkflowExecution, Some(Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(a))) =
-            (kind, command.attributes.clone())
-        {
-            applied.new_run = Some(close::continue_as_new(txn, a, wftc, root.take(), ctx)?);
-        } else {
-            apply_one(txn, kind, command.attributes, wftc, ctx.config.blob_bytes_max)?;
+        match (kind, command.attributes) {
+            (CommandType::ContinueAsNewWorkflowExecution, Some(Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(a))) => {
+                applied.new_run = Some(close::continue_as_new(txn, a, wftc, root.take(), ctx)?);
+            }
+            (CommandType::ProtocolMessage, Some(Cmd::ProtocolMessageCommandAttributes(a))) => {
+                messages.apply_named(&a.message_id, txn, book, &mut applied.update_effects).map_err(update_failure)?;
+            }
+            (kind, attributes) => apply_one(txn, kind, attributes, wftc, ctx.config.blob_bytes_max)?,
         }
         applied.closed |= is_terminal(kind);
     }
-    // Updates are not supported: the server never sends update requests, so any
-    // protocol message names an update it does not know.
-    if let Some(message) = req.messages.first() {
-        return Err(Refusal::Fail(validate::unknown_update(&message.protocol_instance_id)));
+    messages.apply_rest(txn, book, &mut applied.update_effects).map_err(update_failure)?;
+    let continued_as = applied.new_run.as_ref().map(|r| r.key.run_id.clone());
+    if applied.closed && continued_as.is_none() && updates::unseen(book) {
+        // Like buffered events: the worker must see the updates that arrived while
+        // it ran before its workflow may close.
+        return Err(Refusal::Unhandled);
     }
+    let closed = applied.closed || !txn.state.is_open();
+    applied.updates_waiting = updates::settle(book, closed, continued_as.as_deref(), &mut applied.update_effects);
     Ok(applied)
 }
 
@@ -164,9 +181,6 @@ fn apply_one(txn: &mut RunTxn, kind: CommandType, attrs: Option<Cmd>, wftc: i64,
         (CommandType::CancelWorkflowExecution, Some(Cmd::CancelWorkflowExecutionCommandAttributes(a))) => {
             close::cancel(txn, a, wftc, blob_max)?
         }
-        (CommandType::ProtocolMessage, Some(Cmd::ProtocolMessageCommandAttributes(a))) => {
-            return Err(Refusal::Fail(validate::unknown_update(&a.message_id)))
-        }
         (
             CommandType::SignalExternalWorkflowExecution
             | CommandType::RequestCancelExternalWorkflowExecution
@@ -193,12 +207,12 @@ fn finish(mut txn: RunTxn, applied: Applied, wt: &WorkflowTaskInfo, req: &Respon
     txn.state.workflow_task = None;
     txn.state.last_completed_wft_started_id = wt.started_event_id;
     txn.state.workflow_task_attempt = 1;
-    let new_task = open && (req.force_create_new_workflow_task || flushed > 0 || activity_cancelled);
+    let new_task = open && (req.force_create_new_workflow_task || flushed > 0 || activity_cancelled || applied.updates_waiting);
     if new_task {
         wft::schedule_workflow_task(&mut txn, 1);
     }
     drop_start_to_close_timers(&mut txn);
-    Completed { txn, new_run: applied.new_run, new_task }
+    Completed { txn, new_run: applied.new_run, new_task, update_effects: applied.update_effects }
 }
 
 /// A refused completion: the transition failing the task (none when Go would merely

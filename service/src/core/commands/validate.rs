@@ -109,14 +109,3 @@ pub fn not_supported(command_type: CommandType) -> CommandFailure {
         message: format!("{command_type:?} commands are not supported by this server"),
     }
 }
-
-/// A protocol message (workflow update) the server never sent: updates are not
-/// supported, so every message names an unknown update (Go's wording).
-pub fn unknown_update(protocol_instance_id: &str) -> CommandFailure {
-    CommandFailure {
-        cause: WorkflowTaskFailedCause::BadUpdateWorkflowExecutionMessage as i32,
-        message: format!(
-            "update {protocol_instance_id} wasn't found on the server. This is most likely a transient error which will be resolved automatically by retries"
-        ),
-    }
-}

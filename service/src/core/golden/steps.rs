@@ -73,7 +73,7 @@ impl Sim {
                 let txn = self.txn(now)?;
                 let config = self.config.clone();
                 let mut ctx = Ctx { now_ms: now, config: &config, ids: &mut self.ids };
-                match commands::complete(txn, &wt, *req, root, &mut ctx) {
+                match commands::complete(txn, &wt, *req, root, Default::default(), &mut ctx) {
                     Ok(Completed { txn, new_run, .. }) => {
                         if let Some(new_run) = new_run {
                             new_run.verify().map_err(|v| format!("{what}: the new run: {v}"))?;
