@@ -22,12 +22,16 @@ use temporalio_protos::protos::temporal::api::command::v1::{
     command, CancelTimerCommandAttributes, Command, CompleteWorkflowExecutionCommandAttributes, RequestCancelActivityTaskCommandAttributes,
 };
 use temporalio_protos::protos::temporal::api::common::v1::WorkflowType;
+use temporalio_protos::protos::temporal::api::enums::v1::UpdateWorkflowExecutionLifecycleStage;
 use temporalio_protos::protos::temporal::api::enums::v1::{
     CommandType, EventType, QueryRejectCondition, QueryResultType, WorkflowTaskFailedCause,
 };
 use temporalio_protos::protos::temporal::api::failure::v1::{failure::FailureInfo, ApplicationFailureInfo, Failure};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::query::v1::WorkflowQuery;
+use temporalio_protos::protos::temporal::api::update::v1::{
+    Input as UpdateInput, Meta as UpdateMeta, Request as UpdateRequest, UpdateRef, WaitPolicy,
+};
 use temporalio_protos::protos::temporal::api::workflowservice::v1::*;
 
 const INVALID: Code = Code::InvalidArgument;
@@ -44,6 +48,22 @@ fn app_failure(message: &str) -> Option<Failure> {
         failure_info: Some(FailureInfo::ApplicationFailureInfo(ApplicationFailureInfo { r#type: "E".into(), ..Default::default() })),
         ..Default::default()
     })
+}
+
+fn update(update_id: &str) -> Option<UpdateRequest> {
+    Some(UpdateRequest {
+        meta: Some(UpdateMeta { update_id: update_id.into(), identity: "bad-input".into() }),
+        input: Some(UpdateInput { name: "upd".into(), ..Default::default() }),
+        ..Default::default()
+    })
+}
+
+fn update_ref(workflow_id: &str, run_id: &str, update_id: &str) -> Option<UpdateRef> {
+    Some(UpdateRef { workflow_execution: exec(workflow_id, run_id), update_id: update_id.into() })
+}
+
+fn wait(stage: UpdateWorkflowExecutionLifecycleStage) -> Option<WaitPolicy> {
+    Some(WaitPolicy { lifecycle_stage: stage as i32 })
 }
 
 fn uuid() -> String {
@@ -192,6 +212,25 @@ async fn a_missing_or_unknown_namespace_is_refused_by_every_rpc() {
             input,
             code,
             QueryWorkflowRequest { namespace: ns.clone(), execution: exec(&wid, ""), query: query("q"), ..Default::default() }
+        );
+        call!(
+            env,
+            update_workflow_execution,
+            input,
+            code,
+            UpdateWorkflowExecutionRequest {
+                namespace: ns.clone(),
+                workflow_execution: exec(&wid, ""),
+                request: update("u"),
+                ..Default::default()
+            }
+        );
+        call!(
+            env,
+            poll_workflow_execution_update,
+            input,
+            code,
+            PollWorkflowExecutionUpdateRequest { namespace: ns.clone(), update_ref: update_ref(&wid, "", "u"), ..Default::default() }
         );
         call!(
             env,
@@ -1618,3 +1657,59 @@ async fn a_request_over_the_transport_limit_is_refused() {
 
 /// A named change to a request, for the bad-input tables.
 type Edit<R> = Box<dyn Fn(&mut R)>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_updates_are_refused_before_anything_is_admitted() {
+    let mut env = Env::start().await;
+    let act = env.started_activity().await;
+    let wid = act.workflow_id.clone();
+    let before = env.snapshot(&wid, &act.run_id).await;
+    let upd = |execution, request, wait_policy| UpdateWorkflowExecutionRequest {
+        namespace: NS.into(),
+        workflow_execution: execution,
+        request,
+        wait_policy,
+        ..Default::default()
+    };
+    let completed = wait(UpdateWorkflowExecutionLifecycleStage::Completed);
+    let cases: Vec<(&str, Code, UpdateWorkflowExecutionRequest)> = vec![
+        ("no execution", INVALID, upd(None, update("u"), completed)),
+        ("empty workflow id", INVALID, upd(exec("", ""), update("u"), completed)),
+        ("run id not a UUID", INVALID, upd(exec(&wid, "nope"), update("u"), completed)),
+        ("no request", INVALID, upd(exec(&wid, ""), None, completed)),
+        (
+            "no input",
+            INVALID,
+            upd(exec(&wid, ""), Some(UpdateRequest { meta: update("u").unwrap().meta, ..Default::default() }), completed),
+        ),
+        (
+            "empty update name",
+            INVALID,
+            upd(exec(&wid, ""), Some(UpdateRequest { input: Some(UpdateInput::default()), ..update("u").unwrap() }), completed),
+        ),
+        // Temporal refuses to wait for ADMITTED only (PermissionDenied).
+        (
+            "wait for ADMITTED",
+            Code::PermissionDenied,
+            upd(exec(&wid, ""), update("u"), wait(UpdateWorkflowExecutionLifecycleStage::Admitted)),
+        ),
+        ("unknown workflow", NOT_FOUND, upd(exec("no-such-workflow", ""), update("u"), completed)),
+        ("unknown run", NOT_FOUND, upd(exec(&wid, &uuid()), update("u"), completed)),
+    ];
+    for (input, code, request) in cases {
+        call!(env, update_workflow_execution, input, code, request);
+    }
+    let poll = |update_ref| PollWorkflowExecutionUpdateRequest { namespace: NS.into(), update_ref, ..Default::default() };
+    let polls: Vec<(&str, Code, PollWorkflowExecutionUpdateRequest)> = vec![
+        ("no update ref", INVALID, poll(None)),
+        ("no execution", INVALID, poll(Some(UpdateRef { update_id: "u".into(), ..Default::default() }))),
+        ("run id not a UUID", INVALID, poll(update_ref(&wid, "zz", "u"))),
+        ("unknown update", NOT_FOUND, poll(update_ref(&wid, "", "never-sent"))),
+        ("unknown workflow", NOT_FOUND, poll(update_ref("no-such-workflow", "", "u"))),
+    ];
+    for (input, code, request) in polls {
+        call!(env, poll_workflow_execution_update, input, code, request);
+    }
+    env.assert_unchanged("the run is unchanged", &wid, &act.run_id, &before).await;
+    env.finish("updates").await;
+}

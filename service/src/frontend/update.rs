@@ -127,7 +127,12 @@ impl Frontend {
         let req = request.into_inner();
         self.namespaces.require(&req.namespace)?;
         let update_ref = req.update_ref.ok_or_else(|| invalid("UpdateRef is not set on request."))?;
-        let execution = execution(update_ref.workflow_execution.as_ref())?;
+        // Go words these two differently for polls.
+        let execution = update_ref.workflow_execution.as_ref().filter(|e| !e.workflow_id.is_empty());
+        let execution = execution.ok_or_else(|| invalid("Can't load workflow execution.  WorkflowId not set."))?;
+        if !execution.run_id.is_empty() && uuid::Uuid::parse_str(&execution.run_id).is_err() {
+            return Err(invalid("RunId is not valid UUID.").into());
+        }
         let target = UpdateTarget {
             namespace: req.namespace.clone(),
             workflow_id: execution.workflow_id.clone(),
