@@ -10,9 +10,10 @@ mod support;
 use hourglass_tests::TestServer;
 use support::{full_history, unique, with_worker, within};
 use temporalio_client::errors::WorkflowUpdateError;
+use temporalio_client::errors::WorkflowUpdateWithStartError;
 use temporalio_client::{
-    Client, RpcOptions, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions, WorkflowSignalOptions, WorkflowStartOptions,
-    WorkflowStartUpdateOptions,
+    Client, RpcOptions, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions, WorkflowIdConflictPolicy, WorkflowSignalOptions,
+    WorkflowStartOptions, WorkflowStartUpdateOptions, WorkflowUpdateWithStartOptions,
 };
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_protos::protos::temporal::api::enums::v1::EventType;
@@ -196,4 +197,32 @@ async fn an_update_on_a_missing_workflow_is_not_found() {
         matches!(&refused, Err(WorkflowUpdateError::NotFound(s)) if s.message() == "workflow not found for ID: no-such-workflow"),
         "{refused:?}"
     );
+}
+
+#[tokio::test]
+async fn update_with_start_starts_or_reuses_the_run_and_applies_the_update() {
+    let (_server, client, tq) = setup("upd-with-start").await;
+    let workflow_id = unique("uws");
+    let options = |policy| WorkflowUpdateWithStartOptions::new(tq.clone(), workflow_id.clone(), policy).build();
+    let result = with_worker(&client, worker_options(&tq), async {
+        let first = client.execute_update_with_start_workflow(Tally::run, 3, Tally::add, 1, options(WorkflowIdConflictPolicy::UseExisting));
+        assert_eq!(within("first update-with-start", first).await.expect("starts and updates"), 1);
+        let second =
+            client.execute_update_with_start_workflow(Tally::run, 3, Tally::add, 1, options(WorkflowIdConflictPolicy::UseExisting));
+        assert_eq!(within("second update-with-start", second).await.expect("reuses the run"), 2, "the same run got both updates");
+        // FAIL on a running workflow: the start fails, nothing is updated.
+        let refused = client.execute_update_with_start_workflow(Tally::run, 3, Tally::add, 5, options(WorkflowIdConflictPolicy::Fail));
+        match within("refused update-with-start", refused).await {
+            Err(WorkflowUpdateWithStartError::Start(e)) => assert!(e.to_string().to_lowercase().contains("already"), "{e}"),
+            other => panic!("a FAIL conflict policy on a running workflow fails the start, got {other:?}"),
+        }
+        let handle = client.get_workflow_handle::<Tally>(&workflow_id);
+        within("last", handle.execute_update(Tally::add, 1, WorkflowExecuteUpdateOptions::default())).await.expect("last update");
+        within("result", handle.get_result(WorkflowGetResultOptions::default())).await.expect("completes")
+    })
+    .await;
+    assert_eq!(result, 3, "1 + 1 + 1: the refused update-with-start added nothing");
+    let events = full_history(&client, "default", &workflow_id, "").await.expect("history");
+    assert_eq!(count(&events, EventType::WorkflowExecutionStarted), 1);
+    assert_eq!(count(&events, EventType::WorkflowExecutionUpdateAccepted), 3);
 }

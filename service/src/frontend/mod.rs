@@ -9,6 +9,7 @@
 mod activity;
 mod compression;
 mod deadline;
+mod multi_op;
 mod system;
 mod update;
 mod workflow;
@@ -213,6 +214,9 @@ impl WorkflowService for Frontend {
         request: Request<UpdateWorkflowExecutionRequest>,
     ) -> RpcResult<UpdateWorkflowExecutionResponse> {
         routed!(self, request, update_workflow_execution_rpc, update_workflow_execution)
+    }
+    async fn execute_multi_operation(&self, request: Request<ExecuteMultiOperationRequest>) -> RpcResult<ExecuteMultiOperationResponse> {
+        routed!(self, request, execute_multi_operation_rpc, execute_multi_operation)
     }
     async fn poll_workflow_execution_update(
         &self,

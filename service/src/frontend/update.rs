@@ -87,33 +87,47 @@ fn update_ref(workflow_id: &str, update_id: &str, answer: &UpdateAnswer) -> Upda
 }
 
 impl Frontend {
+    /// Validates an UpdateWorkflowExecution request: the target, the update request
+    /// (its id generated if empty) and the stage to wait for.
+    fn parse_update(&self, req: &UpdateWorkflowExecutionRequest) -> Result<(UpdateTarget, UpdateRequest, Stage)> {
+        self.namespaces.require(&req.namespace)?;
+        let execution = execution(req.workflow_execution.as_ref())?;
+        let wait_stage = match stage(req.wait_policy.as_ref()) {
+            Stage::Admitted => return Err(UpdateError::WaitForAdmitted.into()),
+            Stage::Accepted => Stage::Accepted,
+            // Unspecified waits for the outcome, as Temporal's server does.
+            Stage::Unspecified | Stage::Completed => Stage::Completed,
+        };
+        let request = update_request(req.request.clone(), self.history().config().blob_bytes_max)?;
+        let update_id = request.meta.as_ref().map(|m| m.update_id.clone()).unwrap_or_default();
+        let target = UpdateTarget {
+            namespace: req.namespace.clone(),
+            workflow_id: execution.workflow_id.clone(),
+            run_id: execution.run_id.clone(),
+            first_execution_run_id: req.first_execution_run_id.clone(),
+            update_id,
+        };
+        Ok((target, request, wait_stage))
+    }
+
+    /// The checks of [`Self::parse_update`] alone (update-with-start runs them
+    /// before it starts anything).
+    pub(super) fn check_update_request(&self, req: &UpdateWorkflowExecutionRequest) -> std::result::Result<(), tonic::Status> {
+        self.parse_update(req).map(|_| ()).map_err(Into::into)
+    }
+
     pub(super) async fn update_workflow_execution_rpc(
         &self,
         request: Request<UpdateWorkflowExecutionRequest>,
     ) -> RpcResult<UpdateWorkflowExecutionResponse> {
         let deadline = deadline_of(&request);
         let req = request.into_inner();
-        self.namespaces.require(&req.namespace)?;
-        let execution = execution(req.workflow_execution.as_ref())?;
-        let wait_stage = match stage(req.wait_policy.as_ref()) {
-            Stage::Admitted => return Err(ServiceError::from(UpdateError::WaitForAdmitted).into()),
-            Stage::Accepted => Stage::Accepted,
-            // Unspecified waits for the outcome, as Temporal's server does.
-            Stage::Unspecified | Stage::Completed => Stage::Completed,
-        };
-        let request = update_request(req.request, self.history().config().blob_bytes_max)?;
-        let update_id = request.meta.as_ref().map(|m| m.update_id.clone()).unwrap_or_default();
-        let target = UpdateTarget {
-            namespace: req.namespace.clone(),
-            workflow_id: execution.workflow_id.clone(),
-            run_id: execution.run_id.clone(),
-            first_execution_run_id: req.first_execution_run_id,
-            update_id: update_id.clone(),
-        };
+        let (target, request, wait_stage) = self.parse_update(&req)?;
+        let (workflow_id, update_id) = (target.workflow_id.clone(), target.update_id.clone());
         let answer = self.history().update_workflow(UpdateWorkflow { target, request, wait_stage, deadline }).await?;
         Ok(Response::new(UpdateWorkflowExecutionResponse {
-            update_ref: Some(update_ref(&execution.workflow_id, &update_id, &answer)),
-            link: accepted_link(&req.namespace, &execution.workflow_id, &answer),
+            update_ref: Some(update_ref(&workflow_id, &update_id, &answer)),
+            link: accepted_link(&req.namespace, &workflow_id, &answer),
             stage: answer.stage as i32,
             outcome: answer.outcome,
         }))
