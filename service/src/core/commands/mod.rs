@@ -38,7 +38,7 @@ use super::run::SERVER_IDENTITY;
 use super::state::WorkflowTaskInfo;
 use super::txn::RunTxn;
 use super::workflow_task::{drop_start_to_close_timers, retry_workflow_task};
-use super::{activity, children, wft, CommandFailure, Ctx};
+use super::{activity, children, external, wft, CommandFailure, Ctx};
 
 /// Why a completion is not applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,7 +123,7 @@ fn apply_all(
         {
             applied.new_run = Some(close::continue_as_new(txn, a, wftc, root.take(), ctx)?);
         } else {
-            apply_one(txn, kind, command.attributes, wftc, ctx.config.blob_bytes_max)?;
+            apply_one(txn, kind, command.attributes, wftc, ctx)?;
         }
         applied.closed |= is_terminal(kind);
     }
@@ -136,7 +136,8 @@ fn apply_all(
 }
 
 /// Applies one command (continue-as-new is [`close::continue_as_new`]).
-fn apply_one(txn: &mut RunTxn, kind: CommandType, attrs: Option<Cmd>, wftc: i64, blob_max: usize) -> Result<(), Refusal> {
+fn apply_one(txn: &mut RunTxn, kind: CommandType, attrs: Option<Cmd>, wftc: i64, ctx: &mut Ctx) -> Result<(), Refusal> {
+    let blob_max = ctx.config.blob_bytes_max;
     let other_area = |r: Result<(), CommandFailure>| r.map_err(|f| Refusal::Fail(validate::with_default_cause(f, kind)));
     match (kind, attrs) {
         (CommandType::ScheduleActivityTask, Some(Cmd::ScheduleActivityTaskCommandAttributes(a))) => {
@@ -167,13 +168,15 @@ fn apply_one(txn: &mut RunTxn, kind: CommandType, attrs: Option<Cmd>, wftc: i64,
         (CommandType::ProtocolMessage, Some(Cmd::ProtocolMessageCommandAttributes(a))) => {
             return Err(Refusal::Fail(validate::unknown_update(&a.message_id)))
         }
-        (
-            CommandType::SignalExternalWorkflowExecution
-            | CommandType::RequestCancelExternalWorkflowExecution
-            | CommandType::ScheduleNexusOperation
-            | CommandType::RequestCancelNexusOperation,
-            _,
-        ) => return Err(Refusal::Fail(validate::not_supported(kind))),
+        (CommandType::SignalExternalWorkflowExecution, Some(Cmd::SignalExternalWorkflowExecutionCommandAttributes(a))) => {
+            external::signal_external(txn, a, wftc, ctx.ids.new_id(), blob_max)?
+        }
+        (CommandType::RequestCancelExternalWorkflowExecution, Some(Cmd::RequestCancelExternalWorkflowExecutionCommandAttributes(a))) => {
+            external::request_cancel_external(txn, a, wftc, ctx.ids.new_id())?
+        }
+        (CommandType::ScheduleNexusOperation | CommandType::RequestCancelNexusOperation, _) => {
+            return Err(Refusal::Fail(validate::not_supported(kind)))
+        }
         (kind, _) => return Err(Refusal::Fail(validate::attributes_not_set(kind))),
     }
     Ok(())
