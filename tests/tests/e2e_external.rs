@@ -199,7 +199,9 @@ async fn a_workflow_signals_another() {
     assert_eq!(a.workflow_execution.unwrap().workflow_id, target);
     // hist-ext-signal-target.json: the signal names its sender.
     let events = history(&client, &target).await;
-    let Attributes::WorkflowExecutionSignaledEventAttributes(a) = attributes(&events, EventType::WorkflowExecutionSignaled) else { panic!() };
+    let Attributes::WorkflowExecutionSignaledEventAttributes(a) = attributes(&events, EventType::WorkflowExecutionSignaled) else {
+        panic!()
+    };
     assert_eq!(a.signal_name, "poke");
     assert_eq!(a.identity, "history-service");
     assert_eq!(a.external_workflow_execution.unwrap().workflow_id, sender);
@@ -283,8 +285,10 @@ async fn targets_that_do_not_exist_fail() {
     let (_server, client, tq) = setup("ext-missing").await;
     let (signaler, canceler) = (unique("signaler"), unique("canceler"));
     let (signalled, cancelled) = with_worker(&client, worker_options(&tq), async {
-        let s = client.start_workflow(Signaler::run, "nobody".to_string(), WorkflowStartOptions::new(&tq, &signaler).build()).await.unwrap();
-        let c = client.start_workflow(Canceler::run, "nobody".to_string(), WorkflowStartOptions::new(&tq, &canceler).build()).await.unwrap();
+        let s =
+            client.start_workflow(Signaler::run, "nobody".to_string(), WorkflowStartOptions::new(&tq, &signaler).build()).await.unwrap();
+        let c =
+            client.start_workflow(Canceler::run, "nobody".to_string(), WorkflowStartOptions::new(&tq, &canceler).build()).await.unwrap();
         let signalled = within("signaler", s.get_result(WorkflowGetResultOptions::default())).await.unwrap();
         let cancelled = within("canceler", c.get_result(WorkflowGetResultOptions::default())).await.unwrap();
         (signalled, cancelled)

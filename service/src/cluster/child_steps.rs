@@ -171,7 +171,11 @@ fn from_wire(w: ExternalRequestWire, kind: ExternalRequestKind) -> std::result::
 }
 
 impl ShardStepService {
-    async fn deliver(&self, request: Request<ExternalRequestWire>, kind: ExternalRequestKind) -> std::result::Result<Response<ExternalResponse>, Status> {
+    async fn deliver(
+        &self,
+        request: Request<ExternalRequestWire>,
+        kind: ExternalRequestKind,
+    ) -> std::result::Result<Response<ExternalResponse>, Status> {
         let request = from_wire(request.into_inner(), kind)?;
         let delivery = external_steps::deliver(&self.engine, &request).await?;
         Ok(Response::new(ExternalResponse { not_found: delivery == Delivery::NotFound }))

@@ -106,7 +106,9 @@ pub fn signal_external(
     same_namespace(&txn.key.namespace, &attrs.namespace).map_err(bad)?;
     let (ns, wid, rid, name) = (&attrs.namespace, &execution.workflow_id, &execution.run_id, &attrs.signal_name);
     if wid.is_empty() {
-        return Err(bad(format!("WorkflowId is not set on SignalExternalWorkflowExecutionCommand. Namespace={ns} RunId={rid} SignalName={name}")));
+        return Err(bad(format!(
+            "WorkflowId is not set on SignalExternalWorkflowExecutionCommand. Namespace={ns} RunId={rid} SignalName={name}"
+        )));
     }
     if ns.len() > ID_BYTES_MAX {
         return Err(bad(format!(
@@ -126,7 +128,9 @@ pub fn signal_external(
         )));
     }
     if name.is_empty() {
-        return Err(bad(format!("SignalName is not set on SignalExternalWorkflowExecutionCommand. WorkflowId={wid} Namespace={ns} RunId={rid}")));
+        return Err(bad(format!(
+            "SignalName is not set on SignalExternalWorkflowExecutionCommand. WorkflowId={wid} Namespace={ns} RunId={rid}"
+        )));
     }
     let n = pending(&txn.state, ExternalRequestKind::Signal);
     if n >= PENDING_SIGNALS_MAX {
@@ -184,7 +188,9 @@ pub fn request_cancel_external(
         )));
     }
     if !rid.is_empty() && !is_uuid(rid) {
-        return Err(bad(format!("Invalid RunId set on RequestCancelExternalWorkflowExecutionCommand. WorkflowId={wid} RunId={rid} Namespace={ns}")));
+        return Err(bad(format!(
+            "Invalid RunId set on RequestCancelExternalWorkflowExecutionCommand. WorkflowId={wid} RunId={rid} Namespace={ns}"
+        )));
     }
     let started_in_this_task = txn.events().iter().any(|e| {
         matches!(&e.attributes, Some(Attributes::StartChildWorkflowExecutionInitiatedEventAttributes(a))
@@ -259,14 +265,19 @@ impl ExternalRequest {
             reason: String::new(),
         };
         match (kind, event.attributes.as_ref()?) {
-            (ExternalRequestKind::Signal, Attributes::SignalExternalWorkflowExecutionInitiatedEventAttributes(a)) => Some(ExternalRequest {
-                signal_name: a.signal_name.clone(),
-                input: a.input.clone(),
-                header: a.header.clone(),
-                ..base(&a.namespace, a.workflow_execution.as_ref(), a.child_workflow_only, &a.control)
-            }),
+            (ExternalRequestKind::Signal, Attributes::SignalExternalWorkflowExecutionInitiatedEventAttributes(a)) => {
+                Some(ExternalRequest {
+                    signal_name: a.signal_name.clone(),
+                    input: a.input.clone(),
+                    header: a.header.clone(),
+                    ..base(&a.namespace, a.workflow_execution.as_ref(), a.child_workflow_only, &a.control)
+                })
+            }
             (ExternalRequestKind::Cancel, Attributes::RequestCancelExternalWorkflowExecutionInitiatedEventAttributes(a)) => {
-                Some(ExternalRequest { reason: a.reason.clone(), ..base(&a.namespace, a.workflow_execution.as_ref(), a.child_workflow_only, &a.control) })
+                Some(ExternalRequest {
+                    reason: a.reason.clone(),
+                    ..base(&a.namespace, a.workflow_execution.as_ref(), a.child_workflow_only, &a.control)
+                })
             }
             _ => None,
         }
@@ -370,13 +381,15 @@ pub fn record_outcome(txn: &mut RunTxn, request: &ExternalRequest, delivery: Del
                 control: String::new(),
             },
         ),
-        (_, Delivery::Delivered) => Attributes::ExternalWorkflowExecutionSignaledEventAttributes(ExternalWorkflowExecutionSignaledEventAttributes {
-            initiated_event_id,
-            namespace,
-            namespace_id: String::new(),
-            workflow_execution,
-            control: request.control.clone(),
-        }),
+        (_, Delivery::Delivered) => {
+            Attributes::ExternalWorkflowExecutionSignaledEventAttributes(ExternalWorkflowExecutionSignaledEventAttributes {
+                initiated_event_id,
+                namespace,
+                namespace_id: String::new(),
+                workflow_execution,
+                control: request.control.clone(),
+            })
+        }
         (_, Delivery::NotFound) => {
             Attributes::SignalExternalWorkflowExecutionFailedEventAttributes(SignalExternalWorkflowExecutionFailedEventAttributes {
                 cause: SignalExternalWorkflowExecutionFailedCause::ExternalWorkflowExecutionNotFound as i32,

@@ -154,19 +154,28 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let upsert = |sa: Option<SearchAttributes>| UpsertWorkflowSearchAttributesCommandAttributes { search_attributes: sa };
-        assert_eq!(message(upsert_search_attributes(&mut txn, upsert(None), 4, 1 << 20)), "SearchAttributes is not set on UpsertWorkflowSearchAttributesCommand.");
+        assert_eq!(
+            message(upsert_search_attributes(&mut txn, upsert(None), 4, 1 << 20)),
+            "SearchAttributes is not set on UpsertWorkflowSearchAttributesCommand."
+        );
         assert_eq!(
             message(upsert_search_attributes(&mut txn, upsert(Some(SearchAttributes::default())), 4, 1 << 20)),
             "IndexedFields is not set on UpsertWorkflowSearchAttributesCommand."
         );
         let modify = |memo: Option<Memo>| ModifyWorkflowPropertiesCommandAttributes { upserted_memo: memo };
-        assert_eq!(message(modify_properties(&mut txn, modify(None), 4, 1 << 20)), "UpsertedMemo is not set on ModifyWorkflowPropertiesCommand.");
+        assert_eq!(
+            message(modify_properties(&mut txn, modify(None), 4, 1 << 20)),
+            "UpsertedMemo is not set on ModifyWorkflowPropertiesCommand."
+        );
         assert_eq!(
             message(modify_properties(&mut txn, modify(Some(Memo::default())), 4, 1 << 20)),
             "UpsertedMemo.Fields is not set on ModifyWorkflowPropertiesCommand."
         );
         let big = Memo { fields: HashMap::from([("k".to_string(), payload("json/plain", "1234567890"))]) };
-        assert_eq!(message(modify_properties(&mut txn, modify(Some(big)), 4, 8)), "ModifyWorkflowPropertiesCommandAttributes exceeds size limit.");
+        assert_eq!(
+            message(modify_properties(&mut txn, modify(Some(big)), 4, 8)),
+            "ModifyWorkflowPropertiesCommandAttributes exceeds size limit."
+        );
         assert!(txn.events().is_empty());
     }
 

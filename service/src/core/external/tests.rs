@@ -137,7 +137,9 @@ fn bad_signal_commands_are_refused_with_gos_words() {
         assert_eq!(refusal_message(signal_external(&mut t, attrs, 4, "r".into(), BLOB_MAX)), (cause, message.to_string(), false));
     }
     let big = SignalExternalWorkflowExecutionCommandAttributes {
-        input: Some(Payloads { payloads: vec![temporalio_protos::protos::temporal::api::common::v1::Payload { data: vec![0; 64], ..Default::default() }] }),
+        input: Some(Payloads {
+            payloads: vec![temporalio_protos::protos::temporal::api::common::v1::Payload { data: vec![0; 64], ..Default::default() }],
+        }),
         ..signal_attrs("t", "")
     };
     let (_, message, terminate) = refusal_message(signal_external(&mut txn(), big, 4, "r".into(), 16));
@@ -168,7 +170,10 @@ fn cancelling_a_child_started_in_the_same_task_is_refused() {
     }));
     let (cause, message, _) = refusal_message(request_cancel_external(&mut t, cancel_attrs("kid"), 4, "r".into()));
     assert_eq!(cause, WorkflowTaskFailedCause::BadRequestCancelExternalWorkflowExecutionAttributes as i32);
-    assert_eq!(message, "Start and RequestCancel for child workflow is not allowed in same workflow task. WorkflowId=kid RunId= Namespace=default");
+    assert_eq!(
+        message,
+        "Start and RequestCancel for child workflow is not allowed in same workflow task. WorkflowId=kid RunId= Namespace=default"
+    );
     request_cancel_external(&mut t, cancel_attrs("other"), 4, "r".into()).unwrap();
 }
 
@@ -188,14 +193,14 @@ fn request(kind: ExternalRequestKind, child_only: bool) -> ExternalRequest {
     let source = WorkflowExecution { workflow_id: "sender".into(), run_id: RUN.into() };
     let info = ExternalRequestInfo { initiated_event_id: 5, kind: kind as i32, request_id: "req-1".into() };
     let attributes = match kind {
-        ExternalRequestKind::Cancel => {
-            Attributes::RequestCancelExternalWorkflowExecutionInitiatedEventAttributes(RequestCancelExternalWorkflowExecutionInitiatedEventAttributes {
+        ExternalRequestKind::Cancel => Attributes::RequestCancelExternalWorkflowExecutionInitiatedEventAttributes(
+            RequestCancelExternalWorkflowExecutionInitiatedEventAttributes {
                 workflow_execution: Some(WorkflowExecution { workflow_id: "target".into(), run_id: String::new() }),
                 child_workflow_only: child_only,
                 reason: "why".into(),
                 ..Default::default()
-            })
-        }
+            },
+        ),
         _ => Attributes::SignalExternalWorkflowExecutionInitiatedEventAttributes(SignalExternalWorkflowExecutionInitiatedEventAttributes {
             workflow_execution: Some(WorkflowExecution { workflow_id: "target".into(), run_id: String::new() }),
             signal_name: "sig".into(),
@@ -212,7 +217,12 @@ fn target(parent: Option<&str>) -> RunTxn {
     let state = ExecutionState {
         task_queue: "tq".into(),
         status: 1,
-        parent: parent.map(|p| ParentInfo { namespace: "default".into(), workflow_id: "sender".into(), run_id: p.into(), initiated_event_id: 5 }),
+        parent: parent.map(|p| ParentInfo {
+            namespace: "default".into(),
+            workflow_id: "sender".into(),
+            run_id: p.into(),
+            initiated_event_id: 5,
+        }),
         workflow_task: Some(WorkflowTaskInfo { scheduled_event_id: 2, started_event_id: 3, attempt: 1, ..Default::default() }),
         ..Default::default()
     };
@@ -250,7 +260,11 @@ fn the_target_records_the_sender() {
 fn child_only_requests_reach_only_the_senders_child() {
     for kind in [ExternalRequestKind::Signal, ExternalRequestKind::Cancel] {
         assert_eq!(deliver(&mut target(None), &request(kind, true)), (Delivery::NotFound, false), "{kind:?} to a non-child");
-        assert_eq!(deliver(&mut target(Some("other-run")), &request(kind, true)), (Delivery::NotFound, false), "{kind:?} to another run's child");
+        assert_eq!(
+            deliver(&mut target(Some("other-run")), &request(kind, true)),
+            (Delivery::NotFound, false),
+            "{kind:?} to another run's child"
+        );
         assert_eq!(deliver(&mut target(Some(RUN)), &request(kind, true)), (Delivery::Delivered, true), "{kind:?} to our child");
     }
 }

@@ -198,7 +198,9 @@ pub fn command(e: &RefEvent) -> Result<Command, String> {
         ),
         "EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED" => (
             CommandType::ModifyWorkflowProperties,
-            Cmd::ModifyWorkflowPropertiesCommandAttributes(ModifyWorkflowPropertiesCommandAttributes { upserted_memo: e.pb("upsertedMemo") }),
+            Cmd::ModifyWorkflowPropertiesCommandAttributes(ModifyWorkflowPropertiesCommandAttributes {
+                upserted_memo: e.pb("upsertedMemo"),
+            }),
         ),
         other => return Err(format!("event {} {other}: no command rebuilt for it in the golden driver", e.id)),
     };

@@ -8,8 +8,8 @@
 use serde_json::Value;
 use temporalio_protos::protos::temporal::api::common::v1::Payloads;
 use temporalio_protos::protos::temporal::api::enums::v1::{
-    CancelExternalWorkflowExecutionFailedCause, ContinueAsNewInitiator, ParentClosePolicy, RetryState, SignalExternalWorkflowExecutionFailedCause,
-    TimeoutType, WorkflowIdReusePolicy, WorkflowTaskFailedCause,
+    CancelExternalWorkflowExecutionFailedCause, ContinueAsNewInitiator, ParentClosePolicy, RetryState,
+    SignalExternalWorkflowExecutionFailedCause, TimeoutType, WorkflowIdReusePolicy, WorkflowTaskFailedCause,
 };
 use temporalio_protos::protos::temporal::api::failure::v1::failure::FailureInfo;
 use temporalio_protos::protos::temporal::api::failure::v1::Failure;

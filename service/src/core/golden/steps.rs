@@ -11,9 +11,9 @@ use super::inputs::{Input, Step};
 use crate::core::activity::outcome;
 use crate::core::children::{child_closed, child_started};
 use crate::core::commands::{self, command_sequence, Completed};
+use crate::core::external::{self, Delivery, ExternalRequest};
 use crate::core::tasks::{TaskKind, TimerKind};
 use crate::core::token::TaskToken;
-use crate::core::external::{self, Delivery, ExternalRequest};
 use crate::core::{lifecycle, run, signals, wft, workflow_task, Ctx, IdSource};
 
 impl Sim {

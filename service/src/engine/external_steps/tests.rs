@@ -104,7 +104,8 @@ async fn a_signal_reaches_a_workflow_on_another_shard_and_the_sender_hears_back(
     let task = poll(e, "tq-sender").await;
     complete(e, &task, vec![signal_command("target-1", "", false)]).await;
 
-    let sent = history_until(e, &sender, "the signal is recorded as delivered", |ev| has(ev, EventType::ExternalWorkflowExecutionSignaled)).await;
+    let sent =
+        history_until(e, &sender, "the signal is recorded as delivered", |ev| has(ev, EventType::ExternalWorkflowExecutionSignaled)).await;
     let types: Vec<i32> = sent.iter().map(|x| x.event_type).collect();
     assert_eq!(
         &types[4..],
@@ -229,7 +230,9 @@ async fn a_parent_cancels_its_started_child_and_hears_it_was_canceled() {
     let kid_task = poll(e, "tq-child").await;
     let cancel_child = Command {
         command_type: CommandType::CancelWorkflowExecution as i32,
-        attributes: Some(command::Attributes::CancelWorkflowExecutionCommandAttributes(CancelWorkflowExecutionCommandAttributes::default())),
+        attributes: Some(
+            command::Attributes::CancelWorkflowExecutionCommandAttributes(CancelWorkflowExecutionCommandAttributes::default()),
+        ),
         ..Default::default()
     };
     complete(e, &kid_task, vec![cancel_child]).await;
