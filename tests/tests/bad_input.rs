@@ -20,8 +20,9 @@ use harness::*;
 use temporalio_client::tonic::Code;
 use temporalio_protos::protos::temporal::api::command::v1::{
     command, CancelTimerCommandAttributes, Command, CompleteWorkflowExecutionCommandAttributes, RequestCancelActivityTaskCommandAttributes,
+    RequestCancelExternalWorkflowExecutionCommandAttributes, SignalExternalWorkflowExecutionCommandAttributes,
 };
-use temporalio_protos::protos::temporal::api::common::v1::WorkflowType;
+use temporalio_protos::protos::temporal::api::common::v1::{WorkflowExecution, WorkflowType};
 use temporalio_protos::protos::temporal::api::enums::v1::UpdateWorkflowExecutionLifecycleStage;
 use temporalio_protos::protos::temporal::api::enums::v1::{
     CommandType, EventType, QueryRejectCondition, QueryResultType, WorkflowTaskFailedCause,
@@ -1272,6 +1273,36 @@ fn cancel_activity(scheduled_event_id: i64) -> Command {
     }
 }
 
+#[allow(deprecated)] // the command's `namespace`
+fn signal_external(execution: Option<WorkflowExecution>, signal_name: &str, namespace: &str) -> Command {
+    Command {
+        command_type: CommandType::SignalExternalWorkflowExecution as i32,
+        attributes: Some(command::Attributes::SignalExternalWorkflowExecutionCommandAttributes(
+            SignalExternalWorkflowExecutionCommandAttributes {
+                namespace: namespace.into(),
+                execution,
+                signal_name: signal_name.into(),
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+fn cancel_external(workflow_id: &str, run_id: &str) -> Command {
+    Command {
+        command_type: CommandType::RequestCancelExternalWorkflowExecution as i32,
+        attributes: Some(command::Attributes::RequestCancelExternalWorkflowExecutionCommandAttributes(
+            RequestCancelExternalWorkflowExecutionCommandAttributes {
+                workflow_id: workflow_id.into(),
+                run_id: run_id.into(),
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    }
+}
+
 fn cancel_timer(timer_id: &str) -> Command {
     Command {
         command_type: CommandType::CancelTimer as i32,
@@ -1309,6 +1340,31 @@ async fn commands_naming_unknown_activities_or_timers_fail_the_workflow_task() {
             WorkflowTaskFailedCause::BadRequestCancelActivityAttributes,
         ),
         ("CancelTimer, unknown timer_id", cancel_timer("no-such-timer"), WorkflowTaskFailedCause::BadCancelTimerAttributes),
+        (
+            "SignalExternalWorkflowExecution, no execution",
+            signal_external(None, "sig", ""),
+            WorkflowTaskFailedCause::BadSignalWorkflowExecutionAttributes,
+        ),
+        (
+            "SignalExternalWorkflowExecution, a run id that is not a UUID",
+            signal_external(exec("target", "not-a-uuid"), "sig", ""),
+            WorkflowTaskFailedCause::BadSignalWorkflowExecutionAttributes,
+        ),
+        (
+            "SignalExternalWorkflowExecution, no signal name",
+            signal_external(exec("target", ""), "", ""),
+            WorkflowTaskFailedCause::BadSignalWorkflowExecutionAttributes,
+        ),
+        (
+            "RequestCancelExternalWorkflowExecution, no workflow id",
+            cancel_external("", ""),
+            WorkflowTaskFailedCause::BadRequestCancelExternalWorkflowExecutionAttributes,
+        ),
+        (
+            "RequestCancelExternalWorkflowExecution, a run id that is not a UUID",
+            cancel_external("target", "run-1"),
+            WorkflowTaskFailedCause::BadRequestCancelExternalWorkflowExecutionAttributes,
+        ),
     ] {
         let wft = env.started_workflow_task().await;
         call!(
@@ -1316,7 +1372,7 @@ async fn commands_naming_unknown_activities_or_timers_fail_the_workflow_task() {
             respond_workflow_task_completed,
             input,
             INVALID,
-            RespondWorkflowTaskCompletedRequest { task_token: wft.token.clone(), commands: vec![command], ..Default::default() }
+            RespondWorkflowTaskCompletedRequest { task_token: wft.token.clone(), commands: vec![command.clone()], ..Default::default() }
         );
         let events = env.history(&wft.workflow_id, &wft.run_id).await;
         let types: Vec<E> = events.iter().map(|e| E::try_from(e.event_type).unwrap()).collect();
@@ -1338,8 +1394,7 @@ async fn commands_naming_unknown_activities_or_timers_fail_the_workflow_task() {
         let retry = env.poll_workflow_task(&wft.task_queue).await;
         assert_eq!(retry.attempt, 2);
         let before = env.snapshot(&wft.workflow_id, &wft.run_id).await;
-        let again =
-            if cause == WorkflowTaskFailedCause::BadCancelTimerAttributes { cancel_timer("no-such-timer") } else { cancel_activity(999) };
+        let again = command;
         call!(
             env,
             respond_workflow_task_completed,
@@ -1380,6 +1435,36 @@ async fn commands_naming_unknown_activities_or_timers_fail_the_workflow_task() {
         RespondWorkflowTaskCompletedRequest { task_token: wft.token.clone(), ..Default::default() }
     );
     env.finish("commands").await;
+}
+
+/// Temporal resolves the namespace an external signal or cancellation names first:
+/// an unregistered one answers NOT_FOUND "Namespace X is not found." and records
+/// nothing (the task stays started).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_command_naming_an_unknown_namespace_is_not_found() {
+    let mut env = Env::start().await;
+    let wft = env.started_workflow_task().await;
+    let before = env.snapshot(&wft.workflow_id, &wft.run_id).await;
+    for command in [signal_external(exec("target", ""), "sig", "no-such-namespace"), {
+        let mut c = cancel_external("target", "");
+        if let Some(command::Attributes::RequestCancelExternalWorkflowExecutionCommandAttributes(a)) = &mut c.attributes {
+            #[allow(deprecated)]
+            {
+                a.namespace = "no-such-namespace".into();
+            }
+        }
+        c
+    }] {
+        call!(
+            env,
+            respond_workflow_task_completed,
+            "an external command naming an unregistered namespace",
+            NOT_FOUND,
+            RespondWorkflowTaskCompletedRequest { task_token: wft.token.clone(), commands: vec![command], ..Default::default() }
+        );
+        env.assert_unchanged("the run", &wft.workflow_id, &wft.run_id, &before).await;
+    }
+    env.finish("external commands").await;
 }
 
 // ---------------------------------------------------------------------------------

@@ -743,3 +743,140 @@ async fn check_all_via(client: &Client, started: &[Started]) {
     );
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// A workflow id (from `prefix`) that lives on shard `shard`.
+fn id_on_shard(shard: u32, prefix: &str) -> String {
+    (0..).map(|i| format!("{prefix}-{i}")).find(|id| hourglass_service::shard::shard_for("default", id, TEST_SHARDS) == shard).unwrap()
+}
+
+/// A signal and a cancellation request from a workflow to one whose shard another
+/// node leads: the SignalExternal / CancelExternal outboxes deliver them through the
+/// `PeerShards` service, the target records its sender, the sender the outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(deprecated)] // the commands' `namespace` field
+async fn external_signals_and_cancels_cross_nodes() {
+    use temporalio_protos::protos::temporal::api::command::v1::{
+        command, Command, RequestCancelExternalWorkflowExecutionCommandAttributes, SignalExternalWorkflowExecutionCommandAttributes,
+    };
+    use temporalio_protos::protos::temporal::api::common::v1::WorkflowType;
+    use temporalio_protos::protos::temporal::api::enums::v1::CommandType;
+    use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
+    use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
+    use temporalio_protos::protos::temporal::api::workflowservice::v1::{
+        PollWorkflowTaskQueueRequest, RespondWorkflowTaskCompletedRequest, StartWorkflowExecutionRequest,
+    };
+
+    let root = tempfile::Builder::new().prefix("hourglass-cluster-external-").tempdir().unwrap().keep();
+    eprintln!("cluster: data and logs in {}", root.display());
+    let cluster = Cluster::start(&root, Vec::new()).await;
+    let clients = connect_all(&cluster).await;
+    let (sender, target) = (id_on_shard(0, "ext-sender"), id_on_shard(1, "ext-target"));
+    // Placement puts shard 0's and shard 1's leaders on different nodes; wait for it.
+    let deadline = Instant::now() + WAIT_LEADER;
+    loop {
+        let leaders = status(cluster.spec(1).peer_listen).await.map(|s| s.shards.iter().map(|x| x.leader_id).collect::<Vec<_>>());
+        if let Some(l) = &leaders {
+            if l.len() == 2 && l[0] != 0 && l[1] != 0 && l[0] != l[1] {
+                eprintln!("cluster: shard 0 led by node {}, shard 1 by node {}", l[0], l[1]);
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "shards 0 and 1 are not led by different nodes: {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let client = clients.of(3);
+    let mut service = client.connection().workflow_service();
+    let start = |workflow_id: &str, task_queue: &str| StartWorkflowExecutionRequest {
+        namespace: "default".into(),
+        workflow_id: workflow_id.into(),
+        workflow_type: Some(WorkflowType { name: "Raw".into() }),
+        task_queue: Some(TaskQueue { name: task_queue.into(), ..Default::default() }),
+        request_id: uuid::Uuid::new_v4().to_string(),
+        ..Default::default()
+    };
+    let suffix = uuid::Uuid::new_v4();
+    let (sender_tq, target_tq) = (format!("ext-sender-{suffix}"), format!("ext-target-{suffix}"));
+    // The target's workflow task is never polled: what reaches it is appended.
+    service.start_workflow_execution(start(&target, &target_tq).into_request()).await.unwrap();
+    let sender_run = service.start_workflow_execution(start(&sender, &sender_tq).into_request()).await.unwrap().into_inner().run_id;
+    let poll = PollWorkflowTaskQueueRequest {
+        namespace: "default".into(),
+        task_queue: Some(TaskQueue { name: sender_tq.clone(), ..Default::default() }),
+        identity: "raw-worker".into(),
+        ..Default::default()
+    };
+    let task = loop {
+        let task = tokio::time::timeout(Duration::from_secs(70), service.poll_workflow_task_queue(poll.clone().into_request()))
+            .await
+            .expect("a poll answers")
+            .expect("the poll succeeds")
+            .into_inner();
+        if !task.task_token.is_empty() {
+            break task;
+        }
+    };
+    let commands = vec![
+        Command {
+            command_type: CommandType::SignalExternalWorkflowExecution as i32,
+            attributes: Some(command::Attributes::SignalExternalWorkflowExecutionCommandAttributes(
+                SignalExternalWorkflowExecutionCommandAttributes {
+                    namespace: "default".into(),
+                    execution: Some(WorkflowExecution { workflow_id: target.clone(), run_id: String::new() }),
+                    signal_name: "across".into(),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        },
+        Command {
+            command_type: CommandType::RequestCancelExternalWorkflowExecution as i32,
+            attributes: Some(command::Attributes::RequestCancelExternalWorkflowExecutionCommandAttributes(
+                RequestCancelExternalWorkflowExecutionCommandAttributes {
+                    namespace: "default".into(),
+                    workflow_id: target.clone(),
+                    reason: "across nodes".into(),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        },
+    ];
+    let completion = RespondWorkflowTaskCompletedRequest {
+        namespace: "default".into(),
+        task_token: task.task_token,
+        commands,
+        identity: "raw-worker".into(),
+        ..Default::default()
+    };
+    service.respond_workflow_task_completed(completion.into_request()).await.unwrap();
+
+    let deadline = Instant::now() + WAIT_ALL_CLOSED;
+    let (sent, received) = loop {
+        let sent = full_history(client, "default", &sender, "").await.unwrap_or_default();
+        let received = full_history(clients.of(1), "default", &target, "").await.unwrap_or_default();
+        let done = sent.iter().any(|e| event_type(e) == EventType::ExternalWorkflowExecutionSignaled)
+            && sent.iter().any(|e| event_type(e) == EventType::ExternalWorkflowExecutionCancelRequested);
+        if done {
+            break (sent, received);
+        }
+        assert!(Instant::now() < deadline, "the sender never heard back: {:?}", sent.iter().map(event_type).collect::<Vec<_>>());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(sent.iter().filter(|e| event_type(e) == EventType::WorkflowTaskScheduled).count(), 2, "one new task for both outcomes");
+    let signaled = received.iter().find_map(|e| match &e.attributes {
+        Some(Attributes::WorkflowExecutionSignaledEventAttributes(a)) => Some(a.clone()),
+        _ => None,
+    });
+    let signaled = signaled.expect("the target is signalled");
+    assert_eq!(signaled.signal_name, "across");
+    assert_eq!(signaled.external_workflow_execution, Some(WorkflowExecution { workflow_id: sender.clone(), run_id: sender_run.clone() }));
+    let requested = received.iter().find_map(|e| match &e.attributes {
+        Some(Attributes::WorkflowExecutionCancelRequestedEventAttributes(a)) => Some(a.clone()),
+        _ => None,
+    });
+    let requested = requested.expect("the target's cancellation is requested");
+    assert_eq!((requested.cause.as_str(), requested.identity.as_str()), ("across nodes", "history-service"));
+    assert_eq!(requested.external_workflow_execution, Some(WorkflowExecution { workflow_id: sender, run_id: sender_run }));
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -1,4 +1,5 @@
-//! Child-workflow steps across nodes: `hourglass.peer.v1.PeerShards`, both ends.
+//! Child-workflow steps (and the external signal / cancel deliveries) across nodes:
+//! `hourglass.peer.v1.PeerShards`, both ends.
 //!
 //! A parent and its child usually live on different shards, and in a cluster those
 //! may be led by different nodes. The child-workflow outboxes
@@ -14,8 +15,8 @@ use hourglass_proto::peer::peer_shards_client::PeerShardsClient;
 use hourglass_proto::peer::peer_shards_server::PeerShards;
 use hourglass_proto::peer::start_child_response::Outcome;
 use hourglass_proto::peer::{
-    ApplyParentClosePolicyRequest, ApplyParentClosePolicyResponse, RecordChildClosedRequest, RecordChildClosedResponse, StartChildRequest,
-    StartChildResponse,
+    ApplyParentClosePolicyRequest, ApplyParentClosePolicyResponse, ExternalRequest as ExternalRequestWire, ExternalResponse,
+    RecordChildClosedRequest, RecordChildClosedResponse, StartChildRequest, StartChildResponse,
 };
 use hourglass_storage::state::RunKey;
 use prost::Message;
@@ -25,8 +26,10 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use super::peers::PeerChannels;
-use crate::core::state::{ChildInfo, ParentInfo};
+use crate::core::external::{Delivery, ExternalRequest};
+use crate::core::state::{ChildInfo, ExternalRequestKind, ParentInfo};
 use crate::engine::children::{self, ChildStart, ClosedChild, Notify, RemoteShards};
+use crate::engine::external_steps;
 use crate::engine::Engine;
 use crate::error::{Result, ServiceError};
 
@@ -110,6 +113,73 @@ impl RemoteShards for PeerShardClients {
         self.client(node)?.apply_parent_close_policy(timed(request)).await.map_err(peer_error(0))?;
         Ok(())
     }
+
+    async fn signal_external(&self, node: u64, request: &ExternalRequest) -> Result<Delivery> {
+        let response = self.client(node)?.signal_external(timed(to_wire(request))).await.map_err(peer_error(0))?.into_inner();
+        Ok(if response.not_found { Delivery::NotFound } else { Delivery::Delivered })
+    }
+
+    async fn cancel_external(&self, node: u64, request: &ExternalRequest) -> Result<Delivery> {
+        let response = self.client(node)?.cancel_external(timed(to_wire(request))).await.map_err(peer_error(0))?.into_inner();
+        Ok(if response.not_found { Delivery::NotFound } else { Delivery::Delivered })
+    }
+}
+
+#[allow(deprecated)] // `control`
+fn to_wire(r: &ExternalRequest) -> ExternalRequestWire {
+    ExternalRequestWire {
+        source_workflow_id: r.source.workflow_id.clone(),
+        source_run_id: r.source.run_id.clone(),
+        initiated_event_id: r.initiated_event_id,
+        namespace: r.namespace.clone(),
+        workflow_id: r.target.workflow_id.clone(),
+        run_id: r.target.run_id.clone(),
+        child_workflow_only: r.child_workflow_only,
+        request_id: r.request_id.clone(),
+        signal_name: r.signal_name.clone(),
+        input: r.input.as_ref().map(Message::encode_to_vec).unwrap_or_default(),
+        header: r.header.as_ref().map(Message::encode_to_vec).unwrap_or_default(),
+        reason: r.reason.clone(),
+        control: r.control.clone(),
+        header_set: r.header.is_some(),
+    }
+}
+
+fn optional<T: Message + Default>(bytes: &[u8], what: &str) -> std::result::Result<Option<T>, Status> {
+    if bytes.is_empty() {
+        Ok(None)
+    } else {
+        decode(bytes, what).map(Some)
+    }
+}
+
+fn from_wire(w: ExternalRequestWire, kind: ExternalRequestKind) -> std::result::Result<ExternalRequest, Status> {
+    Ok(ExternalRequest {
+        kind,
+        source: WorkflowExecution { workflow_id: w.source_workflow_id, run_id: w.source_run_id },
+        initiated_event_id: w.initiated_event_id,
+        namespace: w.namespace,
+        target: WorkflowExecution { workflow_id: w.workflow_id, run_id: w.run_id },
+        child_workflow_only: w.child_workflow_only,
+        control: w.control,
+        request_id: w.request_id,
+        signal_name: w.signal_name,
+        input: optional(&w.input, "input")?,
+        header: if w.header_set { Some(decode(&w.header, "header")?) } else { None },
+        reason: w.reason,
+    })
+}
+
+impl ShardStepService {
+    async fn deliver(
+        &self,
+        request: Request<ExternalRequestWire>,
+        kind: ExternalRequestKind,
+    ) -> std::result::Result<Response<ExternalResponse>, Status> {
+        let request = from_wire(request.into_inner(), kind)?;
+        let delivery = external_steps::deliver(&self.engine, &request).await?;
+        Ok(Response::new(ExternalResponse { not_found: delivery == Delivery::NotFound }))
+    }
 }
 
 /// Runs the child-workflow steps peers send for shards this node leads.
@@ -168,5 +238,13 @@ impl PeerShards for ShardStepService {
         let child: ChildInfo = decode(&request.child, "child")?;
         children::apply_parent_close_policy(&self.engine, &run_key(&parent), &child).await?;
         Ok(Response::new(ApplyParentClosePolicyResponse {}))
+    }
+
+    async fn signal_external(&self, request: Request<ExternalRequestWire>) -> std::result::Result<Response<ExternalResponse>, Status> {
+        self.deliver(request, ExternalRequestKind::Signal).await
+    }
+
+    async fn cancel_external(&self, request: Request<ExternalRequestWire>) -> std::result::Result<Response<ExternalResponse>, Status> {
+        self.deliver(request, ExternalRequestKind::Cancel).await
     }
 }

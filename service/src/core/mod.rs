@@ -24,6 +24,7 @@ pub mod activity;
 pub mod children;
 pub mod commands;
 pub mod error;
+pub mod external;
 #[cfg(test)]
 mod golden;
 pub mod lifecycle;

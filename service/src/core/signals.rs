@@ -1,6 +1,6 @@
 //! Events that reach a run from outside: signals and cancellation requests.
 
-use temporalio_protos::protos::temporal::api::common::v1::{Header, Payloads};
+use temporalio_protos::protos::temporal::api::common::v1::{Header, Payloads, WorkflowExecution};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::{
     WorkflowExecutionCancelRequestedEventAttributes, WorkflowExecutionSignaledEventAttributes,
@@ -19,6 +19,8 @@ pub struct SignalSpec {
     pub header: Option<Header>,
     /// Empty when the client sent none (then retries are not deduplicated).
     pub request_id: String,
+    /// The workflow that sent it (a SignalExternalWorkflowExecution command), if any.
+    pub external: Option<WorkflowExecution>,
 }
 
 impl SignalSpec {
@@ -29,6 +31,7 @@ impl SignalSpec {
             identity: self.identity.clone(),
             header: self.header.clone(),
             request_id: self.request_id.clone(),
+            external_workflow_execution: self.external.clone(),
             ..Default::default()
         })
     }
@@ -56,15 +59,16 @@ pub fn check_chain(run: &RunView, first_execution_run_id: &str) -> Result<(), Ru
 /// Writes WorkflowExecutionCancelRequested (buffering rule) unless cancellation was
 /// already requested; returns whether it wrote it.
 pub fn add_cancel_request(txn: &mut RunTxn, cause: String, identity: String) -> bool {
+    add_cancel_request_event(txn, WorkflowExecutionCancelRequestedEventAttributes { cause, identity, ..Default::default() })
+}
+
+/// [`add_cancel_request`] with the event's attributes given whole (a request from
+/// another workflow names it in `external_*`).
+pub fn add_cancel_request_event(txn: &mut RunTxn, event: WorkflowExecutionCancelRequestedEventAttributes) -> bool {
     if txn.state.cancel_requested {
         return false;
     }
     txn.state.cancel_requested = true;
-    let event = Attributes::WorkflowExecutionCancelRequestedEventAttributes(WorkflowExecutionCancelRequestedEventAttributes {
-        cause,
-        identity,
-        ..Default::default()
-    });
-    wft::add_external_event(txn, event);
+    wft::add_external_event(txn, Attributes::WorkflowExecutionCancelRequestedEventAttributes(event));
     true
 }

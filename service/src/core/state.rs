@@ -86,6 +86,10 @@ pub struct ExecutionState {
     /// Admitted updates not yet accepted live only in the shard owner's registry.
     #[prost(message, repeated, tag = "40")]
     pub updates: Vec<UpdateInfo>,
+    /// Signals and cancellation requests this run sent to other workflows that are not
+    /// delivered yet (the SignalExternal / CancelExternal outboxes carry them out).
+    #[prost(message, repeated, tag = "45")]
+    pub external_requests: Vec<ExternalRequestInfo>,
 }
 
 /// One accepted update of a run.
@@ -217,6 +221,30 @@ pub struct ChildInfo {
     pub parent_close_policy: i32,
 }
 
+/// A SignalExternalWorkflowExecution or RequestCancelExternalWorkflowExecution
+/// command whose outcome is not recorded yet. The target, the signal and its payloads
+/// are in the initiated event.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExternalRequestInfo {
+    #[prost(int64, tag = "1")]
+    pub initiated_event_id: i64,
+    /// [`ExternalRequestKind`].
+    #[prost(int32, tag = "2")]
+    pub kind: i32,
+    /// Deduplicates the delivery (the target's signal request id), so a step retried
+    /// after a crash does not signal twice.
+    #[prost(string, tag = "3")]
+    pub request_id: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+#[repr(i32)]
+pub enum ExternalRequestKind {
+    Unspecified = 0,
+    Signal = 1,
+    Cancel = 2,
+}
+
 impl ExecutionState {
     pub fn is_open(&self) -> bool {
         self.close_time_ms == 0
@@ -250,6 +278,13 @@ impl ExecutionState {
     }
     pub fn update(&self, update_id: &str) -> Option<&UpdateInfo> {
         self.updates.iter().find(|u| u.update_id == update_id)
+    }
+    pub fn external_request(&self, initiated_event_id: i64) -> Option<&ExternalRequestInfo> {
+        self.external_requests.iter().find(|r| r.initiated_event_id == initiated_event_id)
+    }
+    pub fn remove_external_request(&mut self, initiated_event_id: i64) -> Option<ExternalRequestInfo> {
+        let i = self.external_requests.iter().position(|r| r.initiated_event_id == initiated_event_id)?;
+        Some(self.external_requests.remove(i))
     }
     /// A workflow task is scheduled or started.
     pub fn has_workflow_task(&self) -> bool {

@@ -63,4 +63,8 @@ pub enum TimerKind {
     StartChild = 11,
     /// Durable outbox: tell the parent this (closed) run's outcome (due immediately).
     NotifyParent = 12,
+    /// Durable outbox: deliver the signal initiated at `event_id` (due immediately).
+    SignalExternal = 40,
+    /// Durable outbox: deliver the cancellation request initiated at `event_id`.
+    CancelExternal = 41,
 }

@@ -24,6 +24,7 @@ use temporalio_protos::protos::temporal::api::history::v1::*;
 use super::{history, start, Engine, RunView, ShardOwner, WorkflowGuard};
 use crate::core::children::{child_closed, child_started, execution_of};
 use crate::core::error::StartError;
+use crate::core::external::{Delivery, ExternalRequest};
 use crate::core::run::{self, Decision, Policies, RunSpec, Timeouts, SERVER_IDENTITY};
 use crate::core::signals::add_cancel_request;
 use crate::core::state::{ChildInfo, ParentInfo};
@@ -326,7 +327,7 @@ async fn apply_parent_close_policy_anywhere(engine: &Engine, parent: &RunKey, ch
 
 /// The node to run a step on, and how, when running it here met `NotLeader` naming
 /// another node (the other workflow's shard is led there).
-fn elsewhere<T>(engine: &Engine, here: &Result<T>) -> Option<(u64, std::sync::Arc<dyn RemoteShards>)> {
+pub(super) fn elsewhere<T>(engine: &Engine, here: &Result<T>) -> Option<(u64, std::sync::Arc<dyn RemoteShards>)> {
     match here {
         Err(ServiceError::NotLeader { leader_hint: Some(node), .. }) if *node != engine.node().node_id() => {
             Some((*node, engine.remote_shards()?.clone()))
@@ -335,7 +336,7 @@ fn elsewhere<T>(engine: &Engine, here: &Result<T>) -> Option<(u64, std::sync::Ar
     }
 }
 
-/// Work of the child-workflow outboxes on a shard another node leads (a cluster
+/// Work of the child-workflow (and external request) outboxes on a shard another node leads (a cluster
 /// node's peers; installed with [`Engine::set_remote_shards`]). Each runs the
 /// function of the same name on that node.
 #[tonic::async_trait]
@@ -349,6 +350,10 @@ pub trait RemoteShards: Send + Sync {
     ) -> Result<ChildStart>;
     async fn record_child_closed(&self, node: u64, parent: &ParentInfo, child: &ClosedChild) -> Result<Notify>;
     async fn apply_parent_close_policy(&self, node: u64, parent: &RunKey, child: &ChildInfo) -> Result<()>;
+    /// [`super::external_steps::deliver`] of a signal, on `node`.
+    async fn signal_external(&self, node: u64, request: &ExternalRequest) -> Result<Delivery>;
+    /// [`super::external_steps::deliver`] of a cancellation request, on `node`.
+    async fn cancel_external(&self, node: u64, request: &ExternalRequest) -> Result<Delivery>;
 }
 
 /// Applies `child`'s parent close policy after its parent `parent` closed: terminate

@@ -14,6 +14,7 @@ pub mod commands;
 pub mod describe;
 pub mod errors;
 pub mod external;
+pub mod external_steps;
 pub mod history;
 pub mod lifecycle;
 pub mod query;

@@ -185,7 +185,7 @@ fn signal_spec(
     }
     check_blob(config, "input", input.as_ref())?;
     check_blob(config, "header", header.as_ref())?;
-    Ok(SignalSpec { signal_name, input, identity, header, request_id })
+    Ok(SignalSpec { signal_name, input, identity, header, request_id, external: None })
 }
 
 impl Frontend {

@@ -29,6 +29,25 @@ pub(super) fn task_token(namespaces: &Namespaces, bytes: &[u8], request_namespac
     Ok(token)
 }
 
+/// Go resolves the namespace an external signal or cancellation names before it
+/// checks the command: an unknown one fails the call (`NotFound`) and records nothing.
+/// (A known other namespace is refused by the command's own checks.)
+#[allow(deprecated)] // the commands' `namespace` field
+fn target_namespaces_exist(namespaces: &Namespaces, req: &RespondWorkflowTaskCompletedRequest) -> Result<(), ServiceError> {
+    use temporalio_protos::protos::temporal::api::command::v1::command::Attributes as Cmd;
+    for command in &req.commands {
+        let named = match &command.attributes {
+            Some(Cmd::SignalExternalWorkflowExecutionCommandAttributes(a)) => &a.namespace,
+            Some(Cmd::RequestCancelExternalWorkflowExecutionCommandAttributes(a)) => &a.namespace,
+            _ => continue,
+        };
+        if !named.is_empty() && namespaces.get(named).is_none() {
+            return Err(ServiceError::NotFound(format!("Namespace {named} is not found.")));
+        }
+    }
+    Ok(())
+}
+
 impl Frontend {
     pub(super) async fn poll_workflow_task_queue_rpc(
         &self,
@@ -43,6 +62,7 @@ impl Frontend {
     ) -> RpcResult<RespondWorkflowTaskCompletedResponse> {
         let req = request.into_inner();
         let token = task_token(&self.namespaces, &req.task_token, &req.namespace)?;
+        target_namespaces_exist(&self.namespaces, &req)?;
         let response = self.history().complete_workflow_task(CompleteWorkflowTask { token, request: req }).await?;
         Ok(Response::new(response))
     }

@@ -39,7 +39,7 @@ use super::state::WorkflowTaskInfo;
 use super::txn::RunTxn;
 use super::updates::{self, Messages, UpdateBook, UpdateEffect};
 use super::workflow_task::{drop_start_to_close_timers, retry_workflow_task};
-use super::{activity, children, wft, CommandFailure, Ctx};
+use super::{activity, children, external, wft, CommandFailure, Ctx};
 
 /// Why a completion is not applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,7 +136,7 @@ fn apply_all(
             (CommandType::ProtocolMessage, Some(Cmd::ProtocolMessageCommandAttributes(a))) => {
                 messages.apply_named(&a.message_id, txn, book, &mut applied.update_effects).map_err(update_failure)?;
             }
-            (kind, attributes) => apply_one(txn, kind, attributes, wftc, ctx.config.blob_bytes_max)?,
+            (kind, attributes) => apply_one(txn, kind, attributes, wftc, ctx)?,
         }
         applied.closed |= is_terminal(kind);
     }
@@ -153,7 +153,8 @@ fn apply_all(
 }
 
 /// Applies one command (continue-as-new is [`close::continue_as_new`]).
-fn apply_one(txn: &mut RunTxn, kind: CommandType, attrs: Option<Cmd>, wftc: i64, blob_max: usize) -> Result<(), Refusal> {
+fn apply_one(txn: &mut RunTxn, kind: CommandType, attrs: Option<Cmd>, wftc: i64, ctx: &mut Ctx) -> Result<(), Refusal> {
+    let blob_max = ctx.config.blob_bytes_max;
     let other_area = |r: Result<(), CommandFailure>| r.map_err(|f| Refusal::Fail(validate::with_default_cause(f, kind)));
     match (kind, attrs) {
         (CommandType::ScheduleActivityTask, Some(Cmd::ScheduleActivityTaskCommandAttributes(a))) => {
@@ -181,13 +182,15 @@ fn apply_one(txn: &mut RunTxn, kind: CommandType, attrs: Option<Cmd>, wftc: i64,
         (CommandType::CancelWorkflowExecution, Some(Cmd::CancelWorkflowExecutionCommandAttributes(a))) => {
             close::cancel(txn, a, wftc, blob_max)?
         }
-        (
-            CommandType::SignalExternalWorkflowExecution
-            | CommandType::RequestCancelExternalWorkflowExecution
-            | CommandType::ScheduleNexusOperation
-            | CommandType::RequestCancelNexusOperation,
-            _,
-        ) => return Err(Refusal::Fail(validate::not_supported(kind))),
+        (CommandType::SignalExternalWorkflowExecution, Some(Cmd::SignalExternalWorkflowExecutionCommandAttributes(a))) => {
+            external::signal_external(txn, a, wftc, ctx.ids.new_id(), blob_max)?
+        }
+        (CommandType::RequestCancelExternalWorkflowExecution, Some(Cmd::RequestCancelExternalWorkflowExecutionCommandAttributes(a))) => {
+            external::request_cancel_external(txn, a, wftc, ctx.ids.new_id())?
+        }
+        (CommandType::ScheduleNexusOperation | CommandType::RequestCancelNexusOperation, _) => {
+            return Err(Refusal::Fail(validate::not_supported(kind)))
+        }
         (kind, _) => return Err(Refusal::Fail(validate::attributes_not_set(kind))),
     }
     Ok(())

@@ -18,6 +18,9 @@ use super::Refusal;
 use crate::core::txn::RunTxn;
 use crate::core::CommandFailure;
 
+/// Go's `limit.memoSize.error`: the largest memo a run may have (encoded), bytes.
+pub const MEMO_BYTES_MAX: usize = 2 * 1024 * 1024;
+
 fn refuse(cause: WorkflowTaskFailedCause, message: &str) -> Refusal {
     Refusal::Fail(CommandFailure { cause: cause as i32, message: message.to_string() })
 }
@@ -57,10 +60,10 @@ pub(super) fn upsert_search_attributes(
 ) -> Result<(), Refusal> {
     let cause = WorkflowTaskFailedCause::BadSearchAttributes;
     let Some(upsert) = attrs.search_attributes else {
-        return Err(refuse(cause, "SearchAttributes is not set on command."));
+        return Err(refuse(cause, "SearchAttributes is not set on UpsertWorkflowSearchAttributesCommand."));
     };
     if upsert.indexed_fields.is_empty() {
-        return Err(refuse(cause, "IndexedFields is empty on command."));
+        return Err(refuse(cause, "IndexedFields is not set on UpsertWorkflowSearchAttributesCommand."));
     }
     if upsert.indexed_fields.keys().any(String::is_empty) {
         return Err(refuse(cause, "search attribute name is empty."));
@@ -85,12 +88,18 @@ pub(super) fn modify_properties(
 ) -> Result<(), Refusal> {
     let cause = WorkflowTaskFailedCause::BadModifyWorkflowPropertiesAttributes;
     let Some(upserted) = attrs.upserted_memo else {
-        return Err(refuse(cause, "UpsertedMemo is not set on command."));
+        return Err(refuse(cause, "UpsertedMemo is not set on ModifyWorkflowPropertiesCommand."));
     };
+    if upserted.fields.is_empty() {
+        return Err(refuse(cause, "UpsertedMemo.Fields is not set on ModifyWorkflowPropertiesCommand."));
+    }
+    if payload_map_bytes(&upserted.fields) > blob_max {
+        return Err(too_large(cause, "ModifyWorkflowPropertiesCommandAttributes"));
+    }
     let memo = txn.state.memo.get_or_insert_with(Memo::default);
     let mut merged = memo.fields.clone();
     merge_payloads(&mut merged, &upserted.fields);
-    if payload_map_bytes(&merged) > blob_max {
+    if (Memo { fields: merged.clone() }).encoded_len() > MEMO_BYTES_MAX {
         return Err(too_large(cause, "ModifyWorkflowPropertiesCommandAttributes. Memo"));
     }
     memo.fields = merged;
@@ -132,6 +141,42 @@ mod tests {
             data: data.as_bytes().to_vec(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn refusals_are_worded_as_go_words_them() {
+        use crate::core::state::ExecutionState;
+        use hourglass_storage::state::RunKey;
+        let key = RunKey { namespace: "default".into(), workflow_id: "wf".into(), run_id: "r".into() };
+        let mut txn = RunTxn::existing(key, 1, ExecutionState::default(), 5, 1);
+        let message = |r: Result<(), Refusal>| match r {
+            Err(Refusal::Fail(f)) | Err(Refusal::Terminate(f)) => f.message,
+            other => panic!("{other:?}"),
+        };
+        let upsert = |sa: Option<SearchAttributes>| UpsertWorkflowSearchAttributesCommandAttributes { search_attributes: sa };
+        assert_eq!(
+            message(upsert_search_attributes(&mut txn, upsert(None), 4, 1 << 20)),
+            "SearchAttributes is not set on UpsertWorkflowSearchAttributesCommand."
+        );
+        assert_eq!(
+            message(upsert_search_attributes(&mut txn, upsert(Some(SearchAttributes::default())), 4, 1 << 20)),
+            "IndexedFields is not set on UpsertWorkflowSearchAttributesCommand."
+        );
+        let modify = |memo: Option<Memo>| ModifyWorkflowPropertiesCommandAttributes { upserted_memo: memo };
+        assert_eq!(
+            message(modify_properties(&mut txn, modify(None), 4, 1 << 20)),
+            "UpsertedMemo is not set on ModifyWorkflowPropertiesCommand."
+        );
+        assert_eq!(
+            message(modify_properties(&mut txn, modify(Some(Memo::default())), 4, 1 << 20)),
+            "UpsertedMemo.Fields is not set on ModifyWorkflowPropertiesCommand."
+        );
+        let big = Memo { fields: HashMap::from([("k".to_string(), payload("json/plain", "1234567890"))]) };
+        assert_eq!(
+            message(modify_properties(&mut txn, modify(Some(big)), 4, 8)),
+            "ModifyWorkflowPropertiesCommandAttributes exceeds size limit."
+        );
+        assert!(txn.events().is_empty());
     }
 
     #[test]

@@ -167,6 +167,41 @@ pub fn command(e: &RefEvent) -> Result<Command, String> {
                 ..Default::default()
             }),
         ),
+        "EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED" => (
+            CommandType::SignalExternalWorkflowExecution,
+            Cmd::SignalExternalWorkflowExecutionCommandAttributes(SignalExternalWorkflowExecutionCommandAttributes {
+                namespace: e.str("namespace"),
+                execution: e.pb("workflowExecution"),
+                signal_name: e.str("signalName"),
+                input: e.pb("input"),
+                control: e.str("control"),
+                child_workflow_only: e.bool("childWorkflowOnly"),
+                header: e.pb("header"),
+            }),
+        ),
+        "EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED" => (
+            CommandType::RequestCancelExternalWorkflowExecution,
+            Cmd::RequestCancelExternalWorkflowExecutionCommandAttributes(RequestCancelExternalWorkflowExecutionCommandAttributes {
+                namespace: e.str("namespace"),
+                workflow_id: e.str("workflowExecution.workflowId"),
+                run_id: e.str("workflowExecution.runId"),
+                control: e.str("control"),
+                child_workflow_only: e.bool("childWorkflowOnly"),
+                reason: e.str("reason"),
+            }),
+        ),
+        "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES" => (
+            CommandType::UpsertWorkflowSearchAttributes,
+            Cmd::UpsertWorkflowSearchAttributesCommandAttributes(UpsertWorkflowSearchAttributesCommandAttributes {
+                search_attributes: e.pb("searchAttributes"),
+            }),
+        ),
+        "EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED" => (
+            CommandType::ModifyWorkflowProperties,
+            Cmd::ModifyWorkflowPropertiesCommandAttributes(ModifyWorkflowPropertiesCommandAttributes {
+                upserted_memo: e.pb("upsertedMemo"),
+            }),
+        ),
         other => return Err(format!("event {} {other}: no command rebuilt for it in the golden driver", e.id)),
     };
     Ok(Command { command_type: command_type as i32, attributes: Some(attributes), ..Default::default() })

@@ -191,7 +191,10 @@ impl Sim {
             return Ok(());
         }
         for (id, due, t) in self.timers() {
-            let outbox = matches!(kind_of(&t), Some(TimerKind::StartChild | TimerKind::NotifyParent));
+            let outbox = matches!(
+                kind_of(&t),
+                Some(TimerKind::StartChild | TimerKind::NotifyParent | TimerKind::SignalExternal | TimerKind::CancelExternal)
+            );
             if outbox || due + TIMER_SLACK_MS >= now_ms {
                 continue;
             }
@@ -226,7 +229,14 @@ fn apply_timer(txn: &mut RunTxn, id: u64, t: &TimerPayload) -> bool {
         Some(TimerKind::WorkflowExecutionTimeout) => lifecycle::on_timeout(txn, true),
         Some(TimerKind::WorkflowStartBackoff) => lifecycle::on_start_backoff(txn),
         // The outboxes act on other runs; the driver plays them as inputs.
-        Some(TimerKind::StartChild | TimerKind::NotifyParent | TimerKind::Unspecified) | None => false,
+        Some(
+            TimerKind::StartChild
+            | TimerKind::NotifyParent
+            | TimerKind::SignalExternal
+            | TimerKind::CancelExternal
+            | TimerKind::Unspecified,
+        )
+        | None => false,
     }
 }
 

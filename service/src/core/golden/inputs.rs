@@ -75,6 +75,15 @@ pub enum Input {
     CancelRequest {
         cause: String,
         identity: String,
+        /// Requested by another workflow's command: its initiated event and run.
+        external_initiated: i64,
+        external: Option<WorkflowExecution>,
+    },
+    /// The SignalExternal / CancelExternal outbox of the request initiated at
+    /// `initiated` ran: the target took it (`delivered`) or was not found.
+    ExternalOutcome {
+        initiated: i64,
+        delivered: bool,
     },
     Terminate {
         reason: String,
@@ -169,7 +178,18 @@ pub fn inputs(events: &[RefEvent], config: &EngineConfig) -> Result<Vec<Step>, S
                 gave_up: e.str("failure.message") == NOT_ENOUGH_TIME_MESSAGE,
             }),
             "TIMER_FIRED" => Some(Input::TimerFired { timer_id: e.str("timerId"), started_event_id: e.int("startedEventId") }),
-            "WORKFLOW_EXECUTION_CANCEL_REQUESTED" => Some(Input::CancelRequest { cause: e.str("cause"), identity: e.str("identity") }),
+            "WORKFLOW_EXECUTION_CANCEL_REQUESTED" => Some(Input::CancelRequest {
+                cause: e.str("cause"),
+                identity: e.str("identity"),
+                external_initiated: e.int("externalInitiatedEventId"),
+                external: e.pb("externalWorkflowExecution"),
+            }),
+            "EXTERNAL_WORKFLOW_EXECUTION_SIGNALED" | "EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED" => {
+                Some(Input::ExternalOutcome { initiated: e.int("initiatedEventId"), delivered: true })
+            }
+            "SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED" | "REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED" => {
+                Some(Input::ExternalOutcome { initiated: e.int("initiatedEventId"), delivered: false })
+            }
             "WORKFLOW_EXECUTION_TERMINATED" => {
                 Some(Input::Terminate { reason: e.str("reason"), details: e.pb("details"), identity: e.str("identity") })
             }

@@ -36,6 +36,7 @@
 //! | file | scope |
 //! |---|---|
 //! | hist-ex-can, ex-cancelact, ex-child, ex-child-child, ex-fail, ex-la, ex-wftfail | full |
+//! | hist-ext-{signal,cancel}{,-target,-notfound}, child-{cancel,signal}{,-child}, upsert | full |
 //! | hist-nc-noact, strip-st-{cancel,noact,oneact,retry,sws,term,timer} | full |
 //! | hist-to-exec, to-hb, to-nonretry, to-s2c | full |
 //! | hist-wf-cancel, wf-noact, wf-oneact, wf-retry, wf-sws, wf-term, wf-timer | full |
@@ -140,6 +141,17 @@ golden_tests! {
     ex_fail: "hist-ex-fail.json", Full;
     ex_la: "hist-ex-la.json", Full;
     ex_wftfail: "hist-ex-wftfail.json", Full;
+    ext_signal: "hist-ext-signal.json", Full;
+    ext_signal_target: "hist-ext-signal-target.json", Full;
+    ext_signal_notfound: "hist-ext-signal-notfound.json", Full;
+    ext_cancel: "hist-ext-cancel.json", Full;
+    ext_cancel_target: "hist-ext-cancel-target.json", Full;
+    ext_cancel_notfound: "hist-ext-cancel-notfound.json", Full;
+    child_cancel: "hist-child-cancel.json", Full;
+    child_cancel_child: "hist-child-cancel-child.json", Full;
+    child_signal: "hist-child-signal.json", Full;
+    child_signal_child: "hist-child-signal-child.json", Full;
+    upsert: "hist-upsert.json", Full;
     nc_noact: "hist-nc-noact.json", Full;
     nc_signal: "hist-nc-signal.json", BeforeUpdates;
     strip_st_cancel: "hist-strip-st-cancel.json", Full;

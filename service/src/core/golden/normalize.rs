@@ -8,7 +8,8 @@
 use serde_json::Value;
 use temporalio_protos::protos::temporal::api::common::v1::Payloads;
 use temporalio_protos::protos::temporal::api::enums::v1::{
-    ContinueAsNewInitiator, ParentClosePolicy, RetryState, TimeoutType, WorkflowIdReusePolicy, WorkflowTaskFailedCause,
+    CancelExternalWorkflowExecutionFailedCause, ContinueAsNewInitiator, ParentClosePolicy, RetryState,
+    SignalExternalWorkflowExecutionFailedCause, TimeoutType, WorkflowIdReusePolicy, WorkflowTaskFailedCause,
 };
 use temporalio_protos::protos::temporal::api::failure::v1::failure::FailureInfo;
 use temporalio_protos::protos::temporal::api::failure::v1::Failure;
@@ -26,6 +27,8 @@ pub enum Val {
     Dur(Option<i64>),
     /// Payloads, compared as `encoding data` text.
     Payloads(String),
+    /// The keys of a map (search attributes, memo fields), sorted and joined by `,`.
+    Keys(String),
 }
 
 fn s(v: &str) -> Val {
@@ -54,6 +57,17 @@ fn en<E: TryFrom<i32>>(v: i32, name: fn(&E) -> &'static str) -> Val {
 
 fn d(v: &Option<prost_wkt_types::Duration>) -> Val {
     Val::Dur(v.as_ref().map(|d| d.seconds * 1000 + i64::from(d.nanos) / 1_000_000))
+}
+
+fn wid(v: &Option<temporalio_protos::protos::temporal::api::common::v1::WorkflowExecution>) -> Val {
+    s(v.as_ref().map(|w| w.workflow_id.as_str()).unwrap_or_default())
+}
+
+/// The keys of a payload map, sorted, as the reference's JSON object prints them.
+fn keys(v: Option<&std::collections::HashMap<String, temporalio_protos::protos::temporal::api::common::v1::Payload>>) -> String {
+    let mut keys: Vec<&str> = v.map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
+    keys.sort_unstable();
+    keys.join(",")
 }
 
 fn p(v: &Option<Payloads>) -> Val {
@@ -201,8 +215,16 @@ pub fn fields(e: &HistoryEvent) -> Vec<(&'static str, Val)> {
         A::MarkerRecordedEventAttributes(a) => {
             vec![("markerName", s(&a.marker_name)), ("workflowTaskCompletedEventId", n(a.workflow_task_completed_event_id))]
         }
-        A::WorkflowExecutionSignaledEventAttributes(a) => vec![("signalName", s(&a.signal_name)), ("input", p(&a.input))],
-        A::WorkflowExecutionCancelRequestedEventAttributes(a) => vec![("cause", s(&a.cause))],
+        A::WorkflowExecutionSignaledEventAttributes(a) => vec![
+            ("signalName", s(&a.signal_name)),
+            ("input", p(&a.input)),
+            ("externalWorkflowExecution.workflowId", wid(&a.external_workflow_execution)),
+        ],
+        A::WorkflowExecutionCancelRequestedEventAttributes(a) => vec![
+            ("cause", s(&a.cause)),
+            ("externalInitiatedEventId", n(a.external_initiated_event_id)),
+            ("externalWorkflowExecution.workflowId", wid(&a.external_workflow_execution)),
+        ],
         A::WorkflowExecutionCanceledEventAttributes(a) => {
             vec![("workflowTaskCompletedEventId", n(a.workflow_task_completed_event_id)), ("details", p(&a.details))]
         }
@@ -252,6 +274,64 @@ pub fn fields(e: &HistoryEvent) -> Vec<(&'static str, Val)> {
             ("startedEventId", n(a.started_event_id)),
             ("result", p(&a.result)),
         ],
+        A::SignalExternalWorkflowExecutionInitiatedEventAttributes(a) => vec![
+            ("workflowTaskCompletedEventId", n(a.workflow_task_completed_event_id)),
+            ("namespace", s(&a.namespace)),
+            ("workflowExecution.workflowId", wid(&a.workflow_execution)),
+            ("signalName", s(&a.signal_name)),
+            ("input", p(&a.input)),
+            ("control", s(&a.control)),
+            ("childWorkflowOnly", b(a.child_workflow_only)),
+        ],
+        A::ExternalWorkflowExecutionSignaledEventAttributes(a) => vec![
+            ("initiatedEventId", n(a.initiated_event_id)),
+            ("namespace", s(&a.namespace)),
+            ("workflowExecution.workflowId", wid(&a.workflow_execution)),
+            ("control", s(&a.control)),
+        ],
+        A::SignalExternalWorkflowExecutionFailedEventAttributes(a) => vec![
+            ("cause", en(a.cause, SignalExternalWorkflowExecutionFailedCause::as_str_name)),
+            ("initiatedEventId", n(a.initiated_event_id)),
+            ("workflowTaskCompletedEventId", n(a.workflow_task_completed_event_id)),
+            ("namespace", s(&a.namespace)),
+            ("workflowExecution.workflowId", wid(&a.workflow_execution)),
+            ("control", s(&a.control)),
+        ],
+        A::RequestCancelExternalWorkflowExecutionInitiatedEventAttributes(a) => vec![
+            ("workflowTaskCompletedEventId", n(a.workflow_task_completed_event_id)),
+            ("namespace", s(&a.namespace)),
+            ("workflowExecution.workflowId", wid(&a.workflow_execution)),
+            ("childWorkflowOnly", b(a.child_workflow_only)),
+            ("reason", s(&a.reason)),
+        ],
+        A::ExternalWorkflowExecutionCancelRequestedEventAttributes(a) => vec![
+            ("initiatedEventId", n(a.initiated_event_id)),
+            ("namespace", s(&a.namespace)),
+            ("workflowExecution.workflowId", wid(&a.workflow_execution)),
+        ],
+        A::RequestCancelExternalWorkflowExecutionFailedEventAttributes(a) => vec![
+            ("cause", en(a.cause, CancelExternalWorkflowExecutionFailedCause::as_str_name)),
+            ("initiatedEventId", n(a.initiated_event_id)),
+            ("workflowTaskCompletedEventId", n(a.workflow_task_completed_event_id)),
+            ("namespace", s(&a.namespace)),
+            ("workflowExecution.workflowId", wid(&a.workflow_execution)),
+        ],
+        A::ChildWorkflowExecutionCanceledEventAttributes(a) => vec![
+            ("namespace", s(&a.namespace)),
+            ("workflowExecution.workflowId", wid(&a.workflow_execution)),
+            ("workflowType.name", name(&a.workflow_type)),
+            ("initiatedEventId", n(a.initiated_event_id)),
+            ("startedEventId", n(a.started_event_id)),
+            ("details", p(&a.details)),
+        ],
+        A::UpsertWorkflowSearchAttributesEventAttributes(a) => vec![
+            ("workflowTaskCompletedEventId", n(a.workflow_task_completed_event_id)),
+            ("searchAttributes.indexedFields", Val::Keys(keys(a.search_attributes.as_ref().map(|x| &x.indexed_fields)))),
+        ],
+        A::WorkflowPropertiesModifiedEventAttributes(a) => vec![
+            ("workflowTaskCompletedEventId", n(a.workflow_task_completed_event_id)),
+            ("upsertedMemo.fields", Val::Keys(keys(a.upserted_memo.as_ref().map(|x| &x.fields)))),
+        ],
         // Types no reference history has: only their position and type are compared.
         _ => Vec::new(),
     }
@@ -268,6 +348,14 @@ pub fn expected(r: &RefEvent, path: &str, ours: &Val) -> String {
             Some(other) => other.to_string(),
         },
         Val::Dur(_) => duration_text(v.and_then(Value::as_str).and_then(reference::duration_ms)),
+        Val::Keys(_) => {
+            let mut keys: Vec<&str> = match v {
+                Some(Value::Object(m)) => m.keys().map(String::as_str).collect(),
+                _ => Vec::new(),
+            };
+            keys.sort_unstable();
+            keys.join(",")
+        }
         Val::Payloads(_) => match v.map(Payloads::from_json).transpose() {
             Ok(p) => payloads_text(p.as_ref()),
             Err(e) => format!("(does not convert: {e})"),
@@ -280,7 +368,7 @@ pub fn got(ours: &Val) -> String {
     match ours {
         Val::Text(t) => t.clone(),
         Val::Dur(ms) => duration_text(*ms),
-        Val::Payloads(t) => t.clone(),
+        Val::Payloads(t) | Val::Keys(t) => t.clone(),
     }
 }
 

@@ -61,6 +61,7 @@ pub fn signal(e: &RefEvent) -> SignalSpec {
         identity: e.str("identity"),
         header: e.pb("header"),
         request_id: e.str("requestId"),
+        external: e.pb("externalWorkflowExecution"),
     }
 }
 

@@ -2,13 +2,16 @@
 //! (`engine::{start, external, workflow_task, commands, activity, children, timers}`):
 //! load the view → the core's rule → commit.
 
+use temporalio_protos::protos::temporal::api::common::v1::WorkflowExecution;
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
+use temporalio_protos::protos::temporal::api::history::v1::WorkflowExecutionCancelRequestedEventAttributes;
 
 use super::driver::{run_key, Sim};
 use super::inputs::{Input, Step};
 use crate::core::activity::outcome;
 use crate::core::children::{child_closed, child_started};
 use crate::core::commands::{self, command_sequence, Completed};
+use crate::core::external::{self, Delivery, ExternalRequest};
 use crate::core::tasks::{TaskKind, TimerKind};
 use crate::core::token::TaskToken;
 use crate::core::{lifecycle, run, signals, wft, workflow_task, Ctx, IdSource};
@@ -135,9 +138,15 @@ impl Sim {
                 signals::add_signal(&mut txn, &signal);
                 self.commit(txn, what)
             }
-            Input::CancelRequest { cause, identity } => {
+            Input::CancelRequest { cause, identity, external_initiated, external } => {
                 let mut txn = self.txn(now)?;
-                if !signals::add_cancel_request(&mut txn, cause, identity) {
+                let event = WorkflowExecutionCancelRequestedEventAttributes {
+                    cause,
+                    identity,
+                    external_initiated_event_id: external_initiated,
+                    external_workflow_execution: external,
+                };
+                if !signals::add_cancel_request_event(&mut txn, event) {
                     return Err(format!("{what}: the cancel request wrote nothing"));
                 }
                 self.commit(txn, what)
@@ -155,6 +164,7 @@ impl Sim {
                 self.token = None;
                 self.fire(id, &t, now, what)
             }
+            Input::ExternalOutcome { initiated, delivered } => self.external_outcome(initiated, delivered, now, what),
             Input::ChildStarted { initiated, run_id } => self.child_started(initiated, &run_id, now, what),
             Input::ChildClosed { initiated, close, execution } => {
                 // engine::children::record_child_closed, on the parent.
@@ -205,6 +215,27 @@ impl Sim {
         }
         self.commit(txn, what)?;
         self.remove_timer(timer_id)
+    }
+
+    /// The SignalExternal / CancelExternal outbox fired and the target answered
+    /// (`engine::external_steps::on_external_timer`, the sender's side).
+    fn external_outcome(&mut self, initiated: i64, delivered: bool, now: i64, what: &str) -> Result<(), String> {
+        let (timer_id, _, _) = self
+            .find_timer(TimerKind::SignalExternal, |t| t.event_id == initiated)
+            .or_else(|| self.find_timer(TimerKind::CancelExternal, |t| t.event_id == initiated))
+            .ok_or(format!("no outbox timer for the request initiated at {initiated}"))?;
+        let info = self.state()?.external_request(initiated).cloned().ok_or(format!("no pending request initiated at {initiated}"))?;
+        let event = self.events.iter().find(|e| e.event_id == initiated).ok_or("no initiated event")?;
+        let key = self.view()?.key.clone();
+        let source = WorkflowExecution { workflow_id: key.workflow_id.clone(), run_id: key.run_id.clone() };
+        let request = ExternalRequest::from_initiated(&key.namespace, source, &info, event).ok_or("not an initiated event")?;
+        let delivery = if delivered { Delivery::Delivered } else { Delivery::NotFound };
+        let mut txn = self.txn(now)?;
+        if !external::record_outcome(&mut txn, &request, delivery) {
+            return Err(format!("{what}: the outcome changed nothing"));
+        }
+        txn.remove_timer(timer_id);
+        self.commit(txn, what)
     }
 
     /// The id of the ChildWorkflowExecutionStarted of `initiated` in the history.

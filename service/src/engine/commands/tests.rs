@@ -326,6 +326,19 @@ async fn mismatched_attributes_updates_and_unsupported_commands_fail_the_task() 
                 Cmd::SignalExternalWorkflowExecutionCommandAttributes(Default::default()),
             )],
             vec![],
+            WorkflowTaskFailedCause::BadSignalWorkflowExecutionAttributes,
+        ),
+        (
+            vec![cmd(
+                CommandType::RequestCancelExternalWorkflowExecution,
+                Cmd::RequestCancelExternalWorkflowExecutionCommandAttributes(Default::default()),
+            )],
+            vec![],
+            WorkflowTaskFailedCause::BadRequestCancelExternalWorkflowExecutionAttributes,
+        ),
+        (
+            vec![cmd(CommandType::ScheduleNexusOperation, Cmd::ScheduleNexusOperationCommandAttributes(Default::default()))],
+            vec![],
             WorkflowTaskFailedCause::FeatureDisabled,
         ),
     ];
