@@ -38,6 +38,11 @@ impl Forwarder {
         Self { node_id, peers, message_bytes_max }
     }
 
+    /// Every peer this node knows.
+    pub fn peer_ids(&self) -> Vec<u64> {
+        self.peers.ids()
+    }
+
     fn client(&self, id: u64) -> Option<WorkflowServiceClient<Channel>> {
         let client = WorkflowServiceClient::new(self.peers.get(id)?)
             .max_decoding_message_size(self.message_bytes_max)

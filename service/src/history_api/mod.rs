@@ -14,9 +14,11 @@
 //!   heartbeat, by task token or by activity id.
 //! - [`query`]: `QueryWorkflow` (ask, wait, re-check; asked again once when the
 //!   owner holding it stops) and a worker's answer to a legacy query task.
+//! - [`task_queue`]: a task queue's pollers, rates and backlog; a worker's shutdown.
 
 pub mod activity;
 pub mod query;
+pub mod task_queue;
 pub mod workflow;
 pub mod workflow_task;
 
@@ -33,6 +35,7 @@ use hourglass_storage::state::QueueKey;
 
 pub use activity::{ActivityRef, CancelActivity, CompleteActivity, FailActivity, HeartbeatActivity, StartActivityTask};
 pub use query::{AskQuery, QueryAnswer, QueryWorkflow, RespondQuery};
+pub use task_queue::ShutDownWorker;
 pub use workflow::{
     Describe, GetHistory, GetHistoryReverse, RequestCancel, ResolveRun, SignalWithStart, SignalWorkflow, StartWorkflow, Terminate,
 };
