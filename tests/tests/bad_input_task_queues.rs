@@ -63,10 +63,7 @@ async fn describe_task_queue_refuses_what_temporal_refuses() {
             INVALID,
             DescribeTaskQueueRequest {
                 report_task_reachability: true,
-                versions: Some(TaskQueueVersionSelection {
-                    build_ids: (0..6).map(|i| format!("b{i}")).collect(),
-                    ..Default::default()
-                }),
+                versions: Some(TaskQueueVersionSelection { build_ids: (0..6).map(|i| format!("b{i}")).collect(), ..Default::default() }),
                 ..enhanced("x")
             },
         ),
@@ -87,7 +84,11 @@ async fn describe_task_queue_refuses_what_temporal_refuses() {
         ("legacy: the nexus type", OK, DescribeTaskQueueRequest { task_queue_type: TaskQueueType::Nexus as i32, ..describe("x") }),
         ("unknown api mode 7 (legacy)", OK, DescribeTaskQueueRequest { api_mode: 7, ..describe("x") }),
         ("enhanced: unknown task queue type 99", OK, DescribeTaskQueueRequest { task_queue_types: vec![99], ..enhanced("x") }),
-        ("enhanced: reachability of the default build id", OK, DescribeTaskQueueRequest { report_task_reachability: true, ..enhanced("x") }),
+        (
+            "enhanced: reachability of the default build id",
+            OK,
+            DescribeTaskQueueRequest { report_task_reachability: true, ..enhanced("x") },
+        ),
         ("report_config (legacy)", OK, DescribeTaskQueueRequest { report_config: true, ..describe("x") }),
     ] {
         call!(env, describe_task_queue, input, code, request);
@@ -108,7 +109,11 @@ async fn shutdown_worker_and_search_attributes_refuse_only_a_bad_namespace() {
             OK,
             ShutdownWorkerRequest { namespace: NS.into(), sticky_task_queue: "no-such-sticky".into(), ..Default::default() },
         ),
-        ("a sticky queue name over 1000 bytes", OK, ShutdownWorkerRequest { namespace: NS.into(), sticky_task_queue: "s".repeat(1001), ..Default::default() }),
+        (
+            "a sticky queue name over 1000 bytes",
+            OK,
+            ShutdownWorkerRequest { namespace: NS.into(), sticky_task_queue: "s".repeat(1001), ..Default::default() },
+        ),
         (
             "unknown task queue type 99",
             OK,
@@ -128,7 +133,9 @@ async fn shutdown_worker_and_search_attributes_refuse_only_a_bad_namespace() {
     // The OperatorService's ListSearchAttributes, on the same port.
     let channel = Channel::from_shared(env.server.url()).unwrap().connect().await.unwrap();
     let mut operator = OperatorServiceClient::new(channel);
-    for (input, code, namespace) in [("missing namespace", INVALID, ""), ("unknown namespace", NOT_FOUND, UNKNOWN_NS), ("the default namespace", OK, NS)] {
+    for (input, code, namespace) in
+        [("missing namespace", INVALID, ""), ("unknown namespace", NOT_FOUND, UNKNOWN_NS), ("the default namespace", OK, NS)]
+    {
         let result = operator.list_search_attributes(req(ListSearchAttributesRequest { namespace: namespace.into() })).await;
         if code == INVALID {
             assert_eq!(result.as_ref().map_err(|s| s.message()).err(), Some("Namespace is not set on request."), "Temporal's message");

@@ -125,7 +125,9 @@ async fn every_node_describes_the_pollers_and_ends_a_stopping_workers_polls() {
         let describe = || {
             let mut svc = svc.clone();
             async move {
-                svc.describe_namespace(DescribeNamespaceRequest { namespace: NS.into(), ..Default::default() }).await.map_err(|s| s.to_string())
+                svc.describe_namespace(DescribeNamespaceRequest { namespace: NS.into(), ..Default::default() })
+                    .await
+                    .map_err(|s| s.to_string())
             }
         };
         eventually("the cluster serves", describe, |_| true).await;

@@ -22,7 +22,9 @@ use temporalio_protos::protos::temporal::api::enums::v1::{
 };
 use temporalio_protos::protos::temporal::api::operatorservice::v1::operator_service_client::OperatorServiceClient;
 use temporalio_protos::protos::temporal::api::operatorservice::v1::ListSearchAttributesRequest;
-use temporalio_protos::protos::temporal::api::taskqueue::v1::{PollerInfo, TaskQueue, TaskQueueMetadata, TaskQueueStats, TaskQueueTypeInfo};
+use temporalio_protos::protos::temporal::api::taskqueue::v1::{
+    PollerInfo, TaskQueue, TaskQueueMetadata, TaskQueueStats, TaskQueueTypeInfo,
+};
 use temporalio_protos::protos::temporal::api::workflowservice::v1::workflow_service_client::WorkflowServiceClient;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::*;
 use temporalio_sdk::{WorkerOptions, WorkflowContext, WorkflowResult};
@@ -168,7 +170,8 @@ async fn describe_task_queue_reports_pollers_in_both_shapes() {
         assert!(legacy_wf.versions_info.is_empty());
         let unspecified = svc.describe_task_queue(legacy(&queue, 0)).await.unwrap().into_inner();
         assert_eq!(unspecified.pollers, wf, "an unspecified type is the workflow type");
-        let partition = svc.describe_task_queue(DescribeTaskQueueRequest { report_stats: false, ..legacy(&format!("/_sys/{queue}/1"), WORKFLOW) });
+        let partition =
+            svc.describe_task_queue(DescribeTaskQueueRequest { report_stats: false, ..legacy(&format!("/_sys/{queue}/1"), WORKFLOW) });
         assert!(partition.await.unwrap().into_inner().pollers.is_empty(), "one partition per queue: the others are empty");
     }
 
@@ -248,7 +251,8 @@ async fn describe_task_queue_reports_the_backlog_across_shards() {
 
     // Handing a task out shows in the dispatch rate, and the backlog shrinks once started.
     let mut polled = svc.clone();
-    let poll = PollWorkflowTaskQueueRequest { namespace: NS.into(), task_queue: tq(&queue), identity: "taker".into(), ..Default::default() };
+    let poll =
+        PollWorkflowTaskQueueRequest { namespace: NS.into(), task_queue: tq(&queue), identity: "taker".into(), ..Default::default() };
     let task = polled.poll_workflow_task_queue(with_timeout(poll, LONG_POLL)).await.unwrap().into_inner();
     assert!(!task.task_token.is_empty(), "a task was ready");
     let stats = type_info(&mut svc, &queue, WORKFLOW).await.stats.unwrap();

@@ -79,7 +79,14 @@ impl Forwarder {
                     _ => return Err(reachability(target, status)),
                 },
                 Err(status) => return Err(reachability(target, status)),
-                ok => return ok,
+                Ok(mut response) => {
+                    // How the peer encoded its reply is not how this node encodes it
+                    // for its own client (which may not even accept gzip).
+                    for header in ["grpc-encoding", "grpc-accept-encoding"] {
+                        response.metadata_mut().remove(header);
+                    }
+                    return Ok(response);
+                }
             }
         }
     }

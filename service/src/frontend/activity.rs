@@ -16,11 +16,11 @@ use crate::core::error::ActivityError;
 use crate::core::lifecycle::ID_BYTES_MAX;
 use crate::core::tasks::TaskKind;
 use crate::error::{Result, ServiceError};
-use crate::matching::pollers::PollerMeta;
 use crate::history_api::{
     ActivityRef, CancelActivity, Canceled, CompleteActivity, Completed, Dispatched, FailActivity, Failed, Heartbeat, HeartbeatActivity,
     StartActivityTask,
 };
+use crate::matching::pollers::PollerMeta;
 
 impl Frontend {
     pub(super) async fn poll_activity_task_queue_rpc(

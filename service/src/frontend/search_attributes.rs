@@ -87,7 +87,10 @@ pub fn all_attributes() -> HashMap<String, i32> {
 }
 
 impl Frontend {
-    pub(super) async fn get_search_attributes_rpc(&self, _request: Request<GetSearchAttributesRequest>) -> RpcResult<GetSearchAttributesResponse> {
+    pub(super) async fn get_search_attributes_rpc(
+        &self,
+        _request: Request<GetSearchAttributesRequest>,
+    ) -> RpcResult<GetSearchAttributesResponse> {
         Ok(Response::new(GetSearchAttributesResponse { keys: all_attributes() }))
     }
 

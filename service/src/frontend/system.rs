@@ -16,8 +16,8 @@ use temporalio_protos::protos::temporal::api::workflowservice::v1::*;
 use tonic::{Request, Response};
 
 use super::{Frontend, RpcResult};
-use crate::core::txn::{duration, duration_ms};
 use crate::cluster::forward::Forwarder;
+use crate::core::txn::{duration, duration_ms};
 use crate::error::ServiceError;
 use crate::history_api::ShutDownWorker;
 use crate::namespaces::{NamespaceRecord, REGISTER_DEFAULT_RETENTION_MS};

@@ -20,9 +20,7 @@
 use std::collections::BTreeSet;
 
 use hourglass_storage::state::{QueueKey, QueueKind};
-use temporalio_protos::protos::temporal::api::enums::v1::{
-    BuildIdTaskReachability, DescribeTaskQueueMode, TaskQueueKind, TaskQueueType,
-};
+use temporalio_protos::protos::temporal::api::enums::v1::{BuildIdTaskReachability, DescribeTaskQueueMode, TaskQueueKind, TaskQueueType};
 use temporalio_protos::protos::temporal::api::taskqueue::v1::{
     PollerInfo, TaskQueue, TaskQueueStats, TaskQueueStatus, TaskQueueTypeInfo, TaskQueueVersionInfo, TaskQueueVersionSelection,
     TaskQueueVersioningInfo,
@@ -183,16 +181,23 @@ impl Frontend {
     }
 }
 
-fn describe_legacy(described: &Described<'_>, req: &DescribeTaskQueueRequest, name: &str) -> Result<DescribeTaskQueueResponse, ServiceError> {
+fn describe_legacy(
+    described: &Described<'_>,
+    req: &DescribeTaskQueueRequest,
+    name: &str,
+) -> Result<DescribeTaskQueueResponse, ServiceError> {
     let (base, partition) = parse_partition(name)?;
     if req.report_stats && partition != 0 {
         return Err(ServiceError::InvalidArgument("DescribeTaskQueue stats are only supported for the root partition".into()));
     }
-    let task_queue_type = if req.task_queue_type == TaskQueueType::Unspecified as i32 { TaskQueueType::Workflow as i32 } else { req.task_queue_type };
+    let task_queue_type =
+        if req.task_queue_type == TaskQueueType::Unspecified as i32 { TaskQueueType::Workflow as i32 } else { req.task_queue_type };
     // Every task of a queue is in its one (root) partition.
-    let queue = kind_of(task_queue_type)
-        .filter(|_| partition == 0)
-        .map(|kind| QueueKey { namespace: req.namespace.clone(), name: base.to_string(), kind });
+    let queue = kind_of(task_queue_type).filter(|_| partition == 0).map(|kind| QueueKey {
+        namespace: req.namespace.clone(),
+        name: base.to_string(),
+        kind,
+    });
     let mut response = DescribeTaskQueueResponse {
         pollers: described.pollers(queue.as_ref()),
         versioning_info: Some(unversioned_info()),
@@ -230,9 +235,11 @@ fn describe_enhanced(described: &Described<'_>, req: &DescribeTaskQueueRequest, 
                 .iter()
                 .map(|&t| {
                     // Every Hourglass poller and task is unversioned.
-                    let queue = kind_of(t)
-                        .filter(|_| unversioned)
-                        .map(|kind| QueueKey { namespace: req.namespace.clone(), name: name.to_string(), kind });
+                    let queue = kind_of(t).filter(|_| unversioned).map(|kind| QueueKey {
+                        namespace: req.namespace.clone(),
+                        name: name.to_string(),
+                        kind,
+                    });
                     let info = TaskQueueTypeInfo {
                         pollers: if req.report_pollers { described.pollers(queue.as_ref()) } else { Vec::new() },
                         stats: req.report_stats.then(|| described.stats(queue.as_ref())),
@@ -254,11 +261,7 @@ fn describe_enhanced(described: &Described<'_>, req: &DescribeTaskQueueRequest, 
 /// The versioning info of a queue without versioning, as Temporal reports it.
 fn unversioned_info() -> TaskQueueVersioningInfo {
     #[allow(deprecated)]
-    TaskQueueVersioningInfo {
-        current_version: UNVERSIONED.to_string(),
-        update_time: Some(timestamp(ZERO_TIME_MS)),
-        ..Default::default()
-    }
+    TaskQueueVersioningInfo { current_version: UNVERSIONED.to_string(), update_time: Some(timestamp(ZERO_TIME_MS)), ..Default::default() }
 }
 
 #[cfg(test)]
@@ -285,13 +288,17 @@ mod tests {
     fn queue_names_are_checked_as_temporal_checks_them() {
         let tq = |name: &str, kind: TaskQueueKind| TaskQueue { name: name.into(), kind: kind as i32, ..Default::default() };
         assert!(code_and_message(validate_queue(None, false).unwrap_err()).contains("taskQueue is not set"));
-        assert!(code_and_message(validate_queue(Some(&tq("", TaskQueueKind::Normal)), false).unwrap_err()).contains("missing task queue name"));
+        assert!(
+            code_and_message(validate_queue(Some(&tq("", TaskQueueKind::Normal)), false).unwrap_err()).contains("missing task queue name")
+        );
         let long = "a".repeat(TASK_QUEUE_NAME_MAX + 1);
         assert!(code_and_message(validate_queue(Some(&tq(&long, TaskQueueKind::Normal)), false).unwrap_err()).contains("exceeds limit"));
         assert!(validate_queue(Some(&tq(&long[1..], TaskQueueKind::Normal)), true).is_ok());
         assert!(validate_queue(Some(&tq("   ", TaskQueueKind::Normal)), true).is_ok(), "Temporal accepts a blank name here");
         assert!(validate_queue(Some(&tq("/_sys/x/1", TaskQueueKind::Normal)), false).is_ok(), "a partition (legacy mode)");
-        assert!(code_and_message(validate_queue(Some(&tq("/_sys/x/1", TaskQueueKind::Normal)), true).unwrap_err()).contains("reserved prefix"));
+        assert!(
+            code_and_message(validate_queue(Some(&tq("/_sys/x/1", TaskQueueKind::Normal)), true).unwrap_err()).contains("reserved prefix")
+        );
         let sticky = TaskQueue { normal_name: long, ..tq("s", TaskQueueKind::Sticky) };
         assert!(validate_queue(Some(&sticky), false).is_err(), "a sticky queue's normal name is checked too");
     }
