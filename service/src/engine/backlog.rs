@@ -59,13 +59,9 @@ fn pending_since_ms(payload: &[u8], state: &[u8]) -> Option<i64> {
         TaskKind::ActivityTask => {
             let activity = state.activity(task.scheduled_event_id)?;
             let pending = state.is_open() && activity.attempt == task.attempt && activity.started_time_ms <= 0;
-            pending.then(|| {
-                if activity.attempt_scheduled_time_ms > 0 {
-                    activity.attempt_scheduled_time_ms
-                } else {
-                    activity.scheduled_time_ms
-                }
-            })
+            let since_ms =
+                if activity.attempt_scheduled_time_ms > 0 { activity.attempt_scheduled_time_ms } else { activity.scheduled_time_ms };
+            pending.then_some(since_ms)
         }
         TaskKind::Unspecified => None,
     }
