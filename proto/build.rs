@@ -1,6 +1,7 @@
-//! Generates the tonic *server* for `temporal.api.workflowservice.v1.WorkflowService`
-//! from the descriptor set `temporalio-protos` exports, pointing every message type at
-//! that crate (`extern_path`), so no message is generated twice and no protoc runs.
+//! Generates the tonic *servers* for `temporal.api.workflowservice.v1.WorkflowService`
+//! and `temporal.api.operatorservice.v1.OperatorService` from the descriptor set
+//! `temporalio-protos` exports, pointing every message type at that crate
+//! (`extern_path`), so no message is generated twice and no protoc runs.
 //!
 //! Methods Hourglass does not implement fall back to generated default stubs; their
 //! message is rewritten to name the method, so a client sees exactly what is missing.
@@ -12,7 +13,11 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-const SERVICE_FILE: &str = "temporal/api/workflowservice/v1/service.proto";
+/// The services served, as (descriptor file, service name, generated file).
+const SERVICES: [(&str, &str, &str); 2] = [
+    ("temporal/api/workflowservice/v1/service.proto", "WorkflowService", "temporal.api.workflowservice.v1.rs"),
+    ("temporal/api/operatorservice/v1/service.proto", "OperatorService", "temporal.api.operatorservice.v1.rs"),
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptor_path = std::env::var("DEP_TEMPORALIO_PROTOS_DESCRIPTOR_PATH")
@@ -20,9 +25,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={descriptor_path}");
     println!("cargo:rerun-if-changed=build.rs");
     let all = prost_types::FileDescriptorSet::decode(std::fs::read(&descriptor_path)?.as_slice())?;
-    let service_only = prost_types::FileDescriptorSet { file: all.file.into_iter().filter(|f| f.name() == SERVICE_FILE).collect() };
-    if service_only.file.len() != 1 {
-        return Err(format!("{SERVICE_FILE} not found in {descriptor_path}").into());
+    let services_only =
+        prost_types::FileDescriptorSet { file: all.file.into_iter().filter(|f| SERVICES.iter().any(|s| s.0 == f.name())).collect() };
+    if services_only.file.len() != SERVICES.len() {
+        return Err(format!("the service files {SERVICES:?} are not all in {descriptor_path}").into());
     }
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
@@ -32,8 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .generate_default_stubs(true)
         .extern_path(".temporal", "::temporalio_protos::protos::temporal")
         .out_dir(&out_dir)
-        .compile_fds(service_only)?;
-    name_unimplemented_methods(&out_dir.join("temporal.api.workflowservice.v1.rs"))?;
+        .compile_fds(services_only)?;
+    for (_, service, generated) in SERVICES {
+        name_unimplemented_methods(&out_dir.join(generated), service)?;
+    }
     compile_peer(&out_dir)
 }
 
@@ -46,7 +54,7 @@ fn compile_peer(out_dir: &std::path::Path) -> Result<(), Box<dyn std::error::Err
 }
 
 /// Replaces tonic's generic "Not yet implemented" with a message naming the method.
-fn name_unimplemented_methods(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+fn name_unimplemented_methods(path: &std::path::Path, service: &str) -> Result<(), Box<dyn std::error::Error>> {
     const STUB: &str = "\"Not yet implemented\"";
     let code = std::fs::read_to_string(path)?;
     let mut out = String::with_capacity(code.len() + 16 * 1024);
@@ -58,7 +66,7 @@ fn name_unimplemented_methods(path: &std::path::Path) -> Result<(), Box<dyn std:
             .map(|i| before[i + 9..].split(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap_or(""))
             .unwrap_or("");
         out.push_str(before);
-        out.push_str(&format!("\"Hourglass does not implement WorkflowService/{} (method {method} is unimplemented)\"", to_pascal(method)));
+        out.push_str(&format!("\"Hourglass does not implement {service}/{} (method {method} is unimplemented)\"", to_pascal(method)));
         rest = &rest[at + STUB.len()..];
     }
     out.push_str(rest);

@@ -1,7 +1,8 @@
 //! # hourglass-proto
 //!
-//! The Temporal gRPC surface Hourglass serves: the tonic server for
-//! `temporal.api.workflowservice.v1.WorkflowService`, generated at build time from the
+//! The Temporal gRPC surface Hourglass serves: the tonic servers for
+//! `temporal.api.workflowservice.v1.WorkflowService` and
+//! `temporal.api.operatorservice.v1.OperatorService`, generated at build time from the
 //! descriptor set of the `temporalio-protos` crate and reusing its message types (no
 //! system `protoc`). Re-exports those types as [`temporal`].
 //!
@@ -18,6 +19,14 @@ pub mod workflowservice {
 
 pub use workflowservice::workflow_service_client::WorkflowServiceClient;
 pub use workflowservice::workflow_service_server::{WorkflowService, WorkflowServiceServer};
+
+/// Generated server for `OperatorService` (what `temporal operator ...` calls).
+pub mod operatorservice {
+    #![allow(clippy::all, missing_docs, rustdoc::all)]
+    include!(concat!(env!("OUT_DIR"), "/temporal.api.operatorservice.v1.rs"));
+}
+
+pub use operatorservice::operator_service_server::{OperatorService, OperatorServiceServer};
 
 /// Node-to-node service of a cluster: Raft message streams (`hourglass/peer.proto`).
 pub mod peer {

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hourglass_proto::WorkflowServiceServer;
+use hourglass_proto::{OperatorServiceServer, WorkflowServiceServer};
 use hourglass_raft::{Node, NodeConfig, RaftError};
 use hourglass_storage::disk::IoMode;
 use tokio::sync::oneshot;
@@ -37,6 +37,7 @@ use crate::cluster::transport::PeerTransport;
 use crate::cluster::{members, placement, relay, ClusterConfig};
 use crate::engine::{Engine, EngineConfig, SystemClock};
 use crate::error::ServiceError;
+use crate::frontend::operator::Operator;
 use crate::frontend::Frontend;
 use crate::namespaces::Namespaces;
 
@@ -295,6 +296,7 @@ impl Server {
         let background = vec![spawn_page_release(engine.node().clone())];
 
         let frontend = Frontend { engine: engine.clone(), namespaces: namespaces.clone(), forwarder };
+        let operator = Operator { frontend: frontend.clone() };
         let service = workflow_service(frontend);
         // grpc.health.v1.Health: the WorkflowService (and the server as a whole, "")
         // is SERVING until shutdown begins.
@@ -306,6 +308,7 @@ impl Server {
             tonic::transport::Server::builder()
                 .layer(tower::util::MapResponseLayer::new(oversized_request_status))
                 .add_service(service)
+                .add_service(operator_service(operator))
                 // The `temporal` CLI sends its health check gzip-compressed.
                 .add_service(
                     health_service
@@ -435,6 +438,14 @@ impl Server {
 
 /// How long a cluster node stopping gracefully waits for its shards to move to peers.
 pub const HAND_OFF_WAIT: Duration = Duration::from_secs(3);
+
+fn operator_service(operator: Operator) -> OperatorServiceServer<Operator> {
+    OperatorServiceServer::new(operator)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+}
 
 fn workflow_service(frontend: Frontend) -> WorkflowServiceServer<Frontend> {
     WorkflowServiceServer::new(frontend)

@@ -38,6 +38,11 @@ impl Forwarder {
         Self { node_id, peers, message_bytes_max }
     }
 
+    /// Every peer this node knows.
+    pub fn peer_ids(&self) -> Vec<u64> {
+        self.peers.ids()
+    }
+
     fn client(&self, id: u64) -> Option<WorkflowServiceClient<Channel>> {
         let client = WorkflowServiceClient::new(self.peers.get(id)?)
             .max_decoding_message_size(self.message_bytes_max)
@@ -74,7 +79,14 @@ impl Forwarder {
                     _ => return Err(reachability(target, status)),
                 },
                 Err(status) => return Err(reachability(target, status)),
-                ok => return ok,
+                Ok(mut response) => {
+                    // How the peer encoded its reply is not how this node encodes it
+                    // for its own client (which may not even accept gzip).
+                    for header in ["grpc-encoding", "grpc-accept-encoding"] {
+                        response.metadata_mut().remove(header);
+                    }
+                    return Ok(response);
+                }
             }
         }
     }

@@ -9,6 +9,7 @@
 //! the owner's timer service re-checks its next deadline.
 
 pub mod activity;
+pub mod backlog;
 pub mod children;
 pub mod commands;
 pub mod describe;
@@ -37,6 +38,7 @@ use crate::core::txn::RunTxn;
 use crate::core::IdSource;
 pub use crate::core::{CommandFailure, EngineConfig, RunView};
 use crate::error::Result;
+use crate::matching::pollers::Pollers;
 use crate::matching::{Dispatcher, Matching};
 use crate::shard::{OnOwnerStart, Router};
 pub use crate::shard::{ShardOwner, WorkflowGuard};
@@ -73,6 +75,8 @@ struct EngineInner {
     router: Router,
     matching: Matching,
     query_dispatch: Matching,
+    /// Who polls this node's task queues, and their outstanding polls.
+    pollers: Pollers,
     /// Starts tasks of shards led by other nodes (set on a cluster node).
     remote_tasks: std::sync::OnceLock<Arc<dyn crate::history_api::RemoteTasks>>,
     /// Runs child-workflow steps on shards led by other nodes (set on a cluster node).
@@ -100,6 +104,7 @@ impl Engine {
                 router,
                 matching,
                 query_dispatch,
+                pollers: Pollers::default(),
                 remote_tasks: std::sync::OnceLock::new(),
                 remote_shards: std::sync::OnceLock::new(),
                 clock,
@@ -146,6 +151,10 @@ impl Engine {
     /// Legacy query tasks of every shard, by task queue.
     pub fn query_dispatch(&self) -> &Matching {
         &self.inner.query_dispatch
+    }
+    /// The pollers of the task queues whose polls this node serves.
+    pub fn pollers(&self) -> &Pollers {
+        &self.inner.pollers
     }
     /// The dispatcher a task handed over by a peer goes to.
     pub fn dispatcher(&self, dispatcher: Dispatcher) -> &Matching {

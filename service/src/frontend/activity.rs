@@ -20,6 +20,7 @@ use crate::history_api::{
     ActivityRef, CancelActivity, Canceled, CompleteActivity, Completed, Dispatched, FailActivity, Failed, Heartbeat, HeartbeatActivity,
     StartActivityTask,
 };
+use crate::matching::pollers::PollerMeta;
 
 impl Frontend {
     pub(super) async fn poll_activity_task_queue_rpc(
@@ -38,13 +39,31 @@ impl Frontend {
         }
         let queue = QueueKey { namespace: req.namespace, name, kind: QueueKind::Activity };
         let history = self.history();
+        // Deprecated, but SDKs still send it and Temporal reports it back.
+        #[allow(deprecated)]
+        let meta = PollerMeta {
+            identity: req.identity.clone(),
+            worker_instance_key: req.worker_instance_key,
+            rate_per_second: req.task_queue_metadata.and_then(|m| m.max_tasks_per_second),
+            worker_version_capabilities: req.worker_version_capabilities,
+            deployment_options: req.deployment_options,
+        };
+        // A poll of a worker that just shut down answers empty at once; one waiting
+        // when its worker shuts down answers empty then.
+        let Some(mut ticket) = history.pollers().begin(&queue, meta, self.engine.now_ms()) else {
+            return Ok(Response::new(PollActivityTaskQueueResponse::default()));
+        };
         let matching = history.matching();
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 break;
             }
-            let Some(task) = matching.poll(&queue, remaining).await else { break };
+            let polled = tokio::select! {
+                task = matching.poll(&queue, remaining) => task,
+                () = ticket.ended() => None,
+            };
+            let Some(task) = polled else { break };
             // Until the start is decided, a poll dropped by its caller gives the task back.
             let mut held = matching.hold(&queue, task.clone());
             match history.start_activity_task(StartActivityTask { queue: &queue, task: &task, identity: &req.identity }).await {

@@ -10,7 +10,10 @@ mod activity;
 mod compression;
 mod deadline;
 mod multi_op;
+pub mod operator;
+mod search_attributes;
 mod system;
+pub mod task_queue;
 mod update;
 mod workflow;
 mod workflow_task;
@@ -91,8 +94,9 @@ macro_rules! routed {
     }};
 }
 
-/// Runs a poll on the node leading its task queue's home shard: matching for the
-/// queue runs there (`HistoryApi::queue_home`). On a node with peers a poll waiting
+/// Runs a poll (or a DescribeTaskQueue, which reports what the queue's polls saw) on
+/// the node leading its task queue's home shard: matching for the queue runs there
+/// (`HistoryApi::queue_home`). On a node with peers a poll waiting
 /// here ends (empty, as at its deadline) when this node stops being the queue's
 /// home, so the client polls again and reaches the new home instead of waiting out
 /// its long poll where no task will come.
@@ -143,6 +147,14 @@ impl WorkflowService for Frontend {
     }
     async fn shutdown_worker(&self, request: Request<ShutdownWorkerRequest>) -> RpcResult<ShutdownWorkerResponse> {
         compress_if_large(self.shutdown_worker_rpc(request).await)
+    }
+    // search_attributes.rs
+    async fn get_search_attributes(&self, request: Request<GetSearchAttributesRequest>) -> RpcResult<GetSearchAttributesResponse> {
+        compress_if_large(self.get_search_attributes_rpc(request).await)
+    }
+    // task_queue.rs
+    async fn describe_task_queue(&self, request: Request<DescribeTaskQueueRequest>) -> RpcResult<DescribeTaskQueueResponse> {
+        routed_poll!(self, request, describe_task_queue_rpc, describe_task_queue)
     }
     // workflow.rs
     async fn start_workflow_execution(&self, request: Request<StartWorkflowExecutionRequest>) -> RpcResult<StartWorkflowExecutionResponse> {

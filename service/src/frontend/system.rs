@@ -1,6 +1,13 @@
 //! System and namespace RPCs: GetSystemInfo, GetClusterInfo, DescribeNamespace,
 //! RegisterNamespace, ListNamespaces, ShutdownWorker.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use hourglass_storage::state::QueueKind;
+use temporalio_protos::protos::temporal::api::enums::v1::TaskQueueType;
+use tonic::metadata::MetadataMap;
+
 use temporalio_protos::protos::temporal::api::enums::v1::{ArchivalState, NamespaceState};
 use temporalio_protos::protos::temporal::api::namespace::v1::{namespace_info, BadBinaries, NamespaceConfig, NamespaceInfo};
 use temporalio_protos::protos::temporal::api::replication::v1::{ClusterReplicationConfig, NamespaceReplicationConfig};
@@ -9,8 +16,10 @@ use temporalio_protos::protos::temporal::api::workflowservice::v1::*;
 use tonic::{Request, Response};
 
 use super::{Frontend, RpcResult};
+use crate::cluster::forward::Forwarder;
 use crate::core::txn::{duration, duration_ms};
 use crate::error::ServiceError;
+use crate::history_api::ShutDownWorker;
 use crate::namespaces::{NamespaceRecord, REGISTER_DEFAULT_RETENTION_MS};
 
 /// What GetSystemInfo reports as `server_version`: the Temporal server release whose
@@ -34,6 +43,45 @@ pub fn capabilities() -> Capabilities {
         build_id_based_versioning: false,
         ..Default::default()
     }
+}
+
+/// Longest a peer may take to end a stopping worker's polls.
+const PEER_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The queue kinds a stopping worker polled (both when it names none, as Temporal).
+fn shut_down_kinds(types: &[i32]) -> Vec<QueueKind> {
+    if types.is_empty() {
+        return vec![QueueKind::Workflow, QueueKind::Activity];
+    }
+    let mut kinds = Vec::new();
+    for kind in types.iter().filter_map(|&t| match TaskQueueType::try_from(t) {
+        Ok(TaskQueueType::Workflow) => Some(QueueKind::Workflow),
+        Ok(TaskQueueType::Activity) => Some(QueueKind::Activity),
+        _ => None,
+    }) {
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    kinds
+}
+
+/// Hands a ShutdownWorker to every peer (marked forwarded: they act locally), in
+/// parallel and best effort: a peer that is down has no polls to end.
+async fn tell_peers(forwarder: &Arc<Forwarder>, metadata: MetadataMap, message: ShutdownWorkerRequest) {
+    let mut calls = tokio::task::JoinSet::new();
+    for peer in forwarder.peer_ids() {
+        let (forwarder, metadata, message) = (forwarder.clone(), metadata.clone(), message.clone());
+        calls.spawn(async move {
+            let call = forwarder.call(peer, metadata, message, |mut c, r| async move { c.shutdown_worker(r).await });
+            match tokio::time::timeout(PEER_SHUTDOWN_TIMEOUT, call).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(status)) => tracing::debug!(peer, %status, "a peer did not take a worker's shutdown"),
+                Err(_) => tracing::debug!(peer, "a peer took too long to take a worker's shutdown"),
+            }
+        });
+    }
+    while calls.join_next().await.is_some() {}
 }
 
 /// The client versions GetClusterInfo says the server supports (as Temporal's 1.32
@@ -124,12 +172,28 @@ impl Frontend {
         Ok(Response::new(ListNamespacesResponse { namespaces, next_page_token }))
     }
 
+    /// ShutdownWorker: the worker's outstanding polls answer empty at once (and its
+    /// later ones for a while), it is no longer reported as a poller of its queue, and
+    /// its sticky queue is dropped. On a cluster every node does so (its polls wait at
+    /// their queues' homes), before the call answers: the worker then waits for its
+    /// polls to end (`worker_poll_complete_on_shutdown`).
     pub(super) async fn shutdown_worker_rpc(&self, request: Request<ShutdownWorkerRequest>) -> RpcResult<ShutdownWorkerResponse> {
+        let for_peers = self.forward_copy(&request);
         let req = request.into_inner();
         self.namespaces.require(&req.namespace)?;
-        // Nothing to release: polls of a stopping worker end by cancellation or timeout
-        // (we do not advertise `worker_poll_complete_on_shutdown`).
-        tracing::debug!(namespace = %req.namespace, task_queue = %req.task_queue, identity = %req.identity, "worker shut down");
+        let worker = ShutDownWorker {
+            kinds: if req.task_queue.is_empty() { Vec::new() } else { shut_down_kinds(&req.task_queue_types) },
+            namespace: req.namespace,
+            identity: req.identity,
+            worker_instance_key: req.worker_instance_key,
+            task_queue: req.task_queue,
+            sticky_queue: req.sticky_task_queue,
+        };
+        let ended = self.history().shut_down_worker(&worker);
+        tracing::debug!(?worker, ended, reason = %req.reason, "worker shut down");
+        if let (Some(forwarder), Some((metadata, message))) = (&self.forwarder, for_peers) {
+            tell_peers(forwarder, metadata, message).await;
+        }
         Ok(Response::new(ShutdownWorkerResponse {}))
     }
 
@@ -146,9 +210,15 @@ impl Frontend {
                 description: record.description.clone(),
                 owner_email: record.owner_email.clone(),
                 id: record.id.clone(),
-                // Only what is built is true; in particular
-                // `worker_poll_complete_on_shutdown` stays false (true would make workers wait).
-                capabilities: Some(namespace_info::Capabilities { sync_update: true, async_update: true, ..Default::default() }),
+                // Only what is built is true. `worker_poll_complete_on_shutdown`:
+                // ShutdownWorker ends the worker's polls, so it waits for them instead
+                // of dropping them (and the tasks they may be carrying).
+                capabilities: Some(namespace_info::Capabilities {
+                    sync_update: true,
+                    async_update: true,
+                    worker_poll_complete_on_shutdown: true,
+                    ..Default::default()
+                }),
                 limits: Some(limits),
                 ..Default::default()
             }),

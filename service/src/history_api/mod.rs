@@ -15,9 +15,11 @@
 //! - [`update`]: `UpdateWorkflowExecution` and `PollWorkflowExecutionUpdate`.
 //! - [`query`]: `QueryWorkflow` (ask, wait, re-check; asked again once when the
 //!   owner holding it stops) and a worker's answer to a legacy query task.
+//! - [`task_queue`]: a task queue's pollers, rates and backlog; a worker's shutdown.
 
 pub mod activity;
 pub mod query;
+pub mod task_queue;
 pub mod update;
 pub mod workflow;
 pub mod workflow_task;
@@ -36,6 +38,7 @@ use hourglass_storage::state::QueueKey;
 pub use crate::engine::update::UpdateTarget;
 pub use activity::{ActivityRef, CancelActivity, CompleteActivity, FailActivity, HeartbeatActivity, StartActivityTask};
 pub use query::{AskQuery, QueryAnswer, QueryWorkflow, RespondQuery};
+pub use task_queue::ShutDownWorker;
 pub use update::{PollUpdate, UpdateAnswer, UpdateWorkflow};
 pub use workflow::{
     Describe, GetHistory, GetHistoryReverse, RequestCancel, ResolveRun, SignalWithStart, SignalWorkflow, StartWorkflow, Terminate,

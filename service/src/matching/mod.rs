@@ -19,6 +19,13 @@
 //! whose home shard another node leads goes there instead (`crate::cluster::relay` is
 //! the cluster's side of it), and a task put back here after the home moved is dropped (its owner
 //! hands it to the new home).
+//!
+//! Besides dispatch: [`pollers`] remembers who polls each queue and ends a stopping
+//! worker's polls; [`rates`] measures each queue's add and dispatch rates
+//! (`DescribeTaskQueue`).
+
+pub mod pollers;
+pub mod rates;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
@@ -30,6 +37,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::core::tasks::TaskPayload;
+use rates::TaskRate;
 
 /// A task as matching sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +112,9 @@ struct Queue {
     held: HashMap<(ShardId, u64), u64>,
     waiters: VecDeque<(u64, oneshot::Sender<TaskRef>)>,
     next_waiter: u64,
+    /// Tasks added (not put back) and handed to polls, for their rates.
+    added: TaskRate,
+    dispatched: TaskRate,
 }
 
 impl Queue {
@@ -111,7 +122,10 @@ impl Queue {
     fn offer(&mut self, mut task: TaskRef) -> Option<TaskRef> {
         while let Some((_, tx)) = self.waiters.pop_front() {
             match tx.send(task) {
-                Ok(()) => return None,
+                Ok(()) => {
+                    self.dispatched.record(tokio::time::Instant::now());
+                    return None;
+                }
                 Err(back) => task = back,
             }
         }
@@ -141,11 +155,17 @@ impl Queue {
         }
     }
 
-    /// Hands `task` to a waiter, or keeps it ready.
+    /// Hands `task` to a waiter, or keeps it ready. A task not put back (`at_head`)
+    /// and not held already counts as added.
     fn put(&mut self, task: TaskRef, at_head: bool) {
         if self.held.contains_key(&(task.shard, task.task_id)) {
             self.keep(task, at_head);
-        } else if let Some(task) = self.offer(task) {
+            return;
+        }
+        if !at_head {
+            self.added.record(tokio::time::Instant::now());
+        }
+        if let Some(task) = self.offer(task) {
             self.keep(task, at_head);
         }
     }
@@ -153,6 +173,7 @@ impl Queue {
     fn take(&mut self) -> Option<TaskRef> {
         let task = self.ready.pop_front()?;
         self.held.remove(&(task.shard, task.task_id));
+        self.dispatched.record(tokio::time::Instant::now());
         Some(task)
     }
 
@@ -299,6 +320,37 @@ impl Matching {
     pub fn ready_len(&self, queue: &QueueKey) -> usize {
         self.inner.lock().queues.get(queue).map_or(0, |q| q.ready.len())
     }
+
+    /// `queue`'s tasks added and handed to polls per second, over the last
+    /// [`rates::WINDOW`] (zero for a queue this node never dispatched).
+    pub fn rates(&self, queue: &QueueKey) -> QueueRates {
+        self.rates_at(queue, tokio::time::Instant::now())
+    }
+
+    fn rates_at(&self, queue: &QueueKey, now: tokio::time::Instant) -> QueueRates {
+        let mut inner = self.inner.lock();
+        match inner.queues.get_mut(queue) {
+            Some(q) => QueueRates { added_per_second: q.added.per_second(now), dispatched_per_second: q.dispatched.per_second(now) },
+            None => QueueRates::default(),
+        }
+    }
+
+    /// Closes `queue`: every poll waiting on it answers "nothing" now, and its ready
+    /// tasks are returned (they must go elsewhere: they stay in their shards'
+    /// backlogs, but matching forgets them). The hook for dropping a sticky queue
+    /// whose worker shut down; a later poll opens the queue afresh.
+    pub fn close_queue(&self, queue: &QueueKey) -> Vec<TaskRef> {
+        let removed = self.inner.lock().queues.remove(queue);
+        // Dropping the waiters' senders (outside the lock) wakes their polls empty.
+        removed.map(|q| q.ready.into_iter().collect()).unwrap_or_default()
+    }
+}
+
+/// A queue's rates ([`Matching::rates`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QueueRates {
+    pub added_per_second: f32,
+    pub dispatched_per_second: f32,
 }
 
 /// A task taken from matching for a poll: given back (to the head of its queue) if
@@ -539,6 +591,38 @@ mod tests {
         assert_eq!(m.ready_len(&queue()), 0, "terms that ended here are refused");
         m.add(queue(), TaskRef { shard: 5, term: 6, ..task(4) });
         assert_eq!(take(&m), 4, "a newer term, led elsewhere now, is taken");
+    }
+
+    #[tokio::test]
+    async fn closing_a_queue_wakes_its_polls_empty_and_hands_back_its_tasks() {
+        let m = live();
+        let (mut poll, first, flag) = first_poll(&m);
+        assert!(first.is_pending());
+        assert!(m.close_queue(&queue()).is_empty(), "nothing was ready");
+        assert!(flag.woken(), "the waiting poll was woken");
+        assert_eq!(poll_again(&mut poll), Poll::Ready(None), "and answers nothing");
+        m.add(queue(), task(1));
+        m.add(queue(), task(2));
+        let back: Vec<u64> = m.close_queue(&queue()).into_iter().map(|t| t.task_id).collect();
+        assert_eq!(back, [1, 2], "the ready tasks come back in order");
+        assert_eq!(m.ready_len(&queue()), 0);
+        m.add(queue(), task(3));
+        assert_eq!(take(&m), 3, "a closed queue opens again on use");
+    }
+
+    #[tokio::test]
+    async fn adds_and_hand_outs_are_counted_for_the_rates() {
+        let m = live();
+        assert_eq!(m.rates(&queue()), QueueRates::default(), "a queue never used");
+        m.add(queue(), task(1));
+        m.add(queue(), task(1));
+        m.add(queue(), task(2));
+        m.requeue(queue(), task(3));
+        assert_eq!(take(&m), 3, "the task put back went to the head");
+        let rates = m.rates_at(&queue(), tokio::time::Instant::now() + Duration::from_secs(2));
+        let near = |a: f32, b: f32| (a - b).abs() < 0.01;
+        assert!(near(rates.added_per_second, 1.0), "two tasks added in 2 s (a repeat and a task put back are not adds): {rates:?}");
+        assert!(near(rates.dispatched_per_second, 0.5), "one handed out in 2 s: {rates:?}");
     }
 
     /// A relay that records what it was sent; `home` says whether this node is home.

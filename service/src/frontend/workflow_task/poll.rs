@@ -5,6 +5,9 @@
 //!
 //! Sticky queues are accepted and simply time out: this server dispatches every task
 //! on the normal queue with full history (contract §7).
+//!
+//! Every poll is remembered as its queue's poller, and ends (empty) when its worker
+//! shuts down (`ShutdownWorker`, see `crate::matching::pollers`).
 
 use hourglass_storage::state::{QueueKey, QueueKind};
 use temporalio_protos::protos::temporal::api::enums::v1::TaskQueueKind;
@@ -17,6 +20,7 @@ use super::super::{Frontend, RpcResult};
 use crate::error::ServiceError;
 use crate::frontend::deadline;
 use crate::history_api::{HistoryApi, LegacyQueryTask, PollQueryTask, Poller, StartQueryTask, StartWorkflowTask, Started};
+use crate::matching::pollers::{PollTicket, PollerMeta};
 use crate::matching::TaskRef;
 
 /// Longest task queue name accepted (Go's default limit).
@@ -48,15 +52,31 @@ impl Frontend {
         let req = request.into_inner();
         self.namespaces.require(&req.namespace)?;
         let tq = validate_task_queue(req.task_queue.as_ref())?;
+        let queue = QueueKey { namespace: req.namespace.clone(), name: tq.name.clone(), kind: QueueKind::Workflow };
+        // Deprecated, but SDKs still send it and Temporal reports it back.
+        #[allow(deprecated)]
+        let meta = PollerMeta {
+            identity: req.identity.clone(),
+            worker_instance_key: req.worker_instance_key.clone(),
+            rate_per_second: None,
+            worker_version_capabilities: req.worker_version_capabilities.clone(),
+            deployment_options: req.deployment_options.clone(),
+        };
+        // A poll of a worker that just shut down answers empty at once.
+        let Some(mut ticket) = self.history().pollers().begin(&queue, meta, self.engine.now_ms()) else {
+            return Ok(Response::new(PollWorkflowTaskQueueResponse::default()));
+        };
         if tq.kind == TaskQueueKind::Sticky as i32 {
-            tokio::time::sleep_until(deadline).await;
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {}
+                () = ticket.ended() => {}
+            }
             return Ok(Response::new(PollWorkflowTaskQueueResponse::default()));
         }
-        let queue = QueueKey { namespace: req.namespace.clone(), name: tq.name.clone(), kind: QueueKind::Workflow };
         #[allow(deprecated)]
         let build_id = req.worker_version_capabilities.as_ref().map(|c| c.build_id.clone()).unwrap_or_default();
         let poller = Poller { identity: req.identity.clone(), build_id };
-        let response = poll_until(self.history(), &queue, &poller, deadline).await?;
+        let response = poll_until(self.history(), &queue, &poller, deadline, &mut ticket).await?;
         Ok(Response::new(response.unwrap_or_default()))
     }
 }
@@ -65,12 +85,15 @@ impl Frontend {
 /// leadership change under way), so it does not spin on the same task.
 pub(in crate::frontend) const NOT_LEADER_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// Waits for work on `queue` until `deadline`; `None` when there was none.
+/// Waits for work on `queue` until `deadline`; `None` when there was none, or when the
+/// poll's worker shut down while it waited (a task already taken is still started and
+/// handed over: the worker waits for its polls to end, so it is not lost).
 async fn poll_until(
     history: HistoryApi<'_>,
     queue: &QueueKey,
     poller: &Poller,
     deadline: Instant,
+    ticket: &mut PollTicket,
 ) -> Result<Option<PollWorkflowTaskQueueResponse>, ServiceError> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -80,6 +103,7 @@ async fn poll_until(
         let work = tokio::select! {
             task = history.matching().poll(queue, left) => task.map(Work::Task),
             query = history.poll_query_task(PollQueryTask { queue, wait: left }) => query.map(Work::Query),
+            () = ticket.ended() => None,
         };
         match work {
             None => return Ok(None),

@@ -1,0 +1,190 @@
+//! `DescribeTaskQueue` and `ShutdownWorker` on a three-node cluster (three servers in
+//! this process, on loopback): a task queue's polls are served by the node leading
+//! its home shard, wherever they arrive, so a describe sent to any node reports the
+//! pollers that node's peers took in, and a worker's shutdown sent to any node ends
+//! its polls wherever they wait.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use hourglass_service::cluster::ClusterConfig;
+use hourglass_service::server::{ServeConfig, Server};
+use hourglass_tests::TEST_SHARDS;
+use temporalio_client::tonic::transport::Channel;
+use temporalio_client::tonic::Request;
+use temporalio_protos::protos::temporal::api::enums::v1::{DescribeTaskQueueMode, TaskQueueType};
+use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
+use temporalio_protos::protos::temporal::api::workflowservice::v1::workflow_service_client::WorkflowServiceClient;
+use temporalio_protos::protos::temporal::api::workflowservice::v1::*;
+
+type Svc = WorkflowServiceClient<Channel>;
+
+const NODES: u64 = 3;
+const NS: &str = "default";
+/// Task queues tried: their homes fall on different nodes.
+const QUEUES: usize = 6;
+
+struct Cluster {
+    servers: Vec<Server>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let peer_ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
+        let mut starts = Vec::new();
+        let mut dirs = Vec::new();
+        for id in 1..=NODES {
+            let dir = tempfile::Builder::new().prefix("hourglass-tq-cluster-").tempdir().unwrap();
+            let peers: BTreeMap<u64, String> =
+                (1..=NODES).filter(|&p| p != id).map(|p| (p, format!("127.0.0.1:{}", peer_ports[(p - 1) as usize]))).collect();
+            let config = ServeConfig {
+                listen: "127.0.0.1:0".into(),
+                shards: Some(TEST_SHARDS * 2),
+                shutdown_grace: Duration::from_secs(2),
+                cluster: Some(ClusterConfig {
+                    node_id: id,
+                    peer_listen: format!("127.0.0.1:{}", peer_ports[(id - 1) as usize]),
+                    peers,
+                    join: false,
+                }),
+                ..ServeConfig::new(dir.path())
+            };
+            dirs.push(dir);
+            starts.push(tokio::spawn(Server::start(config)));
+        }
+        let mut servers = Vec::new();
+        for start in starts {
+            servers.push(start.await.unwrap().expect("a node starts"));
+        }
+        Cluster { servers, _dirs: dirs }
+    }
+
+    async fn client(&self, node: usize) -> Svc {
+        let url = format!("http://{}", self.servers[node].local_addr());
+        WorkflowServiceClient::new(Channel::from_shared(url).unwrap().connect().await.unwrap())
+    }
+
+    async fn stop(self) {
+        for server in self.servers {
+            server.shutdown().await.unwrap();
+        }
+    }
+}
+
+fn tq(name: &str) -> Option<TaskQueue> {
+    Some(TaskQueue { name: name.into(), ..Default::default() })
+}
+
+/// The pollers of `queue`'s workflow kind as `svc`'s node reports them (enhanced).
+#[allow(deprecated)]
+async fn pollers(svc: &mut Svc, queue: &str) -> Result<Vec<String>, String> {
+    let request = DescribeTaskQueueRequest {
+        namespace: NS.into(),
+        task_queue: tq(queue),
+        api_mode: DescribeTaskQueueMode::Enhanced as i32,
+        report_pollers: true,
+        ..Default::default()
+    };
+    let described = svc.describe_task_queue(request).await.map_err(|s| s.to_string())?.into_inner();
+    let info = described.versions_info.get("").and_then(|v| v.types_info.get(&(TaskQueueType::Workflow as i32)));
+    Ok(info.map(|i| i.pollers.iter().map(|p| p.identity.clone()).collect()).unwrap_or_default())
+}
+
+/// Retries `f` until it answers `Ok(v)` with `done(&v)`, for at most 20 s.
+async fn eventually<T: std::fmt::Debug, F, Fut>(what: &str, mut f: F, done: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = f().await;
+        match got {
+            Ok(v) if done(&v) => return v,
+            other if Instant::now() > deadline => panic!("{what}: still {other:?}"),
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_describes_the_pollers_and_ends_a_stopping_workers_polls() {
+    let cluster = Cluster::start().await;
+    let mut clients = Vec::new();
+    for node in 0..NODES as usize {
+        clients.push(cluster.client(node).await);
+    }
+    // Every node serves once the shards have leaders.
+    for svc in &clients {
+        let describe = || {
+            let mut svc = svc.clone();
+            async move {
+                svc.describe_namespace(DescribeNamespaceRequest { namespace: NS.into(), ..Default::default() })
+                    .await
+                    .map_err(|s| s.to_string())
+            }
+        };
+        eventually("the cluster serves", describe, |_| true).await;
+    }
+
+    // One worker polls each queue through node 1.
+    let queues: Vec<String> = (0..QUEUES).map(|i| format!("tq-cluster-{i}-{}", uuid::Uuid::new_v4())).collect();
+    let mut polls = Vec::new();
+    for (i, queue) in queues.iter().enumerate() {
+        let mut svc = clients[0].clone();
+        let mut request = Request::new(PollWorkflowTaskQueueRequest {
+            namespace: NS.into(),
+            task_queue: tq(queue),
+            identity: format!("poller-{i}"),
+            worker_instance_key: "cluster-worker".into(),
+            ..Default::default()
+        });
+        request.set_timeout(Duration::from_secs(40));
+        polls.push(tokio::spawn(async move { svc.poll_workflow_task_queue(request).await.map(|r| r.into_inner()) }));
+    }
+    // Every node reports each queue's poller (forwarded to the queue's home).
+    for (i, queue) in queues.iter().enumerate() {
+        for svc in &clients {
+            let svc = svc.clone();
+            let seen = eventually(
+                "the poller is reported",
+                || {
+                    let mut svc = svc.clone();
+                    async move { pollers(&mut svc, queue).await }
+                },
+                |p| !p.is_empty(),
+            )
+            .await;
+            assert_eq!(seen, [format!("poller-{i}")]);
+        }
+    }
+
+    // The worker shuts down through node 3: every poll ends at once, wherever it waits.
+    let started = Instant::now();
+    let mut svc = clients[2].clone();
+    svc.shutdown_worker(ShutdownWorkerRequest {
+        namespace: NS.into(),
+        identity: "poller-0".into(),
+        worker_instance_key: "cluster-worker".into(),
+        task_queue: queues[0].clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for poll in polls {
+        let answer = tokio::time::timeout(Duration::from_secs(10), poll).await.expect("the poll ended").unwrap();
+        assert_eq!(answer.expect("answered"), PollWorkflowTaskQueueResponse::default(), "empty");
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "at once: {:?}", started.elapsed());
+    // The identity it named is no longer reported for its queue, on any node.
+    for svc in &clients {
+        assert!(pollers(&mut svc.clone(), &queues[0]).await.unwrap().is_empty());
+    }
+    cluster.stop().await;
+}
