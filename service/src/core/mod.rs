@@ -23,6 +23,7 @@
 pub mod activity;
 pub mod children;
 pub mod commands;
+pub mod cron;
 pub mod error;
 #[cfg(test)]
 mod golden;
