@@ -81,6 +81,9 @@ pub struct ExecutionState {
     /// continue-as-new inheritance of the execution deadline).
     #[prost(string, tag = "30")]
     pub original_execution_run_id: String,
+    /// The run's cron schedule (empty: none); each run that closes chains to the next.
+    #[prost(string, tag = "50")]
+    pub cron_schedule: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
