@@ -503,6 +503,7 @@ mod tests {
             "@every  1s",
             "@every 1",
             "@hourly ",
+            " @hourly",
             "TZ=UTC",
         ] {
             assert!(matches!(parse(bad), Err(CronError::Invalid(_))), "{bad:?} should be refused: {:?}", parse(bad));

@@ -32,7 +32,7 @@ fn at(ms: i64) -> Option<prost_wkt_types::Timestamp> {
     (ms > 0).then(|| timestamp(ms))
 }
 
-fn response(run: &RunView, root: WorkflowExecution) -> DescribeWorkflowExecutionResponse {
+pub(super) fn response(run: &RunView, root: WorkflowExecution) -> DescribeWorkflowExecutionResponse {
     let s = &run.state;
     let closed = !s.is_open();
     let info = WorkflowExecutionInfo {

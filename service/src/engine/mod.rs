@@ -16,6 +16,7 @@ pub mod errors;
 pub mod external;
 pub mod history;
 pub mod lifecycle;
+pub mod list;
 pub mod query;
 pub mod runs;
 pub mod start;

@@ -361,6 +361,23 @@ impl Frontend {
         Ok(Response::new(self.history().describe(Describe { namespace: r.namespace, workflow_id, run_id }).await?))
     }
 
+    /// ListWorkflowExecutions, for the one query Hourglass answers: `WorkflowId = '...'`
+    /// (all of that workflow's runs, newest first, in one page).
+    pub(super) async fn list_workflow_executions_rpc(
+        &self,
+        request: Request<ListWorkflowExecutionsRequest>,
+    ) -> RpcResult<ListWorkflowExecutionsResponse> {
+        let r = request.into_inner();
+        self.namespaces.require(&r.namespace)?;
+        let Some(workflow_id) = workflow_id_query(&r.query) else {
+            let message = format!("Hourglass lists workflows only by WorkflowId = '...'; query {:?} is not supported", r.query);
+            return Err(ServiceError::Unimplemented(message).into());
+        };
+        check_id("WorkflowId", &workflow_id)?;
+        let executions = self.history().list_runs(&r.namespace, &workflow_id).await?;
+        Ok(Response::new(ListWorkflowExecutionsResponse { executions, next_page_token: Vec::new() }))
+    }
+
     pub(super) async fn request_cancel_workflow_execution_rpc(
         &self,
         request: Request<RequestCancelWorkflowExecutionRequest>,
@@ -403,9 +420,26 @@ impl Frontend {
     }
 }
 
+/// The workflow id of a `WorkflowId = 'id'` (or `"id"`) visibility query.
+fn workflow_id_query(query: &str) -> Option<String> {
+    let rest = query.trim().strip_prefix("WorkflowId")?.trim_start().strip_prefix('=')?.trim();
+    let quote = rest.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let inner = rest.strip_prefix(quote)?.strip_suffix(quote)?;
+    (!inner.contains(quote)).then(|| inner.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workflow_id_queries() {
+        assert_eq!(workflow_id_query("WorkflowId = 'abc'"), Some("abc".into()));
+        assert_eq!(workflow_id_query("  WorkflowId=\"a b\" "), Some("a b".into()));
+        assert_eq!(workflow_id_query("WorkflowId = 'a' AND x = 'b'"), None);
+        assert_eq!(workflow_id_query(""), None);
+        assert_eq!(workflow_id_query("WorkflowType = 'x'"), None);
+    }
 
     fn meta(timeout: &str) -> MetadataMap {
         let mut m = MetadataMap::new();
