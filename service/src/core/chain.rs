@@ -42,9 +42,13 @@ pub fn may_continue(state: &ExecutionState) -> bool {
 
 /// A run failing with `failure` (a run timeout fails with its timeout failure): its
 /// retry policy first, then its cron schedule. The retry state is the close event's.
-pub fn after_failure(state: &ExecutionState, failure: Option<&Failure>, now_ms: i64, config: &EngineConfig) -> (RetryState, Option<NextRun>) {
-    let decision =
-        retry::workflow_backoff(state.retry_policy.as_ref(), state.attempt, failure, now_ms, state.execution_expiration_ms);
+pub fn after_failure(
+    state: &ExecutionState,
+    failure: Option<&Failure>,
+    now_ms: i64,
+    config: &EngineConfig,
+) -> (RetryState, Option<NextRun>) {
+    let decision = retry::workflow_backoff(state.retry_policy.as_ref(), state.attempt, failure, now_ms, state.execution_expiration_ms);
     match decision {
         RetryDecision::Retry { delay_ms } => {
             let next = NextRun { initiator: ContinueAsNewInitiator::Retry, backoff_ms: min_backoff(state, delay_ms, now_ms, config) };
@@ -61,10 +65,12 @@ pub fn after_completion(state: &ExecutionState, now_ms: i64, config: &EngineConf
 }
 
 /// Temporal's `ContinueAsNewMinBackoff`: runs of one workflow id start at least
-/// `chain_min_interval_ms` apart (counted from this run's execution time).
+/// `chain_min_interval_ms` apart (counted from this run's execution time). A run that
+/// began before its execution time (a cancellation request during its backoff
+/// scheduled its first task) keeps its backoff: Temporal's server was seen to.
 fn min_backoff(state: &ExecutionState, backoff_ms: i64, now_ms: i64, config: &EngineConfig) -> i64 {
     let lifetime_ms = now_ms.saturating_sub(state.execution_time_ms);
-    if lifetime_ms.saturating_add(backoff_ms) < config.chain_min_interval_ms {
+    if lifetime_ms >= 0 && lifetime_ms.saturating_add(backoff_ms) < config.chain_min_interval_ms {
         config.chain_min_interval_ms - lifetime_ms
     } else {
         backoff_ms
@@ -81,7 +87,14 @@ pub struct Handover {
 /// The run `new_run_id` that continues `txn`'s run (closed by the caller, its close
 /// event naming `new_run_id`), started from `started` (the closing run's Started
 /// attributes; `None` only if they could not be read, then from its state alone).
-pub fn start_next_run(txn: &RunTxn, new_run_id: String, started: Option<&Started>, next: NextRun, handover: Handover, ctx: &mut Ctx) -> RunTxn {
+pub fn start_next_run(
+    txn: &RunTxn,
+    new_run_id: String,
+    started: Option<&Started>,
+    next: NextRun,
+    handover: Handover,
+    ctx: &mut Ctx,
+) -> RunTxn {
     let s = &txn.state;
     if started.is_none() {
         tracing::error!(run = ?txn.key, "continuing a run without its Started attributes: input, header and memo are lost");

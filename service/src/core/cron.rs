@@ -65,8 +65,7 @@ const MONTHS: Bounds = Bounds {
         ("dec", 12),
     ],
 };
-const DOW: Bounds =
-    Bounds { min: 0, max: 6, names: &[("sun", 0), ("mon", 1), ("tue", 2), ("wed", 3), ("thu", 4), ("fri", 5), ("sat", 6)] };
+const DOW: Bounds = Bounds { min: 0, max: 6, names: &[("sun", 0), ("mon", 1), ("tue", 2), ("wed", 3), ("thu", 4), ("fri", 5), ("sat", 6)] };
 
 /// Parses a non-empty schedule (robfig/cron's `ParseStandard`).
 pub fn parse(spec: &str) -> Result<Schedule> {
@@ -402,15 +401,7 @@ impl Civil {
         let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
         let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
         let year = yoe + era * 400 + i64::from(month <= 2);
-        Civil {
-            year,
-            month,
-            day,
-            hour: secs / 3_600,
-            minute: secs / 60 % 60,
-            second: secs % 60,
-            weekday: (days + 4).rem_euclid(7) as u32,
-        }
+        Civil { year, month, day, hour: secs / 3_600, minute: secs / 60 % 60, second: secs % 60, weekday: (days + 4).rem_euclid(7) as u32 }
     }
 }
 

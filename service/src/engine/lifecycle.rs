@@ -7,9 +7,9 @@ use hourglass_storage::state::RunKey;
 
 use super::{children, history, Engine};
 use crate::core::lifecycle::{self, TimeoutOutcome};
-use crate::core::{chain, Ctx};
 use crate::core::tasks::{TimerKind, TimerPayload};
 use crate::core::txn::RunTxn;
+use crate::core::{chain, Ctx};
 use crate::engine::errors::MisuseError;
 use crate::error::Result;
 
@@ -32,11 +32,8 @@ pub async fn on_run_timer(engine: &Engine, run: &RunKey, timer: &TimerPayload) -
 async fn time_out(engine: &Engine, run: &RunKey, execution: bool) -> Result<()> {
     let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await?;
     let Some(view) = lock.load(run)? else { return Ok(()) };
-    let started = if view.state.is_open() && chain::may_continue(&view.state) {
-        Some(history::started_attributes(&lock, run)?)
-    } else {
-        None
-    };
+    let started =
+        if view.state.is_open() && chain::may_continue(&view.state) { Some(history::started_attributes(&lock, run)?) } else { None };
     let mut txn = engine.txn(view);
     let outcome = {
         let mut ids = engine.ids();

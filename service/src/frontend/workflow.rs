@@ -23,9 +23,9 @@ use tonic::{Request, Response};
 use super::deadline::grpc_timeout;
 use super::{Frontend, RpcResult};
 use crate::core::lifecycle::ID_BYTES_MAX;
-use crate::core::{cron, retry};
 use crate::core::run::Timeouts;
 use crate::core::txn::duration_ms;
+use crate::core::{cron, retry};
 use crate::engine::start::new_run_id;
 use crate::engine::EngineConfig;
 use crate::error::{Result, ServiceError};
@@ -482,10 +482,14 @@ mod tests {
             message(RetryPolicy { backoff_coefficient: 0.5, ..Default::default() }),
             "BackoffCoefficient cannot be less than 1 on retry policy."
         );
-        assert_eq!(message(RetryPolicy { maximum_attempts: -1, ..Default::default() }), "MaximumAttempts cannot be negative on retry policy.");
+        assert_eq!(
+            message(RetryPolicy { maximum_attempts: -1, ..Default::default() }),
+            "MaximumAttempts cannot be negative on retry policy."
+        );
         let inverted = RetryPolicy { initial_interval: d(10), maximum_interval: d(5), ..Default::default() };
         assert_eq!(message(inverted), "MaximumInterval cannot be less than InitialInterval on retry policy.");
-        let below_default = RetryPolicy { maximum_interval: Some(prost_wkt_types::Duration { seconds: 0, nanos: 500_000_000 }), ..Default::default() };
+        let below_default =
+            RetryPolicy { maximum_interval: Some(prost_wkt_types::Duration { seconds: 0, nanos: 500_000_000 }), ..Default::default() };
         assert_eq!(message(below_default), "MaximumInterval cannot be less than InitialInterval on retry policy.");
         assert_eq!(
             message(RetryPolicy { initial_interval: d(-1), ..Default::default() }),
@@ -500,7 +504,9 @@ mod tests {
         assert!(check_cron("", Some(&zero), 0).is_ok());
         assert!(check_cron("@every 2s", None, 0).is_ok());
         let both = check_cron("@every 2s", Some(&zero), 0);
-        assert!(matches!(both, Err(ServiceError::InvalidArgument(m)) if m == "CronSchedule and WorkflowStartDelay may not be used together."));
+        assert!(
+            matches!(both, Err(ServiceError::InvalidArgument(m)) if m == "CronSchedule and WorkflowStartDelay may not be used together.")
+        );
         let bad = check_cron("* * *", None, 0).unwrap_err();
         assert_eq!((bad.code(), bad.to_string()), (tonic::Code::InvalidArgument, "invalid CronSchedule.".to_string()));
     }

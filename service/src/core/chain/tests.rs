@@ -203,8 +203,25 @@ fn runs_of_a_chain_start_at_least_a_second_apart() {
         a.next_retry_delay = Some(duration(100));
     }
     let (txn, started) = running(&spec(policy(0), ""), T0 + 200);
-    let (_, new_run) = close_with(txn, &started, fail_cmd(failure));
+    let (_, new_run) = close_with(txn, &started, fail_cmd(failure.clone()));
     assert_eq!(started_of(&new_run.expect("a retry")).first_workflow_task_backoff, Some(duration(800)));
+    // Recorded from Temporal: 100 ms asked for, 186 ms after the run's start → 814 ms.
+    let (txn, started) = running(&spec(policy(0), ""), T0 + 186);
+    let (_, new_run) = close_with(txn, &started, fail_cmd(failure));
+    assert_eq!(started_of(&new_run.expect("a retry")).first_workflow_task_backoff, Some(duration(814)));
+}
+
+#[test]
+fn a_cron_run_started_early_keeps_its_schedule_backoff() {
+    // Recorded from Temporal: a run due at 41.785 (@every 2s) was cancel-requested
+    // during its backoff, ran at once and completed at 40.148: the next run waits for
+    // 41.785, rounded up to 2 s, with no minimum interval added.
+    let mut s = spec(None, "@every 2s");
+    s.cron_schedule = "@every 2s".into();
+    let (mut txn, started) = running(&s, 40_148);
+    txn.state.execution_time_ms = 41_785;
+    let (_, new_run) = close_with(txn, &started, complete_cmd(b"r"));
+    assert_eq!(started_of(&new_run.expect("the next cron run")).first_workflow_task_backoff, Some(duration(2_000)));
 }
 
 #[test]
@@ -219,17 +236,18 @@ fn a_run_timeout_is_retried_and_the_execution_timeout_ends_the_chain() {
         panic!("a retry")
     };
     let kinds: Vec<i32> = txn.events().iter().map(|e| e.event_type).collect();
-    assert_eq!(kinds, [EventType::WorkflowTaskFailed as i32, EventType::WorkflowExecutionTimedOut as i32], "the started task is force-closed");
+    assert_eq!(
+        kinds,
+        [EventType::WorkflowTaskFailed as i32, EventType::WorkflowExecutionTimedOut as i32],
+        "the started task is force-closed"
+    );
     let Attributes::WorkflowExecutionTimedOutEventAttributes(timed_out) = close_event(&txn) else { panic!() };
     assert_eq!((timed_out.retry_state, timed_out.new_execution_run_id.as_str()), (RetryState::InProgress as i32, "new-1"));
     let a = started_of(&new_run);
     assert_eq!(a.continued_failure, Some(lifecycle::run_timeout_failure()));
     assert_eq!(a.workflow_run_timeout, Some(duration(2_000)));
     // The run timeout counts from the end of the backoff.
-    assert_eq!(
-        timers(new_run),
-        vec![(TimerKind::WorkflowStartBackoff, T0 + 3_000), (TimerKind::WorkflowRunTimeout, T0 + 5_000)]
-    );
+    assert_eq!(timers(new_run), vec![(TimerKind::WorkflowStartBackoff, T0 + 3_000), (TimerKind::WorkflowRunTimeout, T0 + 5_000)]);
 
     let mut s = spec(policy(0), "");
     s.timeouts = Timeouts::normalize(3_000, 0, 0, &EngineConfig::default());
