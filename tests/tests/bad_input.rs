@@ -1636,7 +1636,9 @@ async fn retry_policies_and_cron_schedules_are_checked_as_temporal_does() {
             "retry: maximum_interval < initial_interval",
             INVALID,
             "MaximumInterval cannot be less than InitialInterval on retry policy.",
-            Box::new(move |r| r.retry_policy = policy(RetryPolicy { initial_interval: d(10, 0), maximum_interval: d(5, 0), ..Default::default() })),
+            Box::new(move |r| {
+                r.retry_policy = policy(RetryPolicy { initial_interval: d(10, 0), maximum_interval: d(5, 0), ..Default::default() })
+            }),
         ),
         (
             "retry: maximum_interval < the default initial interval",
@@ -1673,7 +1675,8 @@ async fn retry_policies_and_cron_schedules_are_checked_as_temporal_does() {
             INVALID,
             "Invalid timeout type value: Nope.",
             Box::new(move |r| {
-                r.retry_policy = policy(RetryPolicy { non_retryable_error_types: vec!["TemporalTimeout:Nope".into()], ..Default::default() })
+                r.retry_policy =
+                    policy(RetryPolicy { non_retryable_error_types: vec!["TemporalTimeout:Nope".into()], ..Default::default() })
             }),
         ),
         ("cron: not a cron", INVALID, "invalid CronSchedule.", Box::new(|r| r.cron_schedule = "not a cron".into())),
@@ -1729,9 +1732,20 @@ async fn retry_policies_and_cron_schedules_are_checked_as_temporal_does() {
         env.assert_no_workflow(&id).await;
     }
     // What Temporal accepts.
-    for (input, spec) in [("cron: @every 0s", "@every 0s"), ("cron: names and ?", "0 9 ? JAN-mar Mon-fri"), ("cron: padded fields", " * * * * * "), ("cron: TZ=UTC", "TZ=UTC @hourly")] {
+    for (input, spec) in [
+        ("cron: @every 0s", "@every 0s"),
+        ("cron: names and ?", "0 9 ? JAN-mar Mon-fri"),
+        ("cron: padded fields", " * * * * * "),
+        ("cron: TZ=UTC", "TZ=UTC @hourly"),
+    ] {
         let id = unique("cron-ok");
-        let started = call!(env, start_workflow_execution, input, Code::Ok, StartWorkflowExecutionRequest { cron_schedule: spec.into(), ..start_request(&id, "tq") });
+        let started = call!(
+            env,
+            start_workflow_execution,
+            input,
+            Code::Ok,
+            StartWorkflowExecutionRequest { cron_schedule: spec.into(), ..start_request(&id, "tq") }
+        );
         if started.is_some() {
             env.terminate(&id).await;
         }

@@ -17,9 +17,7 @@ use temporalio_client::tonic::IntoRequest;
 use temporalio_client::{Client, RetryPolicy, WorkflowDescribeOptions, WorkflowGetResultOptions, WorkflowStartOptions};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_protos::protos::temporal::api::common::v1::WorkflowExecution;
-use temporalio_protos::protos::temporal::api::enums::v1::{
-    ContinueAsNewInitiator, EventType, RetryState, WorkflowExecutionStatus,
-};
+use temporalio_protos::protos::temporal::api::enums::v1::{ContinueAsNewInitiator, EventType, RetryState, WorkflowExecutionStatus};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::{HistoryEvent, WorkflowExecutionStartedEventAttributes};
 use temporalio_protos::protos::temporal::api::workflowservice::v1::{
@@ -130,11 +128,15 @@ impl Run {
     fn close(&self) -> (EventType, i32, String) {
         let last = self.events.last().expect("events");
         match last.attributes.clone() {
-            Some(Attributes::WorkflowExecutionFailedEventAttributes(a)) => (EventType::WorkflowExecutionFailed, a.retry_state, a.new_execution_run_id),
+            Some(Attributes::WorkflowExecutionFailedEventAttributes(a)) => {
+                (EventType::WorkflowExecutionFailed, a.retry_state, a.new_execution_run_id)
+            }
             Some(Attributes::WorkflowExecutionTimedOutEventAttributes(a)) => {
                 (EventType::WorkflowExecutionTimedOut, a.retry_state, a.new_execution_run_id)
             }
-            Some(Attributes::WorkflowExecutionCompletedEventAttributes(a)) => (EventType::WorkflowExecutionCompleted, 0, a.new_execution_run_id),
+            Some(Attributes::WorkflowExecutionCompletedEventAttributes(a)) => {
+                (EventType::WorkflowExecutionCompleted, 0, a.new_execution_run_id)
+            }
             _ => (support::event_type(last), 0, String::new()),
         }
     }
@@ -157,7 +159,6 @@ async fn status_of(client: &Client, workflow_id: &str, run_id: &str) -> Workflow
     let request = DescribeWorkflowExecutionRequest {
         namespace: NS.into(),
         execution: Some(WorkflowExecution { workflow_id: workflow_id.into(), run_id: run_id.into() }),
-        ..Default::default()
     };
     let described = client.connection().workflow_service().describe_workflow_execution(request.into_request()).await.expect("describe");
     described.into_inner().workflow_execution_info.expect("info").status()
@@ -261,7 +262,10 @@ async fn a_run_past_its_run_timeout_is_retried() {
     let runs = chain(&client, &workflow_id, &first).await;
     assert_eq!(runs.len(), 2);
     let (kind, retry_state, next) = runs[0].close();
-    assert_eq!((kind, retry_state, next.as_str()), (EventType::WorkflowExecutionTimedOut, RetryState::InProgress as i32, runs[1].run_id.as_str()));
+    assert_eq!(
+        (kind, retry_state, next.as_str()),
+        (EventType::WorkflowExecutionTimedOut, RetryState::InProgress as i32, runs[1].run_id.as_str())
+    );
     let a = runs[1].started();
     assert_eq!((a.attempt, a.initiator), (2, ContinueAsNewInitiator::Retry as i32));
     assert_eq!(ms(&a.workflow_run_timeout), 2_000);
@@ -325,7 +329,8 @@ async fn a_cron_workflow_chains_runs_until_terminated() {
         assert!(!next.is_empty());
     }
     // The chain is over: nothing runs any more.
-    let described = client.get_workflow_handle::<CronRun>(workflow_id.clone()).describe(WorkflowDescribeOptions::default()).await.expect("describe");
+    let described =
+        client.get_workflow_handle::<CronRun>(workflow_id.clone()).describe(WorkflowDescribeOptions::default()).await.expect("describe");
     assert_eq!(described.raw().workflow_execution_info.as_ref().map(|i| i.status()), Some(WorkflowExecutionStatus::Terminated));
 
     // ListWorkflowExecutions by workflow id (what the features suite's cron check reads).

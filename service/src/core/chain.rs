@@ -124,7 +124,7 @@ pub fn start_next_run(
             execution_expiration_ms: s.execution_expiration_ms,
             continued_failure: handover.continued_failure,
             last_completion_result: handover.last_completion_result,
-            echoed_run_timeout: Some(started.workflow_run_timeout.clone()),
+            echoed_run_timeout: Some(started.workflow_run_timeout),
         }),
         cron_schedule: s.cron_schedule.clone(),
         attempt,

@@ -117,7 +117,7 @@ pub enum TimeoutOutcome {
     NotDue,
     /// The run timed out; `new_run`: the run that retries it or continues its cron
     /// schedule, to commit with it.
-    TimedOut { new_run: Option<RunTxn> },
+    TimedOut { new_run: Option<Box<RunTxn>> },
 }
 
 /// The failure a run timeout fails the run with (Go's `NewTimeoutFailure("workflow
@@ -162,7 +162,7 @@ pub fn on_timeout(txn: &mut RunTxn, execution: bool, started: Option<&chain::Sta
     let last_completion_result = started.and_then(|a| a.last_completion_result.clone());
     let handover = chain::Handover { continued_failure: Some(failure), last_completion_result };
     let new_run = chain::start_next_run(txn, new_run_id, started, next, handover, ctx);
-    TimeoutOutcome::TimedOut { new_run: Some(new_run) }
+    TimeoutOutcome::TimedOut { new_run: Some(Box::new(new_run)) }
 }
 
 /// The start delay (or continue-as-new backoff) of `txn`'s run is over: schedules its

@@ -159,7 +159,7 @@ pub fn new_run(key: RunKey, now_ms: i64, spec: &RunSpec) -> RunTxn {
         workflow_execution_timeout: positive(spec.timeouts.execution_ms),
         // Temporal writes an explicit 0s for runs it starts itself (children, continue-as-new);
         // retries and cron runs echo the previous run's.
-        workflow_run_timeout: match chain.echoed_run_timeout.clone() {
+        workflow_run_timeout: match chain.echoed_run_timeout {
             Some(echoed) => echoed,
             None if parent.is_some() || spec.continuation.is_some() => Some(duration(spec.timeouts.run_ms)),
             None => positive(spec.timeouts.run_ms),

@@ -43,7 +43,7 @@ async fn time_out(engine: &Engine, run: &RunKey, execution: bool) -> Result<()> 
     match outcome {
         TimeoutOutcome::NotDue => {}
         TimeoutOutcome::TimedOut { new_run: None } => drop(lock.commit(txn).await?),
-        TimeoutOutcome::TimedOut { new_run: Some(new_run) } => drop(lock.commit_many(vec![txn, new_run], None).await?),
+        TimeoutOutcome::TimedOut { new_run: Some(new_run) } => drop(lock.commit_many(vec![txn, *new_run], None).await?),
     }
     Ok(())
 }

@@ -23,6 +23,6 @@ pub async fn list_runs(engine: &Engine, namespace: &str, workflow_id: &str) -> R
             runs.push((start_time_ms, info));
         }
     }
-    runs.sort_by(|a, b| b.0.cmp(&a.0));
+    runs.sort_by_key(|r| std::cmp::Reverse(r.0));
     Ok(runs.into_iter().map(|(_, info)| info).collect())
 }

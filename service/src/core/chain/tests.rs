@@ -247,7 +247,7 @@ fn a_run_timeout_is_retried_and_the_execution_timeout_ends_the_chain() {
     assert_eq!(a.continued_failure, Some(lifecycle::run_timeout_failure()));
     assert_eq!(a.workflow_run_timeout, Some(duration(2_000)));
     // The run timeout counts from the end of the backoff.
-    assert_eq!(timers(new_run), vec![(TimerKind::WorkflowStartBackoff, T0 + 3_000), (TimerKind::WorkflowRunTimeout, T0 + 5_000)]);
+    assert_eq!(timers(*new_run), vec![(TimerKind::WorkflowStartBackoff, T0 + 3_000), (TimerKind::WorkflowRunTimeout, T0 + 5_000)]);
 
     let mut s = spec(policy(0), "");
     s.timeouts = Timeouts::normalize(3_000, 0, 0, &EngineConfig::default());
