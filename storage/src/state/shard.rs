@@ -49,7 +49,8 @@ impl ShardState {
     /// The runs of one workflow id still in the state (open, or closed within the
     /// retention), in run-id order.
     pub fn runs_of(&self, namespace: &str, workflow_id: &str) -> impl Iterator<Item = (&RunKey, &RunState)> + '_ {
-        let from = std::sync::Arc::new(RunKey { namespace: namespace.to_string(), workflow_id: workflow_id.to_string(), run_id: String::new() });
+        let from =
+            std::sync::Arc::new(RunKey { namespace: namespace.to_string(), workflow_id: workflow_id.to_string(), run_id: String::new() });
         let (namespace, workflow_id) = (namespace.to_string(), workflow_id.to_string());
         self.tables
             .runs
