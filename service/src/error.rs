@@ -7,6 +7,7 @@ use temporalio_protos::protos::google::rpc::Status as RpcStatus;
 use temporalio_protos::protos::temporal::api::errordetails::v1 as details;
 use tonic::{Code, Status};
 
+use crate::core::cron::CronError;
 use crate::core::error::{ActivityError, RunError, StartError, TokenError, WorkflowTaskError};
 use crate::engine::errors::{HistoryError, MisuseError, QueryError, StoredDataError, UpdateError};
 
@@ -25,6 +26,8 @@ pub enum ServiceError {
     Activity(#[from] ActivityError),
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error(transparent)]
+    Cron(#[from] CronError),
     #[error(transparent)]
     History(#[from] HistoryError),
     #[error(transparent)]
@@ -83,6 +86,8 @@ impl ServiceError {
             E::Start(StartError::AlreadyStarted { .. }) => Code::AlreadyExists,
             E::Start(_) | E::Token(_) | E::History(_) => Code::InvalidArgument,
             E::Run(_) => Code::NotFound,
+            E::Cron(CronError::TimeZone(_)) => Code::Unimplemented,
+            E::Cron(_) => Code::InvalidArgument,
             E::WorkflowTask(WorkflowTaskError::NotFound | WorkflowTaskError::RunCompleted) => Code::NotFound,
             E::WorkflowTask(_) => Code::InvalidArgument,
             E::Activity(ActivityError::NotFound | ActivityError::RunCompleted) => Code::NotFound,

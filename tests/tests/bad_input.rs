@@ -1798,3 +1798,148 @@ async fn bad_updates_are_refused_before_anything_is_admitted() {
     env.assert_unchanged("the run is unchanged", &wid, &act.run_id, &before).await;
     env.finish("updates").await;
 }
+
+// ---------------------------------------------------------------------------------
+
+/// Retry policies and cron schedules on start and signal-with-start: the codes AND
+/// the messages of Temporal's server (probed with the same requests; its retry policy
+/// checks run after its defaults are filled in, so a maximum interval under the
+/// default initial interval is refused too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_policies_and_cron_schedules_are_checked_as_temporal_does() {
+    use temporalio_protos::protos::temporal::api::common::v1::RetryPolicy;
+    let mut env = Env::start().await;
+    let d = |seconds: i64, nanos: i32| Some(prost_wkt_types::Duration { seconds, nanos });
+    let policy = |p: RetryPolicy| Some(p);
+    let mut cases: Vec<(&str, Code, &str, Edit<StartWorkflowExecutionRequest>)> = vec![
+        (
+            "retry: maximum_interval < initial_interval",
+            INVALID,
+            "MaximumInterval cannot be less than InitialInterval on retry policy.",
+            Box::new(move |r| {
+                r.retry_policy = policy(RetryPolicy { initial_interval: d(10, 0), maximum_interval: d(5, 0), ..Default::default() })
+            }),
+        ),
+        (
+            "retry: maximum_interval < the default initial interval",
+            INVALID,
+            "MaximumInterval cannot be less than InitialInterval on retry policy.",
+            Box::new(move |r| r.retry_policy = policy(RetryPolicy { maximum_interval: d(0, 500_000_000), ..Default::default() })),
+        ),
+        (
+            "retry: backoff_coefficient 0.5",
+            INVALID,
+            "BackoffCoefficient cannot be less than 1 on retry policy.",
+            Box::new(move |r| r.retry_policy = policy(RetryPolicy { backoff_coefficient: 0.5, ..Default::default() })),
+        ),
+        (
+            "retry: maximum_attempts -1",
+            INVALID,
+            "MaximumAttempts cannot be negative on retry policy.",
+            Box::new(move |r| r.retry_policy = policy(RetryPolicy { maximum_attempts: -1, ..Default::default() })),
+        ),
+        (
+            "retry: negative initial_interval",
+            INVALID,
+            "invalid InitialInterval set on retry policy: negative duration",
+            Box::new(move |r| r.retry_policy = policy(RetryPolicy { initial_interval: d(-1, 0), ..Default::default() })),
+        ),
+        (
+            "retry: negative maximum_interval",
+            INVALID,
+            "invalid MaximumInterval set on retry policy: negative duration",
+            Box::new(move |r| r.retry_policy = policy(RetryPolicy { maximum_interval: d(-1, 0), ..Default::default() })),
+        ),
+        (
+            "retry: unknown TemporalTimeout type",
+            INVALID,
+            "Invalid timeout type value: Nope.",
+            Box::new(move |r| {
+                r.retry_policy =
+                    policy(RetryPolicy { non_retryable_error_types: vec!["TemporalTimeout:Nope".into()], ..Default::default() })
+            }),
+        ),
+        ("cron: not a cron", INVALID, "invalid CronSchedule.", Box::new(|r| r.cron_schedule = "not a cron".into())),
+        ("cron: 6 fields", INVALID, "invalid CronSchedule.", Box::new(|r| r.cron_schedule = "* * * * * *".into())),
+        ("cron: minute 60", INVALID, "invalid CronSchedule.", Box::new(|r| r.cron_schedule = "60 * * * *".into())),
+        ("cron: day of week 7", INVALID, "invalid CronSchedule.", Box::new(|r| r.cron_schedule = "* * * * 7".into())),
+        ("cron: step 0", INVALID, "invalid CronSchedule.", Box::new(|r| r.cron_schedule = "*/0 * * * *".into())),
+        ("cron: @reboot", INVALID, "invalid CronSchedule.", Box::new(|r| r.cron_schedule = "@reboot".into())),
+        ("cron: @every abc", INVALID, "invalid CronSchedule.", Box::new(|r| r.cron_schedule = "@every abc".into())),
+        (
+            "cron: February 30th",
+            INVALID,
+            "invalid CronSchedule, no time can be found to satisfy the schedule",
+            Box::new(|r| r.cron_schedule = "0 0 30 2 *".into()),
+        ),
+        (
+            "cron with a start delay (even 0 s)",
+            INVALID,
+            "CronSchedule and WorkflowStartDelay may not be used together.",
+            Box::new(move |r| {
+                r.cron_schedule = "@every 1m".into();
+                r.workflow_start_delay = d(0, 0);
+            }),
+        ),
+        (
+            "cron: CRON_TZ=America/New_York (Temporal: OK; Hourglass has no time zone database)",
+            Code::Unimplemented,
+            "Hourglass evaluates cron schedules in UTC only; time zone \"America/New_York\" is not supported",
+            Box::new(|r| r.cron_schedule = "CRON_TZ=America/New_York 0 9 * * *".into()),
+        ),
+    ];
+    let mut wrong_messages = Vec::new();
+    for (input, code, message, change) in cases.drain(..) {
+        let id = unique("never");
+        let mut r = start_request(&id, "tq");
+        change(&mut r);
+        let sws = SignalWithStartWorkflowExecutionRequest {
+            retry_policy: r.retry_policy.clone(),
+            cron_schedule: r.cron_schedule.clone(),
+            workflow_start_delay: r.workflow_start_delay,
+            ..signal_with_start_request(&id, "tq")
+        };
+        call!(env, start_workflow_execution, input, code, r);
+        let got = env.rows.last().map(|r| r.message.clone()).unwrap_or_default();
+        if got != message {
+            wrong_messages.push(format!("StartWorkflowExecution [{input}]: {got:?}, Temporal says {message:?}"));
+        }
+        call!(env, signal_with_start_workflow_execution, input, code, sws);
+        let got = env.rows.last().map(|r| r.message.clone()).unwrap_or_default();
+        if got != message {
+            wrong_messages.push(format!("SignalWithStartWorkflowExecution [{input}]: {got:?}, Temporal says {message:?}"));
+        }
+        env.assert_no_workflow(&id).await;
+    }
+    // What Temporal accepts.
+    for (input, spec) in [
+        ("cron: @every 0s", "@every 0s"),
+        ("cron: names and ?", "0 9 ? JAN-mar Mon-fri"),
+        ("cron: padded fields", " * * * * * "),
+        ("cron: TZ=UTC", "TZ=UTC @hourly"),
+    ] {
+        let id = unique("cron-ok");
+        let started = call!(
+            env,
+            start_workflow_execution,
+            input,
+            Code::Ok,
+            StartWorkflowExecutionRequest { cron_schedule: spec.into(), ..start_request(&id, "tq") }
+        );
+        if started.is_some() {
+            env.terminate(&id).await;
+        }
+    }
+    let id = unique("retry-ok");
+    let one_attempt = RetryPolicy { backoff_coefficient: 0.5, maximum_attempts: 1, ..Default::default() };
+    call!(
+        env,
+        start_workflow_execution,
+        "retry: one attempt skips the other checks",
+        Code::Ok,
+        StartWorkflowExecutionRequest { retry_policy: Some(one_attempt), ..start_request(&id, "tq") }
+    );
+    env.terminate(&id).await;
+    assert!(wrong_messages.is_empty(), "messages differ from Temporal's:\n{}", wrong_messages.join("\n"));
+    env.finish("retry policies and cron schedules").await;
+}

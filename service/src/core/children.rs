@@ -10,11 +10,11 @@ use temporalio_protos::protos::temporal::api::history::v1::history_event::Attrib
 use temporalio_protos::protos::temporal::api::history::v1::*;
 
 use super::lifecycle::check_name;
-use super::run;
 use super::state::ChildInfo;
 use super::tasks::{TimerKind, TimerPayload};
 use super::txn::{duration, duration_ms, RunTxn};
 use super::CommandFailure;
+use super::{cron, run};
 
 fn bad_child(message: impl Into<String>) -> CommandFailure {
     CommandFailure { cause: WorkflowTaskFailedCause::BadStartChildExecutionAttributes as i32, message: message.into() }
@@ -32,12 +32,18 @@ pub fn initiate(
     if !attrs.namespace.is_empty() && attrs.namespace != txn.key.namespace {
         return Err(bad_child("child workflows in another namespace are not supported"));
     }
-    if !attrs.cron_schedule.is_empty() {
-        return Err(bad_child("cron schedules are not supported"));
-    }
     check_name("WorkflowId", &attrs.workflow_id).map_err(bad_child)?;
     let workflow_type = attrs.workflow_type.map(|t| t.name).unwrap_or_default();
     check_name("WorkflowType", &workflow_type).map_err(bad_child)?;
+    if !attrs.cron_schedule.is_empty() {
+        // The child's first run waits for its schedule (core::run::new_run).
+        cron::validate(&attrs.cron_schedule, txn.now_ms).map_err(|e| {
+            bad_child(format!(
+                "invalid CronSchedule on StartChildWorkflowExecutionCommand: {e}. WorkflowId={} WorkflowType={workflow_type} Namespace={}",
+                attrs.workflow_id, txn.key.namespace
+            ))
+        })?;
+    }
     let task_queue = attrs.task_queue.map(|t| t.name).filter(|n| !n.is_empty()).unwrap_or_else(|| txn.state.task_queue.clone());
     check_name("TaskQueue", &task_queue).map_err(bad_child)?;
     for (what, d) in [
@@ -90,6 +96,7 @@ pub fn initiate(
             workflow_task_completed_event_id,
             workflow_id_reuse_policy: reuse as i32,
             retry_policy: attrs.retry_policy,
+            cron_schedule: attrs.cron_schedule,
             header: Some(attrs.header.unwrap_or_default()),
             memo: attrs.memo,
             search_attributes: attrs.search_attributes,

@@ -14,6 +14,11 @@ use temporalio_protos::protos::temporal::api::history::v1::{
     WorkflowTaskFailedEventAttributes,
 };
 
+use temporalio_protos::protos::temporal::api::enums::v1::TimeoutType;
+use temporalio_protos::protos::temporal::api::failure::v1::failure::FailureInfo;
+use temporalio_protos::protos::temporal::api::failure::v1::{Failure, TimeoutFailureInfo};
+
+use super::chain;
 use super::run::{self, Continuation, RunSpec, Timeouts, SERVER_IDENTITY};
 use super::tasks::TimerKind;
 use super::txn::{duration, duration_ms, RunTxn};
@@ -55,7 +60,9 @@ pub fn on_run_closed(txn: &mut RunTxn) {
         tracing::warn!(run = ?txn.key, dropped = s.buffered_events.len(), "run closed with buffered events");
         s.buffered_events.clear();
     }
-    let notify_parent = s.parent.is_some() && status != Some(WorkflowExecutionStatus::ContinuedAsNew);
+    // Temporal: a run continued by another (continue-as-new, retry, cron) does not
+    // report to its parent; the last run of the chain does.
+    let notify_parent = s.parent.is_some() && s.new_execution_run_id.is_empty();
     let close_children = s.children.iter().any(|c| c.parent_close_policy != ParentClosePolicy::Abandon as i32);
     if notify_parent || close_children {
         txn.add_timer(now_ms, run::timer(TimerKind::NotifyParent));
@@ -92,33 +99,70 @@ pub fn terminate(txn: &mut RunTxn, reason: String, details: Option<Payloads>, id
     on_run_closed(txn);
 }
 
-/// Times the (open) run of `txn` out.
-pub fn time_out(txn: &mut RunTxn, retry_state: RetryState) {
+/// Times the (open) run of `txn` out; `new_execution_run_id`: the run that retries it
+/// or continues its cron schedule (empty: none).
+pub fn time_out(txn: &mut RunTxn, retry_state: RetryState, new_execution_run_id: String) {
     force_close_workflow_task(txn);
+    txn.state.new_execution_run_id = new_execution_run_id.clone();
     txn.add_event(Attributes::WorkflowExecutionTimedOutEventAttributes(WorkflowExecutionTimedOutEventAttributes {
         retry_state: retry_state as i32,
-        new_execution_run_id: String::new(),
+        new_execution_run_id,
     }));
     on_run_closed(txn);
 }
 
-/// The run or execution timeout fired on `txn`'s run: times it out if it still
-/// applies (false: nothing to do).
-pub fn on_timeout(txn: &mut RunTxn, execution: bool) -> bool {
+/// What a run or execution timeout came to.
+pub enum TimeoutOutcome {
+    /// The run is closed, or its execution deadline has not come: nothing to do.
+    NotDue,
+    /// The run timed out; `new_run`: the run that retries it or continues its cron
+    /// schedule, to commit with it.
+    TimedOut { new_run: Option<Box<RunTxn>> },
+}
+
+/// The failure a run timeout fails the run with (Go's `NewTimeoutFailure("workflow
+/// timeout", START_TO_CLOSE)`), as the retry rules and the next run see it.
+pub fn run_timeout_failure() -> Failure {
+    Failure {
+        message: "workflow timeout".into(),
+        source: "Server".into(),
+        failure_info: Some(FailureInfo::TimeoutFailureInfo(TimeoutFailureInfo {
+            timeout_type: TimeoutType::StartToClose as i32,
+            last_heartbeat_details: None,
+        })),
+        ..Default::default()
+    }
+}
+
+/// The run timeout (`execution` false) or execution timeout fired on `txn`'s run.
+/// Within the execution deadline a run timeout is retried by the run's retry policy,
+/// or else its cron schedule goes on (`started`: the run's Started attributes, needed
+/// only when [`chain::may_continue`]); the execution deadline ends the chain.
+pub fn on_timeout(txn: &mut RunTxn, execution: bool, started: Option<&chain::Started>, ctx: &mut Ctx) -> TimeoutOutcome {
     if !txn.state.is_open() {
-        return false;
+        return TimeoutOutcome::NotDue;
     }
     let expiration_ms = txn.state.execution_expiration_ms;
     let expired = expiration_ms > 0 && txn.now_ms >= expiration_ms;
     if execution && !expired {
-        return false;
+        return TimeoutOutcome::NotDue;
     }
-    // Temporal: the execution deadline passing is a plain timeout; a run timeout
-    // within the execution deadline is retryable, and without a retry policy
-    // (Hourglass does not retry workflows yet) the state says so.
-    let retry_state = if expired || txn.state.retry_policy.is_some() { RetryState::Timeout } else { RetryState::RetryPolicyNotSet };
-    time_out(txn, retry_state);
-    true
+    if expired {
+        time_out(txn, RetryState::Timeout, String::new());
+        return TimeoutOutcome::TimedOut { new_run: None };
+    }
+    let failure = run_timeout_failure();
+    let (retry_state, next) = chain::after_failure(&txn.state, Some(&failure), txn.now_ms, ctx.config);
+    let Some(next) = next else {
+        time_out(txn, retry_state, String::new());
+        return TimeoutOutcome::TimedOut { new_run: None };
+    };
+    let new_run_id = ctx.ids.new_id();
+    time_out(txn, retry_state, new_run_id.clone());
+    let last_completion_result = started.and_then(|a| a.last_completion_result.clone());
+    let handover = chain::Handover { continued_failure: Some(failure), last_completion_result };
+    let new_run = chain::start_next_run(txn, new_run_id, started, next, handover, ctx);
+    TimeoutOutcome::TimedOut { new_run: Some(Box::new(new_run)) }
 }
 
 /// The start delay (or continue-as-new backoff) of `txn`'s run is over: schedules its
@@ -216,7 +260,11 @@ pub fn continue_as_new(
             execution_expiration_ms: s.execution_expiration_ms,
             continued_failure: attrs.failure.clone(),
             last_completion_result: attrs.last_completion_result.clone(),
+            echoed_run_timeout: None,
         }),
+        // Temporal: the new run's cron schedule is the command's.
+        cron_schedule: attrs.cron_schedule.clone(),
+        attempt: 1,
     };
     txn.add_event(Attributes::WorkflowExecutionContinuedAsNewEventAttributes(WorkflowExecutionContinuedAsNewEventAttributes {
         new_execution_run_id: new_key.run_id.clone(),

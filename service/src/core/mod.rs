@@ -18,11 +18,15 @@
 //! - [`wft`], [`workflow_task`]: the workflow task lifecycle; [`commands`]: a completed
 //!   task's commands become events.
 //! - [`activity`]: activities and user timers; [`retry`]: retry policies.
+//! - [`chain`]: workflow retries and cron schedules (a closing run's successor);
+//!   [`cron`]: the cron grammar.
 //! - [`children`]: child workflows on the parent's side.
 
 pub mod activity;
+pub mod chain;
 pub mod children;
 pub mod commands;
+pub mod cron;
 pub mod error;
 pub mod external;
 #[cfg(test)]
@@ -57,11 +61,19 @@ pub struct EngineConfig {
     pub default_workflow_task_timeout_ms: i64,
     /// Upper bound of a workflow task timeout.
     pub workflow_task_timeout_max_ms: i64,
+    /// Shortest time between the starts of two runs of a retry or cron chain
+    /// (Temporal's `WorkflowIdReuseMinimalInterval`).
+    pub chain_min_interval_ms: i64,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { blob_bytes_max: 2 << 20, default_workflow_task_timeout_ms: 10_000, workflow_task_timeout_max_ms: 120_000 }
+        Self {
+            blob_bytes_max: 2 << 20,
+            default_workflow_task_timeout_ms: 10_000,
+            workflow_task_timeout_max_ms: 120_000,
+            chain_min_interval_ms: 1_000,
+        }
     }
 }
 

@@ -48,12 +48,13 @@ pub struct FailedAttempt<'a> {
 
 /// Fills the unset fields of an activity retry policy with the defaults
 /// `{initial 1 s, coefficient 2.0, maximum 100 × initial, attempts 0 (unlimited)}`.
+/// Only zero (or unset) durations are defaulted: a negative one stays, for [`validate`].
 pub fn with_defaults(policy: Option<RetryPolicy>) -> RetryPolicy {
     let mut p = policy.unwrap_or_default();
-    if duration_ms(p.initial_interval.as_ref()) == 0 {
+    if is_zero(p.initial_interval.as_ref()) {
         p.initial_interval = Some(duration(DEFAULT_INITIAL_INTERVAL_MS));
     }
-    if duration_ms(p.maximum_interval.as_ref()) == 0 {
+    if is_zero(p.maximum_interval.as_ref()) {
         let initial = duration_ms(p.initial_interval.as_ref());
         p.maximum_interval = Some(duration(initial.saturating_mul(DEFAULT_MAXIMUM_INTERVAL_FACTOR)));
     }
@@ -111,6 +112,27 @@ pub fn decide(a: &FailedAttempt<'_>) -> RetryDecision {
     }
     let requested = a.failure.and_then(next_retry_delay_ms);
     next_backoff(a.policy, a.attempt, requested, a.now_ms, a.expiration_ms)
+}
+
+/// A workflow run's retry (Go's `GetRetryBackoffDuration` / `getBackoffInterval`):
+/// after attempt `attempt` failed with `failure` (a run timeout fails with a
+/// start-to-close timeout failure), the delay before the next run, or why there is
+/// none. `policy`: the run's retry policy (`None`: not set); `expiration_ms`: the
+/// execution deadline (0 = none).
+pub fn workflow_backoff(
+    policy: Option<&RetryPolicy>,
+    attempt: i32,
+    failure: Option<&Failure>,
+    now_ms: i64,
+    expiration_ms: i64,
+) -> RetryDecision {
+    let Some(policy) = policy else { return RetryDecision::Final(RetryState::RetryPolicyNotSet) };
+    let policy = with_defaults(Some(policy.clone()));
+    if !is_retryable(failure, &policy.non_retryable_error_types) {
+        return RetryDecision::Final(RetryState::NonRetryableFailure);
+    }
+    let requested = failure.and_then(next_retry_delay_ms);
+    next_backoff(&policy, attempt, requested, now_ms, expiration_ms)
 }
 
 /// `nextBackoffInterval`: the delay before the next attempt, or why there is none.
@@ -191,6 +213,10 @@ fn timeout_type_from_name(name: &str) -> Option<TimeoutType> {
         .find(|t| timeout_type_name(*t) == name || t.as_str_name() == name)
 }
 
+fn is_zero(d: Option<&prost_wkt_types::Duration>) -> bool {
+    d.is_none_or(|d| d.seconds == 0 && d.nanos == 0)
+}
+
 fn is_negative(d: Option<&prost_wkt_types::Duration>) -> bool {
     d.is_some_and(|d| d.seconds < 0 || d.nanos < 0)
 }
@@ -234,6 +260,29 @@ mod tests {
         assert_eq!(p.maximum_interval, Some(duration(50_000)), "captured: {{0.5s, 2.0, 50s}}");
         let p = with_defaults(Some(RetryPolicy { maximum_attempts: 3, backoff_coefficient: 1.5, ..Default::default() }));
         assert_eq!((p.maximum_attempts, p.backoff_coefficient), (3, 1.5));
+        // Go defaults only zero durations: a negative one is left for Validate to refuse.
+        let negative = Some(prost_wkt_types::Duration { seconds: -1, nanos: 0 });
+        let p = with_defaults(Some(RetryPolicy { initial_interval: negative, ..Default::default() }));
+        assert_eq!(validate(&p), Err("invalid InitialInterval set on retry policy: negative duration".into()));
+        let p = with_defaults(Some(RetryPolicy { maximum_interval: negative, ..Default::default() }));
+        assert_eq!(validate(&p), Err("invalid MaximumInterval set on retry policy: negative duration".into()));
+    }
+
+    #[test]
+    fn workflow_retries() {
+        let policy = RetryPolicy { maximum_attempts: 3, ..Default::default() };
+        let not_set = workflow_backoff(None, 1, None, 0, 0);
+        assert_eq!(not_set, RetryDecision::Final(RetryState::RetryPolicyNotSet));
+        assert_eq!(workflow_backoff(Some(&policy), 1, None, 0, 0), RetryDecision::Retry { delay_ms: 1_000 });
+        assert_eq!(workflow_backoff(Some(&policy), 2, None, 0, 0), RetryDecision::Retry { delay_ms: 2_000 });
+        assert_eq!(workflow_backoff(Some(&policy), 3, None, 0, 0), RetryDecision::Final(RetryState::MaximumAttemptsReached));
+        let run_timeout = timeout(TimeoutType::StartToClose);
+        assert!(matches!(workflow_backoff(Some(&policy), 1, Some(&run_timeout), 0, 0), RetryDecision::Retry { .. }));
+        let typed = RetryPolicy { non_retryable_error_types: vec!["Bad".into()], ..Default::default() };
+        let bad = app("Bad", false);
+        assert_eq!(workflow_backoff(Some(&typed), 1, Some(&bad), 0, 0), RetryDecision::Final(RetryState::NonRetryableFailure));
+        // The execution deadline comes before the next run could start.
+        assert_eq!(workflow_backoff(Some(&policy), 1, None, 1_000, 1_999), RetryDecision::Final(RetryState::Timeout));
     }
 
     #[test]

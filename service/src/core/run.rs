@@ -14,7 +14,7 @@ use temporalio_protos::protos::temporal::api::common::v1::{
     Header, Memo, Payloads, Priority, RetryPolicy, SearchAttributes, WorkflowExecution, WorkflowType,
 };
 use temporalio_protos::protos::temporal::api::enums::v1::{
-    TaskQueueKind, WorkflowExecutionStatus, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+    ContinueAsNewInitiator, TaskQueueKind, WorkflowExecutionStatus, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
 };
 use temporalio_protos::protos::temporal::api::failure::v1::Failure;
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
@@ -25,7 +25,7 @@ use super::error::StartError;
 use super::state::{ExecutionState, ParentInfo};
 use super::tasks::{TimerKind, TimerPayload};
 use super::txn::{duration, timestamp, RunTxn};
-use super::{wft, EngineConfig, RunView};
+use super::{cron, wft, EngineConfig, RunView};
 
 type Result<T, E = StartError> = std::result::Result<T, E>;
 
@@ -74,6 +74,9 @@ pub struct Continuation {
     pub execution_expiration_ms: i64,
     pub continued_failure: Option<Failure>,
     pub last_completion_result: Option<Payloads>,
+    /// Retry and cron runs: the Started event's `workflow_run_timeout`, echoed from the
+    /// previous run's (`None`: the rule for runs the server starts, an explicit value).
+    pub echoed_run_timeout: Option<Option<prost_wkt_types::Duration>>,
 }
 
 /// What a new run starts with (the attributes of its WorkflowExecutionStarted).
@@ -96,11 +99,22 @@ pub struct RunSpec {
     pub parent: Option<ParentInfo>,
     pub root: Option<WorkflowExecution>,
     pub continuation: Option<Continuation>,
+    /// Cron schedule (empty: none). A new chain's first run waits for its first time.
+    pub cron_schedule: String,
+    /// The retry attempt this run is (0 is read as 1).
+    pub attempt: i32,
 }
 
 /// The transaction creating run `key` from `spec`: its state and its Started event.
 pub fn new_run(key: RunKey, now_ms: i64, spec: &RunSpec) -> RunTxn {
-    let chain = spec.continuation.clone().unwrap_or_default();
+    let mut chain = spec.continuation.clone().unwrap_or_default();
+    let mut start_delay_ms = spec.start_delay_ms;
+    if spec.continuation.is_none() && !spec.cron_schedule.is_empty() {
+        // Temporal: a cron chain's first run waits for the schedule's next time.
+        chain.initiator = ContinueAsNewInitiator::CronSchedule as i32;
+        start_delay_ms = cron::backoff_ms(&spec.cron_schedule, now_ms, now_ms).unwrap_or(0).max(0);
+    }
+    let attempt = spec.attempt.max(1);
     let first_execution_run_id =
         if chain.first_execution_run_id.is_empty() { key.run_id.clone() } else { chain.first_execution_run_id.clone() };
     let execution_expiration_ms = if chain.execution_expiration_ms > 0 {
@@ -115,14 +129,14 @@ pub fn new_run(key: RunKey, now_ms: i64, spec: &RunSpec) -> RunTxn {
         task_queue: spec.task_queue.clone(),
         status: WorkflowExecutionStatus::Running as i32,
         start_time_ms: now_ms,
-        execution_time_ms: now_ms.saturating_add(spec.start_delay_ms),
+        execution_time_ms: now_ms.saturating_add(start_delay_ms),
         workflow_task_timeout_ms: spec.timeouts.task_ms,
         run_timeout_ms: spec.timeouts.run_ms,
         execution_timeout_ms: spec.timeouts.execution_ms,
         execution_expiration_ms,
         first_execution_run_id: first_execution_run_id.clone(),
         retry_policy: spec.retry_policy.clone(),
-        attempt: 1,
+        attempt,
         memo: spec.memo.clone(),
         search_attributes: spec.search_attributes.clone(),
         parent: spec.parent.clone(),
@@ -130,6 +144,7 @@ pub fn new_run(key: RunKey, now_ms: i64, spec: &RunSpec) -> RunTxn {
         workflow_task_attempt: 1,
         header: spec.header.clone(),
         original_execution_run_id: key.run_id.clone(),
+        cron_schedule: spec.cron_schedule.clone(),
         ..Default::default()
     };
     let positive = |ms: i64| (ms > 0).then(|| duration(ms));
@@ -142,11 +157,12 @@ pub fn new_run(key: RunKey, now_ms: i64, spec: &RunSpec) -> RunTxn {
         task_queue: Some(normal_task_queue(&spec.task_queue)),
         input: spec.input.clone(),
         workflow_execution_timeout: positive(spec.timeouts.execution_ms),
-        // Temporal writes an explicit 0s for runs it starts itself (children, continue-as-new).
-        workflow_run_timeout: if parent.is_some() || spec.continuation.is_some() {
-            Some(duration(spec.timeouts.run_ms))
-        } else {
-            positive(spec.timeouts.run_ms)
+        // Temporal writes an explicit 0s for runs it starts itself (children, continue-as-new);
+        // retries and cron runs echo the previous run's.
+        workflow_run_timeout: match chain.echoed_run_timeout {
+            Some(echoed) => echoed,
+            None if parent.is_some() || spec.continuation.is_some() => Some(duration(spec.timeouts.run_ms)),
+            None => positive(spec.timeouts.run_ms),
         },
         workflow_task_timeout: Some(duration(spec.timeouts.task_ms)),
         continued_execution_run_id: chain.continued_execution_run_id.clone(),
@@ -157,9 +173,10 @@ pub fn new_run(key: RunKey, now_ms: i64, spec: &RunSpec) -> RunTxn {
         identity: spec.identity.clone(),
         first_execution_run_id,
         retry_policy: spec.retry_policy.clone(),
-        attempt: 1,
+        attempt,
+        cron_schedule: spec.cron_schedule.clone(),
         workflow_execution_expiration_time: (execution_expiration_ms > 0).then(|| timestamp(execution_expiration_ms)),
-        first_workflow_task_backoff: Some(duration(spec.start_delay_ms)),
+        first_workflow_task_backoff: Some(duration(start_delay_ms)),
         memo: spec.memo.clone(),
         search_attributes: spec.search_attributes.clone(),
         header: spec.header.clone(),

@@ -90,6 +90,9 @@ pub struct ExecutionState {
     /// delivered yet (the SignalExternal / CancelExternal outboxes carry them out).
     #[prost(message, repeated, tag = "45")]
     pub external_requests: Vec<ExternalRequestInfo>,
+    /// The run's cron schedule (empty: none); each run that closes chains to the next.
+    #[prost(string, tag = "50")]
+    pub cron_schedule: String,
 }
 
 /// One accepted update of a run.

@@ -16,7 +16,7 @@
 use hourglass_storage::state::RunKey;
 use temporalio_protos::protos::temporal::api::common::v1::{WorkflowExecution, WorkflowType};
 use temporalio_protos::protos::temporal::api::enums::v1::{
-    ParentClosePolicy, StartChildWorkflowExecutionFailedCause, WorkflowExecutionStatus, WorkflowIdConflictPolicy,
+    ParentClosePolicy, StartChildWorkflowExecutionFailedCause, WorkflowIdConflictPolicy,
 };
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::*;
@@ -173,6 +173,8 @@ pub async fn create_child_run(
         }),
         root: Some(root.clone()),
         continuation: None,
+        cron_schedule: initiated.cron_schedule.clone(),
+        attempt: 1,
     };
     let now_ms = engine.now_ms();
     let key = RunKey { namespace: namespace.to_string(), workflow_id: workflow_id.to_string(), run_id: start::new_run_id() };
@@ -197,7 +199,9 @@ pub async fn on_closed_run(engine: &Engine, run: &RunKey) -> Result<()> {
     if loaded.state.is_open() {
         return Ok(());
     }
-    if loaded.state.parent.is_some() && loaded.state.status != WorkflowExecutionStatus::ContinuedAsNew as i32 {
+    // A run continued by another (continue-as-new, retry, cron) leaves the report to
+    // the last run of its chain.
+    if loaded.state.parent.is_some() && loaded.state.new_execution_run_id.is_empty() {
         notify_parent(engine, &loaded).await?;
     }
     for child in loaded.state.children.iter().filter(|c| !c.run_id.is_empty()) {

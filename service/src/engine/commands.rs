@@ -25,12 +25,9 @@ pub async fn complete_workflow_task(
     let view = lock.load_existing(&run)?;
     let wt = current_task(&view.state, token)?;
     command_sequence(&req.commands)?;
-    // Continue-as-new hands the run's root execution to the new run.
-    let root = if rule::continues_as_new(&req) {
-        history::started_attributes(&lock, &run).ok().and_then(|a| a.root_workflow_execution)
-    } else {
-        None
-    };
+    // Continue-as-new hands the run's root execution to the new run; a retry or cron
+    // successor starts from the run's Started attributes.
+    let started = if rule::needs_started(&req, &view.state) { Some(history::started_attributes(&lock, &run)?) } else { None };
     let query_results = req.query_results.clone();
     #[allow(deprecated)] // `binary_checksum`: deprecated, still echoed on WorkflowTaskFailed
     let (identity, binary_checksum) = (req.identity.clone(), req.binary_checksum.clone());
@@ -38,7 +35,7 @@ pub async fn complete_workflow_task(
     let decided = {
         let mut ids = engine.ids();
         let mut ctx = Ctx { now_ms: engine.now_ms(), config: engine.config(), ids: &mut ids };
-        rule::complete(engine.txn(view), &wt, req, root, book, &mut ctx)
+        rule::complete(engine.txn(view), &wt, req, started.as_ref(), book, &mut ctx)
     };
     match decided {
         Ok(Completed { txn, new_run, new_task, update_effects }) => {

@@ -32,7 +32,7 @@ fn at(ms: i64) -> Option<prost_wkt_types::Timestamp> {
     (ms > 0).then(|| timestamp(ms))
 }
 
-fn response(run: &RunView, root: WorkflowExecution) -> DescribeWorkflowExecutionResponse {
+pub(super) fn response(run: &RunView, root: WorkflowExecution) -> DescribeWorkflowExecutionResponse {
     let s = &run.state;
     let closed = !s.is_open();
     let info = WorkflowExecutionInfo {
@@ -48,7 +48,8 @@ fn response(run: &RunView, root: WorkflowExecution) -> DescribeWorkflowExecution
         search_attributes: s.search_attributes.clone(),
         task_queue: s.task_queue.clone(),
         history_size_bytes: s.history_size_bytes,
-        execution_duration: if closed { Some(duration((s.close_time_ms - s.execution_time_ms).max(0))) } else { None },
+        // Negative for a run closed during its start backoff, as Temporal shows it.
+        execution_duration: if closed { Some(duration(s.close_time_ms - s.execution_time_ms)) } else { None },
         root_execution: Some(root),
         first_run_id: s.first_execution_run_id.clone(),
         ..Default::default()

@@ -18,6 +18,7 @@ pub mod external;
 pub mod external_steps;
 pub mod history;
 pub mod lifecycle;
+pub mod list;
 pub mod query;
 pub mod runs;
 pub mod start;

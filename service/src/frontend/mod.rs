@@ -184,6 +184,9 @@ impl WorkflowService for Frontend {
     ) -> RpcResult<GetWorkflowExecutionHistoryReverseResponse> {
         routed!(self, request, get_workflow_execution_history_reverse_rpc, get_workflow_execution_history_reverse)
     }
+    async fn list_workflow_executions(&self, request: Request<ListWorkflowExecutionsRequest>) -> RpcResult<ListWorkflowExecutionsResponse> {
+        routed!(self, request, list_workflow_executions_rpc, list_workflow_executions)
+    }
     async fn describe_workflow_execution(
         &self,
         request: Request<DescribeWorkflowExecutionRequest>,

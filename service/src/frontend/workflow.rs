@@ -25,6 +25,7 @@ use super::{Frontend, RpcResult};
 use crate::core::lifecycle::ID_BYTES_MAX;
 use crate::core::run::Timeouts;
 use crate::core::txn::duration_ms;
+use crate::core::{cron, retry};
 use crate::engine::start::new_run_id;
 use crate::engine::EngineConfig;
 use crate::error::{Result, ServiceError};
@@ -82,19 +83,24 @@ fn execution(e: Option<&WorkflowExecution>) -> Result<(String, String)> {
     Ok((e.workflow_id.clone(), e.run_id.clone()))
 }
 
-fn check_retry_policy(p: Option<&RetryPolicy>) -> Result<()> {
-    let Some(p) = p else { return Ok(()) };
-    let initial = non_negative_ms("RetryPolicy.InitialInterval", p.initial_interval.as_ref())?;
-    let maximum = non_negative_ms("RetryPolicy.MaximumInterval", p.maximum_interval.as_ref())?;
-    if (p.backoff_coefficient != 0.0 && p.backoff_coefficient < 1.0) || p.backoff_coefficient.is_nan() {
-        return Err(invalid("BackoffCoefficient cannot be less than 1."));
+/// Temporal's `ValidateRetryPolicy`: unset fields get the defaults (they are what the
+/// run keeps and its Started event shows), then the policy is checked.
+fn retry_policy(p: Option<RetryPolicy>) -> Result<Option<RetryPolicy>> {
+    let Some(p) = p else { return Ok(None) };
+    let p = retry::with_defaults(Some(p));
+    retry::validate(&p).map_err(invalid)?;
+    Ok(Some(p))
+}
+
+/// Temporal's `ValidateWorkflowStartDelay` and `ValidateSchedule`.
+fn check_cron(cron_schedule: &str, start_delay: Option<&prost_wkt_types::Duration>, now_ms: i64) -> Result<()> {
+    if cron_schedule.is_empty() {
+        return Ok(());
     }
-    if maximum > 0 && maximum < initial {
-        return Err(invalid("MaximumInterval cannot be less than InitialInterval."));
+    if start_delay.is_some() {
+        return Err(invalid("CronSchedule and WorkflowStartDelay may not be used together."));
     }
-    if p.maximum_attempts < 0 {
-        return Err(invalid("MaximumAttempts cannot be negative."));
-    }
+    cron::validate(cron_schedule, now_ms)?;
     Ok(())
 }
 
@@ -127,9 +133,11 @@ fn check_blob<M: Message>(config: &EngineConfig, what: &str, value: Option<&M>) 
     }
 }
 
-/// Validates a start's fields and fills Temporal's defaults.
-fn run_spec(config: &EngineConfig, f: StartFields) -> Result<RunSpec> {
+/// Validates a start's fields and fills Temporal's defaults (in Temporal's order).
+fn run_spec(config: &EngineConfig, now_ms: i64, f: StartFields) -> Result<RunSpec> {
     check_id("WorkflowId", &f.workflow_id)?;
+    let retry_policy = retry_policy(f.retry_policy)?;
+    check_cron(&f.cron_schedule, f.start_delay.as_ref(), now_ms)?;
     let workflow_type = f.workflow_type.map(|t| t.name).unwrap_or_default();
     check_id("WorkflowType", &workflow_type)?;
     let task_queue = f.task_queue.map(|t| t.name).unwrap_or_default();
@@ -144,10 +152,6 @@ fn run_spec(config: &EngineConfig, f: StartFields) -> Result<RunSpec> {
     let run_ms = non_negative_ms("WorkflowRunTimeoutSeconds", f.run_timeout.as_ref())?;
     let task_ms = non_negative_ms("WorkflowTaskTimeoutSeconds", f.task_timeout.as_ref())?;
     let start_delay_ms = non_negative_ms("WorkflowStartDelay", f.start_delay.as_ref())?;
-    if !f.cron_schedule.is_empty() {
-        return Err(ServiceError::Unimplemented("Hourglass does not support cron schedules yet".into()));
-    }
-    check_retry_policy(f.retry_policy.as_ref())?;
     check_blob(config, "input", f.input.as_ref())?;
     check_blob(config, "memo", f.memo.as_ref())?;
     check_blob(config, "search_attributes", f.search_attributes.as_ref())?;
@@ -160,12 +164,13 @@ fn run_spec(config: &EngineConfig, f: StartFields) -> Result<RunSpec> {
         timeouts: Timeouts::normalize(execution_ms, run_ms, task_ms, config),
         identity: f.identity,
         request_id,
-        retry_policy: f.retry_policy,
+        retry_policy,
         memo: f.memo,
         search_attributes: f.search_attributes,
         header: f.header,
         start_delay_ms,
         priority: f.priority,
+        cron_schedule: f.cron_schedule,
         ..Default::default()
     })
 }
@@ -200,6 +205,7 @@ impl Frontend {
         let workflow_id = r.workflow_id.clone();
         let spec = run_spec(
             self.history().config(),
+            self.engine.now_ms(),
             StartFields {
                 workflow_id: r.workflow_id,
                 workflow_type: r.workflow_type,
@@ -270,6 +276,7 @@ impl Frontend {
         let workflow_id = r.workflow_id.clone();
         let spec = run_spec(
             self.history().config(),
+            self.engine.now_ms(),
             StartFields {
                 workflow_id: r.workflow_id,
                 workflow_type: r.workflow_type,
@@ -354,6 +361,23 @@ impl Frontend {
         Ok(Response::new(self.history().describe(Describe { namespace: r.namespace, workflow_id, run_id }).await?))
     }
 
+    /// ListWorkflowExecutions, for the one query Hourglass answers: `WorkflowId = '...'`
+    /// (all of that workflow's runs, newest first, in one page).
+    pub(super) async fn list_workflow_executions_rpc(
+        &self,
+        request: Request<ListWorkflowExecutionsRequest>,
+    ) -> RpcResult<ListWorkflowExecutionsResponse> {
+        let r = request.into_inner();
+        self.namespaces.require(&r.namespace)?;
+        let Some(workflow_id) = workflow_id_query(&r.query) else {
+            let message = format!("Hourglass lists workflows only by WorkflowId = '...'; query {:?} is not supported", r.query);
+            return Err(ServiceError::Unimplemented(message).into());
+        };
+        check_id("WorkflowId", &workflow_id)?;
+        let executions = self.history().list_runs(&r.namespace, &workflow_id).await?;
+        Ok(Response::new(ListWorkflowExecutionsResponse { executions, next_page_token: Vec::new() }))
+    }
+
     pub(super) async fn request_cancel_workflow_execution_rpc(
         &self,
         request: Request<RequestCancelWorkflowExecutionRequest>,
@@ -396,9 +420,26 @@ impl Frontend {
     }
 }
 
+/// The workflow id of a `WorkflowId = 'id'` (or `"id"`) visibility query.
+fn workflow_id_query(query: &str) -> Option<String> {
+    let rest = query.trim().strip_prefix("WorkflowId")?.trim_start().strip_prefix('=')?.trim();
+    let quote = rest.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let inner = rest.strip_prefix(quote)?.strip_suffix(quote)?;
+    (!inner.contains(quote)).then(|| inner.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workflow_id_queries() {
+        assert_eq!(workflow_id_query("WorkflowId = 'abc'"), Some("abc".into()));
+        assert_eq!(workflow_id_query("  WorkflowId=\"a b\" "), Some("a b".into()));
+        assert_eq!(workflow_id_query("WorkflowId = 'a' AND x = 'b'"), None);
+        assert_eq!(workflow_id_query(""), None);
+        assert_eq!(workflow_id_query("WorkflowType = 'x'"), None);
+    }
 
     fn meta(timeout: &str) -> MetadataMap {
         let mut m = MetadataMap::new();
@@ -427,14 +468,46 @@ mod tests {
     }
 
     #[test]
-    fn retry_policies_are_validated() {
+    fn retry_policies_are_defaulted_then_validated() {
         let d = |s| Some(prost_wkt_types::Duration { seconds: s, nanos: 0 });
-        assert!(check_retry_policy(None).is_ok());
-        assert!(check_retry_policy(Some(&RetryPolicy::default())).is_ok());
-        assert!(check_retry_policy(Some(&RetryPolicy { backoff_coefficient: 0.5, ..Default::default() })).is_err());
-        assert!(check_retry_policy(Some(&RetryPolicy { maximum_attempts: -1, ..Default::default() })).is_err());
+        let message = |p: RetryPolicy| match retry_policy(Some(p)) {
+            Err(ServiceError::InvalidArgument(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(retry_policy(None).unwrap(), None);
+        let defaulted = retry_policy(Some(RetryPolicy::default())).unwrap().unwrap();
+        assert_eq!((defaulted.initial_interval, defaulted.maximum_interval, defaulted.backoff_coefficient), (d(1), d(100), 2.0));
+        // Messages recorded from Temporal's server.
+        assert_eq!(
+            message(RetryPolicy { backoff_coefficient: 0.5, ..Default::default() }),
+            "BackoffCoefficient cannot be less than 1 on retry policy."
+        );
+        assert_eq!(
+            message(RetryPolicy { maximum_attempts: -1, ..Default::default() }),
+            "MaximumAttempts cannot be negative on retry policy."
+        );
         let inverted = RetryPolicy { initial_interval: d(10), maximum_interval: d(5), ..Default::default() };
-        assert!(check_retry_policy(Some(&inverted)).is_err());
-        assert!(check_retry_policy(Some(&RetryPolicy { initial_interval: d(-1), ..Default::default() })).is_err());
+        assert_eq!(message(inverted), "MaximumInterval cannot be less than InitialInterval on retry policy.");
+        let below_default =
+            RetryPolicy { maximum_interval: Some(prost_wkt_types::Duration { seconds: 0, nanos: 500_000_000 }), ..Default::default() };
+        assert_eq!(message(below_default), "MaximumInterval cannot be less than InitialInterval on retry policy.");
+        assert_eq!(
+            message(RetryPolicy { initial_interval: d(-1), ..Default::default() }),
+            "invalid InitialInterval set on retry policy: negative duration"
+        );
+        assert!(retry_policy(Some(RetryPolicy { backoff_coefficient: 0.5, maximum_attempts: 1, ..Default::default() })).is_ok());
+    }
+
+    #[test]
+    fn cron_schedules_are_validated() {
+        let zero = prost_wkt_types::Duration::default();
+        assert!(check_cron("", Some(&zero), 0).is_ok());
+        assert!(check_cron("@every 2s", None, 0).is_ok());
+        let both = check_cron("@every 2s", Some(&zero), 0);
+        assert!(
+            matches!(both, Err(ServiceError::InvalidArgument(m)) if m == "CronSchedule and WorkflowStartDelay may not be used together.")
+        );
+        let bad = check_cron("* * *", None, 0).unwrap_err();
+        assert_eq!((bad.code(), bad.to_string()), (tonic::Code::InvalidArgument, "invalid CronSchedule.".to_string()));
     }
 }

@@ -3,12 +3,13 @@
 
 use hourglass_storage::state::RunKey;
 use temporalio_protos::protos::temporal::api::common::v1::Payloads;
+use temporalio_protos::protos::temporal::api::workflow::v1::WorkflowExecutionInfo;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::DescribeWorkflowExecutionResponse;
 use tokio::time::Instant;
 
 use super::{HistoryApi, HistoryPage, Policies, RunSpec, SignalSpec, StartOutcome};
 use crate::engine::history::HistoryRequest;
-use crate::engine::{describe, external, history, start};
+use crate::engine::{describe, external, history, list, start};
 use crate::error::Result;
 
 /// StartWorkflowExecution (`spec.request_id` set: retries are deduplicated).
@@ -153,6 +154,12 @@ impl HistoryApi<'_> {
             )
         })
         .await
+    }
+
+    /// Every run of one workflow id the shard keeps, newest first.
+    pub async fn list_runs(&self, namespace: &str, workflow_id: &str) -> Result<Vec<WorkflowExecutionInfo>> {
+        let engine = self.engine;
+        self.retry(move || list::list_runs(engine, namespace, workflow_id)).await
     }
 
     pub async fn describe(&self, req: Describe) -> Result<DescribeWorkflowExecutionResponse> {

@@ -46,6 +46,18 @@ impl ShardState {
     pub fn runs(&self) -> impl Iterator<Item = (&RunKey, &RunState)> + '_ {
         self.tables.runs.iter().map(|(k, r)| (&**k, r))
     }
+    /// The runs of one workflow id still in the state (open, or closed within the
+    /// retention), in run-id order.
+    pub fn runs_of(&self, namespace: &str, workflow_id: &str) -> impl Iterator<Item = (&RunKey, &RunState)> + '_ {
+        let from =
+            std::sync::Arc::new(RunKey { namespace: namespace.to_string(), workflow_id: workflow_id.to_string(), run_id: String::new() });
+        let (namespace, workflow_id) = (namespace.to_string(), workflow_id.to_string());
+        self.tables
+            .runs
+            .range(from..)
+            .take_while(move |(k, _)| k.namespace == namespace && k.workflow_id == workflow_id)
+            .map(|(k, r)| (&**k, r))
+    }
     pub fn current_run(&self, workflow: &WorkflowKey) -> Option<CurrentRun<'_>> {
         let key = self.tables.current.get(workflow)?;
         let run = self.tables.runs.get(key).expect("current run must exist");

@@ -25,7 +25,6 @@ pub use validate::{
 };
 
 use temporalio_protos::protos::temporal::api::command::v1::{command::Attributes as Cmd, Command};
-use temporalio_protos::protos::temporal::api::common::v1::WorkflowExecution;
 use temporalio_protos::protos::temporal::api::enums::v1::{CommandType, WorkflowExecutionStatus, WorkflowTaskFailedCause};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::{
@@ -35,11 +34,11 @@ use temporalio_protos::protos::temporal::api::workflowservice::v1::RespondWorkfl
 
 use super::error::WorkflowTaskError;
 use super::run::SERVER_IDENTITY;
-use super::state::WorkflowTaskInfo;
+use super::state::{ExecutionState, WorkflowTaskInfo};
 use super::txn::RunTxn;
 use super::updates::{self, Messages, UpdateBook, UpdateEffect};
 use super::workflow_task::{drop_start_to_close_timers, retry_workflow_task};
-use super::{activity, children, external, wft, CommandFailure, Ctx};
+use super::{activity, chain, children, external, wft, CommandFailure, Ctx};
 
 /// Why a completion is not applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,21 +82,30 @@ pub fn continues_as_new(req: &RespondWorkflowTaskCompletedRequest) -> bool {
     req.commands.iter().any(|c| c.command_type == CommandType::ContinueAsNewWorkflowExecution as i32)
 }
 
-/// `RespondWorkflowTaskCompleted` of the started task `wt` on `txn`'s run. `root`: the
-/// run's root execution (from its Started event), needed only to continue as new.
+/// Whether the completion needs the run's Started attributes: it continues as new (the
+/// new run inherits the root execution), or it completes or fails a run that a retry
+/// policy or cron schedule may continue ([`chain`]).
+pub fn needs_started(req: &RespondWorkflowTaskCompletedRequest, state: &ExecutionState) -> bool {
+    let closes = |t: CommandType| req.commands.iter().any(|c| c.command_type == t as i32);
+    continues_as_new(req)
+        || (chain::may_continue(state) && (closes(CommandType::CompleteWorkflowExecution) || closes(CommandType::FailWorkflowExecution)))
+}
+
+/// `RespondWorkflowTaskCompleted` of the started task `wt` on `txn`'s run. `started`:
+/// the run's Started attributes, needed only when [`needs_started`].
 /// `book`: the run's admitted updates not yet accepted (the owner's registry).
 pub fn complete(
     mut txn: RunTxn,
     wt: &WorkflowTaskInfo,
     mut req: RespondWorkflowTaskCompletedRequest,
-    root: Option<WorkflowExecution>,
+    started: Option<&chain::Started>,
     mut book: UpdateBook,
     ctx: &mut Ctx,
 ) -> Result<Completed, Refusal> {
     let completed_event_id = txn.add_event(Attributes::WorkflowTaskCompletedEventAttributes(completed_event(wt, &req)));
     let commands = std::mem::take(&mut req.commands);
     let messages = Messages::new(std::mem::take(&mut req.messages));
-    let applied = apply_all(&mut txn, commands, messages, &mut book, completed_event_id, root, ctx)?;
+    let applied = apply_all(&mut txn, commands, messages, &mut book, completed_event_id, started, ctx)?;
     Ok(finish(txn, applied, wt, &req))
 }
 
@@ -122,7 +130,7 @@ fn apply_all(
     mut messages: Messages,
     book: &mut UpdateBook,
     wftc: i64,
-    mut root: Option<WorkflowExecution>,
+    started: Option<&chain::Started>,
     ctx: &mut Ctx,
 ) -> Result<Applied, Refusal> {
     let mut applied = Applied::default();
@@ -131,7 +139,14 @@ fn apply_all(
         let kind = CommandType::try_from(command.command_type).unwrap_or(CommandType::Unspecified);
         match (kind, command.attributes) {
             (CommandType::ContinueAsNewWorkflowExecution, Some(Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(a))) => {
-                applied.new_run = Some(close::continue_as_new(txn, a, wftc, root.take(), ctx)?);
+                let root = started.and_then(|s| s.root_workflow_execution.clone());
+                applied.new_run = Some(close::continue_as_new(txn, a, wftc, root, ctx)?);
+            }
+            (CommandType::CompleteWorkflowExecution, Some(Cmd::CompleteWorkflowExecutionCommandAttributes(a))) => {
+                applied.new_run = close::complete(txn, a, wftc, started, ctx)?;
+            }
+            (CommandType::FailWorkflowExecution, Some(Cmd::FailWorkflowExecutionCommandAttributes(a))) => {
+                applied.new_run = close::fail(txn, a, wftc, started, ctx)?;
             }
             (CommandType::ProtocolMessage, Some(Cmd::ProtocolMessageCommandAttributes(a))) => {
                 messages.apply_named(&a.message_id, txn, book, &mut applied.update_effects).map_err(update_failure)?;
@@ -152,7 +167,7 @@ fn apply_all(
     Ok(applied)
 }
 
-/// Applies one command (continue-as-new is [`close::continue_as_new`]).
+/// Applies one command (complete, fail and continue-as-new are [`close`]'s).
 fn apply_one(txn: &mut RunTxn, kind: CommandType, attrs: Option<Cmd>, wftc: i64, ctx: &mut Ctx) -> Result<(), Refusal> {
     let blob_max = ctx.config.blob_bytes_max;
     let other_area = |r: Result<(), CommandFailure>| r.map_err(|f| Refusal::Fail(validate::with_default_cause(f, kind)));
@@ -175,10 +190,6 @@ fn apply_one(txn: &mut RunTxn, kind: CommandType, attrs: Option<Cmd>, wftc: i64,
         (CommandType::StartChildWorkflowExecution, Some(Cmd::StartChildWorkflowExecutionCommandAttributes(a))) => {
             other_area(children::initiate(txn, a, wftc))?
         }
-        (CommandType::CompleteWorkflowExecution, Some(Cmd::CompleteWorkflowExecutionCommandAttributes(a))) => {
-            close::complete(txn, a, wftc, blob_max)?
-        }
-        (CommandType::FailWorkflowExecution, Some(Cmd::FailWorkflowExecutionCommandAttributes(a))) => close::fail(txn, a, wftc, blob_max)?,
         (CommandType::CancelWorkflowExecution, Some(Cmd::CancelWorkflowExecutionCommandAttributes(a))) => {
             close::cancel(txn, a, wftc, blob_max)?
         }

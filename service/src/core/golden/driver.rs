@@ -225,8 +225,15 @@ fn apply_timer(txn: &mut RunTxn, id: u64, t: &TimerPayload) -> bool {
             | TimerKind::ActivityRetry,
         ) => fire_activity_timer(txn, id, t),
         Some(TimerKind::WorkflowTaskStartToClose) => workflow_task::time_out(txn, t.event_id, t.attempt),
-        Some(TimerKind::WorkflowRunTimeout) => lifecycle::on_timeout(txn, false),
-        Some(TimerKind::WorkflowExecutionTimeout) => lifecycle::on_timeout(txn, true),
+        Some(kind @ (TimerKind::WorkflowRunTimeout | TimerKind::WorkflowExecutionTimeout)) => {
+            // The reference histories have no workflow retry policies or cron schedules:
+            // a timeout never starts another run here.
+            let config = crate::core::EngineConfig::default();
+            let mut ids = crate::core::SequentialIds::new("golden-timeout");
+            let mut ctx = crate::core::Ctx { now_ms: txn.now_ms, config: &config, ids: &mut ids };
+            let execution = kind == TimerKind::WorkflowExecutionTimeout;
+            matches!(lifecycle::on_timeout(txn, execution, None, &mut ctx), lifecycle::TimeoutOutcome::TimedOut { .. })
+        }
         Some(TimerKind::WorkflowStartBackoff) => lifecycle::on_start_backoff(txn),
         // The outboxes act on other runs; the driver plays them as inputs.
         Some(

@@ -29,6 +29,7 @@ pub fn spec(e: &RefEvent, config: &EngineConfig) -> RunSpec {
         execution_expiration_ms: 0,
         continued_failure: e.pb("continuedFailure"),
         last_completion_result: e.pb("lastCompletionResult"),
+        echoed_run_timeout: None,
     });
     RunSpec {
         workflow_type: e.str("workflowType.name"),
@@ -51,6 +52,8 @@ pub fn spec(e: &RefEvent, config: &EngineConfig) -> RunSpec {
         parent,
         root: e.pb("rootWorkflowExecution"),
         continuation,
+        cron_schedule: e.str("cronSchedule"),
+        attempt: 1,
     }
 }
 

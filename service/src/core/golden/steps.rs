@@ -70,13 +70,13 @@ impl Sim {
                 let token = self.token.take().ok_or("no workflow task held")?;
                 let wt = workflow_task::current_task(self.state()?, &token).map_err(|e| e.to_string())?;
                 command_sequence(&req.commands).map_err(|e| e.to_string())?;
-                let root = if commands::continues_as_new(&req) { self.root() } else { None };
+                let started = if commands::needs_started(&req, self.state()?) { self.started() } else { None };
                 #[allow(deprecated)] // `binary_checksum`: deprecated, still echoed
                 let (identity, checksum) = (req.identity.clone(), req.binary_checksum.clone());
                 let txn = self.txn(now)?;
                 let config = self.config.clone();
                 let mut ctx = Ctx { now_ms: now, config: &config, ids: &mut self.ids };
-                match commands::complete(txn, &wt, *req, root, Default::default(), &mut ctx) {
+                match commands::complete(txn, &wt, *req, started.as_ref(), Default::default(), &mut ctx) {
                     Ok(Completed { txn, new_run, .. }) => {
                         if let Some(new_run) = new_run {
                             new_run.verify().map_err(|v| format!("{what}: the new run: {v}"))?;
@@ -186,9 +186,9 @@ impl Sim {
     }
 
     /// The run's root execution, from its Started event.
-    fn root(&self) -> Option<temporalio_protos::protos::temporal::api::common::v1::WorkflowExecution> {
+    fn started(&self) -> Option<crate::core::chain::Started> {
         match self.events.first()?.attributes.as_ref()? {
-            Attributes::WorkflowExecutionStartedEventAttributes(a) => a.root_workflow_execution.clone(),
+            Attributes::WorkflowExecutionStartedEventAttributes(a) => Some(a.clone()),
             _ => None,
         }
     }
