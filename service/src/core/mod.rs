@@ -28,6 +28,7 @@ pub mod error;
 mod golden;
 pub mod lifecycle;
 pub mod retry;
+pub mod schedule;
 pub mod run;
 pub mod signals;
 pub mod state;
