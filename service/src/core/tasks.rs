@@ -63,4 +63,6 @@ pub enum TimerKind {
     StartChild = 11,
     /// Durable outbox: tell the parent this (closed) run's outcome (due immediately).
     NotifyParent = 12,
+    /// A schedule's next wake-up (`event_id`: the record's timer generation).
+    ScheduleWake = 60,
 }

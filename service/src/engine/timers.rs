@@ -28,7 +28,7 @@ use prost::Message;
 use tokio::task::JoinHandle;
 
 use crate::core::tasks::{TimerKind, TimerPayload};
-use crate::engine::{activity, lifecycle, workflow_task, Engine};
+use crate::engine::{activity, lifecycle, schedules, workflow_task, Engine};
 use crate::error::{Result, ServiceError};
 use crate::shard::ShardOwner;
 
@@ -237,6 +237,7 @@ async fn dispatch(engine: &Engine, run: &RunKey, id: u64, timer: &TimerPayload) 
             | TimerKind::StartChild
             | TimerKind::NotifyParent,
         ) => lifecycle::on_run_timer(engine, run, timer).await,
+        Ok(TimerKind::ScheduleWake) => schedules::fire::on_wake(engine, run, timer).await,
         Ok(TimerKind::Unspecified) | Err(_) => {
             tracing::error!(timer = id, ?run, kind = timer.kind, "timer of unknown kind; dropping it");
             Ok(())

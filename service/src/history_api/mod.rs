@@ -17,6 +17,7 @@
 
 pub mod activity;
 pub mod query;
+pub mod schedule;
 pub mod workflow;
 pub mod workflow_task;
 

@@ -42,6 +42,8 @@ fn utc_only(zone: &str) -> Result<(), SpecError> {
 }
 
 /// The canonical form of `spec` (what Describe shows), or why it is refused.
+/// (`exclude_calendar` is deprecated in the API but still accepted, as Temporal does.)
+#[allow(deprecated)]
 pub fn canonicalize(spec: &ScheduleSpec) -> Result<ScheduleSpec, SpecError> {
     let mut out = spec.clone();
     out.cron_string.clear();
@@ -194,6 +196,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(deprecated)]
     fn start_end_and_excludes_bound_the_times() {
         let spec = canonicalize(&ScheduleSpec {
             interval: vec![every(60, 0)],
