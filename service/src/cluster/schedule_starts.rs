@@ -48,7 +48,8 @@ impl RemoteWorkflows for ForwardedWorkflows {
             execution: Some(WorkflowExecution { workflow_id: workflow_id.to_string(), run_id: run_id.to_string() }),
             ..Default::default()
         };
-        match self.forwarder.call(node, MetadataMap::new(), request, |mut c, r| async move { c.describe_workflow_execution(r).await }).await {
+        match self.forwarder.call(node, MetadataMap::new(), request, |mut c, r| async move { c.describe_workflow_execution(r).await }).await
+        {
             Ok(response) => Ok(response.into_inner().workflow_execution_info.map(|i| i.status)),
             Err(status) if status.code() == Code::NotFound => Ok(None),
             Err(status) => Err(ServiceError::from_peer_status(&status, 0)),

@@ -11,8 +11,8 @@ use tonic::{Request, Response};
 
 use super::{Frontend, RpcResult};
 use crate::core::lifecycle::ID_BYTES_MAX;
-use crate::core::schedule::record::{timestamp, DEFAULT_CATCHUP_WINDOW_MS};
 use crate::core::schedule::canonicalize;
+use crate::core::schedule::record::{timestamp, DEFAULT_CATCHUP_WINDOW_MS};
 use crate::engine::start::new_run_id;
 use crate::error::{Result, ServiceError};
 use crate::history_api::schedule::{CreateSchedule, ScheduleRef};

@@ -183,7 +183,10 @@ mod tests {
     fn bad_specs_get_temporal_messages() {
         let bad = |spec: ScheduleSpec| canonicalize(&spec).unwrap_err().to_string();
         assert_eq!(bad(ScheduleSpec { interval: vec![every(0, 0)], ..Default::default() }), "Invalid schedule spec: interval is too small");
-        assert_eq!(bad(ScheduleSpec { interval: vec![every(-5, 0)], ..Default::default() }), "Invalid schedule spec: interval is too small");
+        assert_eq!(
+            bad(ScheduleSpec { interval: vec![every(-5, 0)], ..Default::default() }),
+            "Invalid schedule spec: interval is too small"
+        );
         assert_eq!(
             bad(ScheduleSpec { interval: vec![every(60, 60)], ..Default::default() }),
             "Invalid schedule spec: phase cannot be greater than Interval"
