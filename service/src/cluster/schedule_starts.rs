@@ -46,7 +46,6 @@ impl RemoteWorkflows for ForwardedWorkflows {
         let request = DescribeWorkflowExecutionRequest {
             namespace: namespace.to_string(),
             execution: Some(WorkflowExecution { workflow_id: workflow_id.to_string(), run_id: run_id.to_string() }),
-            ..Default::default()
         };
         match self.forwarder.call(node, MetadataMap::new(), request, |mut c, r| async move { c.describe_workflow_execution(r).await }).await
         {

@@ -226,7 +226,8 @@ fn apply_timer(txn: &mut RunTxn, id: u64, t: &TimerPayload) -> bool {
         Some(TimerKind::WorkflowExecutionTimeout) => lifecycle::on_timeout(txn, true),
         Some(TimerKind::WorkflowStartBackoff) => lifecycle::on_start_backoff(txn),
         // The outboxes act on other runs; the driver plays them as inputs.
-        Some(TimerKind::StartChild | TimerKind::NotifyParent | TimerKind::Unspecified) | None => false,
+        // Schedules are not runs: their timers never reach a run.
+        Some(TimerKind::StartChild | TimerKind::NotifyParent | TimerKind::ScheduleWake | TimerKind::Unspecified) | None => false,
     }
 }
 
