@@ -47,6 +47,9 @@ pub enum ServiceError {
     NamespaceNotFound(String),
     #[error("{0}")]
     AlreadyExists(String),
+    /// CreateSchedule of an id that is live (Temporal's message and detail).
+    #[error("schedule {schedule_id:?} is already registered")]
+    ScheduleAlreadyRegistered { schedule_id: String, request_id: String },
     #[error("{0}")]
     FailedPrecondition(String),
     #[error("{0}")]
@@ -104,7 +107,7 @@ impl ServiceError {
             E::Update(UpdateError::OwnerStopped) => Code::Unavailable,
             E::InvalidArgument(_) | E::QueryFailed(_) => Code::InvalidArgument,
             E::NotFound(_) | E::NamespaceNotFound(_) => Code::NotFound,
-            E::AlreadyExists(_) => Code::AlreadyExists,
+            E::AlreadyExists(_) | E::ScheduleAlreadyRegistered { .. } => Code::AlreadyExists,
             E::FailedPrecondition(_) => Code::FailedPrecondition,
             E::ResourceExhausted(_) => Code::ResourceExhausted,
             E::Unavailable(_) | E::NotLeader { .. } => Code::Unavailable,
@@ -208,6 +211,12 @@ impl From<ServiceError> for Status {
                 message,
                 "temporal.api.errordetails.v1.WorkflowExecutionAlreadyStartedFailure",
                 details::WorkflowExecutionAlreadyStartedFailure { start_request_id, run_id, ..Default::default() }.encode_to_vec(),
+            ),
+            ServiceError::ScheduleAlreadyRegistered { request_id, .. } => with_detail(
+                Code::AlreadyExists,
+                message,
+                "temporal.api.errordetails.v1.WorkflowExecutionAlreadyStartedFailure",
+                details::WorkflowExecutionAlreadyStartedFailure { start_request_id: request_id, ..Default::default() }.encode_to_vec(),
             ),
             ServiceError::NamespaceNotFound(namespace) => with_detail(
                 Code::NotFound,

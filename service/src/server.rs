@@ -248,7 +248,10 @@ impl Server {
                 relay::install(&engine, channels);
                 engine.set_remote_shards(Arc::new(PeerShardClients::new(channels.clone())));
                 members::follow(&engine, channels.clone());
-                Some(Arc::new(Forwarder::new(c.node_id, channels.clone(), GRPC_MESSAGE_BYTES_MAX)))
+                let forwarder = Arc::new(Forwarder::new(c.node_id, channels.clone(), GRPC_MESSAGE_BYTES_MAX));
+                // Scheduled workflows started on the node leading their shard.
+                engine.set_remote_workflows(Arc::new(crate::cluster::schedule_starts::ForwardedWorkflows::new(forwarder.clone())));
+                Some(forwarder)
             }
             _ => None,
         };

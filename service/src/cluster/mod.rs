@@ -24,6 +24,7 @@ pub mod peer_server;
 pub mod peers;
 pub mod placement;
 pub mod relay;
+pub mod schedule_starts;
 pub mod task_server;
 pub mod task_wire;
 pub mod transport;

@@ -34,6 +34,7 @@ mod golden;
 pub mod lifecycle;
 pub mod retry;
 pub mod run;
+pub mod schedule;
 pub mod signals;
 pub mod state;
 pub mod tasks;

@@ -67,4 +67,6 @@ pub enum TimerKind {
     SignalExternal = 40,
     /// Durable outbox: deliver the cancellation request initiated at `event_id`.
     CancelExternal = 41,
+    /// A schedule's next wake-up (`event_id`: the record's timer generation).
+    ScheduleWake = 60,
 }

@@ -21,6 +21,7 @@ pub mod lifecycle;
 pub mod list;
 pub mod query;
 pub mod runs;
+pub mod schedules;
 pub mod start;
 pub mod timers;
 pub mod update;
@@ -82,6 +83,8 @@ struct EngineInner {
     remote_tasks: std::sync::OnceLock<Arc<dyn crate::history_api::RemoteTasks>>,
     /// Runs child-workflow steps on shards led by other nodes (set on a cluster node).
     remote_shards: std::sync::OnceLock<Arc<dyn children::RemoteShards>>,
+    /// Starts and reads scheduled workflows on other nodes (set on a cluster node).
+    remote_workflows: std::sync::OnceLock<Arc<dyn schedules::RemoteWorkflows>>,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
     background: Mutex<Vec<JoinHandle<()>>>,
@@ -108,6 +111,7 @@ impl Engine {
                 pollers: Pollers::default(),
                 remote_tasks: std::sync::OnceLock::new(),
                 remote_shards: std::sync::OnceLock::new(),
+                remote_workflows: std::sync::OnceLock::new(),
                 clock,
                 config,
                 background: Mutex::new(Vec::new()),
@@ -179,6 +183,14 @@ impl Engine {
     /// Runs child-workflow steps on shards other nodes lead (`None` without peers).
     pub fn remote_shards(&self) -> Option<&Arc<dyn children::RemoteShards>> {
         self.inner.remote_shards.get()
+    }
+    /// Installs the cluster's way of starting scheduled workflows on other nodes (once).
+    pub fn set_remote_workflows(&self, remote: Arc<dyn schedules::RemoteWorkflows>) {
+        let _ = self.inner.remote_workflows.set(remote);
+    }
+    /// Starts scheduled workflows on shards other nodes lead (`None` without peers).
+    pub fn remote_workflows(&self) -> Option<&Arc<dyn schedules::RemoteWorkflows>> {
+        self.inner.remote_workflows.get()
     }
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config

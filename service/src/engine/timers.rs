@@ -28,7 +28,7 @@ use prost::Message;
 use tokio::task::JoinHandle;
 
 use crate::core::tasks::{TimerKind, TimerPayload};
-use crate::engine::{activity, external_steps, lifecycle, workflow_task, Engine};
+use crate::engine::{activity, external_steps, lifecycle, schedules, workflow_task, Engine};
 use crate::error::{Result, ServiceError};
 use crate::shard::ShardOwner;
 
@@ -238,6 +238,7 @@ async fn dispatch(engine: &Engine, run: &RunKey, id: u64, timer: &TimerPayload) 
             | TimerKind::NotifyParent,
         ) => lifecycle::on_run_timer(engine, run, timer).await,
         Ok(TimerKind::SignalExternal | TimerKind::CancelExternal) => external_steps::on_external_timer(engine, run, timer.event_id).await,
+        Ok(TimerKind::ScheduleWake) => schedules::fire::on_wake(engine, run, timer).await,
         Ok(TimerKind::Unspecified) | Err(_) => {
             tracing::error!(timer = id, ?run, kind = timer.kind, "timer of unknown kind; dropping it");
             Ok(())

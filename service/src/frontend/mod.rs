@@ -11,6 +11,7 @@ mod compression;
 mod deadline;
 mod multi_op;
 pub mod operator;
+mod schedule;
 mod search_attributes;
 mod system;
 pub mod task_queue;
@@ -244,6 +245,31 @@ impl WorkflowService for Frontend {
         request: Request<RespondQueryTaskCompletedRequest>,
     ) -> RpcResult<RespondQueryTaskCompletedResponse> {
         routed!(self, request, respond_query_task_completed_rpc, respond_query_task_completed)
+    }
+    // schedule.rs
+    async fn create_schedule(&self, request: Request<CreateScheduleRequest>) -> RpcResult<CreateScheduleResponse> {
+        routed!(self, request, create_schedule_rpc, create_schedule)
+    }
+    async fn describe_schedule(&self, request: Request<DescribeScheduleRequest>) -> RpcResult<DescribeScheduleResponse> {
+        routed!(self, request, describe_schedule_rpc, describe_schedule)
+    }
+    async fn patch_schedule(&self, request: Request<PatchScheduleRequest>) -> RpcResult<PatchScheduleResponse> {
+        routed!(self, request, patch_schedule_rpc, patch_schedule)
+    }
+    async fn update_schedule(&self, request: Request<UpdateScheduleRequest>) -> RpcResult<UpdateScheduleResponse> {
+        routed!(self, request, update_schedule_rpc, update_schedule)
+    }
+    async fn delete_schedule(&self, request: Request<DeleteScheduleRequest>) -> RpcResult<DeleteScheduleResponse> {
+        routed!(self, request, delete_schedule_rpc, delete_schedule)
+    }
+    async fn list_schedules(&self, request: Request<ListSchedulesRequest>) -> RpcResult<ListSchedulesResponse> {
+        compress_if_large(self.list_schedules_rpc(request).await)
+    }
+    async fn list_schedule_matching_times(
+        &self,
+        request: Request<ListScheduleMatchingTimesRequest>,
+    ) -> RpcResult<ListScheduleMatchingTimesResponse> {
+        routed!(self, request, list_schedule_matching_times_rpc, list_schedule_matching_times)
     }
     // activity.rs
     async fn poll_activity_task_queue(&self, request: Request<PollActivityTaskQueueRequest>) -> RpcResult<PollActivityTaskQueueResponse> {

@@ -93,7 +93,7 @@ fn close_with(txn: RunTxn, started: &Started, req: RespondWorkflowTaskCompletedR
     let config = EngineConfig::default();
     let mut ids = SequentialIds::new("new");
     let mut ctx = Ctx { now_ms: txn.now_ms, config: &config, ids: &mut ids };
-    match commands::complete(txn, &wt, req, Some(started), &mut ctx) {
+    match commands::complete(txn, &wt, req, Some(started), Default::default(), &mut ctx) {
         Ok(Completed { txn, new_run, .. }) => (txn, new_run),
         Err(refusal) => panic!("refused: {refusal:?}"),
     }

@@ -236,11 +236,13 @@ fn apply_timer(txn: &mut RunTxn, id: u64, t: &TimerPayload) -> bool {
         }
         Some(TimerKind::WorkflowStartBackoff) => lifecycle::on_start_backoff(txn),
         // The outboxes act on other runs; the driver plays them as inputs.
+        // Outboxes and schedules: their timers never reach the run's own rules here.
         Some(
             TimerKind::StartChild
             | TimerKind::NotifyParent
             | TimerKind::SignalExternal
             | TimerKind::CancelExternal
+            | TimerKind::ScheduleWake
             | TimerKind::Unspecified,
         )
         | None => false,
