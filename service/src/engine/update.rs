@@ -93,7 +93,7 @@ fn known(owner: &ShardOwner, run: &RunKey, state: &ExecutionState, update_id: &s
     if let Some(info) = state.update(update_id) {
         if info.completed_event_id > 0 {
             let outcome = completed_outcome(owner, run, info.completed_event_id)?;
-            return Ok(Some(UpdateWatch::done(Progress::Completed(outcome))));
+            return Ok(Some(UpdateWatch::done(Progress::Completed(Box::new(outcome)))));
         }
         return Ok(Some(owner.updates().watch_accepted(run, update_id)));
     }

@@ -60,7 +60,7 @@ fn split(req: ExecuteMultiOperationRequest) -> Result<(StartWorkflowExecutionReq
 /// One operation's status in a `MultiOperationExecutionFailure`.
 fn operation_status(status: &Status) -> OperationStatus {
     let details = RpcStatus::decode(status.details()).map(|s| s.details).unwrap_or_default();
-    OperationStatus { code: status.code() as i32, message: status.message().to_string(), details: details }
+    OperationStatus { code: status.code() as i32, message: status.message().to_string(), details }
 }
 
 fn aborted() -> OperationStatus {

@@ -49,7 +49,7 @@ pub struct UpdateAnswer {
 }
 
 enum Waited {
-    Answer(UpdateAnswer),
+    Answer(Box<UpdateAnswer>),
     Aborted(Abort),
 }
 
@@ -61,7 +61,7 @@ impl HistoryApi<'_> {
             let admit = self.retry(|| update::admit(engine, &target, req.request.clone()));
             let found = tokio::time::timeout_at(req.deadline, admit).await.map_err(|_| UpdateError::DeadlineExceeded)??;
             match self.wait(found, req.wait_stage, req.deadline).await? {
-                Waited::Answer(answer) => return Ok(answer),
+                Waited::Answer(answer) => return Ok(*answer),
                 // Admitted again on the run that continues this one (Temporal moves
                 // updates across continue-as-new); a call pinned to a run cannot follow.
                 Waited::Aborted(Abort::ContinuedAs(_)) if req.target.run_id.is_empty() => target.run_id.clear(),
@@ -78,7 +78,7 @@ impl HistoryApi<'_> {
             let find = self.retry(|| update::find(engine, &req.target));
             let found = tokio::time::timeout_at(req.deadline, find).await.map_err(|_| UpdateError::DeadlineExceeded)??;
             match self.wait(found, req.wait_stage, req.deadline).await? {
-                Waited::Answer(answer) => return Ok(answer),
+                Waited::Answer(answer) => return Ok(*answer),
                 Waited::Aborted(Abort::OwnerStopped) => continue,
                 Waited::Aborted(_) => return Err(UpdateError::NotFound(req.target.update_id.clone()).into()),
             }
@@ -90,11 +90,8 @@ impl HistoryApi<'_> {
     /// now and then whether its run closed; `DeadlineExceeded` at the deadline.
     async fn wait(&self, found: Found, stage: Stage, deadline: Instant) -> Result<Waited> {
         let Found { run, mut watch } = found;
-        let reached = move |p: &Progress| match (stage, p) {
-            (Stage::Unspecified | Stage::Admitted, _) => true,
-            (Stage::Accepted, Progress::Accepted) => true,
-            _ => false,
-        };
+        let reached =
+            move |p: &Progress| matches!((stage, p), (Stage::Unspecified | Stage::Admitted, _) | (Stage::Accepted, Progress::Accepted));
         loop {
             let progress = tokio::select! {
                 progress = watch.until(reached) => progress,
@@ -106,11 +103,11 @@ impl HistoryApi<'_> {
                 }
                 _ = tokio::time::sleep_until(deadline) => return Err(UpdateError::DeadlineExceeded.into()),
             };
-            let answer = |stage, outcome| Waited::Answer(UpdateAnswer { run_id: run.run_id.clone(), stage, outcome });
+            let answer = |stage, outcome| Waited::Answer(Box::new(UpdateAnswer { run_id: run.run_id.clone(), stage, outcome }));
             return Ok(match progress {
                 Progress::Admitted => answer(Stage::Admitted, None),
                 Progress::Accepted => answer(Stage::Accepted, None),
-                Progress::Completed(outcome) => answer(Stage::Completed, Some(outcome)),
+                Progress::Completed(outcome) => answer(Stage::Completed, Some(*outcome)),
                 Progress::Aborted(abort) => Waited::Aborted(abort),
             });
         }

@@ -27,7 +27,8 @@ use crate::core::updates::{request_message, PendingUpdate, UpdateBook, UpdateEff
 pub enum Progress {
     Admitted,
     Accepted,
-    Completed(Outcome),
+    /// Boxed: an outcome carries payloads.
+    Completed(Box<Outcome>),
     Aborted(Abort),
 }
 
@@ -180,7 +181,7 @@ impl UpdateRegistry {
             match effect {
                 UpdateEffect::Accepted { update_id, .. } => self.accepted(run, &update_id),
                 UpdateEffect::Rejected { update_id, failure } => self.finish(run, &update_id, rejected(failure)),
-                UpdateEffect::Completed { update_id, outcome } => self.finish(run, &update_id, Progress::Completed(outcome)),
+                UpdateEffect::Completed { update_id, outcome } => self.finish(run, &update_id, Progress::Completed(Box::new(outcome))),
                 UpdateEffect::Aborted { update_id, continued_as } => {
                     let abort = continued_as.map_or(Abort::RunClosed, Abort::ContinuedAs);
                     self.finish(run, &update_id, Progress::Aborted(abort))
@@ -237,7 +238,7 @@ impl UpdateRegistry {
 }
 
 fn rejected(failure: Failure) -> Progress {
-    Progress::Completed(Outcome { value: Some(outcome::Value::Failure(failure)) })
+    Progress::Completed(Box::new(Outcome { value: Some(outcome::Value::Failure(failure)) }))
 }
 
 #[cfg(test)]

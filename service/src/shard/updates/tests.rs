@@ -41,7 +41,7 @@ async fn an_update_goes_admitted_sent_accepted_completed_and_every_waiter_sees_i
     assert!(registry.book(&run(), 14).pending.is_empty());
 
     registry.apply(&run(), vec![UpdateEffect::Completed { update_id: "u1".into(), outcome: success() }]);
-    assert_eq!(second.until(|_| false).await, Progress::Completed(success()));
+    assert_eq!(second.until(|_| false).await, Progress::Completed(Box::new(success())));
     assert!(registry.watch(&run(), "u1").is_none(), "a completed update is forgotten (its outcome is in history)");
 }
 
@@ -54,7 +54,7 @@ async fn a_rejection_completes_with_the_failure_and_unsent_updates_are_known() {
     assert!(!registry.has_unsent(&run()));
     let failure = Failure { message: "neg".into(), ..Default::default() };
     registry.apply(&run(), vec![UpdateEffect::Rejected { update_id: "u1".into(), failure: failure.clone() }]);
-    assert_eq!(watch.until(|_| false).await, Progress::Completed(Outcome { value: Some(outcome::Value::Failure(failure)) }));
+    assert_eq!(watch.until(|_| false).await, Progress::Completed(Box::new(Outcome { value: Some(outcome::Value::Failure(failure)) })));
 }
 
 #[test]
