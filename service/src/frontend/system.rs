@@ -216,7 +216,10 @@ impl Frontend {
                 capabilities: Some(namespace_info::Capabilities {
                     sync_update: true,
                     async_update: true,
-                    worker_poll_complete_on_shutdown: true,
+                    // Not advertised yet: with it, an SDK worker waits at shutdown for
+                    // polls that a killed server never ends (tests/durability.rs saw
+                    // the SDK's "slot permits" deadline pass after a kill -9).
+                    worker_poll_complete_on_shutdown: false,
                     ..Default::default()
                 }),
                 limits: Some(limits),
