@@ -32,17 +32,6 @@ fn deadline_of<T>(request: &Request<T>) -> Instant {
     Instant::now() + deadline::grpc_timeout(request.metadata()).unwrap_or(UPDATE_WAIT_DEFAULT).saturating_sub(UPDATE_TAIL)
 }
 
-fn execution(execution: Option<&WorkflowExecution>) -> Result<&WorkflowExecution> {
-    let execution = execution.ok_or_else(|| invalid("Execution is not set on request."))?;
-    if execution.workflow_id.is_empty() {
-        return Err(invalid("WorkflowId is not set on request."));
-    }
-    if !execution.run_id.is_empty() && uuid::Uuid::parse_str(&execution.run_id).is_err() {
-        return Err(invalid("Invalid RunId."));
-    }
-    Ok(execution)
-}
-
 fn stage(policy: Option<&WaitPolicy>) -> Stage {
     policy.and_then(|p| Stage::try_from(p.lifecycle_stage).ok()).unwrap_or(Stage::Unspecified)
 }
@@ -91,7 +80,7 @@ impl Frontend {
     /// (its id generated if empty) and the stage to wait for.
     fn parse_update(&self, req: &UpdateWorkflowExecutionRequest) -> Result<(UpdateTarget, UpdateRequest, Stage)> {
         self.namespaces.require(&req.namespace)?;
-        let execution = execution(req.workflow_execution.as_ref())?;
+        let (workflow_id, run_id) = super::workflow::execution(req.workflow_execution.as_ref())?;
         let wait_stage = match stage(req.wait_policy.as_ref()) {
             Stage::Admitted => return Err(UpdateError::WaitForAdmitted.into()),
             Stage::Accepted => Stage::Accepted,
@@ -102,8 +91,8 @@ impl Frontend {
         let update_id = request.meta.as_ref().map(|m| m.update_id.clone()).unwrap_or_default();
         let target = UpdateTarget {
             namespace: req.namespace.clone(),
-            workflow_id: execution.workflow_id.clone(),
-            run_id: execution.run_id.clone(),
+            workflow_id,
+            run_id,
             first_execution_run_id: req.first_execution_run_id.clone(),
             update_id,
         };
@@ -140,9 +129,9 @@ impl Frontend {
         let deadline = deadline_of(&request);
         let req = request.into_inner();
         self.namespaces.require(&req.namespace)?;
-        let update_ref = req.update_ref.ok_or_else(|| invalid("UpdateRef is not set on request."))?;
+        let reference = req.update_ref.ok_or_else(|| invalid("UpdateRef is not set on request."))?;
         // Go words these two differently for polls.
-        let execution = update_ref.workflow_execution.as_ref().filter(|e| !e.workflow_id.is_empty());
+        let execution = reference.workflow_execution.as_ref().filter(|e| !e.workflow_id.is_empty());
         let execution = execution.ok_or_else(|| invalid("Can't load workflow execution.  WorkflowId not set."))?;
         if !execution.run_id.is_empty() && uuid::Uuid::parse_str(&execution.run_id).is_err() {
             return Err(invalid("RunId is not valid UUID.").into());
@@ -152,12 +141,12 @@ impl Frontend {
             workflow_id: execution.workflow_id.clone(),
             run_id: execution.run_id.clone(),
             first_execution_run_id: String::new(),
-            update_id: update_ref.update_id.clone(),
+            update_id: reference.update_id.clone(),
         };
         let wait_stage = stage(req.wait_policy.as_ref());
         let answer = self.history().poll_update(PollUpdate { target, wait_stage, deadline }).await?;
         Ok(Response::new(PollWorkflowExecutionUpdateResponse {
-            update_ref: Some(crate::frontend::update::update_ref(&execution.workflow_id, &update_ref.update_id, &answer)),
+            update_ref: Some(update_ref(&execution.workflow_id, &reference.update_id, &answer)),
             stage: answer.stage as i32,
             outcome: answer.outcome,
         }))

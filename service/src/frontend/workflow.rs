@@ -74,7 +74,7 @@ fn non_negative_ms(what: &str, d: Option<&prost_wkt_types::Duration>) -> Result<
 }
 
 /// The workflow execution a request names: (workflow id, run id).
-fn execution(e: Option<&WorkflowExecution>) -> Result<(String, String)> {
+pub(super) fn execution(e: Option<&WorkflowExecution>) -> Result<(String, String)> {
     let e = e.ok_or_else(|| invalid("Execution is not set on request."))?;
     check_id("WorkflowId", &e.workflow_id)?;
     if !e.run_id.is_empty() && uuid::Uuid::parse_str(&e.run_id).is_err() {
