@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hourglass_service::cluster::ClusterConfig;
@@ -96,6 +98,36 @@ async fn pollers(svc: &mut Svc, queue: &str) -> Result<Vec<String>, String> {
     Ok(info.map(|i| i.pollers.iter().map(|p| p.identity.clone()).collect()).unwrap_or_default())
 }
 
+/// Polls `queue` as `identity` of worker "cluster-worker" until a poll answers after
+/// `shutting_down` is set (or hands out a task); returns that answer.
+async fn poll_until_shutdown(
+    mut svc: Svc,
+    queue: String,
+    identity: String,
+    shutting_down: Arc<AtomicBool>,
+) -> Result<PollWorkflowTaskQueueResponse, temporalio_client::tonic::Status> {
+    loop {
+        let mut request = Request::new(PollWorkflowTaskQueueRequest {
+            namespace: NS.into(),
+            task_queue: tq(&queue),
+            identity: identity.clone(),
+            worker_instance_key: "cluster-worker".into(),
+            ..Default::default()
+        });
+        request.set_timeout(Duration::from_secs(40));
+        let answer = svc.poll_workflow_task_queue(request).await.map(|r| r.into_inner());
+        if shutting_down.load(Ordering::SeqCst) {
+            return answer;
+        }
+        match answer {
+            Ok(a) if a != PollWorkflowTaskQueueResponse::default() => return Ok(a),
+            Ok(_) => {}
+            // A node between leaders answers Unavailable: an SDK retries.
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 /// Retries `f` until it answers `Ok(v)` with `done(&v)`, for at most 20 s.
 async fn eventually<T: std::fmt::Debug, F, Fut>(what: &str, mut f: F, done: impl Fn(&T) -> bool) -> T
 where
@@ -133,20 +165,15 @@ async fn every_node_describes_the_pollers_and_ends_a_stopping_workers_polls() {
         eventually("the cluster serves", describe, |_| true).await;
     }
 
-    // One worker polls each queue through node 1.
+    // One worker polls each queue through node 1. Like an SDK worker it polls again
+    // when a poll answers empty before the shutdown (the queue's home moved while the
+    // shards' leaders settled: the poll ended there and must wait at the new home).
     let queues: Vec<String> = (0..QUEUES).map(|i| format!("tq-cluster-{i}-{}", uuid::Uuid::new_v4())).collect();
+    let shutting_down = Arc::new(AtomicBool::new(false));
     let mut polls = Vec::new();
     for (i, queue) in queues.iter().enumerate() {
-        let mut svc = clients[0].clone();
-        let mut request = Request::new(PollWorkflowTaskQueueRequest {
-            namespace: NS.into(),
-            task_queue: tq(queue),
-            identity: format!("poller-{i}"),
-            worker_instance_key: "cluster-worker".into(),
-            ..Default::default()
-        });
-        request.set_timeout(Duration::from_secs(40));
-        polls.push(tokio::spawn(async move { svc.poll_workflow_task_queue(request).await.map(|r| r.into_inner()) }));
+        let (svc, queue, shutting_down) = (clients[0].clone(), queue.clone(), shutting_down.clone());
+        polls.push(tokio::spawn(poll_until_shutdown(svc, queue, format!("poller-{i}"), shutting_down)));
     }
     // Every node reports each queue's poller (forwarded to the queue's home).
     for (i, queue) in queues.iter().enumerate() {
@@ -167,6 +194,7 @@ async fn every_node_describes_the_pollers_and_ends_a_stopping_workers_polls() {
 
     // The worker shuts down through node 3: every poll ends at once, wherever it waits.
     let started = Instant::now();
+    shutting_down.store(true, Ordering::SeqCst);
     let mut svc = clients[2].clone();
     svc.shutdown_worker(ShutdownWorkerRequest {
         namespace: NS.into(),
