@@ -114,6 +114,13 @@ async fn a_validator_rejects_without_history_and_accepted_updates_complete_with_
     assert_eq!(count(&events, EventType::WorkflowExecutionUpdateAccepted), 5, "only the accepted updates are in history");
     assert_eq!(count(&events, EventType::WorkflowExecutionUpdateCompleted), 5);
     assert_eq!(count(&events, EventType::WorkflowExecutionUpdateRejected), 0);
+    // The tasks that carried the rejected updates were speculative and left no trace:
+    // the first task, and one per accepted update (the last also completes the run).
+    assert_eq!(count(&events, EventType::WorkflowTaskScheduled), 6, "no workflow task of a rejected update is in history");
+    assert_eq!(count(&events, EventType::WorkflowTaskCompleted), 6);
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.event_id, i as i64 + 1, "history stays dense");
+    }
     // Every Completed names its Accepted event, and the accepted request is the update.
     for e in &events {
         if let Some(Attributes::WorkflowExecutionUpdateCompletedEventAttributes(c)) = &e.attributes {

@@ -93,6 +93,14 @@ pub struct ExecutionState {
     /// The run's cron schedule (empty: none); each run that closes chains to the next.
     #[prost(string, tag = "50")]
     pub cron_schedule: String,
+    /// The events of a speculative workflow task (scheduled to carry an update; Go's
+    /// speculative workflow task), held out of history: WorkflowTaskScheduled, and
+    /// WorkflowTaskStarted once it started, with the ids they take when written. The
+    /// next event the run writes writes them first ([`super::txn::RunTxn::add_event`]);
+    /// a task that completes having done nothing (it only rejected updates) drops
+    /// them, and history never shows it.
+    #[prost(message, repeated, tag = "77")]
+    pub speculative_events: Vec<temporalio_protos::protos::temporal::api::history::v1::HistoryEvent>,
 }
 
 /// One accepted update of a run.
@@ -296,5 +304,10 @@ impl ExecutionState {
     /// A workflow task is started (in flight on a worker): new events must be buffered.
     pub fn workflow_task_started(&self) -> bool {
         self.workflow_task.as_ref().is_some_and(|t| t.started_event_id > 0)
+    }
+    /// The outstanding workflow task is speculative: its events are held out of
+    /// history ([`Self::speculative_events`]).
+    pub fn workflow_task_speculative(&self) -> bool {
+        !self.speculative_events.is_empty()
     }
 }

@@ -37,6 +37,10 @@ pub struct TaskToken {
     /// Activities: the activity id (for the ById forms and checks).
     #[prost(string, tag = "9")]
     pub activity_id: String,
+    /// Workflow tasks: when the task started (ms). A discarded speculative task and
+    /// the next one share their event ids; this tells them apart (0: not checked).
+    #[prost(int64, tag = "10")]
+    pub started_time_ms: i64,
 }
 
 impl TaskToken {

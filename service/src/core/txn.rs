@@ -22,6 +22,16 @@ pub struct EnqueuedTask {
     pub payload: TaskPayload,
 }
 
+/// Where a transaction's events stood ([`RunTxn::event_mark`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EventMark {
+    events: usize,
+    next_event_id: i64,
+    history_size_bytes: i64,
+    /// The run's last completed workflow task's Started event id, then.
+    pub last_completed_started_id: i64,
+}
+
 pub struct RunTxn {
     pub key: RunKey,
     pub now_ms: i64,
@@ -80,8 +90,14 @@ impl RunTxn {
         }
     }
 
-    /// Id the next added event will get.
+    /// Id the next added event will get (after a speculative workflow task's held
+    /// events, which are written first).
     pub fn next_event_id(&self) -> i64 {
+        self.next_event_id + self.state.speculative_events.len() as i64
+    }
+
+    /// Id the next event written to history gets: held events not counted.
+    pub(super) fn next_written_event_id(&self) -> i64 {
         self.next_event_id
     }
 
@@ -91,21 +107,67 @@ impl RunTxn {
     }
 
     /// Appends an event now; returns its id. `event_time` is the transaction's time.
+    /// A speculative workflow task's held events are written first: they took
+    /// their ids when held.
     pub fn add_event(&mut self, attributes: Attributes) -> i64 {
+        self.write_speculative_events();
         let event = new_event(self.next_event_id, self.now_ms, attributes);
+        self.push_event(event)
+    }
+
+    /// Appends an already-built event (e.g. a buffered one), giving it the next id.
+    pub fn add_built_event(&mut self, mut event: HistoryEvent) -> i64 {
+        self.write_speculative_events();
+        event.event_id = self.next_event_id;
+        self.push_event(event)
+    }
+
+    fn push_event(&mut self, event: HistoryEvent) -> i64 {
+        assert_eq!(event.event_id, self.next_event_id, "run {:?}: events are written densely", self.key);
         self.state.history_size_bytes += event.encoded_len() as i64;
         self.next_event_id += 1;
         self.events.push(event);
         self.next_event_id - 1
     }
 
-    /// Appends an already-built event (e.g. a buffered one), giving it the next id.
-    pub fn add_built_event(&mut self, mut event: HistoryEvent) -> i64 {
-        event.event_id = self.next_event_id;
-        self.state.history_size_bytes += event.encoded_len() as i64;
-        self.next_event_id += 1;
-        self.events.push(event);
-        self.next_event_id - 1
+    /// Holds an event of a speculative workflow task out of history (see
+    /// [`ExecutionState::speculative_events`]); returns the id it takes when written.
+    pub fn hold_speculative_event(&mut self, attributes: Attributes) -> i64 {
+        let event_id = self.next_event_id + self.state.speculative_events.len() as i64;
+        self.state.speculative_events.push(new_event(event_id, self.now_ms, attributes));
+        event_id
+    }
+
+    /// Writes the held events of a speculative workflow task (it becomes a normal one:
+    /// something else happened to the run).
+    fn write_speculative_events(&mut self) {
+        for event in std::mem::take(&mut self.state.speculative_events) {
+            self.push_event(event);
+        }
+    }
+
+    /// Where this transaction's events stand, to [`Self::roll_back_events`] to.
+    pub fn event_mark(&self) -> EventMark {
+        EventMark {
+            events: self.events.len(),
+            next_event_id: self.next_event_id,
+            history_size_bytes: self.state.history_size_bytes,
+            last_completed_started_id: self.state.last_completed_wft_started_id,
+        }
+    }
+
+    /// How many events were added since `mark`.
+    pub fn events_since(&self, mark: EventMark) -> usize {
+        self.events.len().saturating_sub(mark.events)
+    }
+
+    /// Forgets the events added since `mark` (a speculative workflow task that did
+    /// nothing leaves no trace in history).
+    pub fn roll_back_events(&mut self, mark: EventMark) {
+        assert!(mark.events <= self.events.len(), "run {:?}: a mark of this transaction", self.key);
+        self.events.truncate(mark.events);
+        self.next_event_id = mark.next_event_id;
+        self.state.history_size_bytes = mark.history_size_bytes;
     }
 
     /// Keeps an event for after the in-flight workflow task (the buffering rule).
@@ -342,6 +404,37 @@ mod tests {
         assert_eq!(e.event_time, Some(timestamp(1_500)));
         let (t, _) = txn.into_transition();
         assert!(matches!(&t.ops[1], Op::AppendEvents { first_event_id: 7, events, .. } if events.len() == 1));
+    }
+
+    #[test]
+    fn held_events_of_a_speculative_task_are_written_first_or_rolled_back() {
+        use temporalio_protos::protos::temporal::api::history::v1::{
+            WorkflowTaskScheduledEventAttributes, WorkflowTaskStartedEventAttributes,
+        };
+        let scheduled = || Attributes::WorkflowTaskScheduledEventAttributes(WorkflowTaskScheduledEventAttributes::default());
+        let started = || Attributes::WorkflowTaskStartedEventAttributes(WorkflowTaskStartedEventAttributes::default());
+        let fired = || Attributes::TimerFiredEventAttributes(TimerFiredEventAttributes::default());
+
+        // Held: ids taken, nothing written.
+        let mut txn = RunTxn::existing(key(), 0, ExecutionState::default(), 5, 1);
+        assert_eq!(txn.hold_speculative_event(scheduled()), 5);
+        assert_eq!(txn.hold_speculative_event(started()), 6);
+        assert!(txn.events().is_empty() && txn.state.workflow_task_speculative());
+        assert_eq!(txn.next_event_id(), 7, "the next event follows the held ones");
+        // Something else happens: the held events are written first, densely.
+        let mark = txn.event_mark();
+        assert_eq!(txn.add_event(fired()), 7);
+        let ids: Vec<i64> = txn.events().iter().map(|e| e.event_id).collect();
+        assert_eq!(ids, [5, 6, 7]);
+        assert!(!txn.state.workflow_task_speculative());
+        let size = txn.state.history_size_bytes;
+        assert!(size > 0);
+        // Rolled back: as if none was ever written.
+        assert_eq!(txn.events_since(mark), 3);
+        txn.roll_back_events(mark);
+        assert!(txn.events().is_empty());
+        assert_eq!((txn.next_event_id(), txn.state.history_size_bytes), (5, 0));
+        assert_eq!(txn.add_event(fired()), 5);
     }
 
     #[test]

@@ -29,11 +29,14 @@ impl ExecutionState {
             check(self.buffered_events.is_empty(), || "a closed run has buffered events".into())?;
             check(self.close_event_id > 0 && self.close_event_id <= last, || format!("close event id {} of {last}", self.close_event_id))?;
         }
+        self.verify_speculative(next_event_id)?;
+        // A speculative workflow task's events take ids past the written ones.
+        let held_last = last + self.speculative_events.len() as i64;
         if let Some(wt) = &self.workflow_task {
-            check(wt.scheduled_event_id > 0 && wt.scheduled_event_id <= last, || {
+            check(wt.scheduled_event_id > 0 && wt.scheduled_event_id <= held_last, || {
                 format!("workflow task scheduled at {}", wt.scheduled_event_id)
             })?;
-            check(wt.started_event_id == 0 || (wt.started_event_id > wt.scheduled_event_id && wt.started_event_id <= last), || {
+            check(wt.started_event_id == 0 || (wt.started_event_id > wt.scheduled_event_id && wt.started_event_id <= held_last), || {
                 format!("workflow task started at {} (scheduled {})", wt.started_event_id, wt.scheduled_event_id)
             })?;
             check(wt.attempt >= 1, || format!("workflow task attempt {}", wt.attempt))?;
@@ -66,16 +69,34 @@ impl ExecutionState {
     }
 }
 
+impl ExecutionState {
+    /// A speculative workflow task's held events: its Scheduled (and Started) event,
+    /// numbered from the next written id, for the outstanding task.
+    fn verify_speculative(&self, next_event_id: i64) -> Result<(), Violation> {
+        if self.speculative_events.is_empty() {
+            return Ok(());
+        }
+        check(self.speculative_events.len() <= 2, || format!("{} held events", self.speculative_events.len()))?;
+        for (i, e) in self.speculative_events.iter().enumerate() {
+            check(e.event_id == next_event_id + i as i64, || format!("held event {} at position {i} (next {next_event_id})", e.event_id))?;
+        }
+        let wt = self.workflow_task.as_ref();
+        check(wt.is_some_and(|wt| wt.scheduled_event_id == next_event_id), || "held events without their workflow task".into())?;
+        let started = wt.map_or(0, |wt| wt.started_event_id);
+        check((started > 0) == (self.speculative_events.len() == 2), || format!("held events of a task started at {started}"))
+    }
+}
+
 impl RunTxn {
     /// Checks the invariants of the state this transaction would write, and that its
     /// events are numbered densely up to its next event id.
     pub fn verify(&self) -> Result<(), Violation> {
         let events = self.events();
-        let first = self.next_event_id() - events.len() as i64;
+        let first = self.next_written_event_id() - events.len() as i64;
         for (i, e) in events.iter().enumerate() {
             check(e.event_id == first + i as i64, || format!("event {} at position {} (first {first})", e.event_id, i))?;
         }
-        self.state.verify(self.next_event_id())
+        self.state.verify(self.next_written_event_id())
     }
 }
 

@@ -35,14 +35,31 @@ pub fn ensure_workflow_task(txn: &mut RunTxn) -> Option<i64> {
 /// Appends WorkflowTaskScheduled with `attempt`, records it in the state and enqueues
 /// it on the workflow's task queue. The caller guarantees none is outstanding.
 pub fn schedule_workflow_task(txn: &mut RunTxn, attempt: i32) -> i64 {
+    schedule(txn, attempt, false)
+}
+
+/// Schedules a speculative workflow task (Go's), to carry an update to a run that has
+/// none outstanding: its events are held out of history until something else happens
+/// to the run, and dropped if the task only rejects updates
+/// ([`super::state::ExecutionState::speculative_events`]). Returns its scheduled event
+/// id, or `None` if a task is outstanding or the run is closed.
+pub fn schedule_speculative_workflow_task(txn: &mut RunTxn) -> Option<i64> {
+    if txn.state.has_workflow_task() || !txn.state.is_open() {
+        return None;
+    }
+    Some(schedule(txn, txn.state.workflow_task_attempt.max(1), true))
+}
+
+fn schedule(txn: &mut RunTxn, attempt: i32, speculative: bool) -> i64 {
     assert!(txn.state.workflow_task.is_none(), "at most one workflow task per run");
     let task_queue = txn.state.task_queue.clone();
     let timeout_ms = txn.state.workflow_task_timeout_ms;
-    let scheduled_event_id = txn.add_event(Attributes::WorkflowTaskScheduledEventAttributes(WorkflowTaskScheduledEventAttributes {
+    let scheduled = Attributes::WorkflowTaskScheduledEventAttributes(WorkflowTaskScheduledEventAttributes {
         task_queue: Some(TaskQueue { name: task_queue.clone(), kind: TaskQueueKind::Normal as i32, normal_name: String::new() }),
         start_to_close_timeout: Some(duration(timeout_ms)),
         attempt,
-    }));
+    });
+    let scheduled_event_id = if speculative { txn.hold_speculative_event(scheduled) } else { txn.add_event(scheduled) };
     txn.state.workflow_task = Some(WorkflowTaskInfo {
         scheduled_event_id,
         attempt,

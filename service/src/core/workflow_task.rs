@@ -56,7 +56,8 @@ pub fn current_task(state: &ExecutionState, token: &TaskToken) -> Result<Workflo
             if wt.started_event_id > 0
                 && wt.scheduled_event_id == token.scheduled_event_id
                 && wt.started_event_id == token.started_event_id
-                && wt.attempt == token.attempt =>
+                && wt.attempt == token.attempt
+                && (token.started_time_ms == 0 || token.started_time_ms == wt.started_time_ms) =>
         {
             Ok(wt.clone())
         }
@@ -121,7 +122,8 @@ fn record_started(txn: &mut RunTxn, wt: &WorkflowTaskInfo, poller: &Poller, requ
             .then(|| WorkerVersionStamp { build_id: poller.build_id.clone(), use_versioning: false }),
         ..Default::default()
     };
-    let started_event_id = txn.add_event(Attributes::WorkflowTaskStartedEventAttributes(attributes));
+    let started = Attributes::WorkflowTaskStartedEventAttributes(attributes);
+    let started_event_id = if txn.state.workflow_task_speculative() { txn.hold_speculative_event(started) } else { txn.add_event(started) };
     let now = txn.now_ms;
     if let Some(task) = txn.state.workflow_task.as_mut() {
         task.started_event_id = started_event_id;

@@ -38,7 +38,7 @@ pub async fn complete_workflow_task(
         rule::complete(engine.txn(view), &wt, req, started.as_ref(), book, &mut ctx)
     };
     match decided {
-        Ok(Completed { txn, new_run, new_task, update_effects }) => {
+        Ok(Completed { txn, new_run, new_task, update_effects, reset_history_event_id }) => {
             match new_run {
                 Some(new_run) => drop(lock.commit_many(vec![txn, new_run], None).await?),
                 None => drop(lock.commit(txn).await?),
@@ -46,7 +46,7 @@ pub async fn complete_workflow_task(
             lock.updates().apply(&run, update_effects);
             lock.queries().answer_attached(&run, wt.started_event_id, &query_results);
             lock.queries().on_workflow_task_closed(&run, new_task);
-            Ok(RespondWorkflowTaskCompletedResponse::default())
+            Ok(RespondWorkflowTaskCompletedResponse { reset_history_event_id, ..Default::default() })
         }
         Err(refusal) => {
             // Answers to queries attached to this task count even when the task fails (Go).

@@ -166,8 +166,12 @@ pub async fn get_history(engine: &Engine, namespace: &str, req: HistoryRequest) 
     }
     let end = if bound > 0 { bound.min(run.next_event_id) } else { run.next_event_id };
     let page_size = if req.page_size == 0 { PAGE_EVENTS_MAX } else { req.page_size.min(PAGE_EVENTS_MAX) };
-    let events = read_page(&owner, &key, from, end, page_size)?;
+    let mut events = read_page(&owner, &key, from, end, page_size)?;
     let next = from + events.len() as i64;
+    if bound > run.next_event_id && next == run.next_event_id {
+        // A speculative workflow task's token: its held events end its history.
+        events.extend(run.state.speculative_events.iter().filter(|e| e.event_id < bound).cloned());
+    }
     let more = next < end || (bound == 0 && req.wait_new_event && run.state.is_open());
     let next_page_token = if more {
         PageToken { run_id: key.run_id.clone(), next_event_id: next, end_event_id: bound, reverse: false }.encode_token()

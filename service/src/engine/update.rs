@@ -16,7 +16,7 @@ use super::Engine;
 use crate::core::error::RunError;
 use crate::core::signals::check_chain;
 use crate::core::state::ExecutionState;
-use crate::core::wft::ensure_workflow_task;
+use crate::core::wft::schedule_speculative_workflow_task;
 use crate::error::Result;
 use crate::shard::updates::{Abort, AdmitError, Progress, UpdateWatch};
 use crate::shard::ShardOwner;
@@ -59,7 +59,7 @@ pub async fn admit(engine: &Engine, target: &UpdateTarget, request: Request) -> 
     })?;
     if needs_workflow_task(&view.state, engine.now_ms()) {
         let mut txn = engine.txn(view);
-        ensure_workflow_task(&mut txn);
+        schedule_speculative_workflow_task(&mut txn);
         if let Err(e) = lock.commit(txn).await {
             lock.updates().withdraw(&run, &target.update_id);
             return Err(e);
@@ -122,3 +122,6 @@ pub async fn recheck(engine: &Engine, run: &RunKey) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -35,7 +35,7 @@ use temporalio_protos::protos::temporal::api::workflowservice::v1::RespondWorkfl
 use super::error::WorkflowTaskError;
 use super::run::SERVER_IDENTITY;
 use super::state::{ExecutionState, WorkflowTaskInfo};
-use super::txn::RunTxn;
+use super::txn::{EventMark, RunTxn};
 use super::updates::{self, Messages, UpdateBook, UpdateEffect};
 use super::workflow_task::{drop_start_to_close_timers, retry_workflow_task};
 use super::{activity, chain, children, external, wft, CommandFailure, Ctx};
@@ -62,6 +62,9 @@ pub struct Completed {
     pub new_task: bool,
     /// What became of the run's updates, for the registry once `txn` commits.
     pub update_effects: Vec<UpdateEffect>,
+    /// A speculative task was discarded: the worker rolls its history back to this
+    /// event (the run's last completed task's Started event); 0 otherwise.
+    pub reset_history_event_id: i64,
 }
 
 /// What applying the commands did besides adding events.
@@ -102,11 +105,44 @@ pub fn complete(
     mut book: UpdateBook,
     ctx: &mut Ctx,
 ) -> Result<Completed, Refusal> {
+    let speculative = txn.state.workflow_task_speculative().then(|| txn.event_mark());
     let completed_event_id = txn.add_event(Attributes::WorkflowTaskCompletedEventAttributes(completed_event(wt, &req)));
     let commands = std::mem::take(&mut req.commands);
     let messages = Messages::new(std::mem::take(&mut req.messages));
     let applied = apply_all(&mut txn, commands, messages, &mut book, completed_event_id, started, ctx)?;
-    Ok(finish(txn, applied, wt, &req))
+    let mut completed = finish(txn, applied, wt, &req);
+    if let Some(mark) = speculative {
+        drop_if_idle(&mut completed, mark, wt, &req);
+    }
+    Ok(completed)
+}
+
+/// Most events a discarded speculative task may have shipped besides its own (the
+/// command events after the last completed task; Go's
+/// `DiscardSpeculativeWorkflowTaskMaximumEventsCount`): past it the task is kept, so
+/// rejected updates do not ship the same events again and again.
+pub const DISCARD_SPECULATIVE_SHIPPED_EVENTS_MAX: i64 = 10;
+
+/// A speculative task that did nothing but reject updates (no command, no accepted
+/// update, nothing buffered, no next task) leaves no trace in history, as in Go: its
+/// held Scheduled and Started events and its WorkflowTaskCompleted are dropped, and
+/// the run's last completed task stays what it was (the worker is told to roll back
+/// to it: `reset_history_event_id`). A task that shipped events after that one is
+/// discarded only for a worker that can roll those back (its completion says so).
+fn drop_if_idle(completed: &mut Completed, mark: EventMark, wt: &WorkflowTaskInfo, req: &RespondWorkflowTaskCompletedRequest) {
+    // The held Scheduled and Started, and WorkflowTaskCompleted.
+    const TASK_EVENTS: usize = 3;
+    let last_completed_started_id = mark.last_completed_started_id;
+    let shipped = wt.scheduled_event_id - last_completed_started_id - 2;
+    let worker_rolls_back = req.capabilities.as_ref().is_some_and(|c| c.discard_speculative_workflow_task_with_events);
+    let discardable = shipped <= 0 || (worker_rolls_back && shipped <= DISCARD_SPECULATIVE_SHIPPED_EVENTS_MAX);
+    let txn = &mut completed.txn;
+    let idle = completed.new_run.is_none() && !completed.new_task && txn.state.is_open() && txn.events_since(mark) == TASK_EVENTS;
+    if idle && discardable {
+        txn.roll_back_events(mark);
+        txn.state.last_completed_wft_started_id = last_completed_started_id;
+        completed.reset_history_event_id = last_completed_started_id;
+    }
 }
 
 #[allow(deprecated)]
@@ -221,12 +257,16 @@ fn finish(mut txn: RunTxn, applied: Applied, wt: &WorkflowTaskInfo, req: &Respon
     txn.state.workflow_task = None;
     txn.state.last_completed_wft_started_id = wt.started_event_id;
     txn.state.workflow_task_attempt = 1;
-    let new_task = open && (req.force_create_new_workflow_task || flushed > 0 || activity_cancelled || applied.updates_waiting);
-    if new_task {
+    let needs_task = open && (req.force_create_new_workflow_task || flushed > 0 || activity_cancelled);
+    let new_task = needs_task || (open && applied.updates_waiting);
+    if needs_task {
         wft::schedule_workflow_task(&mut txn, 1);
+    } else if new_task {
+        // Only updates wait (Go): a speculative task carries them.
+        wft::schedule_speculative_workflow_task(&mut txn);
     }
     drop_start_to_close_timers(&mut txn);
-    Completed { txn, new_run: applied.new_run, new_task, update_effects: applied.update_effects }
+    Completed { txn, new_run: applied.new_run, new_task, update_effects: applied.update_effects, reset_history_event_id: 0 }
 }
 
 /// A refused completion: the transition failing the task (none when Go would merely

@@ -80,6 +80,26 @@ pub fn first_page(owner: &ShardOwner, run: &RunKey, last_event_id: i64, max_even
     Ok((history, token))
 }
 
+/// The first page of the task's history: events 1..=its WorkflowTaskStarted. A
+/// speculative task's own events are held in the state, not written: they end the
+/// last page (the first, or the one `GetWorkflowExecutionHistory` serves last for
+/// the page token, which is bounded at the task's Started event).
+fn task_history(owner: &ShardOwner, run: &RunKey, state: &ExecutionState, wt: &WorkflowTaskInfo) -> Result<(History, Vec<u8>)> {
+    let held = &state.speculative_events;
+    let written_last = wt.started_event_id - held.len() as i64;
+    let (mut history, token) = first_page(owner, run, written_last, FIRST_PAGE_EVENTS_MAX, FIRST_PAGE_BYTES_MAX)?;
+    if held.is_empty() {
+        return Ok((history, token));
+    }
+    if token.is_empty() {
+        history.events.extend(held.iter().cloned());
+        return Ok((history, token));
+    }
+    let mut page = PageToken::decode_token(&token)?;
+    page.end_event_id = wt.started_event_id + 1;
+    Ok((history, page.encode_token()))
+}
+
 pub fn execution_of(run: &RunKey) -> WorkflowExecution {
     WorkflowExecution { workflow_id: run.workflow_id.clone(), run_id: run.run_id.clone() }
 }
@@ -104,9 +124,10 @@ pub fn workflow_task_response(
         scheduled_event_id: wt.scheduled_event_id,
         attempt: wt.attempt,
         started_event_id: wt.started_event_id,
+        started_time_ms: wt.started_time_ms,
         ..Default::default()
     };
-    let (history, next_page_token) = first_page(owner, run, wt.started_event_id, FIRST_PAGE_EVENTS_MAX, FIRST_PAGE_BYTES_MAX)?;
+    let (history, next_page_token) = task_history(owner, run, state, wt)?;
     Ok(PollWorkflowTaskQueueResponse {
         task_token: token.encode_token(),
         workflow_execution: Some(execution_of(run)),

@@ -214,6 +214,8 @@ fn tokens_must_name_the_started_task() {
         TaskToken { attempt: 2, ..token.clone() },
         TaskToken { started_event_id: 4, ..token.clone() },
         TaskToken { scheduled_event_id: 5, ..token.clone() },
+        // A discarded speculative task's token: same ids, an earlier start.
+        TaskToken { started_time_ms: 7, ..token.clone() },
     ] {
         assert_eq!(current_task(&st, &stale), Err(WorkflowTaskError::NotFound));
     }
