@@ -54,6 +54,8 @@ pub fn spec(e: &RefEvent, config: &EngineConfig) -> RunSpec {
         continuation,
         cron_schedule: e.str("cronSchedule"),
         attempt: 1,
+        // The reference starts carry none (their events have no `userMetadata`).
+        user_metadata: None,
     }
 }
 
