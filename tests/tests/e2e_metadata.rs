@@ -1,8 +1,8 @@
 //! What the server keeps and hands back, run end to end by the real Temporal Rust SDK
 //! against an in-process Hourglass server: the user metadata (summary, details) of a
 //! start, a timer, an activity and a child on their events and in Describe (the
-//! child's own Started event and Describe too), run ids as UUIDv7, and
-//! `suggest_continue_as_new` once a history passes a configured length.
+//! child's own Started event and Describe too; an update-with-start's too), run ids
+//! as UUIDv7, and `suggest_continue_as_new` once a history passes a configured length.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod support;
@@ -13,7 +13,10 @@ use hourglass_service::engine::EngineConfig;
 use hourglass_tests::TestServer;
 use support::{full_history, unique, with_worker, within};
 use temporalio_client::tonic::IntoRequest;
-use temporalio_client::{Client, WorkflowDescribeOptions, WorkflowGetResultOptions, WorkflowStartOptions};
+use temporalio_client::{
+    Client, WorkflowDescribeOptions, WorkflowGetResultOptions, WorkflowIdConflictPolicy, WorkflowStartOptions,
+    WorkflowUpdateWithStartOptions,
+};
 use temporalio_macros::{activities, workflow, workflow_methods};
 use temporalio_protos::protos::temporal::api::common::v1::{Payload, WorkflowExecution};
 use temporalio_protos::protos::temporal::api::enums::v1::{EventType, SuggestContinueAsNewReason};
@@ -23,8 +26,8 @@ use temporalio_protos::protos::temporal::api::sdk::v1::UserMetadata;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::{DescribeWorkflowExecutionRequest, DescribeWorkflowExecutionResponse};
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::{
-    ActivityOptions, ApplicationFailure, ChildWorkflowOptions, ContinueAsNewOptions, TimerOptions, WorkerOptions, WorkflowContext,
-    WorkflowResult,
+    ActivityOptions, ApplicationFailure, ChildWorkflowOptions, ContinueAsNewOptions, SyncWorkflowContext, TimerOptions, WorkerOptions,
+    WorkflowContext, WorkflowResult,
 };
 
 const NS: &str = "default";
@@ -101,6 +104,28 @@ impl Grower {
     }
 }
 
+/// Completes once its `open` update ran.
+#[workflow]
+#[derive(Default)]
+pub struct Gate {
+    open: bool,
+}
+
+#[workflow_methods]
+impl Gate {
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<()> {
+        ctx.wait_condition(|s| s.open).await?;
+        Ok(())
+    }
+
+    #[update]
+    pub fn open(&mut self, _ctx: &mut SyncWorkflowContext<Self>) -> bool {
+        self.open = true;
+        true
+    }
+}
+
 fn worker_options(task_queue: &str) -> WorkerOptions {
     WorkerOptions::new(task_queue)
         .register_activities(Echo)
@@ -109,6 +134,8 @@ fn worker_options(task_queue: &str) -> WorkerOptions {
         .register_workflow::<Kid>()
         .expect("workflow registers")
         .register_workflow::<Grower>()
+        .expect("workflow registers")
+        .register_workflow::<Gate>()
         .expect("workflow registers")
         .build()
 }
@@ -208,6 +235,31 @@ async fn summaries_and_details_are_kept_on_events_and_described() {
         panic!("no child started attributes")
     };
     assert_v7(&kid.workflow_execution.as_ref().unwrap().run_id);
+}
+
+/// Update-with-start (`ExecuteMultiOperation`): the start's metadata is kept as a
+/// plain start's is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_with_start_keeps_the_starts_metadata() {
+    let server = TestServer::start().await.expect("server starts");
+    let client = support::client(&server, NS).await;
+    let tq = unique("uws-meta");
+    let workflow_id = unique("gate");
+    let options = WorkflowUpdateWithStartOptions::new(tq.clone(), workflow_id.clone(), WorkflowIdConflictPolicy::UseExisting)
+        .static_summary("uws summary".to_string())
+        .static_details("uws details".to_string())
+        .build();
+    with_worker(&client, worker_options(&tq), async {
+        let opened = client.execute_update_with_start_workflow(Gate::run, (), Gate::open, (), options);
+        assert!(within("update-with-start", opened).await.expect("starts and updates"));
+        let handle = client.get_workflow_handle::<Gate>(&workflow_id);
+        within("result", handle.get_result(WorkflowGetResultOptions::default())).await.expect("completes");
+    })
+    .await;
+    let events = full_history(&client, NS, &workflow_id, "").await.expect("history");
+    assert_eq!(texts(events[0].user_metadata.as_ref()), some("uws summary", Some("uws details")));
+    let config = describe(&client, &workflow_id).await.execution_config.expect("execution config");
+    assert_eq!(texts(config.user_metadata.as_ref()), some("uws summary", Some("uws details")));
 }
 
 /// The WorkflowTaskStarted events of `events`: (event id, suggested, reasons).
