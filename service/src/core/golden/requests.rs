@@ -54,8 +54,7 @@ pub fn spec(e: &RefEvent, config: &EngineConfig) -> RunSpec {
         continuation,
         cron_schedule: e.str("cronSchedule"),
         attempt: 1,
-        // The reference starts carry none (their events have no `userMetadata`).
-        user_metadata: None,
+        user_metadata: e.user_metadata.clone(),
     }
 }
 
