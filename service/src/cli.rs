@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use hourglass_service::cluster::ClusterConfig;
+use hourglass_service::core::{EngineConfig, SUGGEST_CAN_HISTORY_BYTES_DEFAULT, SUGGEST_CAN_HISTORY_EVENTS_DEFAULT};
 use hourglass_service::server::ServeConfig;
 use hourglass_storage::disk::IoMode;
 
@@ -116,6 +117,18 @@ pub struct ServeArgs {
     /// Snapshot each shard (and compact its Raft log) after this many applied entries.
     #[arg(long, env = "HOURGLASS_SNAPSHOT_INTERVAL_ENTRIES", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub snapshot_interval_entries: u64,
+
+    /// History length (events) from which a workflow task suggests continue-as-new
+    /// (Temporal's `limit.historyCount.suggestContinueAsNew`).
+    #[arg(long, env = "HOURGLASS_SUGGEST_CAN_HISTORY_EVENTS", default_value_t = SUGGEST_CAN_HISTORY_EVENTS_DEFAULT,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub suggest_continue_as_new_history_events: i64,
+
+    /// History size (bytes) from which a workflow task suggests continue-as-new
+    /// (Temporal's `limit.historySize.suggestContinueAsNew`).
+    #[arg(long, env = "HOURGLASS_SUGGEST_CAN_HISTORY_BYTES", default_value_t = SUGGEST_CAN_HISTORY_BYTES_DEFAULT,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub suggest_continue_as_new_history_bytes: i64,
 }
 
 fn parse_peers_arg(text: &str) -> Result<BTreeMap<u64, String>, String> {
@@ -160,6 +173,11 @@ impl ServeArgs {
             cluster,
             snapshot_interval_entries: Some(self.snapshot_interval_entries),
             sync_faults: None,
+            engine: EngineConfig {
+                suggest_continue_as_new_history_events: self.suggest_continue_as_new_history_events,
+                suggest_continue_as_new_history_bytes: self.suggest_continue_as_new_history_bytes,
+                ..EngineConfig::default()
+            },
         })
     }
 }
@@ -235,5 +253,16 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["hourglass", "serve", "--peers", "2"]).is_err(), "a malformed --peers is refused");
         assert!(Cli::try_parse_from(["hourglass", "cluster", "add-node", "4", "--peer", "127.0.0.1:7301"]).is_ok());
+    }
+
+    #[test]
+    fn continue_as_new_limits_default_to_temporals_and_can_be_set() {
+        let defaults = serve_config(&["hourglass", "serve"]).unwrap().engine;
+        assert_eq!((defaults.suggest_continue_as_new_history_events, defaults.suggest_continue_as_new_history_bytes), (4_096, 4 << 20));
+        let args =
+            ["hourglass", "serve", "--suggest-continue-as-new-history-events", "50", "--suggest-continue-as-new-history-bytes", "9000"];
+        let set = serve_config(&args).unwrap().engine;
+        assert_eq!((set.suggest_continue_as_new_history_events, set.suggest_continue_as_new_history_bytes), (50, 9_000));
+        assert!(Cli::try_parse_from(["hourglass", "serve", "--suggest-continue-as-new-history-events", "0"]).is_err(), "0 is refused");
     }
 }

@@ -78,6 +78,9 @@ pub struct ServeConfig {
     /// A test seam for a failing device: while the flag is set, every fsync of the
     /// node log fails (`None`, the default: the disk as it is).
     pub sync_faults: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// The limits and defaults the workflow rules apply (e.g. when a workflow task
+    /// suggests continue-as-new).
+    pub engine: EngineConfig,
 }
 
 impl ServeConfig {
@@ -93,6 +96,7 @@ impl ServeConfig {
             cluster: None,
             snapshot_interval_entries: None,
             sync_faults: None,
+            engine: EngineConfig::default(),
         }
     }
 }
@@ -240,7 +244,7 @@ impl Server {
                 (node, Some(transport))
             }
         };
-        let engine = Engine::new(node, EngineConfig::default(), Arc::new(SystemClock));
+        let engine = Engine::new(node, config.engine.clone(), Arc::new(SystemClock));
         let forwarder = match (&config.cluster, &channels) {
             (Some(c), Some(channels)) => {
                 // Matching across nodes (tasks go to their queue's home node), and

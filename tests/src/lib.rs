@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use hourglass_service::engine::EngineConfig;
 use hourglass_service::server::{ServeConfig, Server, ServerError};
 use tempfile::TempDir;
 
@@ -22,19 +23,27 @@ pub struct TestServer {
     server: Option<Server>,
     addr: SocketAddr,
     dir: TempDir,
+    /// The rules' limits this server runs with (kept across restarts).
+    engine: EngineConfig,
 }
 
 impl TestServer {
     /// Starts a server on `127.0.0.1:<free port>` with a new temporary data directory.
     pub async fn start() -> Result<TestServer, ServerError> {
+        Self::start_with(EngineConfig::default()).await
+    }
+
+    /// Like [`TestServer::start`], with the rules' limits `engine` (e.g. a small
+    /// history length that suggests continue-as-new).
+    pub async fn start_with(engine: EngineConfig) -> Result<TestServer, ServerError> {
         let dir = tempfile::Builder::new().prefix("hourglass-test-").tempdir().map_err(|source| ServerError::Io {
             what: "creating temp dir",
             path: std::env::temp_dir(),
             source,
         })?;
-        let server = Server::start(config(dir.path(), "127.0.0.1:0")).await?;
+        let server = Server::start(config(dir.path(), "127.0.0.1:0", &engine)).await?;
         let addr = server.local_addr();
-        Ok(TestServer { server: Some(server), addr, dir })
+        Ok(TestServer { server: Some(server), addr, dir, engine })
     }
 
     /// The gRPC address (`127.0.0.1:port`).
@@ -73,7 +82,7 @@ impl TestServer {
         // allow for the OS being slow to let go of it.
         let mut attempt = 0;
         let server = loop {
-            match Server::start(config(self.dir.path(), &listen)).await {
+            match Server::start(config(self.dir.path(), &listen, &self.engine)).await {
                 Err(ServerError::Bind { .. }) if attempt < 20 => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -86,7 +95,7 @@ impl TestServer {
     }
 }
 
-fn config(dir: &Path, listen: &str) -> ServeConfig {
+fn config(dir: &Path, listen: &str, engine: &EngineConfig) -> ServeConfig {
     ServeConfig {
         listen: listen.to_string(),
         data_dir: dir.to_path_buf(),
@@ -96,5 +105,6 @@ fn config(dir: &Path, listen: &str) -> ServeConfig {
         cluster: None,
         snapshot_interval_entries: None,
         sync_faults: None,
+        engine: engine.clone(),
     }
 }

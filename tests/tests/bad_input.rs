@@ -30,6 +30,7 @@ use temporalio_protos::protos::temporal::api::enums::v1::{
 use temporalio_protos::protos::temporal::api::failure::v1::{failure::FailureInfo, ApplicationFailureInfo, Failure};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::query::v1::WorkflowQuery;
+use temporalio_protos::protos::temporal::api::sdk::v1::UserMetadata;
 use temporalio_protos::protos::temporal::api::update::v1::{
     Input as UpdateInput, Meta as UpdateMeta, Request as UpdateRequest, UpdateRef, WaitPolicy,
 };
@@ -632,6 +633,23 @@ async fn payloads_over_the_blob_limit_are_invalid_arguments() {
         "new workflow, signal_input > 2 MiB",
         INVALID,
         SignalWithStartWorkflowExecutionRequest { signal_input: Some(big.clone()), ..signal_with_start_request(&id, "tq") }
+    );
+    // Temporal checks no size of a start's user metadata (only the gRPC message limit);
+    // Hourglass holds it to the blob limit every other payload has.
+    let big_metadata = Some(UserMetadata { summary: big.payloads.first().cloned(), details: None });
+    call!(
+        env,
+        start_workflow_execution,
+        "user_metadata > 2 MiB (Temporal: OK)",
+        INVALID,
+        StartWorkflowExecutionRequest { user_metadata: big_metadata.clone(), ..start_request(&id, "tq") }
+    );
+    call!(
+        env,
+        signal_with_start_workflow_execution,
+        "new workflow, user_metadata > 2 MiB (Temporal: OK)",
+        INVALID,
+        SignalWithStartWorkflowExecutionRequest { user_metadata: big_metadata, ..signal_with_start_request(&id, "tq") }
     );
     env.assert_no_workflow(&id).await;
     call!(

@@ -749,6 +749,48 @@ fn id_on_shard(shard: u32, prefix: &str) -> String {
     (0..).map(|i| format!("{prefix}-{i}")).find(|id| hourglass_service::shard::shard_for("default", id, TEST_SHARDS) == shard).unwrap()
 }
 
+/// Waits until placement puts shard 0's and shard 1's leaders on different nodes.
+async fn wait_leaders_apart(cluster: &Cluster) {
+    let deadline = Instant::now() + WAIT_LEADER;
+    loop {
+        let leaders = status(cluster.spec(1).peer_listen).await.map(|s| s.shards.iter().map(|x| x.leader_id).collect::<Vec<_>>());
+        if let Some(l) = &leaders {
+            if l.len() == 2 && l[0] != 0 && l[1] != 0 && l[0] != l[1] {
+                eprintln!("cluster: shard 0 led by node {}, shard 1 by node {}", l[0], l[1]);
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "shards 0 and 1 are not led by different nodes: {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Polls `task_queue` (as a raw worker) until a workflow task comes.
+async fn poll_workflow_task(
+    client: &Client,
+    task_queue: &str,
+) -> temporalio_protos::protos::temporal::api::workflowservice::v1::PollWorkflowTaskQueueResponse {
+    use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
+    use temporalio_protos::protos::temporal::api::workflowservice::v1::PollWorkflowTaskQueueRequest;
+    let poll = PollWorkflowTaskQueueRequest {
+        namespace: "default".into(),
+        task_queue: Some(TaskQueue { name: task_queue.into(), ..Default::default() }),
+        identity: "raw-worker".into(),
+        ..Default::default()
+    };
+    let mut service = client.connection().workflow_service();
+    loop {
+        let task = tokio::time::timeout(Duration::from_secs(70), service.poll_workflow_task_queue(poll.clone().into_request()))
+            .await
+            .expect("a poll answers")
+            .expect("the poll succeeds")
+            .into_inner();
+        if !task.task_token.is_empty() {
+            return task;
+        }
+    }
+}
+
 /// A signal and a cancellation request from a workflow to one whose shard another
 /// node leads: the SignalExternal / CancelExternal outboxes deliver them through the
 /// `PeerShards` service, the target records its sender, the sender the outcome.
@@ -763,7 +805,7 @@ async fn external_signals_and_cancels_cross_nodes() {
     use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
     use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
     use temporalio_protos::protos::temporal::api::workflowservice::v1::{
-        PollWorkflowTaskQueueRequest, RespondWorkflowTaskCompletedRequest, StartWorkflowExecutionRequest,
+        RespondWorkflowTaskCompletedRequest, StartWorkflowExecutionRequest,
     };
 
     let root = tempfile::Builder::new().prefix("hourglass-cluster-external-").tempdir().unwrap().keep();
@@ -771,19 +813,7 @@ async fn external_signals_and_cancels_cross_nodes() {
     let cluster = Cluster::start(&root, Vec::new()).await;
     let clients = connect_all(&cluster).await;
     let (sender, target) = (id_on_shard(0, "ext-sender"), id_on_shard(1, "ext-target"));
-    // Placement puts shard 0's and shard 1's leaders on different nodes; wait for it.
-    let deadline = Instant::now() + WAIT_LEADER;
-    loop {
-        let leaders = status(cluster.spec(1).peer_listen).await.map(|s| s.shards.iter().map(|x| x.leader_id).collect::<Vec<_>>());
-        if let Some(l) = &leaders {
-            if l.len() == 2 && l[0] != 0 && l[1] != 0 && l[0] != l[1] {
-                eprintln!("cluster: shard 0 led by node {}, shard 1 by node {}", l[0], l[1]);
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "shards 0 and 1 are not led by different nodes: {leaders:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_leaders_apart(&cluster).await;
     let client = clients.of(3);
     let mut service = client.connection().workflow_service();
     let start = |workflow_id: &str, task_queue: &str| StartWorkflowExecutionRequest {
@@ -799,22 +829,7 @@ async fn external_signals_and_cancels_cross_nodes() {
     // The target's workflow task is never polled: what reaches it is appended.
     service.start_workflow_execution(start(&target, &target_tq).into_request()).await.unwrap();
     let sender_run = service.start_workflow_execution(start(&sender, &sender_tq).into_request()).await.unwrap().into_inner().run_id;
-    let poll = PollWorkflowTaskQueueRequest {
-        namespace: "default".into(),
-        task_queue: Some(TaskQueue { name: sender_tq.clone(), ..Default::default() }),
-        identity: "raw-worker".into(),
-        ..Default::default()
-    };
-    let task = loop {
-        let task = tokio::time::timeout(Duration::from_secs(70), service.poll_workflow_task_queue(poll.clone().into_request()))
-            .await
-            .expect("a poll answers")
-            .expect("the poll succeeds")
-            .into_inner();
-        if !task.task_token.is_empty() {
-            break task;
-        }
-    };
+    let task = poll_workflow_task(client, &sender_tq).await;
     let commands = vec![
         Command {
             command_type: CommandType::SignalExternalWorkflowExecution as i32,
@@ -877,6 +892,76 @@ async fn external_signals_and_cancels_cross_nodes() {
     let requested = requested.expect("the target's cancellation is requested");
     assert_eq!((requested.cause.as_str(), requested.identity.as_str()), ("across nodes", "history-service"));
     assert_eq!(requested.external_workflow_execution, Some(WorkflowExecution { workflow_id: sender, run_id: sender_run }));
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A child whose shard another node leads: the StartChild outbox creates it there
+/// (`PeerShards.StartChild`), and its Started event carries the user metadata of the
+/// parent's command, as on one node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_childs_user_metadata_crosses_nodes() {
+    use temporalio_protos::protos::temporal::api::command::v1::{command, Command, StartChildWorkflowExecutionCommandAttributes};
+    use temporalio_protos::protos::temporal::api::common::v1::{Payload, WorkflowType};
+    use temporalio_protos::protos::temporal::api::enums::v1::CommandType;
+    use temporalio_protos::protos::temporal::api::sdk::v1::UserMetadata;
+    use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
+    use temporalio_protos::protos::temporal::api::workflowservice::v1::{
+        RespondWorkflowTaskCompletedRequest, StartWorkflowExecutionRequest,
+    };
+
+    let root = tempfile::Builder::new().prefix("hourglass-cluster-child-meta-").tempdir().unwrap().keep();
+    eprintln!("cluster: data and logs in {}", root.display());
+    let cluster = Cluster::start(&root, Vec::new()).await;
+    let clients = connect_all(&cluster).await;
+    let (parent, kid) = (id_on_shard(0, "meta-parent"), id_on_shard(1, "meta-kid"));
+    wait_leaders_apart(&cluster).await;
+    let client = clients.of(3);
+    let task_queue = format!("meta-parent-{}", uuid::Uuid::new_v4());
+    let start = StartWorkflowExecutionRequest {
+        namespace: "default".into(),
+        workflow_id: parent.clone(),
+        workflow_type: Some(WorkflowType { name: "Raw".into() }),
+        task_queue: Some(TaskQueue { name: task_queue.clone(), ..Default::default() }),
+        request_id: uuid::Uuid::new_v4().to_string(),
+        ..Default::default()
+    };
+    client.connection().workflow_service().start_workflow_execution(start.into_request()).await.unwrap();
+    let task = poll_workflow_task(client, &task_queue).await;
+    let text = |s: &str| Some(Payload { data: format!("{s:?}").into_bytes(), ..Default::default() });
+    let metadata = UserMetadata { summary: text("kid summary"), details: text("kid details") };
+    let start_child = Command {
+        command_type: CommandType::StartChildWorkflowExecution as i32,
+        attributes: Some(command::Attributes::StartChildWorkflowExecutionCommandAttributes(StartChildWorkflowExecutionCommandAttributes {
+            workflow_id: kid.clone(),
+            workflow_type: Some(WorkflowType { name: "Raw".into() }),
+            task_queue: Some(TaskQueue { name: format!("{task_queue}-kid"), ..Default::default() }),
+            ..Default::default()
+        })),
+        user_metadata: Some(metadata.clone()),
+        ..Default::default()
+    };
+    let completion = RespondWorkflowTaskCompletedRequest {
+        namespace: "default".into(),
+        task_token: task.task_token,
+        commands: vec![start_child],
+        identity: "raw-worker".into(),
+        ..Default::default()
+    };
+    client.connection().workflow_service().respond_workflow_task_completed(completion.into_request()).await.unwrap();
+
+    let deadline = Instant::now() + WAIT_ALL_CLOSED;
+    loop {
+        let events = full_history(client, "default", &parent, "").await.unwrap_or_default();
+        if events.iter().any(|e| event_type(e) == EventType::ChildWorkflowExecutionStarted) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the child never started: {:?}", events.iter().map(event_type).collect::<Vec<_>>());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let kid_events = full_history(clients.of(1), "default", &kid, "").await.expect("the child's history");
+    assert_eq!(event_type(&kid_events[0]), EventType::WorkflowExecutionStarted);
+    assert_eq!(kid_events[0].user_metadata, Some(metadata), "the child's Started event carries the command's metadata");
     drop(cluster);
     let _ = std::fs::remove_dir_all(&root);
 }

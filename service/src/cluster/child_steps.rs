@@ -22,6 +22,7 @@ use hourglass_storage::state::RunKey;
 use prost::Message;
 use temporalio_protos::protos::temporal::api::common::v1::WorkflowExecution;
 use temporalio_protos::protos::temporal::api::history::v1::{HistoryEvent, StartChildWorkflowExecutionInitiatedEventAttributes};
+use temporalio_protos::protos::temporal::api::sdk::v1::UserMetadata;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
@@ -82,10 +83,15 @@ impl RemoteShards for PeerShardClients {
         node: u64,
         parent: &ParentInfo,
         initiated: &StartChildWorkflowExecutionInitiatedEventAttributes,
+        user_metadata: Option<&UserMetadata>,
         root: &WorkflowExecution,
     ) -> Result<ChildStart> {
-        let request =
-            StartChildRequest { parent: parent.encode_to_vec(), initiated: initiated.encode_to_vec(), root: root.encode_to_vec() };
+        let request = StartChildRequest {
+            parent: parent.encode_to_vec(),
+            initiated: initiated.encode_to_vec(),
+            root: root.encode_to_vec(),
+            user_metadata: user_metadata.map(Message::encode_to_vec).unwrap_or_default(),
+        };
         let response = self.client(node)?.start_child(timed(request)).await.map_err(peer_error(0))?.into_inner();
         match response.outcome {
             Some(Outcome::StartedRunId(run_id)) => Ok(ChildStart::Started { run_id }),
@@ -204,7 +210,11 @@ impl PeerShards for ShardStepService {
         let parent: ParentInfo = decode(&request.parent, "parent")?;
         let initiated: StartChildWorkflowExecutionInitiatedEventAttributes = decode(&request.initiated, "initiated")?;
         let root: WorkflowExecution = decode(&request.root, "root")?;
-        let outcome = children::create_child_run(&self.engine, &run_key(&parent), parent.initiated_event_id, &initiated, &root).await?;
+        let user_metadata: Option<UserMetadata> =
+            if request.user_metadata.is_empty() { None } else { Some(decode(&request.user_metadata, "user_metadata")?) };
+        let key = run_key(&parent);
+        let outcome =
+            children::create_child_run(&self.engine, &key, parent.initiated_event_id, &initiated, user_metadata.as_ref(), &root).await?;
         let outcome = match outcome {
             ChildStart::Started { run_id } => Outcome::StartedRunId(run_id),
             ChildStart::AlreadyExists => Outcome::AlreadyExists(true),

@@ -128,6 +128,8 @@ pub fn start_next_run(
         }),
         cron_schedule: s.cron_schedule.clone(),
         attempt,
+        // Temporal: a retry or cron run does not inherit the start's user metadata.
+        user_metadata: None,
     };
     let key = RunKey { run_id: new_run_id, ..txn.key.clone() };
     let mut new_txn = run::new_run(key, txn.now_ms, &spec);

@@ -265,6 +265,9 @@ pub fn continue_as_new(
         // Temporal: the new run's cron schedule is the command's.
         cron_schedule: attrs.cron_schedule.clone(),
         attempt: 1,
+        // Temporal: the new run's start has no user metadata (the command's is on
+        // the ContinuedAsNew event).
+        user_metadata: None,
     };
     txn.add_event(Attributes::WorkflowExecutionContinuedAsNewEventAttributes(WorkflowExecutionContinuedAsNewEventAttributes {
         new_execution_run_id: new_key.run_id.clone(),

@@ -65,7 +65,18 @@ pub struct EngineConfig {
     /// Shortest time between the starts of two runs of a retry or cron chain
     /// (Temporal's `WorkflowIdReuseMinimalInterval`).
     pub chain_min_interval_ms: i64,
+    /// History length (events) from which WorkflowTaskStarted suggests continue-as-new
+    /// (Temporal's `limit.historyCount.suggestContinueAsNew`).
+    pub suggest_continue_as_new_history_events: i64,
+    /// History size (bytes) from which WorkflowTaskStarted suggests continue-as-new
+    /// (Temporal's `limit.historySize.suggestContinueAsNew`).
+    pub suggest_continue_as_new_history_bytes: i64,
 }
+
+/// Temporal's default of `limit.historyCount.suggestContinueAsNew`.
+pub const SUGGEST_CAN_HISTORY_EVENTS_DEFAULT: i64 = 4 * 1024;
+/// Temporal's default of `limit.historySize.suggestContinueAsNew`.
+pub const SUGGEST_CAN_HISTORY_BYTES_DEFAULT: i64 = 4 * 1024 * 1024;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -74,6 +85,8 @@ impl Default for EngineConfig {
             default_workflow_task_timeout_ms: 10_000,
             workflow_task_timeout_max_ms: 120_000,
             chain_min_interval_ms: 1_000,
+            suggest_continue_as_new_history_events: SUGGEST_CAN_HISTORY_EVENTS_DEFAULT,
+            suggest_continue_as_new_history_bytes: SUGGEST_CAN_HISTORY_BYTES_DEFAULT,
         }
     }
 }

@@ -19,6 +19,7 @@ use temporalio_protos::protos::temporal::api::enums::v1::{
 use temporalio_protos::protos::temporal::api::failure::v1::Failure;
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::WorkflowExecutionStartedEventAttributes;
+use temporalio_protos::protos::temporal::api::sdk::v1::UserMetadata;
 use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 
 use super::error::StartError;
@@ -103,6 +104,10 @@ pub struct RunSpec {
     pub cron_schedule: String,
     /// The retry attempt this run is (0 is read as 1).
     pub attempt: i32,
+    /// The start's summary and details for user interfaces, kept on the Started event
+    /// (Describe shows them as `execution_config.user_metadata`). Runs a chain starts
+    /// itself (continue-as-new, retry, cron) have none, as in Temporal.
+    pub user_metadata: Option<UserMetadata>,
 }
 
 /// The transaction creating run `key` from `spec`: its state and its Started event.
@@ -186,7 +191,10 @@ pub fn new_run(key: RunKey, now_ms: i64, spec: &RunSpec) -> RunTxn {
         ..Default::default()
     };
     let mut txn = RunTxn::create(key, now_ms, state);
-    txn.add_event(Attributes::WorkflowExecutionStartedEventAttributes(started));
+    let started_event_id = txn.add_event(Attributes::WorkflowExecutionStartedEventAttributes(started));
+    if let Some(metadata) = spec.user_metadata.clone() {
+        txn.set_user_metadata(started_event_id, metadata);
+    }
     txn
 }
 
@@ -360,6 +368,19 @@ mod tests {
         assert_eq!(effects.enqueued.len(), 1);
         assert_eq!(effects.enqueued[0].payload.kind, TaskKind::WorkflowTask as i32);
         assert_eq!(effects.timers_added, 0);
+    }
+
+    #[test]
+    fn the_started_event_keeps_the_starts_user_metadata() {
+        use temporalio_protos::protos::temporal::api::common::v1::Payload;
+        assert_eq!(new_run(key(), 0, &spec()).events()[0].user_metadata, None);
+        let metadata = UserMetadata {
+            summary: Some(Payload { data: b"\"s\"".to_vec(), ..Default::default() }),
+            details: Some(Payload { data: b"\"d\"".to_vec(), ..Default::default() }),
+        };
+        let txn = new_run(key(), 0, &RunSpec { user_metadata: Some(metadata.clone()), ..spec() });
+        assert_eq!(txn.events()[0].user_metadata, Some(metadata));
+        assert_eq!(txn.state.history_size_bytes, prost::Message::encoded_len(&txn.events()[0]) as i64);
     }
 
     #[test]

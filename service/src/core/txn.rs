@@ -9,6 +9,7 @@ use prost::Message;
 use temporalio_protos::protos::temporal::api::enums::v1::EventType;
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::HistoryEvent;
+use temporalio_protos::protos::temporal::api::sdk::v1::UserMetadata;
 
 use super::state::ExecutionState;
 use super::tasks::{TaskKind, TaskPayload, TimerPayload};
@@ -168,6 +169,17 @@ impl RunTxn {
         self.events.truncate(mark.events);
         self.next_event_id = mark.next_event_id;
         self.state.history_size_bytes = mark.history_size_bytes;
+    }
+
+    /// Attaches `metadata` (a summary and details for user interfaces) to the event
+    /// `event_id` this transaction added, counting it in the history size; false (and
+    /// nothing changed) if this transaction added no such event.
+    pub fn set_user_metadata(&mut self, event_id: i64, metadata: UserMetadata) -> bool {
+        let Some(event) = self.events.iter_mut().find(|e| e.event_id == event_id) else { return false };
+        let before = event.encoded_len() as i64;
+        event.user_metadata = Some(metadata);
+        self.state.history_size_bytes += event.encoded_len() as i64 - before;
+        true
     }
 
     /// Keeps an event for after the in-flight workflow task (the buffering rule).
@@ -435,6 +447,20 @@ mod tests {
         assert!(txn.events().is_empty());
         assert_eq!((txn.next_event_id(), txn.state.history_size_bytes), (5, 0));
         assert_eq!(txn.add_event(fired()), 5);
+    }
+
+    #[test]
+    fn user_metadata_goes_on_an_added_event_and_counts_in_the_history_size() {
+        use temporalio_protos::protos::temporal::api::common::v1::Payload;
+        let mut txn = RunTxn::existing(key(), 0, ExecutionState::default(), 3, 1);
+        let id = txn.add_event(Attributes::TimerFiredEventAttributes(TimerFiredEventAttributes::default()));
+        let size = txn.state.history_size_bytes;
+        let metadata = UserMetadata { summary: Some(Payload { data: b"nap".to_vec(), ..Default::default() }), details: None };
+        assert!(!txn.set_user_metadata(id + 1, metadata.clone()), "no such event in this transaction");
+        assert_eq!(txn.state.history_size_bytes, size);
+        assert!(txn.set_user_metadata(id, metadata.clone()));
+        assert_eq!(txn.events()[0].user_metadata, Some(metadata));
+        assert_eq!(txn.state.history_size_bytes, txn.events()[0].encoded_len() as i64, "the size counts the event as written");
     }
 
     #[test]

@@ -16,12 +16,8 @@ use super::state::{ExecutionState, WorkflowTaskInfo};
 use super::tasks::{TaskKind, TaskPayload, TimerKind, TimerPayload};
 use super::token::TaskToken;
 use super::txn::RunTxn;
-use super::wft;
+use super::{wft, EngineConfig};
 
-/// History size from which WorkflowTaskStarted suggests continue-as-new (Go default).
-const SUGGEST_CAN_HISTORY_BYTES: i64 = 4 * 1024 * 1024;
-/// History length from which WorkflowTaskStarted suggests continue-as-new (Go default).
-const SUGGEST_CAN_HISTORY_EVENTS: i64 = 4 * 1024;
 /// From this attempt on, the start-to-close timeout grows (Go: the retry backoff of
 /// a failing workflow task is folded into its timeout).
 const RETRY_BACKOFF_MIN_ATTEMPTS: i32 = 3;
@@ -78,18 +74,19 @@ pub fn pending_task(state: &ExecutionState, payload: &TaskPayload) -> Option<Wor
 
 /// A poller takes the task `wt` (backlog task `task_id` of `queue`): WorkflowTaskStarted,
 /// the task acknowledged, the start-to-close timer armed; returns the Started event id.
-/// `request_id`: a fresh id for the attempt; `default_timeout_ms`: when the task has none.
+/// `request_id`: a fresh id for the attempt; `config`: the default task timeout (when
+/// the task has none) and the history limits that suggest continue-as-new.
 pub fn start(
     txn: &mut RunTxn,
     wt: &WorkflowTaskInfo,
     (queue, task_id): (&QueueKey, u64),
     poller: &Poller,
     request_id: String,
-    default_timeout_ms: i64,
+    config: &EngineConfig,
 ) -> i64 {
-    let started_event_id = record_started(txn, wt, poller, request_id);
+    let started_event_id = record_started(txn, wt, poller, request_id, config);
     txn.ack(queue.clone(), task_id);
-    let base_timeout = if wt.timeout_ms > 0 { wt.timeout_ms } else { default_timeout_ms };
+    let base_timeout = if wt.timeout_ms > 0 { wt.timeout_ms } else { config.default_workflow_task_timeout_ms };
     let timer = TimerPayload {
         kind: TimerKind::WorkflowTaskStartToClose as i32,
         event_id: wt.scheduled_event_id,
@@ -100,16 +97,24 @@ pub fn start(
     started_event_id
 }
 
-/// Adds WorkflowTaskStarted for `wt` and marks it started; returns the event id.
-fn record_started(txn: &mut RunTxn, wt: &WorkflowTaskInfo, poller: &Poller, request_id: String) -> i64 {
-    let history_size_bytes = txn.state.history_size_bytes;
+/// Why a workflow task started now should suggest continue-as-new (Temporal's
+/// `getHistorySizeInfo`): the history's size before the Started event, and its length
+/// counting the Started event (`next_event_id`), against `config`'s limits.
+pub fn suggest_continue_as_new_reasons(history_size_bytes: i64, next_event_id: i64, config: &EngineConfig) -> Vec<i32> {
     let mut reasons = Vec::new();
-    if history_size_bytes >= SUGGEST_CAN_HISTORY_BYTES {
+    if history_size_bytes >= config.suggest_continue_as_new_history_bytes {
         reasons.push(SuggestContinueAsNewReason::HistorySizeTooLarge as i32);
     }
-    if txn.next_event_id() >= SUGGEST_CAN_HISTORY_EVENTS {
+    if next_event_id >= config.suggest_continue_as_new_history_events {
         reasons.push(SuggestContinueAsNewReason::TooManyHistoryEvents as i32);
     }
+    reasons
+}
+
+/// Adds WorkflowTaskStarted for `wt` and marks it started; returns the event id.
+fn record_started(txn: &mut RunTxn, wt: &WorkflowTaskInfo, poller: &Poller, request_id: String, config: &EngineConfig) -> i64 {
+    let history_size_bytes = txn.state.history_size_bytes;
+    let reasons = suggest_continue_as_new_reasons(history_size_bytes, txn.next_event_id(), config);
     #[allow(deprecated)]
     let attributes = WorkflowTaskStartedEventAttributes {
         scheduled_event_id: wt.scheduled_event_id,
@@ -206,4 +211,68 @@ pub fn time_out(txn: &mut RunTxn, scheduled_event_id: i64, attempt: i32) -> bool
     retry_workflow_task(txn, wt.attempt);
     drop_start_to_close_timers(txn);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hourglass_storage::state::QueueKind;
+
+    fn limits(events: i64, bytes: i64) -> EngineConfig {
+        EngineConfig {
+            suggest_continue_as_new_history_events: events,
+            suggest_continue_as_new_history_bytes: bytes,
+            ..EngineConfig::default()
+        }
+    }
+
+    fn started_attributes(txn: &RunTxn, event_id: i64) -> WorkflowTaskStartedEventAttributes {
+        let event = txn.events().iter().find(|e| e.event_id == event_id).expect("the Started event");
+        match &event.attributes {
+            Some(Attributes::WorkflowTaskStartedEventAttributes(a)) => a.clone(),
+            other => panic!("not WorkflowTaskStarted: {other:?}"),
+        }
+    }
+
+    /// Starts the scheduled task of a run whose next event id is `next_event_id` and
+    /// whose history so far is `history_bytes` long.
+    fn start_with(next_event_id: i64, history_bytes: i64, config: &EngineConfig) -> WorkflowTaskStartedEventAttributes {
+        let key = RunKey { namespace: "ns".into(), workflow_id: "wf".into(), run_id: "r".into() };
+        let state = ExecutionState { task_queue: "tq".into(), history_size_bytes: history_bytes, ..Default::default() };
+        let mut txn = RunTxn::existing(key, 1_000, state, next_event_id, 1);
+        wft::schedule_workflow_task(&mut txn, 1);
+        let wt = txn.state.workflow_task.clone().expect("scheduled");
+        let queue = QueueKey { namespace: "ns".into(), name: "tq".into(), kind: QueueKind::Workflow };
+        let size_before_started = txn.state.history_size_bytes;
+        let id = start(&mut txn, &wt, (&queue, 1), &Poller::default(), "req".into(), config);
+        let a = started_attributes(&txn, id);
+        assert_eq!(a.history_size_bytes, size_before_started, "the size the Started event reports is the history before it");
+        a
+    }
+
+    #[test]
+    fn reasons_follow_the_configured_limits() {
+        let c = limits(10, 1_000);
+        assert!(suggest_continue_as_new_reasons(999, 9, &c).is_empty());
+        assert_eq!(suggest_continue_as_new_reasons(1_000, 9, &c), vec![SuggestContinueAsNewReason::HistorySizeTooLarge as i32]);
+        assert_eq!(suggest_continue_as_new_reasons(0, 10, &c), vec![SuggestContinueAsNewReason::TooManyHistoryEvents as i32]);
+        assert_eq!(suggest_continue_as_new_reasons(5_000, 50, &c).len(), 2);
+        let defaults = EngineConfig::default();
+        assert_eq!(defaults.suggest_continue_as_new_history_events, 4_096, "Temporal's default");
+        assert_eq!(defaults.suggest_continue_as_new_history_bytes, 4 << 20, "Temporal's default");
+        assert!(suggest_continue_as_new_reasons(4 << 20, 4_095, &defaults).len() == 1);
+    }
+
+    #[test]
+    fn the_started_event_suggests_continue_as_new_past_a_configured_limit() {
+        // Events 5 (Scheduled) and 6 (Started): 6 reaches a limit of 6 events, not of 7.
+        let quiet = start_with(5, 100, &limits(7, 1 << 20));
+        assert!(!quiet.suggest_continue_as_new && quiet.suggest_continue_as_new_reasons.is_empty());
+        let long = start_with(5, 100, &limits(6, 1 << 20));
+        assert!(long.suggest_continue_as_new);
+        assert_eq!(long.suggest_continue_as_new_reasons, vec![SuggestContinueAsNewReason::TooManyHistoryEvents as i32]);
+        let big = start_with(5, 10_000, &limits(1_000, 10_000));
+        assert!(big.suggest_continue_as_new);
+        assert_eq!(big.suggest_continue_as_new_reasons, vec![SuggestContinueAsNewReason::HistorySizeTooLarge as i32]);
+    }
 }

@@ -20,6 +20,7 @@ use temporalio_protos::protos::temporal::api::enums::v1::{
 };
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::*;
+use temporalio_protos::protos::temporal::api::sdk::v1::UserMetadata;
 
 use super::{history, start, Engine, RunView, ShardOwner, WorkflowGuard};
 use crate::core::children::{child_closed, child_started, execution_of};
@@ -54,7 +55,10 @@ pub async fn start_child(engine: &Engine, parent: &RunKey, initiated_event_id: i
     if !loaded.state.is_open() || !pending {
         return Ok(());
     }
-    let initiated = match history::read_event(&parent_owner, parent, initiated_event_id)?.attributes {
+    let initiated_event = history::read_event(&parent_owner, parent, initiated_event_id)?;
+    // Temporal: the child's Started event carries the user metadata of the parent's command.
+    let user_metadata = initiated_event.user_metadata;
+    let initiated = match initiated_event.attributes {
         Some(Attributes::StartChildWorkflowExecutionInitiatedEventAttributes(a)) => a,
         _ => {
             let expected = "StartChildWorkflowExecutionInitiated";
@@ -64,7 +68,7 @@ pub async fn start_child(engine: &Engine, parent: &RunKey, initiated_event_id: i
     let parent_started = history::started_attributes(&parent_owner, parent)?;
     drop(parent_owner);
     let root = parent_started.root_workflow_execution.unwrap_or_else(|| execution_of(parent));
-    let here = create_child_run(engine, parent, initiated_event_id, &initiated, &root).await;
+    let here = create_child_run(engine, parent, initiated_event_id, &initiated, user_metadata.as_ref(), &root).await;
     let outcome = match elsewhere(engine, &here) {
         Some((node, remote)) => {
             let parent_info = ParentInfo {
@@ -73,7 +77,7 @@ pub async fn start_child(engine: &Engine, parent: &RunKey, initiated_event_id: i
                 run_id: parent.run_id.clone(),
                 initiated_event_id,
             };
-            remote.create_child_run(node, &parent_info, &initiated, &root).await?
+            remote.create_child_run(node, &parent_info, &initiated, user_metadata.as_ref(), &root).await?
         }
         None => here?,
     };
@@ -123,12 +127,14 @@ pub async fn start_child(engine: &Engine, parent: &RunKey, initiated_event_id: i
 }
 
 /// Creates the child run on its shard, under the child workflow's lock (this node
-/// must lead the child's shard: `NotLeader` otherwise).
+/// must lead the child's shard: `NotLeader` otherwise). `user_metadata`: the
+/// initiated event's, for the child's Started event.
 pub async fn create_child_run(
     engine: &Engine,
     parent: &RunKey,
     initiated_event_id: i64,
     initiated: &StartChildWorkflowExecutionInitiatedEventAttributes,
+    user_metadata: Option<&UserMetadata>,
     root: &WorkflowExecution,
 ) -> Result<ChildStart> {
     let namespace = parent.namespace.as_str();
@@ -175,6 +181,7 @@ pub async fn create_child_run(
         continuation: None,
         cron_schedule: initiated.cron_schedule.clone(),
         attempt: 1,
+        user_metadata: user_metadata.cloned(),
     };
     let now_ms = engine.now_ms();
     let key = RunKey { namespace: namespace.to_string(), workflow_id: workflow_id.to_string(), run_id: start::new_run_id() };
@@ -350,6 +357,7 @@ pub trait RemoteShards: Send + Sync {
         node: u64,
         parent: &ParentInfo,
         initiated: &StartChildWorkflowExecutionInitiatedEventAttributes,
+        user_metadata: Option<&UserMetadata>,
         root: &WorkflowExecution,
     ) -> Result<ChildStart>;
     async fn record_child_closed(&self, node: u64, parent: &ParentInfo, child: &ClosedChild) -> Result<Notify>;

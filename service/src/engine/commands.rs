@@ -63,4 +63,6 @@ pub async fn complete_workflow_task(
 }
 
 #[cfg(test)]
+mod metadata_tests;
+#[cfg(test)]
 mod tests;

@@ -17,11 +17,16 @@ use crate::error::Result;
 pub async fn describe(engine: &Engine, namespace: &str, workflow_id: &str, run_id: &str) -> Result<DescribeWorkflowExecutionResponse> {
     let owner = engine.owner_for_read(namespace, workflow_id).await?;
     let run = runs::find_run(&owner, namespace, workflow_id, run_id)?;
-    let started = history::started_attributes(&owner, &run.key)?;
+    let (started, user_metadata) = history::started_event(&owner, &run.key)?;
     let root = started
         .root_workflow_execution
         .unwrap_or_else(|| WorkflowExecution { workflow_id: run.key.workflow_id.clone(), run_id: run.key.run_id.clone() });
-    Ok(response(&run, root))
+    let mut described = response(&run, root);
+    // Temporal: the start's summary and details, from the Started event.
+    if let Some(config) = described.execution_config.as_mut() {
+        config.user_metadata = user_metadata;
+    }
+    Ok(described)
 }
 
 fn positive(ms: i64) -> Option<prost_wkt_types::Duration> {

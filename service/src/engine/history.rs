@@ -11,6 +11,7 @@ use hourglass_storage::state::RunKey;
 use prost::Message;
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::{HistoryEvent, WorkflowExecutionStartedEventAttributes};
+use temporalio_protos::protos::temporal::api::sdk::v1::UserMetadata;
 use tokio::time::Instant;
 
 use super::errors::{HistoryError, StoredDataError};
@@ -86,8 +87,14 @@ pub fn read_event(owner: &ShardOwner, run: &RunKey, event_id: i64) -> Result<His
 
 /// The attributes of `run`'s WorkflowExecutionStarted (event 1).
 pub fn started_attributes(owner: &ShardOwner, run: &RunKey) -> Result<WorkflowExecutionStartedEventAttributes> {
-    match read_event(owner, run, 1)?.attributes {
-        Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => Ok(a),
+    started_event(owner, run).map(|(attributes, _)| attributes)
+}
+
+/// `run`'s WorkflowExecutionStarted (event 1): its attributes and its user metadata.
+pub fn started_event(owner: &ShardOwner, run: &RunKey) -> Result<(WorkflowExecutionStartedEventAttributes, Option<UserMetadata>)> {
+    let event = read_event(owner, run, 1)?;
+    match event.attributes {
+        Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => Ok((a, event.user_metadata)),
         _ => Err(StoredDataError::UnexpectedEvent { run: run.clone(), event_id: 1, expected: "WorkflowExecutionStarted" }.into()),
     }
 }

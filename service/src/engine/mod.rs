@@ -58,7 +58,7 @@ impl Clock for SystemClock {
     }
 }
 
-/// Random ids (UUID v4) for the rules: the engine's [`IdSource`].
+/// Fresh ids (UUIDv7, [`start::new_run_id`]) for the rules: the engine's [`IdSource`].
 pub struct RandomIds;
 
 impl IdSource for RandomIds {

@@ -66,8 +66,7 @@ pub async fn start(engine: &Engine, queue: &QueueKey, task: TaskRef, poller: &Po
 
     let mut txn = engine.txn(loaded);
     let request_id = new_run_id();
-    let default_timeout_ms = engine.config().default_workflow_task_timeout_ms;
-    let started_event_id = rule::start(&mut txn, &wt, (queue, task.task_id), poller, request_id, default_timeout_ms);
+    let started_event_id = rule::start(&mut txn, &wt, (queue, task.task_id), poller, request_id, engine.config());
     let state = txn.state.clone();
     match lock.commit(txn).await {
         Ok(_) => guard.release(),

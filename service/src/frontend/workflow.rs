@@ -14,6 +14,7 @@ use temporalio_protos::protos::temporal::api::enums::v1::{
     EventType, HistoryEventFilterType, WorkflowExecutionStatus, WorkflowIdConflictPolicy,
 };
 use temporalio_protos::protos::temporal::api::history::v1::History;
+use temporalio_protos::protos::temporal::api::sdk::v1::UserMetadata;
 use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::*;
 use tokio::time::Instant;
@@ -122,6 +123,7 @@ struct StartFields {
     header: Option<Header>,
     start_delay: Option<prost_wkt_types::Duration>,
     priority: Option<Priority>,
+    user_metadata: Option<UserMetadata>,
 }
 
 /// `InvalidArgument` if a payload-bearing field is over the blob limit.
@@ -156,6 +158,7 @@ fn run_spec(config: &EngineConfig, now_ms: i64, f: StartFields) -> Result<RunSpe
     check_blob(config, "memo", f.memo.as_ref())?;
     check_blob(config, "search_attributes", f.search_attributes.as_ref())?;
     check_blob(config, "header", f.header.as_ref())?;
+    check_blob(config, "user_metadata", f.user_metadata.as_ref())?;
     let request_id = if f.request_id.is_empty() { new_run_id() } else { f.request_id };
     Ok(RunSpec {
         workflow_type,
@@ -171,6 +174,7 @@ fn run_spec(config: &EngineConfig, now_ms: i64, f: StartFields) -> Result<RunSpe
         start_delay_ms,
         priority: f.priority,
         cron_schedule: f.cron_schedule,
+        user_metadata: f.user_metadata,
         ..Default::default()
     })
 }
@@ -223,6 +227,7 @@ impl Frontend {
                 header: r.header,
                 start_delay: r.workflow_start_delay,
                 priority: r.priority,
+                user_metadata: r.user_metadata,
             },
         )?;
         let start = StartWorkflow { namespace: r.namespace.clone(), workflow_id: workflow_id.clone(), spec, policies };
@@ -294,6 +299,7 @@ impl Frontend {
                 header: r.header.clone(),
                 start_delay: r.workflow_start_delay,
                 priority: r.priority,
+                user_metadata: r.user_metadata,
             },
         )?;
         let signal = signal_spec(self.history().config(), r.signal_name, r.signal_input, r.identity, r.header, spec.request_id.clone())?;

@@ -17,6 +17,7 @@
 //! tells the query registry.
 
 mod close;
+mod metadata;
 mod props;
 mod validate;
 
@@ -173,6 +174,8 @@ fn apply_all(
     let update_failure = |f: CommandFailure| Refusal::Fail(f);
     for command in commands {
         let kind = CommandType::try_from(command.command_type).unwrap_or(CommandType::Unspecified);
+        metadata::check(kind, command.user_metadata.as_ref(), ctx.config.blob_bytes_max)?;
+        let first_event_id = txn.next_event_id();
         match (kind, command.attributes) {
             (CommandType::ContinueAsNewWorkflowExecution, Some(Cmd::ContinueAsNewWorkflowExecutionCommandAttributes(a))) => {
                 let root = started.and_then(|s| s.root_workflow_execution.clone());
@@ -189,6 +192,7 @@ fn apply_all(
             }
             (kind, attributes) => apply_one(txn, kind, attributes, wftc, ctx)?,
         }
+        metadata::attach(txn, kind, first_event_id, command.user_metadata);
         applied.closed |= is_terminal(kind);
     }
     messages.apply_rest(txn, book, &mut applied.update_effects).map_err(update_failure)?;

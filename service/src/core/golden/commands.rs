@@ -204,5 +204,10 @@ pub fn command(e: &RefEvent) -> Result<Command, String> {
         ),
         other => return Err(format!("event {} {other}: no command rebuilt for it in the golden driver", e.id)),
     };
-    Ok(Command { command_type: command_type as i32, attributes: Some(attributes), ..Default::default() })
+    Ok(Command {
+        command_type: command_type as i32,
+        attributes: Some(attributes),
+        user_metadata: e.user_metadata.clone(),
+        ..Default::default()
+    })
 }

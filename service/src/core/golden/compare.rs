@@ -38,6 +38,9 @@ pub fn compare(reference: &[RefEvent], ours: &[HistoryEvent]) -> Vec<Mismatch> {
             push("eventType", r_type.clone(), o_type.clone());
             continue;
         }
+        if r.user_metadata != o.user_metadata {
+            push("userMetadata", format!("{:?}", r.user_metadata), format!("{:?}", o.user_metadata));
+        }
         for (path, val) in fields(o) {
             let (want, have) = (expected(r, path, &val), got(&val));
             if want != have {

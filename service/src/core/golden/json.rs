@@ -12,6 +12,7 @@ use temporalio_protos::protos::temporal::api::common::v1::{
 use temporalio_protos::protos::temporal::api::enums::v1::TimeoutType;
 use temporalio_protos::protos::temporal::api::failure::v1::failure::FailureInfo;
 use temporalio_protos::protos::temporal::api::failure::v1::*;
+use temporalio_protos::protos::temporal::api::sdk::v1::UserMetadata;
 
 pub type Result<T> = std::result::Result<T, String>;
 
@@ -74,6 +75,14 @@ impl FromJson for Payload {
             }
         }
         Ok(Payload { metadata, data: base64(&text(m, "data"))?, ..Default::default() })
+    }
+}
+
+impl FromJson for UserMetadata {
+    fn from_json(v: &Value) -> Result<Self> {
+        let m = obj(v)?;
+        only(m, "UserMetadata", &["summary", "details"])?;
+        Ok(UserMetadata { summary: opt(m, "summary")?, details: opt(m, "details")? })
     }
 }
 

@@ -230,6 +230,23 @@ fn timer_deadlines_are_checked() {
     }
 }
 
+/// User metadata is an input (a start's, a command's) and is compared: a reference
+/// with metadata on its Started and TimerStarted events passes, and metadata on an
+/// event Hourglass writes without any (TimerFired) is reported.
+#[test]
+fn user_metadata_is_fed_and_compared() {
+    let metadata = serde_json::json!({"summary": {"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "Im5hcCI="}});
+    let mut history = load("hist-wf-timer.json");
+    history["events"][0]["userMetadata"] = metadata.clone();
+    history["events"][4]["userMetadata"] = metadata.clone();
+    assert_eq!(history["events"][4]["eventType"], "EVENT_TYPE_TIMER_STARTED");
+    run("hist-wf-timer.json (with metadata)", &history, Scope::Full).unwrap_or_else(|report| panic!("{report}"));
+    history["events"][5]["userMetadata"] = metadata;
+    let report = run("hist-wf-timer.json (metadata on TimerFired)", &history, Scope::Full).unwrap_err();
+    let row = report.lines().find(|l| l.contains("userMetadata")).unwrap_or_else(|| panic!("{report}"));
+    assert!(row.contains("TIMER_FIRED"), "{row}");
+}
+
 /// Every golden test can fail: its first WorkflowTaskCompleted made to name another
 /// scheduled event (not an input) is reported.
 #[test]

@@ -2,7 +2,8 @@
 //! other events, names, timeouts, attempts, retry states, causes, payloads, failure
 //! messages — extracted from our prost events by hand and looked up in the reference
 //! JSON by the same camelCase path, both normalised to proto3-JSON text ("" for a
-//! default value; payloads as `encoding data`). Not compared, by design: event ids beyond position, times,
+//! default value; payloads as `encoding data`). The event's `userMetadata` is compared
+//! whole (`compare`). Not compared, by design: event ids beyond position, times,
 //! identities, request ids, run ids, history sizes, worker versions, SDK metadata.
 
 use serde_json::Value;

@@ -4,6 +4,7 @@
 //! types with [`super::json`].
 
 use serde_json::Value;
+use temporalio_protos::protos::temporal::api::sdk::v1::UserMetadata;
 
 pub use super::json::FromJson;
 
@@ -17,6 +18,8 @@ pub struct RefEvent {
     pub time_ns: i128,
     /// The `...EventAttributes` object.
     pub attrs: Value,
+    /// The event's `userMetadata` (a summary and details), if any.
+    pub user_metadata: Option<UserMetadata>,
 }
 
 /// Parses `{"events": [...]}`.
@@ -34,7 +37,8 @@ fn parse_event(e: &Value) -> Result<RefEvent, String> {
         .ok_or_else(|| format!("event {id}: bad eventTime"))?;
     let attrs =
         e.as_object().and_then(|o| o.iter().find(|(k, _)| k.ends_with("EventAttributes"))).map(|(_, v)| v.clone()).unwrap_or(Value::Null);
-    Ok(RefEvent { id, kind, time_ns: i128::from(time.seconds) * 1_000_000_000 + i128::from(time.nanos), attrs })
+    let user_metadata = e.get("userMetadata").map(UserMetadata::from_json).transpose().map_err(|m| format!("event {id}: {m}"))?;
+    Ok(RefEvent { id, kind, time_ns: i128::from(time.seconds) * 1_000_000_000 + i128::from(time.nanos), attrs, user_metadata })
 }
 
 /// `a.b.c` in `v`.

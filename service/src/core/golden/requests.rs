@@ -54,6 +54,7 @@ pub fn spec(e: &RefEvent, config: &EngineConfig) -> RunSpec {
         continuation,
         cron_schedule: e.str("cronSchedule"),
         attempt: 1,
+        user_metadata: e.user_metadata.clone(),
     }
 }
 

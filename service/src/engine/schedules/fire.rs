@@ -142,6 +142,7 @@ async fn start_action(engine: &Engine, record: &StoredSchedule, action: &DueStar
         search_attributes: Some(search_attributes.clone()),
         header: info.header.clone(),
         priority: info.priority.clone(),
+        user_metadata: info.user_metadata.clone(),
         ..Default::default()
     };
     let policies = Policies::resolve(info.workflow_id_reuse_policy, 0, WorkflowIdConflictPolicy::Fail)?;
@@ -165,6 +166,7 @@ async fn start_action(engine: &Engine, record: &StoredSchedule, action: &DueStar
                 search_attributes: Some(search_attributes),
                 header: info.header,
                 priority: info.priority,
+                user_metadata: info.user_metadata,
                 ..Default::default()
             };
             remote.start_workflow(node, request).await?

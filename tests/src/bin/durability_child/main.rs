@@ -134,6 +134,7 @@ fn serve_node(data_dir: PathBuf, listen: String, cluster: Option<ClusterConfig>)
             // Tests that need snapshots taken often (a wiped node catching up) set it.
             snapshot_interval_entries: std::env::var("HG_SNAPSHOT_INTERVAL_ENTRIES").ok().and_then(|v| v.parse().ok()),
             sync_faults,
+            engine: Default::default(),
         };
         let server = Server::start(config)
             .await
