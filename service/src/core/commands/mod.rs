@@ -17,7 +17,7 @@
 //! tells the query registry.
 
 mod close;
-mod props;
+pub(crate) mod props;
 mod validate;
 
 pub use validate::{
