@@ -159,8 +159,8 @@ async fn reset_and_delete_through_every_node() {
     .await;
     assert_ne!(new_run, base);
     assert_eq!(reset(&mut clients[1].clone(), &id, "reset-1").await.unwrap(), new_run, "a retry through another node");
-    for node in 0..NODES as usize {
-        let info = describe(&mut clients[node], &id).await.unwrap().workflow_execution_info.unwrap();
+    for (node, svc) in clients.iter_mut().enumerate() {
+        let info = describe(svc, &id).await.unwrap().workflow_execution_info.unwrap();
         assert_eq!(info.execution.unwrap().run_id, new_run, "node {}: the current run", node + 1);
         assert_eq!((info.status, info.first_run_id.as_str()), (WorkflowExecutionStatus::Running as i32, base.as_str()));
     }
@@ -181,8 +181,8 @@ async fn reset_and_delete_through_every_node() {
 
     let delete = DeleteWorkflowExecutionRequest { namespace: NS.into(), workflow_execution: execution(&id, "") };
     clients[1].delete_workflow_execution(delete).await.expect("delete via node 2");
-    for node in 0..NODES as usize {
-        assert_eq!(describe(&mut clients[node], &id).await.err(), Some(Code::NotFound), "node {}", node + 1);
+    for (node, svc) in clients.iter_mut().enumerate() {
+        assert_eq!(describe(svc, &id).await.err(), Some(Code::NotFound), "node {}", node + 1);
     }
     cluster.stop().await;
 }
