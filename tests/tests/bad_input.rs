@@ -209,6 +209,26 @@ async fn a_missing_or_unknown_namespace_is_refused_by_every_rpc() {
         );
         call!(
             env,
+            reset_workflow_execution,
+            input,
+            code,
+            ResetWorkflowExecutionRequest {
+                namespace: ns.clone(),
+                workflow_execution: exec(&wid, ""),
+                workflow_task_finish_event_id: 4,
+                request_id: uuid(),
+                ..Default::default()
+            }
+        );
+        call!(
+            env,
+            delete_workflow_execution,
+            input,
+            code,
+            DeleteWorkflowExecutionRequest { namespace: ns.clone(), workflow_execution: exec(&wid, "") }
+        );
+        call!(
+            env,
             query_workflow,
             input,
             code,
