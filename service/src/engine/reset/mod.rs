@@ -26,15 +26,16 @@ pub struct Reset {
 }
 
 /// The dedupe key of a reset request (retries within the dedupe retention answer the
-/// first reset's new run).
-fn dedupe_id(request_id: &str) -> String {
-    format!("reset:{request_id}")
+/// first reset's new run). It names the workflow: a request id is the client's, and a
+/// shard's dedupe keys are shared by its workflows.
+fn dedupe_id(workflow_id: &str, request_id: &str) -> String {
+    format!("reset:{}:{workflow_id}:{request_id}", workflow_id.len())
 }
 
 /// Resets the base run; returns the new run's id.
 pub async fn reset_workflow(engine: &Engine, r: &Reset) -> Result<String> {
     let lock = engine.lock_workflow(&r.namespace, &r.workflow_id).await?;
-    let dedupe_id = dedupe_id(&r.request_id);
+    let dedupe_id = dedupe_id(&r.workflow_id, &r.request_id);
     if let Some(first) = dedupe_result(&lock, &r.namespace, &dedupe_id)? {
         return Ok(String::from_utf8_lossy(&first).into_owned());
     }
