@@ -65,6 +65,7 @@ fn op() -> impl Strategy<Value = Op> {
         (queue(), any::<u64>()).prop_map(|(queue, task_id)| Op::Ack { queue, task_id }),
         (run(), any::<i64>(), blob()).prop_map(|(run, due_ms, payload)| Op::AddTimer { run, due_ms, payload }),
         any::<u64>().prop_map(|timer_id| Op::RemoveTimer { timer_id }),
+        run().prop_map(|run| Op::DeleteRun { run }),
     ]
 }
 
@@ -187,7 +188,7 @@ proptest! {
         let mut v1 = t.encode().to_vec();
         v1[0] = TRANSITION_VERSION_V1;
         let v1 = Bytes::from(v1);
-        let fenced = t.ops.iter().any(|op| matches!(op, Op::SetState { .. }));
+        let fenced = t.ops.iter().any(|op| matches!(op, Op::SetState { .. } | Op::DeleteRun { .. }));
         match Transition::decode(v1.clone()) {
             Ok(decoded) => {
                 prop_assert!(!fenced);

@@ -210,6 +210,26 @@ async fn a_missing_or_unknown_namespace_is_refused_by_every_rpc() {
         );
         call!(
             env,
+            reset_workflow_execution,
+            input,
+            code,
+            ResetWorkflowExecutionRequest {
+                namespace: ns.clone(),
+                workflow_execution: exec(&wid, ""),
+                workflow_task_finish_event_id: 4,
+                request_id: uuid(),
+                ..Default::default()
+            }
+        );
+        call!(
+            env,
+            delete_workflow_execution,
+            input,
+            code,
+            DeleteWorkflowExecutionRequest { namespace: ns.clone(), workflow_execution: exec(&wid, "") }
+        );
+        call!(
+            env,
             query_workflow,
             input,
             code,
@@ -1960,4 +1980,86 @@ async fn retry_policies_and_cron_schedules_are_checked_as_temporal_does() {
     env.terminate(&id).await;
     assert!(wrong_messages.is_empty(), "messages differ from Temporal's:\n{}", wrong_messages.join("\n"));
     env.finish("retry policies and cron schedules").await;
+}
+
+// ---------------------------------------------------------------------------------
+
+/// ResetWorkflowExecution and DeleteWorkflowExecution: codes and messages as Temporal's
+/// server gives them (the reset-point and not-found ones probed with `temporal
+/// workflow reset|delete` against `temporal server start-dev`, the request checks read
+/// from its `WorkflowHandler`). Nothing changes: the run is as before, no run appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_and_delete_refuse_bad_input_as_temporal_does() {
+    let mut env = Env::start().await;
+    let id = unique("reset");
+    let run = env.start_workflow(&id, &unique("tq")).await; // 1 Started, 2 WorkflowTaskScheduled
+    let before = env.snapshot(&id, &run).await;
+    let (unknown_id, unknown_run) = (unique("never"), uuid());
+    let finish_range = "Workflow task finish ID must be > 1 && <= workflow last event ID.";
+    let reset = |execution: Option<WorkflowExecution>, request_id: String, finish: i64| ResetWorkflowExecutionRequest {
+        namespace: NS.into(),
+        workflow_execution: execution,
+        request_id,
+        workflow_task_finish_event_id: finish,
+        reason: "bad input".into(),
+        ..Default::default()
+    };
+    #[allow(deprecated)] // `reset_reapply_type`: deprecated, still checked by Temporal
+    let unknown_reapply_type = ResetWorkflowExecutionRequest { reset_reapply_type: 9, ..reset(exec(&id, ""), uuid(), 2) };
+    let resets: Vec<(&str, Code, String, ResetWorkflowExecutionRequest)> = vec![
+        ("no request_id", INVALID, "RequestId is not set on request.".into(), reset(exec(&id, ""), String::new(), 2)),
+        ("request_id over 1000 bytes", INVALID, "RequestId length exceeds limit.".into(), reset(exec(&id, ""), "r".repeat(1001), 2)),
+        ("no execution", INVALID, "Execution is not set on request.".into(), reset(None, uuid(), 2)),
+        ("malformed run_id", INVALID, "Invalid RunId.".into(), reset(exec(&id, "not-a-uuid"), uuid(), 2)),
+        // Temporal: Internal "unknown reset reapply type: 9"; Hourglass prefixes every Internal message.
+        ("unknown reset_reapply_type", Code::Internal, "internal error: unknown reset reapply type: 9".into(), unknown_reapply_type),
+        ("finish event id 1", INVALID, finish_range.into(), reset(exec(&id, ""), uuid(), 1)),
+        ("finish event id past the last event", INVALID, finish_range.into(), reset(exec(&id, ""), uuid(), 3)),
+        (
+            "finish event id not after a workflow task event",
+            INVALID,
+            "Can only reset workflow to event ID in range [WorkflowTaskScheduled +1, WorkflowTaskStarted + 1]: 2".into(),
+            reset(exec(&id, ""), uuid(), 2),
+        ),
+        ("unknown workflow", NOT_FOUND, format!("workflow not found for ID: {unknown_id}"), reset(exec(&unknown_id, ""), uuid(), 2)),
+        (
+            "unknown run of a known workflow",
+            NOT_FOUND,
+            format!("workflow execution not found for workflow ID \"{id}\" and run ID \"{unknown_run}\""),
+            reset(exec(&id, &unknown_run), uuid(), 2),
+        ),
+    ];
+    let mut wrong_messages = Vec::new();
+    for (input, code, message, request) in resets {
+        let result = env.svc().reset_workflow_execution(req(request)).await;
+        let got = result.as_ref().err().map(|s| s.message().to_string()).unwrap_or_default();
+        if got != message {
+            wrong_messages.push(format!("ResetWorkflowExecution [{input}]: message {got:?}, Temporal's is {message:?}"));
+        }
+        env.check("reset_workflow_execution", input, code, result).await;
+    }
+    let delete = |execution| DeleteWorkflowExecutionRequest { namespace: NS.into(), workflow_execution: execution };
+    let deletes: Vec<(&str, Code, String, DeleteWorkflowExecutionRequest)> = vec![
+        ("no execution", INVALID, "Execution is not set on request.".into(), delete(None)),
+        ("malformed run_id", INVALID, "Invalid RunId.".into(), delete(exec(&id, "not-a-uuid"))),
+        ("unknown workflow", NOT_FOUND, format!("workflow not found for ID: {unknown_id}"), delete(exec(&unknown_id, ""))),
+        (
+            "unknown run of a known workflow",
+            NOT_FOUND,
+            format!("workflow execution not found for workflow ID \"{id}\" and run ID \"{unknown_run}\""),
+            delete(exec(&id, &unknown_run)),
+        ),
+    ];
+    for (input, code, message, request) in deletes {
+        let result = env.svc().delete_workflow_execution(req(request)).await;
+        let got = result.as_ref().err().map(|s| s.message().to_string()).unwrap_or_default();
+        if got != message {
+            wrong_messages.push(format!("DeleteWorkflowExecution [{input}]: message {got:?}, Temporal's is {message:?}"));
+        }
+        env.check("delete_workflow_execution", input, code, result).await;
+    }
+    env.assert_unchanged("the run is unchanged", &id, &run, &before).await;
+    env.assert_no_workflow(&unknown_id).await;
+    assert!(wrong_messages.is_empty(), "{}", wrong_messages.join("\n"));
+    env.finish("reset and delete").await;
 }

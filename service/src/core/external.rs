@@ -77,6 +77,14 @@ fn limit_message(what: &str, pending: usize, max: usize) -> String {
     format!("the number of {what}, {pending}, has reached the per-workflow limit of {max}")
 }
 
+/// A reset's new run takes over the pending request initiated at
+/// `initiated_event_id` (`kind`: an [`ExternalRequestKind`]), delivered with a new
+/// `request_id`.
+pub(crate) fn rearm(txn: &mut RunTxn, initiated_event_id: i64, kind: i32, request_id: String) {
+    let kind = ExternalRequestKind::try_from(kind).unwrap_or(ExternalRequestKind::Signal);
+    arm(txn, initiated_event_id, kind, request_id);
+}
+
 /// Records the pending request initiated at `initiated_event_id` and arms its outbox.
 fn arm(txn: &mut RunTxn, initiated_event_id: i64, kind: ExternalRequestKind, request_id: String) {
     txn.state.external_requests.push(ExternalRequestInfo { initiated_event_id, kind: kind as i32, request_id });

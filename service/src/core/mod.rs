@@ -21,6 +21,7 @@
 //! - [`chain`]: workflow retries and cron schedules (a closing run's successor);
 //!   [`cron`]: the cron grammar.
 //! - [`children`]: child workflows on the parent's side.
+//! - [`reset`]: ResetWorkflowExecution (a new run from a prefix of another's history).
 
 pub mod activity;
 pub mod chain;
@@ -32,6 +33,7 @@ pub mod external;
 #[cfg(test)]
 mod golden;
 pub mod lifecycle;
+pub mod reset;
 pub mod retry;
 pub mod run;
 pub mod schedule;

@@ -48,6 +48,8 @@ pub struct RunTxn {
     enqueued: Vec<EnqueuedTask>,
     timers_added: usize,
     close: bool,
+    /// Deletes the (closed) run once everything else applied (`DeleteWorkflowExecution`).
+    delete: bool,
     /// The run's durable timers as loaded (minus those this transaction removes).
     stored_timers: Vec<(u64, Bytes)>,
 }
@@ -87,6 +89,7 @@ impl RunTxn {
             enqueued: Vec::new(),
             timers_added: 0,
             close: false,
+            delete: false,
             stored_timers: Vec::new(),
         }
     }
@@ -245,8 +248,14 @@ impl RunTxn {
         self.close = true;
     }
 
+    /// Deletes the run from storage at the end of this transaction (it must be
+    /// closed by then): `DeleteWorkflowExecution`.
+    pub fn delete_run(&mut self) {
+        self.delete = true;
+    }
+
     pub fn is_noop(&self) -> bool {
-        !self.create && self.events.is_empty() && self.ops.is_empty() && !self.close
+        !self.create && self.events.is_empty() && self.ops.is_empty() && !self.close && !self.delete
     }
 
     /// The storage transition, plus what matching and the timer service must learn
@@ -270,6 +279,9 @@ impl RunTxn {
         ops.extend(self.ops);
         if self.close {
             ops.push(Op::CloseRun { run: self.key.clone() });
+        }
+        if self.delete {
+            ops.push(Op::DeleteRun { run: self.key.clone() });
         }
         let effects = TxnEffects { enqueued: self.enqueued, timers_added: self.timers_added, closed: self.close, events: self.events };
         (Transition { time_ms: self.now_ms, dedupe: None, ops }, effects)

@@ -11,6 +11,7 @@ mod compression;
 mod deadline;
 mod multi_op;
 pub mod operator;
+mod reset;
 mod schedule;
 mod search_attributes;
 mod system;
@@ -205,6 +206,16 @@ impl WorkflowService for Frontend {
         request: Request<TerminateWorkflowExecutionRequest>,
     ) -> RpcResult<TerminateWorkflowExecutionResponse> {
         routed!(self, request, terminate_workflow_execution_rpc, terminate_workflow_execution)
+    }
+    // reset.rs
+    async fn reset_workflow_execution(&self, request: Request<ResetWorkflowExecutionRequest>) -> RpcResult<ResetWorkflowExecutionResponse> {
+        routed!(self, request, reset_workflow_execution_rpc, reset_workflow_execution)
+    }
+    async fn delete_workflow_execution(
+        &self,
+        request: Request<DeleteWorkflowExecutionRequest>,
+    ) -> RpcResult<DeleteWorkflowExecutionResponse> {
+        routed!(self, request, delete_workflow_execution_rpc, delete_workflow_execution)
     }
     // workflow_task.rs
     async fn poll_workflow_task_queue(&self, request: Request<PollWorkflowTaskQueueRequest>) -> RpcResult<PollWorkflowTaskQueueResponse> {

@@ -19,6 +19,7 @@
 
 pub mod activity;
 pub mod query;
+pub mod reset;
 pub mod schedule;
 pub mod task_queue;
 pub mod update;

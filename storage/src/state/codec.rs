@@ -28,6 +28,8 @@ pub(super) mod tag {
     pub const REMOVE_TIMER: u8 = 8;
     /// The fenced `SetState` (version 2 on).
     pub const SET_STATE: u8 = 9;
+    /// `DeleteRun` (version 2 on).
+    pub const DELETE_RUN: u8 = 10;
 }
 
 /// Fewest bytes an encoded op takes (`RemoveTimer`: tag + id).
@@ -82,6 +84,7 @@ fn op_len_hint(op: &Op) -> usize {
         Op::Ack { queue: q, .. } => queue(q) + 8,
         Op::AddTimer { run: r, payload, .. } => run(r) + 12 + payload.len(),
         Op::RemoveTimer { .. } => 8,
+        Op::DeleteRun { run: r } => run(r),
     }
 }
 
@@ -100,7 +103,7 @@ pub(super) fn get_tag(d: &mut Decoder, version: u8) -> Result<u8, DecodeError> {
     let op_tag = d.u8()?;
     let known = match op_tag {
         tag::CREATE_RUN..=tag::REMOVE_TIMER => true,
-        tag::SET_STATE => version >= TRANSITION_VERSION,
+        tag::SET_STATE | tag::DELETE_RUN => version >= TRANSITION_VERSION,
         _ => false,
     };
     if !known {
@@ -171,6 +174,7 @@ fn put_op(e: &mut Encoder, op: &Op) {
         Op::RemoveTimer { timer_id } => {
             e.u8(tag::REMOVE_TIMER).u64(*timer_id);
         }
+        Op::DeleteRun { run } => put_run(e.u8(tag::DELETE_RUN), run),
     }
 }
 
@@ -192,6 +196,7 @@ fn get_op(d: &mut Decoder, version: u8) -> Result<Op, DecodeError> {
         tag::ACK => Op::Ack { queue: get_queue(d)?, task_id: d.u64()? },
         tag::ADD_TIMER => Op::AddTimer { run: get_run(d)?, due_ms: d.i64()?, payload: d.bytes()? },
         tag::REMOVE_TIMER => Op::RemoveTimer { timer_id: d.u64()? },
+        tag::DELETE_RUN => Op::DeleteRun { run: get_run(d)? },
         other => return Err(DecodeError::Invalid { what: "op tag", offset: at, detail: format!("{other}") }),
     })
 }

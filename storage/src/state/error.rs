@@ -46,6 +46,12 @@ pub enum OpError {
     RunNotFound,
     #[error("run is closed")]
     RunClosed,
+    /// `DeleteRun` of a run that is still open.
+    #[error("run is open")]
+    RunOpen,
+    /// `DeleteRun` followed by another op in its transition.
+    #[error("DeleteRun must be the last op of its transition")]
+    DeleteNotLast,
     #[error("append of no events")]
     EmptyAppend,
     #[error("first event id {got} is not the next event id {expected}")]

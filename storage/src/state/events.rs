@@ -69,7 +69,7 @@ fn skip_op(d: &mut Decoder, op_tag: u8, at: usize) -> Result<(), DecodeError> {
             d.u64()?;
             d.bytes()?;
         }
-        tag::CLOSE_RUN => skip_run(d)?,
+        tag::CLOSE_RUN | tag::DELETE_RUN => skip_run(d)?,
         tag::ENQUEUE => {
             skip_queue(d)?;
             skip_run(d)?;

@@ -91,6 +91,11 @@ pub enum Op {
     AddTimer { run: RunKey, due_ms: i64, payload: Bytes },
     /// Removes a timer.
     RemoveTimer { timer_id: u64 },
+    /// Deletes a closed run now (`DeleteWorkflowExecution`), as retention would:
+    /// the run, its tasks, its timers, its history batches (their log records become
+    /// reclaimable) and the current-run entry if it points at it. It must be the
+    /// last op of its transition (nothing after it can fail, so it needs no undo).
+    DeleteRun { run: RunKey },
 }
 
 /// The fields of an [`Op::LegacySetState`]. Only [`Transition::decode`] makes one

@@ -13,14 +13,41 @@ use crate::log::LogPosition;
 
 /// How to take back one applied op.
 enum Undo {
-    Create { run: Arc<RunKey>, prev_current: Option<Arc<RunKey>> },
-    Append { run: Arc<RunKey>, count: u64, merged: bool },
-    SetState { run: Arc<RunKey>, old: Bytes, old_version: u64 },
-    Close { run: Arc<RunKey> },
-    Enqueue { queue: Arc<QueueKey>, task_id: u64 },
-    Ack { queue: Arc<QueueKey>, task_id: u64, task: Task },
-    AddTimer { timer_id: u64 },
-    RemoveTimer { timer_id: u64, timer: Timer },
+    Create {
+        run: Arc<RunKey>,
+        prev_current: Option<Arc<RunKey>>,
+    },
+    Append {
+        run: Arc<RunKey>,
+        count: u64,
+        merged: bool,
+    },
+    SetState {
+        run: Arc<RunKey>,
+        old: Bytes,
+        old_version: u64,
+    },
+    Close {
+        run: Arc<RunKey>,
+    },
+    Enqueue {
+        queue: Arc<QueueKey>,
+        task_id: u64,
+    },
+    Ack {
+        queue: Arc<QueueKey>,
+        task_id: u64,
+        task: Task,
+    },
+    AddTimer {
+        timer_id: u64,
+    },
+    RemoveTimer {
+        timer_id: u64,
+        timer: Timer,
+    },
+    /// `DeleteRun` is always the last op: once it applied, nothing is rolled back.
+    Delete,
 }
 
 pub(super) struct Txn<'a> {
@@ -47,7 +74,11 @@ impl<'a> Txn<'a> {
             timer_ids: Vec::new(),
         };
         for (op, change) in t.ops.iter().enumerate() {
-            match txn.op(change) {
+            let result = match change {
+                Op::DeleteRun { .. } if op + 1 != t.ops.len() => Err(OpError::DeleteNotLast),
+                _ => txn.op(change),
+            };
+            match result {
                 Ok(undo) => txn.undo.push(undo),
                 Err(reason) => {
                     txn.rollback(ids);
@@ -77,6 +108,7 @@ impl<'a> Txn<'a> {
             Op::Ack { queue, task_id } => self.ack(queue, *task_id),
             Op::AddTimer { run, due_ms, payload } => self.add_timer(run, *due_ms, payload),
             Op::RemoveTimer { timer_id } => self.remove_timer(*timer_id),
+            Op::DeleteRun { run } => self.delete_run(run),
         }
     }
 
@@ -145,6 +177,16 @@ impl<'a> Txn<'a> {
         let (key, _) = self.open(run)?;
         self.tables.close_run(&key, self.time_ms);
         Ok(Undo::Close { run: key })
+    }
+
+    /// Checks before changing anything: the caller made sure it is the last op.
+    fn delete_run(&mut self, run: &RunKey) -> Result<Undo, OpError> {
+        let (key, state) = self.existing(run)?;
+        if state.is_open() {
+            return Err(OpError::RunOpen);
+        }
+        self.tables.remove_run(&key);
+        Ok(Undo::Delete)
     }
 
     fn enqueue(&mut self, queue: &QueueKey, run: &RunKey, payload: &Bytes) -> Result<Undo, OpError> {
@@ -217,5 +259,6 @@ fn undo_one(tables: &mut Tables, undo: Undo) {
             tables.remove_timer(timer_id);
         }
         Undo::RemoveTimer { timer_id, timer } => tables.insert_timer(timer_id, timer),
+        Undo::Delete => unreachable!("DeleteRun is the last op: no op after it can fail"),
     }
 }

@@ -19,6 +19,7 @@ pub(crate) enum AOp {
     Ack { queue: usize, task: Pick, same_queue: bool },
     AddTimer { run: RunPick, due: i64 },
     RemoveTimer { timer: Pick },
+    Delete { run: RunPick },
 }
 
 /// A task or timer: the i-th existing one, or a raw id.
@@ -68,6 +69,7 @@ pub(crate) fn aop() -> impl Strategy<Value = AOp> {
         2 => (0..QUEUES, pick(), prop::bool::weighted(0.9)).prop_map(|(queue, task, same_queue)| AOp::Ack { queue, task, same_queue }),
         3 => (run_pick(), -20..200i64).prop_map(|(run, due)| AOp::AddTimer { run, due }),
         1 => pick().prop_map(|timer| AOp::RemoveTimer { timer }),
+        1 => run_pick().prop_map(|run| AOp::Delete { run }),
     ]
 }
 
@@ -153,6 +155,7 @@ impl Model {
                 };
                 Op::RemoveTimer { timer_id }
             }
+            AOp::Delete { run } => Op::DeleteRun { run: self.pick_run(run, |k| !self.is_open(k) && exists(k)) },
         }
     }
 }

@@ -72,6 +72,9 @@ impl Model {
         let mut next = self.clone();
         let (mut task_ids, mut timer_ids) = (vec![], vec![]);
         for (i, op) in t.ops.iter().enumerate() {
+            if matches!(op, Op::DeleteRun { .. }) && i + 1 != t.ops.len() {
+                return Err(ApplyError::Rejected { op: i, reason: OpError::DeleteNotLast });
+            }
             next.op(op, pos, t.time_ms, &mut task_ids, &mut timer_ids).map_err(|reason| ApplyError::Rejected { op: i, reason })?;
         }
         *self = next;
@@ -137,6 +140,12 @@ impl Model {
                 let at = self.timers.iter().position(|t| t.id == *timer_id);
                 self.timers.remove(at.ok_or(OpError::TimerNotFound { timer_id: *timer_id })?);
             }
+            Op::DeleteRun { run } => {
+                if self.run_mut(run)?.close.is_none() {
+                    return Err(OpError::RunOpen);
+                }
+                self.forget_run(run);
+            }
         }
         Ok(())
     }
@@ -186,10 +195,7 @@ impl Model {
             self.runs.iter().filter_map(|r| r.close.filter(|c| *c <= cutoff).map(|c| (c, r.key.clone()))).collect();
         gone.sort();
         for (_, key) in gone.into_iter().take(self.config.retention_sweep_max) {
-            self.runs.retain(|r| r.key != key);
-            self.tasks.retain(|t| t.run != key);
-            self.timers.retain(|t| t.run != key);
-            self.current.retain(|(_, r)| *r != key);
+            self.forget_run(&key);
         }
         let cutoff = now.saturating_sub(self.config.dedupe_retention_ms.max(0));
         let mut gone: Vec<(i64, String, String)> =
@@ -198,6 +204,14 @@ impl Model {
         for (_, ns, req) in gone.into_iter().take(self.config.retention_sweep_max) {
             self.dedupe.retain(|e| !(e.0 == ns && e.1 == req));
         }
+    }
+
+    /// Drops a run and everything hanging off it (retention, `DeleteRun`).
+    pub(crate) fn forget_run(&mut self, key: &RunKey) {
+        self.runs.retain(|r| r.key != *key);
+        self.tasks.retain(|t| t.run != *key);
+        self.timers.retain(|t| t.run != *key);
+        self.current.retain(|(_, r)| r != key);
     }
 
     pub(crate) fn relocate(&mut self, from: LogPosition, to: LogPosition) -> usize {

@@ -29,6 +29,24 @@ pub(super) fn enqueue_attempt(txn: &mut RunTxn, scheduled_event_id: i64) {
     }
 }
 
+/// A reset's new run takes over pending activity `scheduled_event_id`: scheduled
+/// again now (Temporal's `failInflightActivity` for an activity not started), its
+/// current attempt enqueued, its schedule-to-close timer armed from now.
+pub fn reschedule_for_reset(txn: &mut RunTxn, scheduled_event_id: i64, now_ms: i64) {
+    let Some(ai) = txn.state.activity_mut(scheduled_event_id) else { return };
+    ai.scheduled_time_ms = now_ms;
+    ai.attempt_scheduled_time_ms = now_ms;
+    ai.started_time_ms = 0;
+    ai.started_identity.clear();
+    ai.started_request_id.clear();
+    let schedule_to_close_ms = ai.schedule_to_close_ms;
+    enqueue_attempt(txn, scheduled_event_id);
+    if schedule_to_close_ms > 0 {
+        let attempt = txn.state.activity(scheduled_event_id).map_or(1, |a| a.attempt);
+        txn.add_timer(now_ms.saturating_add(schedule_to_close_ms), timer(TimerKind::ActivityScheduleToClose, scheduled_event_id, attempt));
+    }
+}
+
 /// Records the current attempt as started by `identity` and arms its start-to-close
 /// and heartbeat timers. No history event (ActivityTaskStarted is written with the
 /// outcome).

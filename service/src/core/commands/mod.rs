@@ -18,7 +18,7 @@
 
 mod close;
 mod metadata;
-mod props;
+pub(crate) mod props;
 mod validate;
 
 pub use validate::{

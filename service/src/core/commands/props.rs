@@ -111,7 +111,7 @@ pub(super) fn modify_properties(
 }
 
 /// Go's `MergeMapOfPayload`: a null or empty-list value removes the key.
-pub(super) fn merge_payloads(into: &mut HashMap<String, Payload>, upsert: &HashMap<String, Payload>) {
+pub(crate) fn merge_payloads(into: &mut HashMap<String, Payload>, upsert: &HashMap<String, Payload>) {
     for (key, value) in upsert {
         if removes_key(value) {
             into.remove(key);

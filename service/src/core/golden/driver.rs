@@ -125,6 +125,7 @@ impl Sim {
                 }
                 Op::CloseRun { .. } => {}
                 Op::LegacySetState(_) => return Err(format!("{what}: a legacy SetState")),
+                Op::DeleteRun { .. } => return Err(format!("{what}: a DeleteRun")),
             }
         }
         if appended != effects.events.len() {

@@ -51,6 +51,7 @@ mod json;
 mod normalize;
 mod reference;
 mod requests;
+mod reset;
 mod steps;
 
 use std::path::PathBuf;
@@ -176,8 +177,11 @@ golden_tests! {
     wf_timer: "hist-wf-timer.json", Full;
 }
 
-/// Reference histories deliberately without a test, and why (none today).
-const NOT_COVERED: &[(&str, &str)] = &[];
+/// Reference histories without a replay test of their own, and why.
+const NOT_COVERED: &[(&str, &str)] = &[
+    ("hist-reset-base.json", "the base of a reset: replayed by `reset::reset_to_the_first_workflow_task_matches_the_reference`"),
+    ("hist-reset-new.json", "the run a reset created: compared by `reset::reset_to_the_first_workflow_task_matches_the_reference`"),
+];
 
 #[test]
 fn covered_every_reference_history() {

@@ -113,3 +113,30 @@ fn negative_retention_acts_as_zero() {
     h.apply_t(&Transition { time_ms: 5, dedupe: dedupe("d", "x"), ops: vec![create(&r), close(&r)] }).unwrap();
     assert_eq!((h.state.run_count(), h.state.dedupe_count()), (0, 0));
 }
+
+#[test]
+fn delete_run_drops_a_closed_run_at_once_with_everything_hanging_off_it() {
+    let mut h = Harness::new();
+    let (r1, r2) = (run("w", "r1"), run("w2", "r"));
+    let q = queue("q");
+    h.ok(1, vec![create(&r1), append(&r1, 1, 3), enqueue(&q, &r1), add_timer(&r1, 5), create(&r2), enqueue(&q, &r2)]);
+    h.ok(2, vec![close(&r1), Op::DeleteRun { run: r1.clone() }]);
+    assert!(h.state.run(&r1).is_none());
+    assert_eq!(h.state.current_run(&wf("w")), None);
+    assert_eq!(h.state.live_positions().count(), 0, "history refs released");
+    assert_eq!(h.state.backlog(&q).map(|(id, _)| id).collect::<Vec<_>>(), vec![2], "only the other run's task is left");
+    assert_eq!((h.state.task_count(), h.state.timer_count()), (1, 0));
+    assert_eq!((h.state.run_count(), h.state.open_run_count()), (1, 1));
+}
+
+#[test]
+fn delete_run_refuses_open_unknown_runs_and_any_op_after_it() {
+    let mut h = Harness::new();
+    let r = run("w", "r1");
+    h.ok(1, vec![create(&r)]);
+    assert_eq!(h.reject(2, vec![Op::DeleteRun { run: r.clone() }]), (0, OpError::RunOpen));
+    assert_eq!(h.reject(2, vec![Op::DeleteRun { run: run("w", "nope") }]), (0, OpError::RunNotFound));
+    let (op, reason) = h.reject(2, vec![close(&r), Op::DeleteRun { run: r.clone() }, add_timer(&r, 9)]);
+    assert_eq!((op, reason), (1, OpError::DeleteNotLast));
+    assert!(h.state.run(&r).is_some_and(|s| s.is_open()), "nothing of the rejected transition applied");
+}
