@@ -38,7 +38,7 @@ pub struct TaskToken {
     #[prost(string, tag = "9")]
     pub activity_id: String,
     /// Workflow tasks: when the task started (ms). A discarded speculative task and
-    /// the next one share their event ids; this tells them apart (0: not checked).
+    /// the next one share their event ids; this tells them apart.
     #[prost(int64, tag = "10")]
     pub started_time_ms: i64,
 }
@@ -73,7 +73,9 @@ impl TaskToken {
         // Every token this server issues has all the fields of its kind, so a token cut
         // short at a field boundary (which still decodes) is refused here too.
         let complete = match TaskKind::try_from(token.kind) {
-            Ok(TaskKind::WorkflowTask) if token.query_id.is_empty() => token.attempt > 0 && token.started_event_id > 0,
+            Ok(TaskKind::WorkflowTask) if token.query_id.is_empty() => {
+                token.attempt > 0 && token.started_event_id > 0 && token.started_time_ms > 0
+            }
             Ok(TaskKind::WorkflowTask) => token.attempt > 0,
             Ok(TaskKind::ActivityTask) => token.attempt > 0 && !token.activity_id.is_empty(),
             _ => false,
@@ -98,6 +100,7 @@ mod tests {
             scheduled_event_id: 2,
             attempt: 1,
             started_event_id: 3,
+            started_time_ms: 1_700_000_000_000,
             ..Default::default()
         }
     }
@@ -120,8 +123,9 @@ mod tests {
 
     #[test]
     fn every_strict_prefix_of_a_token_is_invalid_argument() {
-        let activity = TaskToken { kind: 2, started_event_id: 0, activity_id: "act".into(), ..sample() };
-        let query = TaskToken { started_event_id: 0, query_id: "q".into(), ..sample() };
+        // Activity and query tokens carry no start time.
+        let activity = TaskToken { kind: 2, started_event_id: 0, started_time_ms: 0, activity_id: "act".into(), ..sample() };
+        let query = TaskToken { started_event_id: 0, started_time_ms: 0, query_id: "q".into(), ..sample() };
         for t in [sample(), activity, query] {
             let bytes = t.encode_token();
             assert_eq!(TaskToken::decode_token(&bytes).unwrap(), t);

@@ -53,7 +53,7 @@ pub fn current_task(state: &ExecutionState, token: &TaskToken) -> Result<Workflo
                 && wt.scheduled_event_id == token.scheduled_event_id
                 && wt.started_event_id == token.started_event_id
                 && wt.attempt == token.attempt
-                && (token.started_time_ms == 0 || token.started_time_ms == wt.started_time_ms) =>
+                && token.started_time_ms == wt.started_time_ms =>
         {
             Ok(wt.clone())
         }

@@ -55,6 +55,7 @@ impl Sim {
                     scheduled_event_id: wt.scheduled_event_id,
                     attempt: wt.attempt,
                     started_event_id: started,
+                    started_time_ms: txn.now_ms,
                     ..Default::default()
                 });
                 self.commit(txn, what)

@@ -204,11 +204,23 @@ fn start_to_close_grows_once_a_task_keeps_failing() {
 #[test]
 fn tokens_must_name_the_started_task() {
     let st = ExecutionState {
-        workflow_task: Some(WorkflowTaskInfo { scheduled_event_id: 2, started_event_id: 3, attempt: 1, ..Default::default() }),
+        workflow_task: Some(WorkflowTaskInfo {
+            scheduled_event_id: 2,
+            started_event_id: 3,
+            attempt: 1,
+            started_time_ms: 99,
+            ..Default::default()
+        }),
         ..Default::default()
     };
-    let token =
-        TaskToken { kind: TaskKind::WorkflowTask as i32, scheduled_event_id: 2, started_event_id: 3, attempt: 1, ..Default::default() };
+    let token = TaskToken {
+        kind: TaskKind::WorkflowTask as i32,
+        scheduled_event_id: 2,
+        started_event_id: 3,
+        attempt: 1,
+        started_time_ms: 99,
+        ..Default::default()
+    };
     assert!(current_task(&st, &token).is_ok());
     for stale in [
         TaskToken { attempt: 2, ..token.clone() },
