@@ -21,12 +21,14 @@
 //! - [`chain`]: workflow retries and cron schedules (a closing run's successor);
 //!   [`cron`]: the cron grammar.
 //! - [`children`]: child workflows on the parent's side.
+//! - [`eager`]: eager workflow start and eager activity dispatch.
 
 pub mod activity;
 pub mod chain;
 pub mod children;
 pub mod commands;
 pub mod cron;
+pub mod eager;
 pub mod error;
 pub mod external;
 #[cfg(test)]
@@ -65,6 +67,10 @@ pub struct EngineConfig {
     /// Shortest time between the starts of two runs of a retry or cron chain
     /// (Temporal's `WorkflowIdReuseMinimalInterval`).
     pub chain_min_interval_ms: i64,
+    /// Eager workflow start ([`eager`]; Temporal's `system.enableEagerWorkflowStart`).
+    pub eager_workflow_start: bool,
+    /// Eager activity dispatch ([`eager`]; `system.enableActivityEagerExecution`).
+    pub eager_activity_dispatch: bool,
 }
 
 impl Default for EngineConfig {
@@ -74,6 +80,8 @@ impl Default for EngineConfig {
             default_workflow_task_timeout_ms: 10_000,
             workflow_task_timeout_max_ms: 120_000,
             chain_min_interval_ms: 1_000,
+            eager_workflow_start: true,
+            eager_activity_dispatch: true,
         }
     }
 }

@@ -86,8 +86,14 @@ pub fn start(
     request_id: String,
     default_timeout_ms: i64,
 ) -> i64 {
-    let started_event_id = record_started(txn, wt, poller, request_id);
     txn.ack(queue.clone(), task_id);
+    start_unqueued(txn, wt, poller, request_id, default_timeout_ms)
+}
+
+/// Starts the scheduled task `wt` that is in no backlog (eager dispatch:
+/// WorkflowTaskStarted and the start-to-close timer); returns the Started event id.
+pub fn start_unqueued(txn: &mut RunTxn, wt: &WorkflowTaskInfo, poller: &Poller, request_id: String, default_timeout_ms: i64) -> i64 {
+    let started_event_id = record_started(txn, wt, poller, request_id);
     let base_timeout = if wt.timeout_ms > 0 { wt.timeout_ms } else { default_timeout_ms };
     let timer = TimerPayload {
         kind: TimerKind::WorkflowTaskStartToClose as i32,

@@ -13,6 +13,7 @@ pub mod backlog;
 pub mod children;
 pub mod commands;
 pub mod describe;
+pub mod eager;
 pub mod errors;
 pub mod external;
 pub mod external_steps;
