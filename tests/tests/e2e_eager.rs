@@ -330,3 +330,42 @@ async fn the_sdk_starts_eagerly_with_a_worker_in_the_same_process() {
     assert!(eager_accepted(&events), "the SDK asked (a worker of the queue had a slot) and the server accepted");
     assert_eq!(events.last().map(|e| e.event_type()), Some(EventType::WorkflowExecutionCompleted));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_with_start_refuses_eager_execution_as_temporal_does() {
+    use execute_multi_operation_request::operation::Operation;
+    use temporalio_protos::protos::temporal::api::update::v1::{Input, Meta, Request as UpdateRequest};
+    let server = TestServer::start().await.expect("server starts");
+    let mut svc = connect(&server).await;
+    let (queue, workflow_id) = (unique("eager-tq"), unique("eager-uws"));
+    let update = UpdateWorkflowExecutionRequest {
+        namespace: NS.into(),
+        workflow_execution: Some(temporalio_protos::protos::temporal::api::common::v1::WorkflowExecution {
+            workflow_id: workflow_id.clone(),
+            run_id: String::new(),
+        }),
+        request: Some(UpdateRequest {
+            meta: Some(Meta { update_id: "u".into(), identity: STARTER.into() }),
+            input: Some(Input { name: "u".into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let operations = vec![
+        execute_multi_operation_request::Operation {
+            operation: Some(Operation::StartWorkflow(start_request(&queue, &workflow_id, "req-1"))),
+        },
+        execute_multi_operation_request::Operation { operation: Some(Operation::UpdateWorkflow(update)) },
+    ];
+    let request = ExecuteMultiOperationRequest { namespace: NS.into(), operations, ..Default::default() };
+    let refused = svc.execute_multi_operation(request).await.expect_err("eager update-with-start is refused");
+    // The reference: InvalidArgument "Update-with-Start could not be executed.", the start's
+    // status "RequestEagerExecution is not supported.".
+    assert_eq!(refused.code(), temporalio_client::tonic::Code::InvalidArgument, "{refused:?}");
+    let described = svc.describe_workflow_execution(DescribeWorkflowExecutionRequest {
+        namespace: NS.into(),
+        execution: Some(temporalio_protos::protos::temporal::api::common::v1::WorkflowExecution { workflow_id, run_id: String::new() }),
+        ..Default::default()
+    });
+    assert_eq!(described.await.expect_err("nothing was started").code(), temporalio_client::tonic::Code::NotFound);
+}
