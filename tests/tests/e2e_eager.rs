@@ -365,7 +365,6 @@ async fn update_with_start_refuses_eager_execution_as_temporal_does() {
     let described = svc.describe_workflow_execution(DescribeWorkflowExecutionRequest {
         namespace: NS.into(),
         execution: Some(temporalio_protos::protos::temporal::api::common::v1::WorkflowExecution { workflow_id, run_id: String::new() }),
-        ..Default::default()
     });
     assert_eq!(described.await.expect_err("nothing was started").code(), temporalio_client::tonic::Code::NotFound);
 }
