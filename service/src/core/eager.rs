@@ -65,6 +65,13 @@ pub fn start_first_task(txn: &mut RunTxn, poller: &Poller, request_id: String, d
             a.eager_execution_accepted = true;
         }
     });
+    // Temporal's eager WorkflowTaskStarted carries no history size (the run's size is
+    // not known until its creating transaction closes); a polled one does.
+    txn.amend_event(started_event_id, |e| {
+        if let Some(Attributes::WorkflowTaskStartedEventAttributes(a)) = e.attributes.as_mut() {
+            a.history_size_bytes = 0;
+        }
+    });
     txn.state.workflow_task.clone().expect("the eager task was just started")
 }
 

@@ -69,3 +69,6 @@ fn scheduled_event(txn: &RunTxn, scheduled_event_id: i64) -> Result<ScheduledEve
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

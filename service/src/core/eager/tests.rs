@@ -75,6 +75,7 @@ fn an_eager_start_starts_event_3_in_the_creating_transition_and_enqueues_nothing
     match &txn.events()[2].attributes {
         Some(Attributes::WorkflowTaskStartedEventAttributes(a)) => {
             assert_eq!((a.identity.as_str(), a.request_id.as_str()), ("starter@host", "req-1"));
+            assert_eq!(a.history_size_bytes, 0, "as the reference's eager WorkflowTaskStarted");
         }
         other => panic!("event 3 is {other:?}"),
     }
