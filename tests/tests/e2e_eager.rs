@@ -334,6 +334,9 @@ async fn the_sdk_starts_eagerly_with_a_worker_in_the_same_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_with_start_refuses_eager_execution_as_temporal_does() {
     use execute_multi_operation_request::operation::Operation;
+    use prost::Message;
+    use temporalio_protos::protos::google::rpc::Status as RpcStatus;
+    use temporalio_protos::protos::temporal::api::errordetails::v1::MultiOperationExecutionFailure;
     use temporalio_protos::protos::temporal::api::update::v1::{Input, Meta, Request as UpdateRequest};
     let server = TestServer::start().await.expect("server starts");
     let mut svc = connect(&server).await;
@@ -362,6 +365,12 @@ async fn update_with_start_refuses_eager_execution_as_temporal_does() {
     // The reference: InvalidArgument "Update-with-Start could not be executed.", the start's
     // status "RequestEagerExecution is not supported.".
     assert_eq!(refused.code(), temporalio_client::tonic::Code::InvalidArgument, "{refused:?}");
+    assert_eq!(refused.message(), "Update-with-Start could not be executed.");
+    let rpc = RpcStatus::decode(refused.details()).expect("google.rpc.Status details");
+    let failure = MultiOperationExecutionFailure::decode(rpc.details[0].value.as_slice()).expect("a MultiOperationExecutionFailure");
+    let (code, message) = (failure.statuses[0].code, failure.statuses[0].message.as_str());
+    assert_eq!((code, message), (temporalio_client::tonic::Code::InvalidArgument as i32, "RequestEagerExecution is not supported."));
+    assert_eq!(failure.statuses[1].code, temporalio_client::tonic::Code::Aborted as i32, "the update is aborted");
     let described = svc.describe_workflow_execution(DescribeWorkflowExecutionRequest {
         namespace: NS.into(),
         execution: Some(temporalio_protos::protos::temporal::api::common::v1::WorkflowExecution { workflow_id, run_id: String::new() }),
