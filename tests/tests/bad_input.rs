@@ -1988,7 +1988,7 @@ async fn update_with_start_refuses_eager_delayed_and_cron_starts() {
         call!(env, execute_multi_operation, input, code, request);
     }
     for workflow_id in ["uws-eager", "uws-delay", "uws-cron"] {
-        let describe = DescribeWorkflowExecutionRequest { namespace: NS.into(), execution: exec(workflow_id, ""), ..Default::default() };
+        let describe = DescribeWorkflowExecutionRequest { namespace: NS.into(), execution: exec(workflow_id, "") };
         let found = env.svc().describe_workflow_execution(describe).await;
         assert_eq!(found.map(|_| ()).map_err(|s| s.code()), Err(NOT_FOUND), "{workflow_id} was not started");
     }
