@@ -2063,3 +2063,54 @@ async fn reset_and_delete_refuse_bad_input_as_temporal_does() {
     assert!(wrong_messages.is_empty(), "{}", wrong_messages.join("\n"));
     env.finish("reset and delete").await;
 }
+
+/// Update-with-start refuses the start options it cannot honour, as the reference:
+/// InvalidArgument "Update-with-Start could not be executed.", the start's status
+/// naming the option, the update `Aborted`; nothing starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_with_start_refuses_eager_delayed_and_cron_starts() {
+    use execute_multi_operation_request::operation::Operation;
+    let mut env = Env::start().await;
+    let start = |workflow_id: &str| StartWorkflowExecutionRequest {
+        namespace: NS.into(),
+        workflow_id: workflow_id.into(),
+        workflow_type: Some(WorkflowType { name: "Wf".into() }),
+        task_queue: tq("uws-tq"),
+        request_id: uuid(),
+        ..Default::default()
+    };
+    let uws = |start: StartWorkflowExecutionRequest| {
+        let update = UpdateWorkflowExecutionRequest {
+            namespace: NS.into(),
+            workflow_execution: exec(&start.workflow_id, ""),
+            request: update("u"),
+            ..Default::default()
+        };
+        let operations = vec![
+            execute_multi_operation_request::Operation { operation: Some(Operation::StartWorkflow(start)) },
+            execute_multi_operation_request::Operation { operation: Some(Operation::UpdateWorkflow(update)) },
+        ];
+        ExecuteMultiOperationRequest { namespace: NS.into(), operations, ..Default::default() }
+    };
+    let cases: Vec<(&str, Code, ExecuteMultiOperationRequest)> = vec![
+        ("request_eager_execution", INVALID, uws(StartWorkflowExecutionRequest { request_eager_execution: true, ..start("uws-eager") })),
+        (
+            "workflow_start_delay",
+            INVALID,
+            uws(StartWorkflowExecutionRequest {
+                workflow_start_delay: Some(prost_wkt_types::Duration { seconds: 5, nanos: 0 }),
+                ..start("uws-delay")
+            }),
+        ),
+        ("cron_schedule", INVALID, uws(StartWorkflowExecutionRequest { cron_schedule: "* * * * *".into(), ..start("uws-cron") })),
+    ];
+    for (input, code, request) in cases {
+        call!(env, execute_multi_operation, input, code, request);
+    }
+    for workflow_id in ["uws-eager", "uws-delay", "uws-cron"] {
+        let describe = DescribeWorkflowExecutionRequest { namespace: NS.into(), execution: exec(workflow_id, "") };
+        let found = env.svc().describe_workflow_execution(describe).await;
+        assert_eq!(found.map(|_| ()).map_err(|s| s.code()), Err(NOT_FOUND), "{workflow_id} was not started");
+    }
+    env.finish("update-with-start start options").await;
+}

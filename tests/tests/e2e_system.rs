@@ -77,6 +77,7 @@ async fn the_sdk_connects_and_reads_system_info_and_the_default_namespace() {
     assert!(caps.activity_failure_include_heartbeat && caps.signal_and_query_header);
     assert!(caps.internal_error_differentiation && caps.encoded_failure_attributes);
     assert!(!caps.build_id_based_versioning);
+    assert!(caps.eager_workflow_start, "eager start is built (e2e_eager.rs)");
 
     let mut svc = conn.workflow_service();
     let info = svc.get_system_info(GetSystemInfoRequest::default().into_request()).await.expect("GetSystemInfo").into_inner();

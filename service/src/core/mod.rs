@@ -22,12 +22,14 @@
 //!   [`cron`]: the cron grammar.
 //! - [`children`]: child workflows on the parent's side.
 //! - [`reset`]: ResetWorkflowExecution (a new run from a prefix of another's history).
+//! - [`eager`]: eager workflow start and eager activity dispatch.
 
 pub mod activity;
 pub mod chain;
 pub mod children;
 pub mod commands;
 pub mod cron;
+pub mod eager;
 pub mod error;
 pub mod external;
 #[cfg(test)]
@@ -73,6 +75,10 @@ pub struct EngineConfig {
     /// History size (bytes) from which WorkflowTaskStarted suggests continue-as-new
     /// (Temporal's `limit.historySize.suggestContinueAsNew`).
     pub suggest_continue_as_new_history_bytes: i64,
+    /// Eager workflow start ([`eager`]; Temporal's `system.enableEagerWorkflowStart`).
+    pub eager_workflow_start: bool,
+    /// Eager activity dispatch ([`eager`]; `system.enableActivityEagerExecution`).
+    pub eager_activity_dispatch: bool,
 }
 
 /// Temporal's default of `limit.historyCount.suggestContinueAsNew`.
@@ -89,6 +95,8 @@ impl Default for EngineConfig {
             chain_min_interval_ms: 1_000,
             suggest_continue_as_new_history_events: SUGGEST_CAN_HISTORY_EVENTS_DEFAULT,
             suggest_continue_as_new_history_bytes: SUGGEST_CAN_HISTORY_BYTES_DEFAULT,
+            eager_workflow_start: true,
+            eager_activity_dispatch: true,
         }
     }
 }

@@ -223,6 +223,45 @@ impl RunTxn {
         self.enqueued.push(EnqueuedTask { queue, payload });
     }
 
+    /// Takes back the enqueue of (`kind`, `scheduled_event_id`, `attempt`) this
+    /// transaction made, for a task started in the same transition (eager dispatch:
+    /// it never reaches matching). Returns whether there was one.
+    pub fn retract_enqueue(&mut self, kind: TaskKind, scheduled_event_id: i64, attempt: i32) -> bool {
+        let payload = TaskPayload { kind: kind as i32, scheduled_event_id, attempt };
+        let Some(at) = self.enqueued.iter().position(|t| t.payload == payload) else { return false };
+        let queue = self.enqueued.remove(at).queue;
+        let encoded = payload.encode_to_vec();
+        let op = self.ops.iter().position(|op| matches!(op, Op::Enqueue { queue: q, task, .. } if *q == queue && task[..] == encoded[..]));
+        assert!(op.is_some(), "an enqueued task of {:?} has no Enqueue op", self.key);
+        if let Some(op) = op {
+            self.ops.remove(op);
+        }
+        true
+    }
+
+    /// Takes back a timer this transaction added with exactly `payload` (one made
+    /// moot in the same transition). Returns whether there was one.
+    pub fn retract_timer(&mut self, payload: &TimerPayload) -> bool {
+        let encoded = payload.encode_to_vec();
+        let Some(at) = self.ops.iter().position(|op| matches!(op, Op::AddTimer { payload: p, .. } if p[..] == encoded[..])) else {
+            return false;
+        };
+        self.ops.remove(at);
+        self.timers_added -= 1;
+        true
+    }
+
+    /// Changes event `event_id` this transaction added (history size kept exact);
+    /// false if the transaction added no such event.
+    pub fn amend_event(&mut self, event_id: i64, amend: impl FnOnce(&mut HistoryEvent)) -> bool {
+        let Some(event) = self.events.iter_mut().find(|e| e.event_id == event_id) else { return false };
+        let before = event.encoded_len() as i64;
+        amend(event);
+        assert_eq!(event.event_id, event_id, "amending an event must keep its id");
+        self.state.history_size_bytes += event.encoded_len() as i64 - before;
+        true
+    }
+
     pub fn ack(&mut self, queue: QueueKey, task_id: u64) {
         self.ops.push(Op::Ack { queue, task_id });
     }

@@ -84,8 +84,14 @@ pub fn start(
     request_id: String,
     config: &EngineConfig,
 ) -> i64 {
-    let started_event_id = record_started(txn, wt, poller, request_id, config);
     txn.ack(queue.clone(), task_id);
+    start_unqueued(txn, wt, poller, request_id, config)
+}
+
+/// Starts the scheduled task `wt` that is in no backlog (eager dispatch:
+/// WorkflowTaskStarted and the start-to-close timer); returns the Started event id.
+pub fn start_unqueued(txn: &mut RunTxn, wt: &WorkflowTaskInfo, poller: &Poller, request_id: String, config: &EngineConfig) -> i64 {
+    let started_event_id = record_started(txn, wt, poller, request_id, config);
     let base_timeout = if wt.timeout_ms > 0 { wt.timeout_ms } else { config.default_workflow_task_timeout_ms };
     let timer = TimerPayload {
         kind: TimerKind::WorkflowTaskStartToClose as i32,

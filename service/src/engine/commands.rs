@@ -1,7 +1,8 @@
 //! `RespondWorkflowTaskCompleted` on the engine side: route → lock → load → the
 //! rules ([`crate::core::commands::complete`], or [`crate::core::commands::refuse`] when
 //! a command is refused) → commit → the query registry learns the task closed (and
-//! the answers to queries attached to it).
+//! the answers to queries attached to it). Activities the worker asked to run
+//! eagerly are started in the same transition and answered in `activity_tasks`.
 
 use temporalio_protos::protos::temporal::api::workflowservice::v1::{
     RespondWorkflowTaskCompletedRequest, RespondWorkflowTaskCompletedResponse,
@@ -10,6 +11,7 @@ use temporalio_protos::protos::temporal::api::workflowservice::v1::{
 use super::workflow_task::{current_task, token_run};
 use super::{history, Engine};
 use crate::core::commands::{self as rule, command_sequence, Completed};
+use crate::core::eager;
 use crate::core::token::TaskToken;
 use crate::core::Ctx;
 use crate::error::Result;
@@ -31,6 +33,8 @@ pub async fn complete_workflow_task(
     let query_results = req.query_results.clone();
     #[allow(deprecated)] // `binary_checksum`: deprecated, still echoed on WorkflowTaskFailed
     let (identity, binary_checksum) = (req.identity.clone(), req.binary_checksum.clone());
+    let eager_activities =
+        if engine.config().eager_activity_dispatch { eager::requested_activities(&req.commands) } else { Default::default() };
     let book = lock.updates().book(&run, wt.scheduled_event_id);
     let decided = {
         let mut ids = engine.ids();
@@ -38,7 +42,8 @@ pub async fn complete_workflow_task(
         rule::complete(engine.txn(view), &wt, req, started.as_ref(), book, &mut ctx)
     };
     match decided {
-        Ok(Completed { txn, new_run, new_task, update_effects, reset_history_event_id }) => {
+        Ok(Completed { mut txn, new_run, new_task, update_effects, reset_history_event_id }) => {
+            let activity_tasks = super::eager::start_activities(&mut txn, &eager_activities, &identity)?;
             match new_run {
                 Some(new_run) => drop(lock.commit_many(vec![txn, new_run], None).await?),
                 None => drop(lock.commit(txn).await?),
@@ -46,7 +51,7 @@ pub async fn complete_workflow_task(
             lock.updates().apply(&run, update_effects);
             lock.queries().answer_attached(&run, wt.started_event_id, &query_results);
             lock.queries().on_workflow_task_closed(&run, new_task);
-            Ok(RespondWorkflowTaskCompletedResponse { reset_history_event_id, ..Default::default() })
+            Ok(RespondWorkflowTaskCompletedResponse { activity_tasks, reset_history_event_id, ..Default::default() })
         }
         Err(refusal) => {
             // Answers to queries attached to this task count even when the task fails (Go).

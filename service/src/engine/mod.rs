@@ -14,6 +14,7 @@ pub mod children;
 pub mod commands;
 pub mod delete;
 pub mod describe;
+pub mod eager;
 pub mod errors;
 pub mod external;
 pub mod external_steps;

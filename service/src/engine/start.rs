@@ -4,8 +4,11 @@
 
 use bytes::Bytes;
 use hourglass_storage::state::RunKey;
+use temporalio_protos::protos::temporal::api::workflowservice::v1::PollWorkflowTaskQueueResponse;
 
+use super::eager::{retried_task, task_response};
 use super::{Engine, ShardOwner};
+use crate::core::eager;
 use crate::core::lifecycle::terminate_for_conflict;
 use crate::core::run::{begin_run, decide as decide_policies, dedupe, new_run, Decision, Policies, RunSpec, StartOutcome};
 use crate::error::Result;
@@ -42,31 +45,70 @@ pub async fn start_workflow(
     spec: RunSpec,
     policies: Policies,
 ) -> Result<StartOutcome> {
+    Ok(start_workflow_eager(engine, namespace, workflow_id, spec, policies, false).await?.outcome)
+}
+
+/// A start's answer: the outcome, and the first workflow task when it was started
+/// eagerly for the caller ([`crate::core::eager`]).
+#[derive(Debug)]
+pub struct StartAnswer {
+    pub outcome: StartOutcome,
+    pub eager_task: Option<Box<PollWorkflowTaskQueueResponse>>,
+}
+
+/// StartWorkflowExecution, with `request_eager_execution` as `eager`.
+pub async fn start_workflow_eager(
+    engine: &Engine,
+    namespace: &str,
+    workflow_id: &str,
+    spec: RunSpec,
+    policies: Policies,
+    eager: bool,
+) -> Result<StartAnswer> {
     let lock = engine.lock_workflow(namespace, workflow_id).await?;
+    let key = |run_id: String| RunKey { namespace: namespace.to_string(), workflow_id: workflow_id.to_string(), run_id };
+    let retried = |run_id: String| -> Result<StartAnswer> {
+        let eager_task = if eager { retried_task(&lock, &key(run_id.clone()))? } else { None };
+        Ok(StartAnswer { outcome: StartOutcome { run_id, started: true }, eager_task })
+    };
     let dedupe_id = format!("start:{}", spec.request_id);
     if let Some(first) = dedupe_result(&lock, namespace, &dedupe_id)? {
-        return Ok(StartOutcome { run_id: String::from_utf8_lossy(&first).into_owned(), started: true });
+        return retried(String::from_utf8_lossy(&first).into_owned());
     }
     let existing = match decide(&lock, namespace, workflow_id, &spec.request_id, policies)? {
-        Decision::SameRequest(run) => return Ok(StartOutcome { run_id: run.key.run_id, started: true }),
-        Decision::UseExisting(run) => return Ok(StartOutcome { run_id: run.key.run_id, started: false }),
+        Decision::SameRequest(run) => return retried(run.key.run_id),
+        Decision::UseExisting(run) => {
+            return Ok(StartAnswer { outcome: StartOutcome { run_id: run.key.run_id, started: false }, eager_task: None })
+        }
         Decision::Create => None,
         Decision::TerminateExisting(run) => Some(run),
     };
     let now_ms = engine.now_ms();
-    let key = RunKey { namespace: namespace.to_string(), workflow_id: workflow_id.to_string(), run_id: new_run_id() };
+    let key = key(new_run_id());
+    let eager = eager && eager::may_start_eagerly(engine.config(), &spec, now_ms);
     let mut txns = Vec::with_capacity(2);
     if let Some(run) = existing {
         txns.push(terminate_for_conflict(run, now_ms, &spec.identity));
     }
     let run_id = key.run_id.clone();
-    let mut txn = new_run(key, now_ms, &spec);
+    let mut txn = new_run(key.clone(), now_ms, &spec);
     begin_run(&mut txn);
+    let started = eager.then(|| {
+        let poller = eager::start_poller(&spec.identity);
+        eager::start_first_task(&mut txn, &poller, spec.request_id.clone(), engine.config());
+        txn.state.clone()
+    });
     txns.push(txn);
     let record = dedupe(namespace, dedupe_id, Bytes::from(run_id.clone()));
     let (_, duplicate) = lock.commit_many(txns, Some(record)).await?;
-    let run_id = duplicate.map(|first| String::from_utf8_lossy(&first).into_owned()).unwrap_or(run_id);
-    Ok(StartOutcome { run_id, started: true })
+    if let Some(first) = duplicate {
+        return retried(String::from_utf8_lossy(&first).into_owned());
+    }
+    let eager_task = match started {
+        Some(state) => task_response(lock.owner(), &key, &state)?,
+        None => None,
+    };
+    Ok(StartAnswer { outcome: StartOutcome { run_id, started: true }, eager_task })
 }
 
 #[cfg(test)]

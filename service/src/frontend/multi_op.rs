@@ -48,11 +48,16 @@ fn split(req: ExecuteMultiOperationRequest) -> Result<(StartWorkflowExecutionReq
     if !update.first_execution_run_id.is_empty() {
         return Err(invalid("FirstExecutionRunId is not allowed."));
     }
+    // The start's own refusals name the start operation (Go wraps them in a
+    // MultiOperationExecutionFailure, the update `Aborted`).
     if !start.cron_schedule.is_empty() {
-        return Err(invalid("CronSchedule is not allowed."));
+        return Err(multi_failure(0, &invalid("CronSchedule is not allowed.")));
     }
     if start.request_eager_execution {
-        return Err(invalid("RequestEagerExecution is not supported."));
+        return Err(multi_failure(0, &invalid("RequestEagerExecution is not supported.")));
+    }
+    if start.workflow_start_delay.as_ref().is_some_and(|d| d.seconds > 0 || d.nanos > 0) {
+        return Err(multi_failure(0, &invalid("WorkflowStartDelay is not supported.")));
     }
     Ok((start, update))
 }

@@ -41,6 +41,8 @@ pub fn capabilities() -> Capabilities {
         encoded_failure_attributes: true,
         sdk_metadata: true,
         build_id_based_versioning: false,
+        // Eager start: the first workflow task in the start's answer (`core::eager`).
+        eager_workflow_start: true,
         ..Default::default()
     }
 }

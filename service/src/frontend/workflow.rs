@@ -27,7 +27,7 @@ use crate::core::lifecycle::ID_BYTES_MAX;
 use crate::core::run::Timeouts;
 use crate::core::txn::duration_ms;
 use crate::core::{cron, retry};
-use crate::engine::start::new_run_id;
+use crate::engine::start::{new_run_id, StartAnswer};
 use crate::engine::EngineConfig;
 use crate::error::{Result, ServiceError};
 use crate::history_api::{
@@ -230,8 +230,9 @@ impl Frontend {
                 user_metadata: r.user_metadata,
             },
         )?;
-        let start = StartWorkflow { namespace: r.namespace.clone(), workflow_id: workflow_id.clone(), spec, policies };
-        let outcome = self.history().start_workflow(start).await?;
+        let eager = r.request_eager_execution;
+        let start = StartWorkflow { namespace: r.namespace.clone(), workflow_id: workflow_id.clone(), spec, policies, eager };
+        let StartAnswer { outcome, eager_task } = self.history().start_workflow(start).await?;
         let link = Link {
             variant: Some(Variant::WorkflowEvent(WorkflowEvent {
                 namespace: r.namespace,
@@ -249,7 +250,7 @@ impl Frontend {
             started: outcome.started,
             status: WorkflowExecutionStatus::Running as i32,
             link: Some(link),
-            ..Default::default()
+            eager_workflow_task: eager_task.map(|task| *task),
         }))
     }
 

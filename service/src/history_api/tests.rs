@@ -42,7 +42,7 @@ fn start_request(workflow_id: &str) -> StartWorkflow {
         ..Default::default()
     };
     let policies = Policies::resolve(0, 0, WorkflowIdConflictPolicy::Fail).expect("policies");
-    StartWorkflow { namespace: NS.into(), workflow_id: workflow_id.into(), spec, policies }
+    StartWorkflow { namespace: NS.into(), workflow_id: workflow_id.into(), spec, policies, eager: false }
 }
 
 fn signal_request(workflow_id: &str, name: &str) -> SignalWorkflow {
@@ -149,9 +149,10 @@ async fn a_start_caught_by_a_step_down_starts_one_run() {
     let e = &kit.engine;
     let outcome = across_a_step_down(e, "wf-start", |e| async move { HistoryApi::new(&e).start_workflow(start_request("wf-start")).await })
         .await
-        .expect("the start succeeds on the new owner");
+        .expect("the start succeeds on the new owner")
+        .outcome;
     assert!(outcome.started);
-    let again = HistoryApi::new(e).start_workflow(start_request("wf-start")).await.expect("a retried start is deduplicated");
+    let again = HistoryApi::new(e).start_workflow(start_request("wf-start")).await.expect("a retried start is deduplicated").outcome;
     assert_eq!(again.run_id, outcome.run_id);
 }
 

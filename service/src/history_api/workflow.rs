@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::{HistoryApi, HistoryPage, Policies, RunSpec, SignalSpec, StartOutcome};
 use crate::engine::history::HistoryRequest;
+use crate::engine::start::StartAnswer;
 use crate::engine::{describe, external, history, list, start};
 use crate::error::Result;
 
@@ -19,6 +20,8 @@ pub struct StartWorkflow {
     pub workflow_id: String,
     pub spec: RunSpec,
     pub policies: Policies,
+    /// `request_eager_execution`: start the first workflow task for the caller.
+    pub eager: bool,
 }
 
 /// SignalWorkflowExecution (empty `run_id`: the current run).
@@ -106,9 +109,9 @@ pub struct ResolveRun {
 }
 
 impl HistoryApi<'_> {
-    pub async fn start_workflow(&self, req: StartWorkflow) -> Result<StartOutcome> {
+    pub async fn start_workflow(&self, req: StartWorkflow) -> Result<StartAnswer> {
         let (engine, r) = (self.engine, &req);
-        self.retry(move || start::start_workflow(engine, &r.namespace, &r.workflow_id, r.spec.clone(), r.policies)).await
+        self.retry(move || start::start_workflow_eager(engine, &r.namespace, &r.workflow_id, r.spec.clone(), r.policies, r.eager)).await
     }
 
     /// Returns the signalled run.

@@ -69,9 +69,9 @@ fn is_current(state: &ExecutionState, payload: &TaskPayload) -> bool {
 }
 
 /// The activity's ActivityTaskScheduled event and its time.
-struct ScheduledEvent {
-    time: Option<prost_wkt_types::Timestamp>,
-    attributes: ActivityTaskScheduledEventAttributes,
+pub(crate) struct ScheduledEvent {
+    pub(crate) time: Option<prost_wkt_types::Timestamp>,
+    pub(crate) attributes: ActivityTaskScheduledEventAttributes,
 }
 
 fn read_scheduled_event(owner: &ShardOwner, run: &RunKey, scheduled_event_id: i64) -> Result<ScheduledEvent> {
@@ -95,7 +95,12 @@ fn read_scheduled_event(owner: &ShardOwner, run: &RunKey, scheduled_event_id: i6
 }
 
 /// The poll response for the just-started attempt (`ai`).
-fn response(run: &RunKey, state: &ExecutionState, ai: &ActivityInfo, scheduled: ScheduledEvent) -> PollActivityTaskQueueResponse {
+pub(crate) fn response(
+    run: &RunKey,
+    state: &ExecutionState,
+    ai: &ActivityInfo,
+    scheduled: ScheduledEvent,
+) -> PollActivityTaskQueueResponse {
     let token = TaskToken {
         kind: TaskKind::ActivityTask as i32,
         namespace: run.namespace.clone(),
