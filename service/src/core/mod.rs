@@ -37,6 +37,7 @@ pub mod run;
 pub mod schedule;
 pub mod signals;
 pub mod state;
+pub mod sticky;
 pub mod tasks;
 pub mod token;
 pub mod txn;

@@ -133,6 +133,13 @@ impl RunTxn {
     }
 
     pub fn enqueue(&mut self, kind: TaskKind, task_queue: &str, scheduled_event_id: i64, attempt: i32) {
+        let payload = TaskPayload { kind: kind as i32, scheduled_event_id, attempt, normal_queue: String::new() };
+        self.enqueue_payload(task_queue, payload);
+    }
+
+    /// Enqueues `payload` on `task_queue` (its kind decides workflow or activity).
+    pub fn enqueue_payload(&mut self, task_queue: &str, payload: TaskPayload) {
+        let kind = TaskKind::try_from(payload.kind).unwrap_or(TaskKind::Unspecified);
         let queue = QueueKey {
             namespace: self.key.namespace.clone(),
             name: task_queue.to_string(),
@@ -141,7 +148,6 @@ impl RunTxn {
                 _ => QueueKind::Workflow,
             },
         };
-        let payload = TaskPayload { kind: kind as i32, scheduled_event_id, attempt };
         self.ops.push(Op::Enqueue { queue: queue.clone(), run: self.key.clone(), task: Bytes::from(payload.encode_to_vec()) });
         self.enqueued.push(EnqueuedTask { queue, payload });
     }

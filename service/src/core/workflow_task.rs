@@ -13,6 +13,7 @@ use temporalio_protos::protos::temporal::api::workflowservice::v1::RespondWorkfl
 
 use super::error::WorkflowTaskError;
 use super::state::{ExecutionState, WorkflowTaskInfo};
+use super::sticky;
 use super::tasks::{TaskKind, TaskPayload, TimerKind, TimerPayload};
 use super::token::TaskToken;
 use super::txn::RunTxn;
@@ -75,17 +76,24 @@ pub fn pending_task(state: &ExecutionState, payload: &TaskPayload) -> Option<Wor
     (current && state.is_open()).then(|| wt.clone())
 }
 
-/// A poller takes the task `wt` (backlog task `task_id` of `queue`): WorkflowTaskStarted,
-/// the task acknowledged, the start-to-close timer armed; returns the Started event id.
+/// A poller of queue `polled` (a name) takes the task `wt` (backlog task `task_id` of
+/// `queue`):
+/// WorkflowTaskStarted, the task acknowledged, the start-to-close timer armed; returns
+/// the Started event id. A sticky task polled from the normal queue ends stickiness
+/// first ([`sticky::poll_fit`]; the caller skips [`sticky::PollFit::Stale`] polls).
 /// `request_id`: a fresh id for the attempt; `default_timeout_ms`: when the task has none.
 pub fn start(
     txn: &mut RunTxn,
     wt: &WorkflowTaskInfo,
     (queue, task_id): (&QueueKey, u64),
+    polled: &str,
     poller: &Poller,
     request_id: String,
     default_timeout_ms: i64,
 ) -> i64 {
+    if sticky::poll_fit(&txn.state, polled) == sticky::PollFit::StartUnstuck {
+        sticky::clear(&mut txn.state);
+    }
     let started_event_id = record_started(txn, wt, poller, request_id);
     txn.ack(queue.clone(), task_id);
     let base_timeout = if wt.timeout_ms > 0 { wt.timeout_ms } else { default_timeout_ms };
@@ -156,13 +164,16 @@ pub fn drop_start_to_close_timers(txn: &mut RunTxn) {
 
 /// After WorkflowTaskFailed/TimedOut of `attempt`: the events buffered meanwhile are
 /// written, and (if the run is open) the task is scheduled again with `attempt + 1`.
+/// A task that fails on a sticky queue ends stickiness and is retried on the normal
+/// queue as attempt 1 (Go's `failWorkflowTask`: the attempt grows only off sticky).
 pub fn retry_workflow_task(txn: &mut RunTxn, attempt: i32) {
     txn.flush_buffered_events();
     txn.state.workflow_task = None;
+    let was_sticky = sticky::clear(&mut txn.state);
     if !txn.state.is_open() {
         return;
     }
-    let next = attempt.max(1).saturating_add(1);
+    let next = if was_sticky { 1 } else { attempt.max(1).saturating_add(1) };
     txn.state.workflow_task_attempt = next;
     wft::schedule_workflow_task(txn, next);
 }

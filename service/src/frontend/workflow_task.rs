@@ -49,6 +49,19 @@ fn target_namespaces_exist(namespaces: &Namespaces, req: &RespondWorkflowTaskCom
 }
 
 impl Frontend {
+    /// `ResetStickyTaskQueue`: Go checks the execution, then the namespace; a closed
+    /// run is `NotFound` ("workflow execution already completed").
+    pub(super) async fn reset_sticky_task_queue_rpc(
+        &self,
+        request: Request<ResetStickyTaskQueueRequest>,
+    ) -> RpcResult<ResetStickyTaskQueueResponse> {
+        let r = request.into_inner();
+        let (workflow_id, run_id) = super::workflow::execution(r.execution.as_ref())?;
+        self.namespaces.require(&r.namespace)?;
+        self.history().reset_sticky_task_queue(&r.namespace, &workflow_id, &run_id).await?;
+        Ok(Response::new(ResetStickyTaskQueueResponse::default()))
+    }
+
     pub(super) async fn poll_workflow_task_queue_rpc(
         &self,
         request: Request<PollWorkflowTaskQueueRequest>,

@@ -103,6 +103,8 @@ pub fn complete(
     ctx: &mut Ctx,
 ) -> Result<Completed, Refusal> {
     let completed_event_id = txn.add_event(Attributes::WorkflowTaskCompletedEventAttributes(completed_event(wt, &req)));
+    // Before any task is scheduled: the next one goes to the worker's sticky queue.
+    super::sticky::on_completion(&mut txn.state, req.sticky_attributes.as_ref());
     let commands = std::mem::take(&mut req.commands);
     let messages = Messages::new(std::mem::take(&mut req.messages));
     let applied = apply_all(&mut txn, commands, messages, &mut book, completed_event_id, started, ctx)?;

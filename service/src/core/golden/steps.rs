@@ -49,6 +49,7 @@ impl Sim {
                     &mut txn,
                     &wt,
                     (&queue, task_id),
+                    &queue.name,
                     &poller,
                     request_id,
                     self.config.default_workflow_task_timeout_ms,
