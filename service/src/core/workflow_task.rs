@@ -96,6 +96,7 @@ pub fn start(
     }
     let started_event_id = record_started(txn, wt, poller, request_id);
     txn.ack(queue.clone(), task_id);
+    drop_timers(txn, TimerKind::WorkflowTaskScheduleToStart);
     let base_timeout = if wt.timeout_ms > 0 { wt.timeout_ms } else { default_timeout_ms };
     let timer = TimerPayload {
         kind: TimerKind::WorkflowTaskStartToClose as i32,
@@ -155,8 +156,13 @@ pub fn start_to_close_ms(base_ms: i64, attempt: i32) -> i64 {
 /// when the started task ends: the timer would only fire stale, and costs a write to
 /// remove then.
 pub fn drop_start_to_close_timers(txn: &mut RunTxn) {
-    let ids: Vec<u64> =
-        txn.stored_timers().filter(|(_, t)| t.kind == TimerKind::WorkflowTaskStartToClose as i32).map(|(id, _)| id).collect();
+    drop_timers(txn, TimerKind::WorkflowTaskStartToClose);
+}
+
+/// Removes, in `txn`, the run's stored timers of `kind` (a started task's sticky
+/// schedule-to-start timer would only fire stale, and cost a write to remove then).
+fn drop_timers(txn: &mut RunTxn, kind: TimerKind) {
+    let ids: Vec<u64> = txn.stored_timers().filter(|(_, t)| t.kind == kind as i32).map(|(id, _)| id).collect();
     for id in ids {
         txn.remove_timer(id);
     }
