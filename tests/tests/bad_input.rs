@@ -208,6 +208,7 @@ async fn a_missing_or_unknown_namespace_is_refused_by_every_rpc() {
             code,
             TerminateWorkflowExecutionRequest { namespace: ns.clone(), workflow_execution: exec(&wid, ""), ..Default::default() }
         );
+        call!(env, reset_sticky_task_queue, input, code, ResetStickyTaskQueueRequest { namespace: ns.clone(), execution: exec(&wid, "") });
         call!(
             env,
             reset_workflow_execution,
@@ -586,6 +587,13 @@ async fn required_fields_and_malformed_ids_are_invalid_arguments() {
             input,
             INVALID,
             TerminateWorkflowExecutionRequest { namespace: NS.into(), workflow_execution: execution.clone(), ..Default::default() }
+        );
+        call!(
+            env,
+            reset_sticky_task_queue,
+            input,
+            INVALID,
+            ResetStickyTaskQueueRequest { namespace: NS.into(), execution: execution.clone() }
         );
         call!(
             env,
@@ -1542,6 +1550,14 @@ async fn unknown_and_closed_workflows_and_garbled_history_tokens() {
             NOT_FOUND,
             TerminateWorkflowExecutionRequest { namespace: NS.into(), workflow_execution: execution.clone(), ..Default::default() }
         );
+        // Temporal: a closed run is "workflow execution already completed" (NotFound).
+        call!(
+            env,
+            reset_sticky_task_queue,
+            input,
+            NOT_FOUND,
+            ResetStickyTaskQueueRequest { namespace: NS.into(), execution: execution.clone() }
+        );
         call!(
             env,
             request_cancel_workflow_execution,
@@ -1578,6 +1594,14 @@ async fn unknown_and_closed_workflows_and_garbled_history_tokens() {
             QueryWorkflowRequest { namespace: NS.into(), execution, query: query("q"), ..Default::default() }
         );
     }
+    // Temporal checks no id length here: a long workflow id is simply not found.
+    call!(
+        env,
+        reset_sticky_task_queue,
+        "workflow id over the id limit",
+        NOT_FOUND,
+        ResetStickyTaskQueueRequest { namespace: NS.into(), execution: exec(&"x".repeat(1001), "") }
+    );
     env.assert_no_workflow(&unknown_id).await;
 
     for (input, execution) in [("closed workflow", exec(&closed_id, "")), ("closed run by id", exec(&closed_id, &closed_run))] {
@@ -1599,6 +1623,14 @@ async fn unknown_and_closed_workflows_and_garbled_history_tokens() {
             input,
             NOT_FOUND,
             TerminateWorkflowExecutionRequest { namespace: NS.into(), workflow_execution: execution.clone(), ..Default::default() }
+        );
+        // Temporal: a closed run is "workflow execution already completed" (NotFound).
+        call!(
+            env,
+            reset_sticky_task_queue,
+            input,
+            NOT_FOUND,
+            ResetStickyTaskQueueRequest { namespace: NS.into(), execution: execution.clone() }
         );
         // Temporal: cancelling a closed run succeeds and changes nothing.
         call!(

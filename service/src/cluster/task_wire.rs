@@ -54,7 +54,7 @@ mod tests {
             term: 7,
             task_id: 42,
             run: RunKey { namespace: "ns".into(), workflow_id: "w".into(), run_id: "r".into() },
-            payload: TaskPayload { kind: 2, scheduled_event_id: 5, attempt: 2 },
+            payload: TaskPayload { kind: 2, scheduled_event_id: 5, attempt: 2, normal_queue: String::new() },
         };
         (queue, task)
     }

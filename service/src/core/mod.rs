@@ -41,6 +41,7 @@ pub mod run;
 pub mod schedule;
 pub mod signals;
 pub mod state;
+pub mod sticky;
 pub mod tasks;
 pub mod token;
 pub mod txn;

@@ -93,6 +93,10 @@ pub struct ExecutionState {
     /// The run's cron schedule (empty: none); each run that closes chains to the next.
     #[prost(string, tag = "50")]
     pub cron_schedule: String,
+    /// The worker's sticky queue the run's workflow tasks go to (none: the normal
+    /// queue), from the last completion's `sticky_attributes` ([`super::sticky`]).
+    #[prost(message, optional, tag = "70")]
+    pub sticky: Option<super::sticky::StickyInfo>,
     /// The events of a speculative workflow task (scheduled to carry an update; Go's
     /// speculative workflow task), held out of history: WorkflowTaskScheduled, and
     /// WorkflowTaskStarted once it started, with the ids they take when written. The

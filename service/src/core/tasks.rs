@@ -16,6 +16,10 @@ pub struct TaskPayload {
     /// Attempt the task was enqueued for.
     #[prost(int32, tag = "3")]
     pub attempt: i32,
+    /// Set on a workflow task enqueued on a sticky queue: the run's normal queue,
+    /// where matching sends the task when the sticky worker is gone.
+    #[prost(string, tag = "4")]
+    pub normal_queue: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
@@ -69,4 +73,7 @@ pub enum TimerKind {
     CancelExternal = 41,
     /// A schedule's next wake-up (`event_id`: the record's timer generation).
     ScheduleWake = 60,
+    /// A workflow task scheduled on a sticky queue was not started in time: back to
+    /// the normal queue (`event_id`: its scheduled event, `attempt`: its attempt).
+    WorkflowTaskScheduleToStart = 70,
 }

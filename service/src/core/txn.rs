@@ -210,6 +210,13 @@ impl RunTxn {
     }
 
     pub fn enqueue(&mut self, kind: TaskKind, task_queue: &str, scheduled_event_id: i64, attempt: i32) {
+        let payload = TaskPayload { kind: kind as i32, scheduled_event_id, attempt, normal_queue: String::new() };
+        self.enqueue_payload(task_queue, payload);
+    }
+
+    /// Enqueues `payload` on `task_queue` (its kind decides workflow or activity).
+    pub fn enqueue_payload(&mut self, task_queue: &str, payload: TaskPayload) {
+        let kind = TaskKind::try_from(payload.kind).unwrap_or(TaskKind::Unspecified);
         let queue = QueueKey {
             namespace: self.key.namespace.clone(),
             name: task_queue.to_string(),
@@ -218,7 +225,6 @@ impl RunTxn {
                 _ => QueueKind::Workflow,
             },
         };
-        let payload = TaskPayload { kind: kind as i32, scheduled_event_id, attempt };
         self.ops.push(Op::Enqueue { queue: queue.clone(), run: self.key.clone(), task: Bytes::from(payload.encode_to_vec()) });
         self.enqueued.push(EnqueuedTask { queue, payload });
     }
@@ -227,9 +233,9 @@ impl RunTxn {
     /// transaction made, for a task started in the same transition (eager dispatch:
     /// it never reaches matching). Returns whether there was one.
     pub fn retract_enqueue(&mut self, kind: TaskKind, scheduled_event_id: i64, attempt: i32) -> bool {
-        let payload = TaskPayload { kind: kind as i32, scheduled_event_id, attempt };
-        let Some(at) = self.enqueued.iter().position(|t| t.payload == payload) else { return false };
-        let queue = self.enqueued.remove(at).queue;
+        let names = |p: &TaskPayload| p.kind == kind as i32 && p.scheduled_event_id == scheduled_event_id && p.attempt == attempt;
+        let Some(at) = self.enqueued.iter().position(|t| names(&t.payload)) else { return false };
+        let EnqueuedTask { queue, payload } = self.enqueued.remove(at);
         let encoded = payload.encode_to_vec();
         let op = self.ops.iter().position(|op| matches!(op, Op::Enqueue { queue: q, task, .. } if *q == queue && task[..] == encoded[..]));
         assert!(op.is_some(), "an enqueued task of {:?} has no Enqueue op", self.key);

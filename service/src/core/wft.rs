@@ -4,10 +4,10 @@
 use temporalio_protos::protos::temporal::api::enums::v1::TaskQueueKind;
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::WorkflowTaskScheduledEventAttributes;
-use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 
 use super::state::WorkflowTaskInfo;
-use super::tasks::TaskKind;
+use super::sticky;
+use super::tasks::{TaskKind, TaskPayload};
 use super::txn::{duration, RunTxn};
 
 /// Adds an event that came from outside a workflow task (signal, activity result,
@@ -33,7 +33,9 @@ pub fn ensure_workflow_task(txn: &mut RunTxn) -> Option<i64> {
 }
 
 /// Appends WorkflowTaskScheduled with `attempt`, records it in the state and enqueues
-/// it on the workflow's task queue. The caller guarantees none is outstanding.
+/// it on the run's current queue: the worker's sticky queue while the run is sticky
+/// (with its schedule-to-start timer, [`sticky`]), else the workflow's task queue.
+/// The caller guarantees none is outstanding.
 pub fn schedule_workflow_task(txn: &mut RunTxn, attempt: i32) -> i64 {
     schedule(txn, attempt, false)
 }
@@ -52,10 +54,11 @@ pub fn schedule_speculative_workflow_task(txn: &mut RunTxn) -> Option<i64> {
 
 fn schedule(txn: &mut RunTxn, attempt: i32, speculative: bool) -> i64 {
     assert!(txn.state.workflow_task.is_none(), "at most one workflow task per run");
-    let task_queue = txn.state.task_queue.clone();
+    let queue = sticky::scheduling_queue(&txn.state);
+    let is_sticky = queue.kind == TaskQueueKind::Sticky as i32;
     let timeout_ms = txn.state.workflow_task_timeout_ms;
     let scheduled = Attributes::WorkflowTaskScheduledEventAttributes(WorkflowTaskScheduledEventAttributes {
-        task_queue: Some(TaskQueue { name: task_queue.clone(), kind: TaskQueueKind::Normal as i32, normal_name: String::new() }),
+        task_queue: Some(queue.clone()),
         start_to_close_timeout: Some(duration(timeout_ms)),
         attempt,
     });
@@ -64,10 +67,19 @@ fn schedule(txn: &mut RunTxn, attempt: i32, speculative: bool) -> i64 {
         scheduled_event_id,
         attempt,
         scheduled_time_ms: txn.now_ms,
-        task_queue: task_queue.clone(),
+        task_queue: queue.name.clone(),
         timeout_ms,
         ..Default::default()
     });
-    txn.enqueue(TaskKind::WorkflowTask, &task_queue, scheduled_event_id, attempt);
+    let payload = TaskPayload {
+        kind: TaskKind::WorkflowTask as i32,
+        scheduled_event_id,
+        attempt,
+        normal_queue: if is_sticky { queue.normal_name.clone() } else { String::new() },
+    };
+    txn.enqueue_payload(&queue.name, payload);
+    if is_sticky {
+        sticky::arm_schedule_to_start(txn, scheduled_event_id, attempt);
+    }
     scheduled_event_id
 }

@@ -13,6 +13,7 @@ use temporalio_protos::protos::temporal::api::workflowservice::v1::RespondWorkfl
 
 use super::error::WorkflowTaskError;
 use super::state::{ExecutionState, WorkflowTaskInfo};
+use super::sticky;
 use super::tasks::{TaskKind, TaskPayload, TimerKind, TimerPayload};
 use super::token::TaskToken;
 use super::txn::RunTxn;
@@ -72,18 +73,25 @@ pub fn pending_task(state: &ExecutionState, payload: &TaskPayload) -> Option<Wor
     (current && state.is_open()).then(|| wt.clone())
 }
 
-/// A poller takes the task `wt` (backlog task `task_id` of `queue`): WorkflowTaskStarted,
-/// the task acknowledged, the start-to-close timer armed; returns the Started event id.
-/// `request_id`: a fresh id for the attempt; `config`: the default task timeout (when
-/// the task has none) and the history limits that suggest continue-as-new.
+/// A poller of queue `polled` (a name) takes the task `wt` (backlog task `task_id` of
+/// `queue`): WorkflowTaskStarted, the task acknowledged, the start-to-close timer
+/// armed; returns the Started event id. A sticky task polled from the normal queue
+/// ends stickiness first ([`sticky::poll_fit`]; the caller skips
+/// [`sticky::PollFit::Stale`] polls). `request_id`: a fresh id for the attempt;
+/// `config`: the default task timeout (when the task has none) and the history limits
+/// that suggest continue-as-new.
 pub fn start(
     txn: &mut RunTxn,
     wt: &WorkflowTaskInfo,
     (queue, task_id): (&QueueKey, u64),
+    polled: &str,
     poller: &Poller,
     request_id: String,
     config: &EngineConfig,
 ) -> i64 {
+    if sticky::poll_fit(&txn.state, polled) == sticky::PollFit::StartUnstuck {
+        sticky::clear(&mut txn.state);
+    }
     txn.ack(queue.clone(), task_id);
     start_unqueued(txn, wt, poller, request_id, config)
 }
@@ -92,6 +100,7 @@ pub fn start(
 /// WorkflowTaskStarted and the start-to-close timer); returns the Started event id.
 pub fn start_unqueued(txn: &mut RunTxn, wt: &WorkflowTaskInfo, poller: &Poller, request_id: String, config: &EngineConfig) -> i64 {
     let started_event_id = record_started(txn, wt, poller, request_id, config);
+    drop_timers(txn, TimerKind::WorkflowTaskScheduleToStart);
     let base_timeout = if wt.timeout_ms > 0 { wt.timeout_ms } else { config.default_workflow_task_timeout_ms };
     let timer = TimerPayload {
         kind: TimerKind::WorkflowTaskStartToClose as i32,
@@ -160,8 +169,13 @@ pub fn start_to_close_ms(base_ms: i64, attempt: i32) -> i64 {
 /// when the started task ends: the timer would only fire stale, and costs a write to
 /// remove then.
 pub fn drop_start_to_close_timers(txn: &mut RunTxn) {
-    let ids: Vec<u64> =
-        txn.stored_timers().filter(|(_, t)| t.kind == TimerKind::WorkflowTaskStartToClose as i32).map(|(id, _)| id).collect();
+    drop_timers(txn, TimerKind::WorkflowTaskStartToClose);
+}
+
+/// Removes, in `txn`, the run's stored timers of `kind` (a started task's sticky
+/// schedule-to-start timer would only fire stale, and cost a write to remove then).
+fn drop_timers(txn: &mut RunTxn, kind: TimerKind) {
+    let ids: Vec<u64> = txn.stored_timers().filter(|(_, t)| t.kind == kind as i32).map(|(id, _)| id).collect();
     for id in ids {
         txn.remove_timer(id);
     }
@@ -169,13 +183,16 @@ pub fn drop_start_to_close_timers(txn: &mut RunTxn) {
 
 /// After WorkflowTaskFailed/TimedOut of `attempt`: the events buffered meanwhile are
 /// written, and (if the run is open) the task is scheduled again with `attempt + 1`.
+/// A task that fails on a sticky queue ends stickiness and is retried on the normal
+/// queue as attempt 1 (Go's `failWorkflowTask`: the attempt grows only off sticky).
 pub fn retry_workflow_task(txn: &mut RunTxn, attempt: i32) {
     txn.flush_buffered_events();
     txn.state.workflow_task = None;
+    let was_sticky = sticky::clear(&mut txn.state);
     if !txn.state.is_open() {
         return;
     }
-    let next = attempt.max(1).saturating_add(1);
+    let next = if was_sticky { 1 } else { attempt.max(1).saturating_add(1) };
     txn.state.workflow_task_attempt = next;
     wft::schedule_workflow_task(txn, next);
 }
@@ -250,7 +267,7 @@ mod tests {
         let wt = txn.state.workflow_task.clone().expect("scheduled");
         let queue = QueueKey { namespace: "ns".into(), name: "tq".into(), kind: QueueKind::Workflow };
         let size_before_started = txn.state.history_size_bytes;
-        let id = start(&mut txn, &wt, (&queue, 1), &Poller::default(), "req".into(), config);
+        let id = start(&mut txn, &wt, (&queue, 1), "tq", &Poller::default(), "req".into(), config);
         let a = started_attributes(&txn, id);
         assert_eq!(a.history_size_bytes, size_before_started, "the size the Started event reports is the history before it");
         a

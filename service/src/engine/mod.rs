@@ -100,6 +100,11 @@ impl Engine {
     pub fn new(node: Node, config: EngineConfig, clock: Arc<dyn Clock>) -> Self {
         let matching = Matching::new(Dispatcher::Backlog);
         let query_dispatch = Matching::new(Dispatcher::Query);
+        let pollers = Pollers::default();
+        let (seen, now) = (pollers.clone(), clock.clone());
+        matching.set_polled_lately(Arc::new(move |queue| {
+            seen.polled_since(queue, now.now_ms() - crate::core::sticky::STICKY_POLLER_WINDOW_MS)
+        }));
         let (started_tx, mut started) = mpsc::unbounded_channel::<Arc<ShardOwner>>();
         let on_start: OnOwnerStart = Arc::new(move |owner| {
             let _ = started_tx.send(owner);
@@ -111,7 +116,7 @@ impl Engine {
                 router,
                 matching,
                 query_dispatch,
-                pollers: Pollers::default(),
+                pollers,
                 remote_tasks: std::sync::OnceLock::new(),
                 remote_shards: std::sync::OnceLock::new(),
                 remote_workflows: std::sync::OnceLock::new(),

@@ -230,6 +230,9 @@ async fn dispatch(engine: &Engine, run: &RunKey, id: u64, timer: &TimerPayload) 
         Ok(TimerKind::WorkflowTaskStartToClose) => {
             workflow_task::on_workflow_task_timeout(engine, run, timer.event_id, timer.attempt).await
         }
+        Ok(TimerKind::WorkflowTaskScheduleToStart) => {
+            workflow_task::on_schedule_to_start_timeout(engine, run, timer.event_id, timer.attempt).await
+        }
         Ok(
             TimerKind::WorkflowRunTimeout
             | TimerKind::WorkflowExecutionTimeout

@@ -6,16 +6,18 @@
 
 mod response;
 
-use hourglass_storage::state::{QueueKey, RunKey};
+use hourglass_storage::state::{QueueKey, QueueKind, RunKey};
 use temporalio_protos::protos::temporal::api::workflowservice::v1::{PollWorkflowTaskQueueResponse, RespondWorkflowTaskFailedRequest};
 
 pub use crate::core::workflow_task::{current_task, token_run, Poller};
 pub use response::{
-    execution_of, first_page, normal_queue, read_history, workflow_task_response, FIRST_PAGE_BYTES_MAX, FIRST_PAGE_EVENTS_MAX,
+    execution_of, first_event_for, first_page, normal_queue, page_from, read_history, read_range, workflow_task_response,
+    FIRST_PAGE_BYTES_MAX, FIRST_PAGE_EVENTS_MAX,
 };
 
 use super::start::new_run_id;
 use super::{Engine, RunView, WorkflowGuard};
+use crate::core::sticky;
 use crate::core::token::TaskToken;
 use crate::core::workflow_task as rule;
 use crate::engine::errors::StoredDataError;
@@ -58,15 +60,19 @@ pub async fn start(engine: &Engine, queue: &QueueKey, task: TaskRef, poller: &Po
         guard.release();
         return Ok(Started::Stale);
     };
-    let Some(wt) = rule::pending_task(&loaded.state, &task.payload) else {
+    let pending = rule::pending_task(&loaded.state, &task.payload);
+    let Some(wt) = pending.filter(|_| sticky::poll_fit(&loaded.state, &queue.name) != sticky::PollFit::Stale) else {
         guard.release();
-        ack_stale(engine, &lock, queue, &task, loaded).await;
+        ack_stale(engine, &lock, &task, loaded).await;
         return Ok(Started::Stale);
     };
+    // The backlog holding the task: the poll's queue, or the sticky queue matching
+    // sent the task away from.
+    let backlog = lock.read(|s| s.run(&run).and_then(|r| r.task_queue(task.task_id)).cloned())?.unwrap_or_else(|| queue.clone());
 
     let mut txn = engine.txn(loaded);
     let request_id = new_run_id();
-    let started_event_id = rule::start(&mut txn, &wt, (queue, task.task_id), poller, request_id, engine.config());
+    let started_event_id = rule::start(&mut txn, &wt, (&backlog, task.task_id), &queue.name, poller, request_id, engine.config());
     let state = txn.state.clone();
     match lock.commit(txn).await {
         Ok(_) => guard.release(),
@@ -92,18 +98,19 @@ pub async fn start(engine: &Engine, queue: &QueueKey, task: TaskRef, poller: &Po
 }
 
 /// A task that no longer matches its run leaves the backlog (if it is still there:
-/// a dropped poll may have requeued a task whose start did commit).
-async fn ack_stale(engine: &Engine, lock: &WorkflowGuard, queue: &QueueKey, task: &TaskRef, loaded: RunView) {
-    let in_backlog = lock.read(|s| s.task(queue, task.task_id).is_some());
+/// a dropped poll may have requeued a task whose start did commit), from whichever
+/// queue holds it (a sticky task may have been polled from the normal queue).
+async fn ack_stale(engine: &Engine, lock: &WorkflowGuard, task: &TaskRef, loaded: RunView) {
+    let in_backlog = lock.read(|s| s.run(&task.run).and_then(|r| r.task_queue(task.task_id)).cloned());
     match in_backlog {
-        Ok(true) => {
+        Ok(Some(queue)) => {
             let mut txn = engine.txn(loaded);
-            txn.ack(queue.clone(), task.task_id);
+            txn.ack(queue, task.task_id);
             if let Err(e) = lock.commit(txn).await {
                 tracing::warn!(run = ?task.run, task_id = task.task_id, error = %e, "acknowledging a stale workflow task failed; it is retried after a restart");
             }
         }
-        Ok(false) => {}
+        Ok(None) => {}
         Err(e) => tracing::warn!(run = ?task.run, task_id = task.task_id, error = %e, "cannot check the backlog for a stale workflow task"),
     }
 }
@@ -134,6 +141,52 @@ pub async fn on_workflow_task_timeout(engine: &Engine, run: &RunKey, scheduled_e
     lock.commit(txn).await?;
     lock.queries().on_workflow_task_closed(run, outstanding);
     Ok(())
+}
+
+/// The schedule-to-start timer of sticky workflow task (`scheduled_event_id`,
+/// `attempt`) fired: if nobody started it, WorkflowTaskTimedOut (SCHEDULE_TO_START)
+/// and the task again on the normal queue ([`sticky::time_out_schedule_to_start`]);
+/// the old task leaves the sticky queue's backlog in the same transition.
+pub async fn on_schedule_to_start_timeout(engine: &Engine, run: &RunKey, scheduled_event_id: i64, attempt: i32) -> Result<()> {
+    let lock = engine.lock_workflow(&run.namespace, &run.workflow_id).await?;
+    let Some(loaded) = lock.load(run)? else { return Ok(()) };
+    let Some(old_queue) = loaded.state.workflow_task.as_ref().map(|wt| wt.task_queue.clone()) else { return Ok(()) };
+    let leftovers = lock.read(|s| backlog_tasks_in(s, run, &old_queue))?;
+    let mut txn = engine.txn(loaded);
+    if !sticky::time_out_schedule_to_start(&mut txn, scheduled_event_id, attempt) {
+        return Ok(());
+    }
+    for (queue, task_id) in leftovers {
+        txn.ack(queue, task_id);
+    }
+    let outstanding = txn.state.has_workflow_task();
+    lock.commit(txn).await?;
+    lock.queries().on_workflow_task_closed(run, outstanding);
+    Ok(())
+}
+
+/// `ResetStickyTaskQueue`: the open run (empty `run_id`: the current one) is no longer
+/// sticky; its next workflow task goes to the normal queue with full history. A task
+/// already waiting on the sticky queue stays there until its schedule-to-start timer
+/// moves it (Go: the sticky poller's start is refused as obsolete). No event.
+pub async fn reset_sticky_task_queue(engine: &Engine, namespace: &str, workflow_id: &str, run_id: &str) -> Result<()> {
+    let lock = engine.lock_workflow(namespace, workflow_id).await?;
+    let run = super::runs::find_open_run(&lock, namespace, workflow_id, run_id, "")?;
+    if run.state.sticky.is_none() {
+        return Ok(());
+    }
+    let mut txn = engine.txn(run);
+    sticky::clear(&mut txn.state);
+    lock.commit(txn).await?;
+    Ok(())
+}
+
+/// The run's workflow tasks still in the backlog of workflow queue `name`.
+fn backlog_tasks_in(state: &hourglass_storage::state::ShardState, run: &RunKey, name: &str) -> Vec<(QueueKey, u64)> {
+    let Some(r) = state.run(run) else { return Vec::new() };
+    r.task_ids()
+        .filter_map(|id| r.task_queue(id).filter(|q| q.kind == QueueKind::Workflow && q.name == name).map(|q| (q.clone(), id)))
+        .collect()
 }
 
 #[cfg(test)]

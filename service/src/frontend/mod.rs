@@ -218,6 +218,9 @@ impl WorkflowService for Frontend {
         routed!(self, request, delete_workflow_execution_rpc, delete_workflow_execution)
     }
     // workflow_task.rs
+    async fn reset_sticky_task_queue(&self, request: Request<ResetStickyTaskQueueRequest>) -> RpcResult<ResetStickyTaskQueueResponse> {
+        routed!(self, request, reset_sticky_task_queue_rpc, reset_sticky_task_queue)
+    }
     async fn poll_workflow_task_queue(&self, request: Request<PollWorkflowTaskQueueRequest>) -> RpcResult<PollWorkflowTaskQueueResponse> {
         routed_poll!(self, request, poll_workflow_task_queue_rpc, poll_workflow_task_queue)
     }

@@ -49,6 +49,28 @@ fn target_namespaces_exist(namespaces: &Namespaces, req: &RespondWorkflowTaskCom
 }
 
 impl Frontend {
+    /// `ResetStickyTaskQueue`, checked as the reference checks it: the namespace, then
+    /// the execution (no length limit on the workflow id: a long one is simply not
+    /// found); a closed run is `NotFound` ("workflow execution already completed").
+    pub(super) async fn reset_sticky_task_queue_rpc(
+        &self,
+        request: Request<ResetStickyTaskQueueRequest>,
+    ) -> RpcResult<ResetStickyTaskQueueResponse> {
+        let r = request.into_inner();
+        self.namespaces.require(&r.namespace)?;
+        let invalid = |m: &str| ServiceError::InvalidArgument(m.into());
+        let execution = r.execution.ok_or_else(|| invalid("Execution is not set on request."))?;
+        let (workflow_id, run_id) = (execution.workflow_id, execution.run_id);
+        if workflow_id.is_empty() {
+            return Err(invalid("WorkflowId is not set on request.").into());
+        }
+        if !run_id.is_empty() && uuid::Uuid::parse_str(&run_id).is_err() {
+            return Err(invalid("Invalid RunId.").into());
+        }
+        self.history().reset_sticky_task_queue(&r.namespace, &workflow_id, &run_id).await?;
+        Ok(Response::new(ResetStickyTaskQueueResponse::default()))
+    }
+
     pub(super) async fn poll_workflow_task_queue_rpc(
         &self,
         request: Request<PollWorkflowTaskQueueRequest>,

@@ -66,19 +66,24 @@ impl<'a> HistoryApi<'a> {
 
     /// Drops sticky queue `name` of `namespace` on this node: polls waiting on it
     /// answer empty, its pollers are forgotten (so [`Pollers::polled_since`] says its
-    /// worker is gone), and matching forgets the tasks it held.
-    ///
-    /// The hook for sticky dispatch: a task sent to a dropped sticky queue must go to
-    /// the workflow's normal queue instead. The tasks returned by `close_queue` here
-    /// stay in their shards' backlogs under the sticky queue's key; sticky dispatch
-    /// decides where they go next.
+    /// worker is gone and matching sends later tasks of the queue to their runs'
+    /// normal queues), and the tasks it held go to their normal queues now (they stay
+    /// in their shards' backlogs under the sticky key; the start acknowledges them
+    /// there). Legacy queries waiting on it are dropped: their callers ask again.
     pub fn drop_sticky_queue(&self, namespace: &str, name: &str) {
         let queue = QueueKey { namespace: namespace.to_string(), name: name.to_string(), kind: QueueKind::Workflow };
+        self.engine.pollers().forget_queue(&queue);
         let tasks = self.engine.matching().close_queue(&queue);
         let queries = self.engine.query_dispatch().close_queue(&queue);
-        self.engine.pollers().forget_queue(&queue);
         if !tasks.is_empty() || !queries.is_empty() {
             tracing::debug!(?queue, tasks = tasks.len(), queries = queries.len(), "sticky queue dropped with tasks in it");
+        }
+        for task in tasks {
+            let normal = task.payload.normal_queue.clone();
+            if normal.is_empty() || normal == queue.name {
+                continue;
+            }
+            self.engine.matching().add(QueueKey { name: normal, ..queue.clone() }, task);
         }
     }
 }

@@ -89,6 +89,12 @@ impl HistoryApi<'_> {
         self.retry(move || commands::complete_workflow_task(engine, &r.token, r.request.clone())).await
     }
 
+    /// `ResetStickyTaskQueue` of run (`namespace`, `workflow_id`, `run_id`).
+    pub async fn reset_sticky_task_queue(&self, namespace: &str, workflow_id: &str, run_id: &str) -> Result<()> {
+        let engine = self.engine;
+        self.retry(move || workflow_task::reset_sticky_task_queue(engine, namespace, workflow_id, run_id)).await
+    }
+
     pub async fn fail_workflow_task(&self, req: FailWorkflowTask) -> Result<()> {
         let (engine, r) = (self.engine, &req);
         self.retry(move || workflow_task::fail(engine, &r.token, r.request.clone())).await

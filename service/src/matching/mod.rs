@@ -67,11 +67,16 @@ pub trait Relay: Send + Sync {
     fn send(&self, dispatcher: Dispatcher, queue: QueueKey, task: TaskRef);
 }
 
+/// Whether a queue was polled lately (`crate::matching::pollers`): for a sticky
+/// queue, whether its worker is still there.
+pub type PolledLately = Arc<dyn Fn(&QueueKey) -> bool + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Matching {
     inner: Arc<Mutex<Inner>>,
     dispatcher: Dispatcher,
     relay: Arc<OnceLock<Arc<dyn Relay>>>,
+    polled_lately: Arc<OnceLock<PolledLately>>,
 }
 
 impl Default for Matching {
@@ -191,7 +196,13 @@ impl Queue {
 
 impl Matching {
     pub fn new(dispatcher: Dispatcher) -> Self {
-        Self { inner: Arc::default(), dispatcher, relay: Arc::default() }
+        Self { inner: Arc::default(), dispatcher, relay: Arc::default(), polled_lately: Arc::default() }
+    }
+
+    /// Installs the check of sticky queues' workers (once; later calls are ignored).
+    /// Without it every sticky queue counts as polled.
+    pub fn set_polled_lately(&self, polled_lately: PolledLately) {
+        let _ = self.polled_lately.set(polled_lately);
     }
 
     /// Installs the cluster's relay (once; later calls are ignored).
@@ -238,10 +249,25 @@ impl Matching {
 
     /// [`Self::add`] on this node, whatever the queue's home (a task handed over by
     /// a peer, or by the relay once it found this node to be the home).
+    ///
+    /// A workflow task of a sticky queue nobody waits on nor polled lately goes to its
+    /// run's normal queue instead (Go's matching answers `StickyWorkerUnavailable` and
+    /// history pushes the task to the normal queue): its worker is gone.
     pub fn add_here(&self, queue: QueueKey, task: TaskRef) {
         let mut inner = self.inner.lock();
         if !inner.accepts(&task) {
             return;
+        }
+        let normal = &task.payload.normal_queue;
+        if !normal.is_empty() && *normal != queue.name {
+            let waited_on = inner.queues.get(&queue).is_some_and(|q| q.waiters.iter().any(|(_, tx)| !tx.is_closed()));
+            let polled = waited_on || self.polled_lately.get().is_none_or(|polled_lately| polled_lately(&queue));
+            if !polled {
+                drop(inner);
+                let normal = QueueKey { name: normal.clone(), ..queue };
+                tracing::debug!(queue = ?normal, task_id = task.task_id, "sticky worker gone; workflow task sent to the normal queue");
+                return self.add(normal, task);
+            }
         }
         inner.queues.entry(queue).or_default().put(task, false);
     }

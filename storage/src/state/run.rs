@@ -160,6 +160,10 @@ impl RunState {
     pub fn task_ids(&self) -> impl Iterator<Item = u64> + '_ {
         self.tasks.keys().copied()
     }
+    /// The backlog queue holding the run's task `task_id`, if it is still there.
+    pub fn task_queue(&self, task_id: u64) -> Option<&QueueKey> {
+        self.tasks.get(&task_id).map(|q| &**q)
+    }
     /// Ids of the run's pending timers, ascending.
     pub fn timer_ids(&self) -> impl Iterator<Item = u64> + '_ {
         self.timers.iter()

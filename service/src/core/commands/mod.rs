@@ -108,6 +108,8 @@ pub fn complete(
 ) -> Result<Completed, Refusal> {
     let speculative = txn.state.workflow_task_speculative().then(|| txn.event_mark());
     let completed_event_id = txn.add_event(Attributes::WorkflowTaskCompletedEventAttributes(completed_event(wt, &req)));
+    // Before any task is scheduled: the next one goes to the worker's sticky queue.
+    super::sticky::on_completion(&mut txn.state, req.sticky_attributes.as_ref());
     let commands = std::mem::take(&mut req.commands);
     let messages = Messages::new(std::mem::take(&mut req.messages));
     let applied = apply_all(&mut txn, commands, messages, &mut book, completed_event_id, started, ctx)?;

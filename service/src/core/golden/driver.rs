@@ -226,6 +226,7 @@ fn apply_timer(txn: &mut RunTxn, id: u64, t: &TimerPayload) -> bool {
             | TimerKind::ActivityRetry,
         ) => fire_activity_timer(txn, id, t),
         Some(TimerKind::WorkflowTaskStartToClose) => workflow_task::time_out(txn, t.event_id, t.attempt),
+        Some(TimerKind::WorkflowTaskScheduleToStart) => crate::core::sticky::time_out_schedule_to_start(txn, t.event_id, t.attempt),
         Some(kind @ (TimerKind::WorkflowRunTimeout | TimerKind::WorkflowExecutionTimeout)) => {
             // The reference histories have no workflow retry policies or cron schedules:
             // a timeout never starts another run here.

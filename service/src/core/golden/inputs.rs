@@ -4,9 +4,10 @@
 //! companions...) are not inputs: the core must write them itself.
 
 use temporalio_protos::protos::temporal::api::common::v1::{Payloads, WorkflowExecution};
-use temporalio_protos::protos::temporal::api::enums::v1::{TimeoutType, WorkflowTaskFailedCause};
+use temporalio_protos::protos::temporal::api::enums::v1::{TaskQueueKind, TimeoutType, WorkflowTaskFailedCause};
 use temporalio_protos::protos::temporal::api::failure::v1::Failure;
 use temporalio_protos::protos::temporal::api::history::v1::HistoryEvent;
+use temporalio_protos::protos::temporal::api::taskqueue::v1::{StickyExecutionAttributes, TaskQueue};
 use temporalio_protos::protos::temporal::api::workflowservice::v1::{
     RespondWorkflowTaskCompletedRequest, RespondWorkflowTaskFailedRequest,
 };
@@ -220,7 +221,23 @@ fn completion(events: &[RefEvent], e: &RefEvent) -> Result<RespondWorkflowTaskCo
         identity: e.str("identity"),
         binary_checksum: e.str("binaryChecksum"),
         worker_version_stamp: e.pb("workerVersion"),
+        sticky_attributes: sticky_attributes(events, e),
         ..Default::default()
+    })
+}
+
+/// The sticky queue the worker named in completion `e`: the one the next workflow
+/// task after it was scheduled on, if sticky (the Python SDK's schedule-to-start
+/// timeout; the reference histories never time one out).
+fn sticky_attributes(events: &[RefEvent], e: &RefEvent) -> Option<StickyExecutionAttributes> {
+    let next = events.iter().find(|n| n.id > e.id && n.kind == "EVENT_TYPE_WORKFLOW_TASK_SCHEDULED")?;
+    (next.str("taskQueue.kind") == "TASK_QUEUE_KIND_STICKY").then(|| StickyExecutionAttributes {
+        worker_task_queue: Some(TaskQueue {
+            name: next.str("taskQueue.name"),
+            kind: TaskQueueKind::Sticky as i32,
+            normal_name: next.str("taskQueue.normalName"),
+        }),
+        schedule_to_start_timeout: Some(crate::core::txn::duration(10_000)),
     })
 }
 

@@ -16,8 +16,9 @@
 //! the attributes [`normalize`] lists.
 //!
 //! Deliberate differences, handled explicitly:
-//! - Hourglass has no sticky task queues (issue 10): WorkflowTaskScheduled's task
-//!   queue is not compared ([`normalize`]).
+//! - Sticky queues: the worker's completions name the sticky queue the reference
+//!   scheduled the next task on ([`inputs`]), so WorkflowTaskScheduled's task queue
+//!   (name, kind, normal name) is compared as Temporal records it.
 //! - Updates are not supported (issue 10): histories with updates are compared up to
 //!   the workflow task that delivered the first update ([`Scope::BeforeUpdates`]).
 //! - Times, identities, request and run ids, history sizes, worker versions and SDK

@@ -10,7 +10,7 @@ use serde_json::Value;
 use temporalio_protos::protos::temporal::api::common::v1::Payloads;
 use temporalio_protos::protos::temporal::api::enums::v1::{
     CancelExternalWorkflowExecutionFailedCause, ContinueAsNewInitiator, ParentClosePolicy, RetryState,
-    SignalExternalWorkflowExecutionFailedCause, TimeoutType, WorkflowIdReusePolicy, WorkflowTaskFailedCause,
+    SignalExternalWorkflowExecutionFailedCause, TaskQueueKind, TimeoutType, WorkflowIdReusePolicy, WorkflowTaskFailedCause,
 };
 use temporalio_protos::protos::temporal::api::failure::v1::failure::FailureInfo;
 use temporalio_protos::protos::temporal::api::failure::v1::Failure;
@@ -122,11 +122,15 @@ pub fn fields(e: &HistoryEvent) -> Vec<(&'static str, Val)> {
             ("rootWorkflowExecution.workflowId", s(a.root_workflow_execution.as_ref().map(|w| w.workflow_id.as_str()).unwrap_or_default())),
             ("workflowId", s(&a.workflow_id)),
         ],
-        // Not the task queue: Temporal schedules on the worker's sticky queue after the
-        // first task; Hourglass has no sticky queues (issue 10).
-        A::WorkflowTaskScheduledEventAttributes(a) => {
-            vec![("startToCloseTimeout", d(&a.start_to_close_timeout)), ("attempt", n(i64::from(a.attempt)))]
-        }
+        // The task queue as Temporal records it: the worker's sticky queue (kind STICKY,
+        // the normal name) once a completion named one.
+        A::WorkflowTaskScheduledEventAttributes(a) => vec![
+            ("taskQueue.name", queue(&a.task_queue)),
+            ("taskQueue.kind", en(a.task_queue.as_ref().map_or(0, |q| q.kind), TaskQueueKind::as_str_name)),
+            ("taskQueue.normalName", s(a.task_queue.as_ref().map(|q| q.normal_name.as_str()).unwrap_or_default())),
+            ("startToCloseTimeout", d(&a.start_to_close_timeout)),
+            ("attempt", n(i64::from(a.attempt))),
+        ],
         A::WorkflowTaskStartedEventAttributes(a) => {
             vec![("scheduledEventId", n(a.scheduled_event_id)), ("suggestContinueAsNew", b(a.suggest_continue_as_new))]
         }

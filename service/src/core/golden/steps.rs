@@ -45,7 +45,7 @@ impl Sim {
                     .ok_or("no workflow task to poll")?;
                 let mut txn = self.txn(now)?;
                 let request_id = self.ids.new_id();
-                let started = workflow_task::start(&mut txn, &wt, (&queue, task_id), &poller, request_id, &self.config);
+                let started = workflow_task::start(&mut txn, &wt, (&queue, task_id), &queue.name, &poller, request_id, &self.config);
                 let key = &txn.key;
                 self.token = Some(TaskToken {
                     kind: TaskKind::WorkflowTask as i32,

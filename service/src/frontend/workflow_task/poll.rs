@@ -3,14 +3,14 @@
 //! task (from the query dispatcher), whichever comes first, and otherwise answers the
 //! all-default response shortly before the caller's deadline.
 //!
-//! Sticky queues are accepted and simply time out: this server dispatches every task
-//! on the normal queue with full history (contract §7).
+//! A sticky queue (a worker's own, `crate::core::sticky`) is polled like any other:
+//! the tasks of the runs that worker caches wait there, and start with only their new
+//! events.
 //!
 //! Every poll is remembered as its queue's poller, and ends (empty) when its worker
 //! shuts down (`ShutdownWorker`, see `crate::matching::pollers`).
 
 use hourglass_storage::state::{QueueKey, QueueKind};
-use temporalio_protos::protos::temporal::api::enums::v1::TaskQueueKind;
 use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::{PollWorkflowTaskQueueRequest, PollWorkflowTaskQueueResponse};
 use tokio::time::Instant;
@@ -66,13 +66,6 @@ impl Frontend {
         let Some(mut ticket) = self.history().pollers().begin(&queue, meta, self.engine.now_ms()) else {
             return Ok(Response::new(PollWorkflowTaskQueueResponse::default()));
         };
-        if tq.kind == TaskQueueKind::Sticky as i32 {
-            tokio::select! {
-                () = tokio::time::sleep_until(deadline) => {}
-                () = ticket.ended() => {}
-            }
-            return Ok(Response::new(PollWorkflowTaskQueueResponse::default()));
-        }
         #[allow(deprecated)]
         let build_id = req.worker_version_capabilities.as_ref().map(|c| c.build_id.clone()).unwrap_or_default();
         let poller = Poller { identity: req.identity.clone(), build_id };

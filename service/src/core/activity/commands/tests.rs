@@ -91,7 +91,10 @@ fn schedule_activity_matches_the_reference_event() {
     assert_eq!(ai.task_queue, "tq-cap");
     let (_, effects) = txn.into_transition();
     assert_eq!(effects.enqueued.len(), 1);
-    assert_eq!(effects.enqueued[0].payload, TaskPayload { kind: TaskKind::ActivityTask as i32, scheduled_event_id: 5, attempt: 1 });
+    assert_eq!(
+        effects.enqueued[0].payload,
+        TaskPayload { kind: TaskKind::ActivityTask as i32, scheduled_event_id: 5, attempt: 1, normal_queue: String::new() }
+    );
     assert_eq!(effects.enqueued[0].queue.name, "tq-cap");
     assert_eq!(effects.timers_added, 0, "no schedule-to-* timeouts: no timers");
 }
