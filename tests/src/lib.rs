@@ -7,6 +7,8 @@
 //! Real Temporal SDK clients and workers connect to [`TestServer::url`].
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+pub mod in_process_cluster;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;

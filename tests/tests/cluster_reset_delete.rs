@@ -4,12 +4,7 @@
 //! one node did, every node then answers.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
-
-use hourglass_service::cluster::ClusterConfig;
-use hourglass_service::server::{ServeConfig, Server};
-use hourglass_tests::TEST_SHARDS;
+use hourglass_tests::in_process_cluster::{eventually, InProcessCluster};
 use temporalio_client::tonic::transport::Channel;
 use temporalio_client::tonic::Code;
 use temporalio_protos::protos::temporal::api::common::v1::{WorkflowExecution, WorkflowType};
@@ -24,73 +19,9 @@ type Svc = WorkflowServiceClient<Channel>;
 const NODES: u64 = 3;
 const NS: &str = "default";
 
-struct Cluster {
-    servers: Vec<Server>,
-    _dirs: Vec<tempfile::TempDir>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-impl Cluster {
-    async fn start() -> Cluster {
-        let peer_ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
-        let mut starts = Vec::new();
-        let mut dirs = Vec::new();
-        for id in 1..=NODES {
-            let dir = tempfile::Builder::new().prefix("hourglass-reset-cluster-").tempdir().unwrap();
-            let peers: BTreeMap<u64, String> =
-                (1..=NODES).filter(|&p| p != id).map(|p| (p, format!("127.0.0.1:{}", peer_ports[(p - 1) as usize]))).collect();
-            let config = ServeConfig {
-                listen: "127.0.0.1:0".into(),
-                shards: Some(TEST_SHARDS * 2),
-                shutdown_grace: Duration::from_secs(2),
-                cluster: Some(ClusterConfig {
-                    node_id: id,
-                    peer_listen: format!("127.0.0.1:{}", peer_ports[(id - 1) as usize]),
-                    peers,
-                    join: false,
-                }),
-                ..ServeConfig::new(dir.path())
-            };
-            dirs.push(dir);
-            starts.push(tokio::spawn(Server::start(config)));
-        }
-        let mut servers = Vec::new();
-        for start in starts {
-            servers.push(start.await.unwrap().expect("a node starts"));
-        }
-        Cluster { servers, _dirs: dirs }
-    }
-
-    async fn client(&self, node: usize) -> Svc {
-        let url = format!("http://{}", self.servers[node].local_addr());
-        WorkflowServiceClient::new(Channel::from_shared(url).unwrap().connect().await.unwrap())
-    }
-
-    async fn stop(self) {
-        for server in self.servers {
-            server.shutdown().await.unwrap();
-        }
-    }
-}
-
-/// Retries `f` until it answers `Ok(v)` with `done(&v)`, for at most 20 s.
-async fn eventually<T: std::fmt::Debug, F, Fut>(what: &str, mut f: F, done: impl Fn(&T) -> bool) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let got = f().await;
-        match got {
-            Ok(v) if done(&v) => return v,
-            other if Instant::now() > deadline => panic!("{what}: still {other:?}"),
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
+/// A gRPC client of node index `node` (0-based).
+async fn client(cluster: &InProcessCluster, node: usize) -> Svc {
+    WorkflowServiceClient::new(Channel::from_shared(cluster.url(node)).unwrap().connect().await.unwrap())
 }
 
 fn execution(workflow_id: &str, run_id: &str) -> Option<WorkflowExecution> {
@@ -116,10 +47,10 @@ async fn reset(svc: &mut Svc, workflow_id: &str, request_id: &str) -> Result<Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_and_delete_through_every_node() {
-    let cluster = Cluster::start().await;
+    let cluster = InProcessCluster::start(NODES, "hourglass-reset-cluster-").await.expect("the nodes start");
     let mut clients = Vec::new();
     for node in 0..NODES as usize {
-        clients.push(cluster.client(node).await);
+        clients.push(client(&cluster, node).await);
     }
     let id = format!("wf-{}", std::process::id());
     let start = StartWorkflowExecutionRequest {
@@ -184,5 +115,5 @@ async fn reset_and_delete_through_every_node() {
     for (node, svc) in clients.iter_mut().enumerate() {
         assert_eq!(describe(svc, &id).await.err(), Some(Code::NotFound), "node {}", node + 1);
     }
-    cluster.stop().await;
+    cluster.stop().await.unwrap();
 }

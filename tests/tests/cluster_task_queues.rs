@@ -5,14 +5,11 @@
 //! its polls wherever they wait.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hourglass_service::cluster::ClusterConfig;
-use hourglass_service::server::{ServeConfig, Server};
-use hourglass_tests::TEST_SHARDS;
+use hourglass_tests::in_process_cluster::{eventually, InProcessCluster};
 use temporalio_client::tonic::transport::Channel;
 use temporalio_client::tonic::Request;
 use temporalio_protos::protos::temporal::api::enums::v1::{DescribeTaskQueueMode, TaskQueueType};
@@ -27,56 +24,9 @@ const NS: &str = "default";
 /// Task queues tried: their homes fall on different nodes.
 const QUEUES: usize = 6;
 
-struct Cluster {
-    servers: Vec<Server>,
-    _dirs: Vec<tempfile::TempDir>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-impl Cluster {
-    async fn start() -> Cluster {
-        let peer_ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
-        let mut starts = Vec::new();
-        let mut dirs = Vec::new();
-        for id in 1..=NODES {
-            let dir = tempfile::Builder::new().prefix("hourglass-tq-cluster-").tempdir().unwrap();
-            let peers: BTreeMap<u64, String> =
-                (1..=NODES).filter(|&p| p != id).map(|p| (p, format!("127.0.0.1:{}", peer_ports[(p - 1) as usize]))).collect();
-            let config = ServeConfig {
-                listen: "127.0.0.1:0".into(),
-                shards: Some(TEST_SHARDS * 2),
-                shutdown_grace: Duration::from_secs(2),
-                cluster: Some(ClusterConfig {
-                    node_id: id,
-                    peer_listen: format!("127.0.0.1:{}", peer_ports[(id - 1) as usize]),
-                    peers,
-                    join: false,
-                }),
-                ..ServeConfig::new(dir.path())
-            };
-            dirs.push(dir);
-            starts.push(tokio::spawn(Server::start(config)));
-        }
-        let mut servers = Vec::new();
-        for start in starts {
-            servers.push(start.await.unwrap().expect("a node starts"));
-        }
-        Cluster { servers, _dirs: dirs }
-    }
-
-    async fn client(&self, node: usize) -> Svc {
-        let url = format!("http://{}", self.servers[node].local_addr());
-        WorkflowServiceClient::new(Channel::from_shared(url).unwrap().connect().await.unwrap())
-    }
-
-    async fn stop(self) {
-        for server in self.servers {
-            server.shutdown().await.unwrap();
-        }
-    }
+/// A gRPC client of node index `node` (0-based).
+async fn client(cluster: &InProcessCluster, node: usize) -> Svc {
+    WorkflowServiceClient::new(Channel::from_shared(cluster.url(node)).unwrap().connect().await.unwrap())
 }
 
 fn tq(name: &str) -> Option<TaskQueue> {
@@ -128,29 +78,12 @@ async fn poll_until_shutdown(
     }
 }
 
-/// Retries `f` until it answers `Ok(v)` with `done(&v)`, for at most 20 s.
-async fn eventually<T: std::fmt::Debug, F, Fut>(what: &str, mut f: F, done: impl Fn(&T) -> bool) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let got = f().await;
-        match got {
-            Ok(v) if done(&v) => return v,
-            other if Instant::now() > deadline => panic!("{what}: still {other:?}"),
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_node_describes_the_pollers_and_ends_a_stopping_workers_polls() {
-    let cluster = Cluster::start().await;
+    let cluster = InProcessCluster::start(NODES, "hourglass-tq-cluster-").await.expect("the nodes start");
     let mut clients = Vec::new();
     for node in 0..NODES as usize {
-        clients.push(cluster.client(node).await);
+        clients.push(client(&cluster, node).await);
     }
     // Every node serves once the shards have leaders.
     for svc in &clients {
@@ -214,5 +147,5 @@ async fn every_node_describes_the_pollers_and_ends_a_stopping_workers_polls() {
     for svc in &clients {
         assert!(pollers(&mut svc.clone(), &queues[0]).await.unwrap().is_empty());
     }
-    cluster.stop().await;
+    cluster.stop().await.unwrap();
 }
