@@ -296,6 +296,14 @@ pub fn decide(current: Option<(RunView, bool)>, request_id: &str, policies: Poli
     }
 }
 
+/// The dedupe key of a client request of `kind` ("start", "signal", ...) to
+/// `workflow_id`. It names the workflow (length-prefixed, so no two pairs collide): a
+/// request id is the client's, and a shard's dedupe records are shared by all its
+/// workflows, while Temporal deduplicates a request id per workflow.
+pub fn workflow_dedupe_id(kind: &str, workflow_id: &str, request_id: &str) -> String {
+    format!("{kind}:{}:{workflow_id}:{request_id}", workflow_id.len())
+}
+
 /// The record that deduplicates a request: its id and its first answer.
 pub fn dedupe(namespace: &str, dedupe_id: String, result: Bytes) -> RequestDedupe {
     RequestDedupe { namespace: namespace.to_string(), request_id: dedupe_id, result }

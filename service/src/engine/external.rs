@@ -22,8 +22,9 @@ pub async fn signal_workflow(engine: &Engine, namespace: &str, workflow_id: &str
     let key = run.key.clone();
     let mut txn = engine.txn(run);
     add_signal(&mut txn, &signal);
-    let dedupe = (!signal.request_id.is_empty())
-        .then(|| run::dedupe(namespace, format!("signal:{}", signal.request_id), Bytes::from(key.run_id.clone())));
+    let dedupe = (!signal.request_id.is_empty()).then(|| {
+        run::dedupe(namespace, run::workflow_dedupe_id("signal", workflow_id, &signal.request_id), Bytes::from(key.run_id.clone()))
+    });
     lock.commit_with(txn, dedupe).await?;
     Ok(key)
 }
@@ -39,7 +40,7 @@ pub async fn signal_with_start(
     signal: SignalSpec,
 ) -> Result<StartOutcome> {
     let lock = engine.lock_workflow(namespace, workflow_id).await?;
-    let dedupe_id = format!("sws:{}", spec.request_id);
+    let dedupe_id = run::workflow_dedupe_id("sws", workflow_id, &spec.request_id);
     if let Some(first) = start::dedupe_result(&lock, namespace, &dedupe_id)? {
         return decode_outcome(&first);
     }

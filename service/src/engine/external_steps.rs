@@ -81,7 +81,7 @@ pub async fn deliver(engine: &Engine, request: &ExternalRequest) -> Result<Deliv
     let workflow_id = request.target.workflow_id.as_str();
     let lock = engine.lock_workflow(namespace, workflow_id).await?;
     let signal = request.kind != ExternalRequestKind::Cancel;
-    let dedupe_id = format!("signal:{}", request.request_id);
+    let dedupe_id = run::workflow_dedupe_id("signal", workflow_id, &request.request_id);
     if signal && start::dedupe_result(&lock, namespace, &dedupe_id)?.is_some() {
         return Ok(Delivery::Delivered);
     }

@@ -10,7 +10,9 @@ use super::eager::{retried_task, task_response};
 use super::{Engine, ShardOwner};
 use crate::core::eager;
 use crate::core::lifecycle::terminate_for_conflict;
-use crate::core::run::{begin_run, decide as decide_policies, dedupe, new_run, Decision, Policies, RunSpec, StartOutcome};
+use crate::core::run::{
+    begin_run, decide as decide_policies, dedupe, new_run, workflow_dedupe_id, Decision, Policies, RunSpec, StartOutcome,
+};
 use crate::error::Result;
 
 /// A fresh run id: a UUIDv7 (48-bit Unix-millisecond prefix, then random bits), the
@@ -71,7 +73,7 @@ pub async fn start_workflow_eager(
         let eager_task = if eager { retried_task(&lock, &key(run_id.clone()))? } else { None };
         Ok(StartAnswer { outcome: StartOutcome { run_id, started: true }, eager_task })
     };
-    let dedupe_id = format!("start:{}", spec.request_id);
+    let dedupe_id = workflow_dedupe_id("start", workflow_id, &spec.request_id);
     if let Some(first) = dedupe_result(&lock, namespace, &dedupe_id)? {
         return retried(String::from_utf8_lossy(&first).into_owned());
     }
@@ -113,7 +115,39 @@ pub async fn start_workflow_eager(
 
 #[cfg(test)]
 mod tests {
-    use super::new_run_id;
+    use super::*;
+    use crate::engine::external::signal_workflow;
+    use crate::engine::workflow_task::testkit::*;
+
+    /// A request id is the client's: the same one sent for two workflows (one shard:
+    /// their dedupe records share a table) starts or signals each of them.
+    #[tokio::test]
+    async fn a_request_id_dedupes_within_its_workflow_only() {
+        let kit = kit().await;
+        let e = &kit.engine;
+        let request_id = "same-request".to_string();
+        let first = start_workflow(e, NS, "wf-a", RunSpec { request_id: request_id.clone(), ..spec(TQ) }, policies()).await.unwrap();
+        let again = start_workflow(e, NS, "wf-a", RunSpec { request_id: request_id.clone(), ..spec(TQ) }, policies()).await.unwrap();
+        assert_eq!(again, first, "a retried start answers the first run");
+        let other = start_workflow(e, NS, "wf-b", RunSpec { request_id: request_id.clone(), ..spec(TQ) }, policies()).await.unwrap();
+        assert_ne!(other.run_id, first.run_id, "another workflow with the same request id starts its own run");
+        assert!(other.started);
+
+        let signal = |workflow_id: &'static str| {
+            let spec = crate::core::signals::SignalSpec { signal_name: "s".into(), request_id: request_id.clone(), ..Default::default() };
+            signal_workflow(e, NS, workflow_id, "", spec)
+        };
+        signal("wf-a").await.unwrap();
+        signal("wf-b").await.unwrap();
+        for (workflow_id, run_id) in [("wf-a", &first.run_id), ("wf-b", &other.run_id)] {
+            let run = RunKey { namespace: NS.into(), workflow_id: workflow_id.into(), run_id: run_id.clone() };
+            let signals = history(e, &run)
+                .iter()
+                .filter(|ev| ev.event_type() == temporalio_protos::protos::temporal::api::enums::v1::EventType::WorkflowExecutionSignaled)
+                .count();
+            assert_eq!(signals, 1, "{workflow_id} got its signal");
+        }
+    }
 
     #[test]
     fn run_ids_are_uuid_v7_and_sort_by_creation() {

@@ -29,7 +29,7 @@ pub struct Reset {
 /// first reset's new run). It names the workflow: a request id is the client's, and a
 /// shard's dedupe keys are shared by its workflows.
 fn dedupe_id(workflow_id: &str, request_id: &str) -> String {
-    format!("reset:{}:{workflow_id}:{request_id}", workflow_id.len())
+    crate::core::run::workflow_dedupe_id("reset", workflow_id, request_id)
 }
 
 /// Resets the base run; returns the new run's id.
