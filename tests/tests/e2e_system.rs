@@ -89,7 +89,7 @@ async fn the_sdk_connects_and_reads_system_info_and_the_default_namespace() {
     assert_eq!(ns.state, NamespaceState::Registered as i32);
     assert!(!ns.id.is_empty());
     let caps = ns.capabilities.expect("capabilities");
-    assert!(!caps.worker_poll_complete_on_shutdown, "not advertised until workers can wait for polls across a server kill");
+    assert!(caps.worker_poll_complete_on_shutdown, "ShutdownWorker ends a worker's polls (sticky ones too), so workers wait for them");
     let ttl = d.config.expect("config").workflow_execution_retention_ttl.expect("retention");
     assert_eq!(ttl.seconds, 24 * 3600, "as Temporal's dev server reports it");
 

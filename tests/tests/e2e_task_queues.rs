@@ -335,7 +335,8 @@ async fn an_sdk_worker_is_described_while_it_polls_and_stops_promptly() {
         Instant::now()
     })
     .await;
-    // The worker stops promptly (ShutdownWorker ends its polls at once).
+    // The worker waited for its polls to end (the namespace advertises
+    // worker_poll_complete_on_shutdown): ShutdownWorker ended them at once.
     assert!(body_done.elapsed() < Duration::from_secs(10), "the worker stopped in {:?}", body_done.elapsed());
     assert!(type_info(&mut svc, &queue, WORKFLOW).await.pollers.is_empty(), "a stopped worker is not reported");
 }

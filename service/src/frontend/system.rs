@@ -218,10 +218,10 @@ impl Frontend {
                 capabilities: Some(namespace_info::Capabilities {
                     sync_update: true,
                     async_update: true,
-                    // Not advertised yet: with it, an SDK worker waits at shutdown for
-                    // polls that a killed server never ends (tests/durability.rs saw
-                    // the SDK's "slot permits" deadline pass after a kill -9).
-                    worker_poll_complete_on_shutdown: false,
+                    // Sticky polls are real polls since sticky queues: ShutdownWorker
+                    // ends them too (before, a sticky poll slept to its deadline and a
+                    // worker waiting for it stalled, as tests/durability.rs saw).
+                    worker_poll_complete_on_shutdown: true,
                     ..Default::default()
                 }),
                 limits: Some(limits),
