@@ -25,12 +25,13 @@ impl InProcessCluster {
     /// Starts `nodes` nodes (ids 1..=nodes) that know each other, with data
     /// directories named after `prefix`.
     pub async fn start(nodes: u64, prefix: &str) -> Result<InProcessCluster, ServerError> {
-        let peer_ports: Vec<u16> = (0..nodes).map(|_| free_port().expect("a free port")).collect();
+        let io = |what: &'static str| move |source| ServerError::Io { what, path: std::env::temp_dir(), source };
+        let peer_ports = (0..nodes).map(|_| free_port()).collect::<std::io::Result<Vec<u16>>>().map_err(io("finding a free port"))?;
         let peer_addr = |id: u64| format!("127.0.0.1:{}", peer_ports[(id - 1) as usize]);
         let mut starts = Vec::new();
         let mut dirs = Vec::new();
         for id in 1..=nodes {
-            let dir = tempfile::Builder::new().prefix(prefix).tempdir().expect("a temp dir");
+            let dir = tempfile::Builder::new().prefix(prefix).tempdir().map_err(io("creating temp dir"))?;
             let peers: BTreeMap<u64, String> = (1..=nodes).filter(|&p| p != id).map(|p| (p, peer_addr(p))).collect();
             let config = ServeConfig {
                 listen: "127.0.0.1:0".into(),
