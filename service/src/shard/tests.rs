@@ -40,22 +40,39 @@ fn spec(request_id: String) -> RunSpec {
     }
 }
 
-/// Starts `wf` and signals it [`SIGNALS`] times, each call retried through the
-/// router as the frontend does, until acknowledged.
+/// Runs `call` through the router's bounded retries, as the frontend does, and when
+/// those run out (the storm moved the shard again and again under one call) repeats
+/// it as an SDK client repeats an `Unavailable` answer, with the same request id.
+/// Bounded too: a shard that never serves fails the test.
+async fn as_sdk_client<T, F, Fut>(engine: &Engine, mut call: F) -> crate::error::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::error::Result<T>>,
+{
+    let mut client_attempts = 0;
+    loop {
+        match engine.router().retry(&mut call).await {
+            Err(crate::error::ServiceError::NotLeader { .. }) if client_attempts < 20 => {
+                client_attempts += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Starts `wf` and signals it [`SIGNALS`] times, each call retried until
+/// acknowledged ([`as_sdk_client`]).
 async fn client(engine: Engine, wf: String) {
     let policies = Policies::resolve(0, 0, WorkflowIdConflictPolicy::Fail).expect("policies");
     let request_id = format!("start-{wf}");
-    let started = engine
-        .router()
-        .retry(|| start::start_workflow(&engine, "default", &wf, spec(request_id.clone()), policies))
+    let started = as_sdk_client(&engine, || start::start_workflow(&engine, "default", &wf, spec(request_id.clone()), policies))
         .await
         .expect("start acknowledged");
     assert!(started.started);
     for i in 0..SIGNALS {
         let signal = SignalSpec { signal_name: format!("s{i}"), request_id: format!("{wf}-sig-{i}"), ..Default::default() };
-        engine
-            .router()
-            .retry(|| external::signal_workflow(&engine, "default", &wf, "", signal.clone()))
+        as_sdk_client(&engine, || external::signal_workflow(&engine, "default", &wf, "", signal.clone()))
             .await
             .expect("signal acknowledged");
     }
