@@ -72,10 +72,19 @@ impl Driver {
             MembershipChange::AddLearner(_) if is_voter || is_learner => refuse(format!("node {id} is already a member")),
             MembershipChange::Promote(_) if !is_learner => refuse(format!("node {id} is not a learner")),
             MembershipChange::Promote(_) => {
-                let matched = raft.prs().get(id).map_or(0, |p| p.matched);
+                let progress = raft.prs().get(id);
+                let matched = progress.map_or(0, |p| p.matched);
                 let committed = raft.raft_log.committed;
                 if matched < committed {
-                    return refuse(format!("node {id} has entries up to {matched} of {committed} committed; not caught up yet"));
+                    // The leader's view of the learner, so a catch-up that never ends
+                    // can be told from a slow one.
+                    let seen = progress.map_or_else(String::new, |p| {
+                        format!(
+                            " (replication {:?}, next {}, paused {}, recently active {}, snapshot pending {})",
+                            p.state, p.next_idx, p.paused, p.recent_active, p.pending_snapshot
+                        )
+                    });
+                    return refuse(format!("node {id} has entries up to {matched} of {committed} committed; not caught up yet{seen}"));
                 }
                 Ok(())
             }
