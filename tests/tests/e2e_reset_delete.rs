@@ -1,7 +1,7 @@
 //! ResetWorkflowExecution and DeleteWorkflowExecution run end to end by the real
 //! Temporal Rust SDK against an in-process Hourglass server: a workflow reset to its
-//! first workflow task runs again in the new run with the signals reapplied (from an
-//! open run, which the reset terminates, and from a closed one), the new run survives
+//! first workflow task runs again in the new run with the signals and updates
+//! reapplied (from an open run, which the reset terminates, and from a closed one), the new run survives
 //! a server restart, and a deleted workflow is gone from Describe, GetHistory and List
 //! as Temporal's server answers (NotFound). Expectations are those Temporal's server
 //! (CLI 1.9.1 / server 1.32.0) showed for the same calls.
@@ -12,14 +12,18 @@ mod support;
 use hourglass_tests::TestServer;
 use support::{event_type, full_history, unique, with_worker, within};
 use temporalio_client::tonic::{Code, IntoRequest};
-use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowSignalOptions, WorkflowStartOptions};
+use temporalio_client::{Client, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions, WorkflowSignalOptions, WorkflowStartOptions};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_protos::protos::temporal::api::common::v1::WorkflowExecution;
-use temporalio_protos::protos::temporal::api::enums::v1::{EventType, WorkflowExecutionStatus, WorkflowTaskFailedCause};
+use temporalio_protos::protos::temporal::api::enums::v1::{
+    EventType, UpdateAdmittedEventOrigin, WorkflowExecutionStatus, WorkflowTaskFailedCause,
+};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::HistoryEvent;
+use temporalio_protos::protos::temporal::api::update::v1::{outcome, UpdateRef};
 use temporalio_protos::protos::temporal::api::workflowservice::v1::{
-    DeleteWorkflowExecutionRequest, DescribeWorkflowExecutionRequest, ListWorkflowExecutionsRequest, ResetWorkflowExecutionRequest,
+    DeleteWorkflowExecutionRequest, DescribeWorkflowExecutionRequest, ListWorkflowExecutionsRequest, PollWorkflowExecutionUpdateRequest,
+    ResetWorkflowExecutionRequest,
 };
 use temporalio_sdk::{SyncWorkflowContext, WorkerOptions, WorkflowContext, WorkflowResult};
 
@@ -43,6 +47,13 @@ impl Collect {
     #[signal]
     pub fn add(&mut self, _ctx: &mut SyncWorkflowContext<Self>, value: String) {
         self.got.push(value);
+    }
+
+    /// As the signal, through an update; returns how many values it holds now.
+    #[update]
+    pub fn push(&mut self, _ctx: &mut SyncWorkflowContext<Self>, value: String) -> usize {
+        self.got.push(value);
+        self.got.len()
     }
 }
 
@@ -195,6 +206,64 @@ async fn a_completed_run_reset_to_its_first_task_completes_again_with_its_signal
     let base_status = describe(&client, &id, &base).await.unwrap().workflow_execution_info.unwrap().status;
     assert_eq!(base_status, WorkflowExecutionStatus::Completed as i32, "a closed base run is left as it was");
     assert_eq!(reset(&client, &id, "", 1, "reset-closed-2").await, Err(Code::InvalidArgument));
+}
+
+/// Reset reapplies updates as Temporal's server does (checked with the CLI against
+/// `temporal server start-dev`): an update accepted after the reset point comes back
+/// as WorkflowExecutionUpdateAdmitted (origin REAPPLY) in its place among the
+/// signals; the worker reads it from history and accepts it again, and the new
+/// Accepted event carries no request (the Admitted event has it). The update's id
+/// answers with its outcome on the new run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_reapplies_updates_and_the_worker_accepts_them_again() {
+    let (_server, client, tq) = setup("reset-update").await;
+    let id = unique("collect");
+    let (base, new_run, done) = with_worker(&client, worker_options(&tq), async {
+        let handle = client.start_workflow(Collect::run, 3, WorkflowStartOptions::new(&tq, &id).build()).await.unwrap();
+        let base = handle.run_id().unwrap().to_string();
+        completed_tasks(&client, &id, &base, 1).await;
+        let options = WorkflowExecuteUpdateOptions::builder().update_id("u-x".to_string()).build();
+        let held = within("update", handle.execute_update(Collect::push, "x".to_string(), options)).await.expect("update");
+        assert_eq!(held, 1);
+        signal(&client, &id, "a").await;
+        completed_tasks(&client, &id, &base, 3).await;
+        let events = full_history(&client, NS, &id, &base).await.unwrap();
+        let new_run = reset(&client, &id, &base, first_task_completed(&events), "reset-update-1").await.expect("reset");
+        completed_tasks(&client, &id, &new_run, 1).await;
+        signal(&client, &id, "b").await;
+        (base, new_run, result(&client, &id).await)
+    })
+    .await;
+    assert_eq!(done, "x,a,b", "the new run applied the reapplied update, the signal, then the new signal");
+
+    use EventType as E;
+    let events = full_history(&client, NS, &id, &new_run).await.unwrap();
+    assert_eq!(&types(&events)[4..6], &[E::WorkflowExecutionUpdateAdmitted, E::WorkflowExecutionSignaled], "{:?}", types(&events));
+    let Some(Attributes::WorkflowExecutionUpdateAdmittedEventAttributes(admitted)) = &events[4].attributes else { unreachable!() };
+    assert_eq!(admitted.origin, UpdateAdmittedEventOrigin::Reapply as i32);
+    assert_eq!(admitted.request.as_ref().and_then(|r| r.meta.as_ref()).map(|m| m.update_id.as_str()), Some("u-x"));
+    let accepted: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.attributes {
+            Some(Attributes::WorkflowExecutionUpdateAcceptedEventAttributes(a)) => Some(a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(accepted.len(), 1, "{:?}", types(&events));
+    assert_eq!(accepted[0].protocol_instance_id, "u-x");
+    assert_eq!(accepted[0].accepted_request, None, "the Admitted event holds the request");
+    assert_eq!(accepted[0].accepted_request_message_id, "u-x/request");
+
+    let poll = PollWorkflowExecutionUpdateRequest {
+        namespace: NS.into(),
+        update_ref: Some(UpdateRef { workflow_execution: execution(&id, &new_run), update_id: "u-x".into() }),
+        ..Default::default()
+    };
+    let polled =
+        client.connection().workflow_service().poll_workflow_execution_update(poll.into_request()).await.expect("poll").into_inner();
+    assert!(matches!(polled.outcome.and_then(|o| o.value), Some(outcome::Value::Success(_))), "the update's outcome on the new run");
+    let base_events = full_history(&client, NS, &id, &base).await.unwrap();
+    assert_eq!(types(&base_events).iter().filter(|t| **t == E::WorkflowExecutionUpdateCompleted).count(), 1);
 }
 
 async fn describe(

@@ -107,17 +107,29 @@ pub struct ExecutionState {
     pub speculative_events: Vec<temporalio_protos::protos::temporal::api::history::v1::HistoryEvent>,
 }
 
-/// One accepted update of a run.
+/// One update of a run that history holds: accepted, or durably admitted (a reset
+/// reapplied it as a WorkflowExecutionUpdateAdmitted event) and not answered yet.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct UpdateInfo {
     #[prost(string, tag = "1")]
     pub update_id: String,
-    /// Its WorkflowExecutionUpdateAccepted event.
+    /// Its WorkflowExecutionUpdateAccepted event; 0 while only durably admitted.
     #[prost(int64, tag = "2")]
     pub accepted_event_id: i64,
     /// Its WorkflowExecutionUpdateCompleted event (the outcome); 0 while in flight.
     #[prost(int64, tag = "3")]
     pub completed_event_id: i64,
+    /// Its WorkflowExecutionUpdateAdmitted event (the request travels to the worker
+    /// in it, not in a message); 0 for an update admitted in memory.
+    #[prost(int64, tag = "4")]
+    pub admitted_event_id: i64,
+}
+
+impl UpdateInfo {
+    /// Durably admitted, and the workflow has not accepted it yet.
+    pub fn awaits_acceptance(&self) -> bool {
+        self.accepted_event_id == 0
+    }
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -18,16 +18,17 @@ use std::collections::BTreeMap;
 
 use prost::Name;
 use prost_wkt_types::Any;
-use temporalio_protos::protos::temporal::api::enums::v1::WorkflowTaskFailedCause;
+use temporalio_protos::protos::temporal::api::enums::v1::{UpdateAdmittedEventOrigin, WorkflowTaskFailedCause};
 use temporalio_protos::protos::temporal::api::failure::v1::{failure::FailureInfo, ApplicationFailureInfo, Failure};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::{
-    WorkflowExecutionUpdateAcceptedEventAttributes, WorkflowExecutionUpdateCompletedEventAttributes,
+    WorkflowExecutionUpdateAcceptedEventAttributes, WorkflowExecutionUpdateAdmittedEventAttributes,
+    WorkflowExecutionUpdateCompletedEventAttributes,
 };
 use temporalio_protos::protos::temporal::api::protocol::v1::{message::SequencingId, Message};
 use temporalio_protos::protos::temporal::api::update::v1::{Acceptance, Outcome, Rejection, Request, Response};
 
-use super::state::UpdateInfo;
+use super::state::{ExecutionState, UpdateInfo};
 use super::txn::RunTxn;
 use super::CommandFailure;
 
@@ -168,7 +169,7 @@ fn apply(message: &Message, txn: &mut RunTxn, book: &mut UpdateBook, effects: &m
         accept(update_id, message, decode(body)?, txn, book, effects)
     } else if holds::<Rejection>(body) {
         let rejection: Rejection = decode(body)?;
-        if book.pending.remove(update_id).is_none() {
+        if book.pending.remove(update_id).is_none() && !forget_durable(txn, update_id) {
             return Err(not_found(update_id));
         }
         let failure = rejection.failure.unwrap_or_else(|| Failure { message: "update rejected".into(), ..Default::default() });
@@ -189,27 +190,63 @@ fn accept(
     book: &mut UpdateBook,
     effects: &mut Vec<UpdateEffect>,
 ) -> Result<(), CommandFailure> {
-    let Some(pending) = book.pending.remove(update_id) else {
-        return Err(not_found(update_id));
+    // An update admitted in memory carries its request into the Accepted event; one
+    // durably admitted has it in its Admitted event already (Go writes none again).
+    let accepted_request = match book.pending.remove(update_id) {
+        Some(pending) => Some(acceptance.accepted_request.unwrap_or(pending.request)),
+        None if txn.state.update(update_id).is_some_and(UpdateInfo::awaits_acceptance) => None,
+        None => return Err(not_found(update_id)),
     };
-    if txn.state.updates.len() >= UPDATES_PER_RUN_MAX {
+    let durable = accepted_request.is_none();
+    if !durable && txn.state.updates.len() >= UPDATES_PER_RUN_MAX {
         return Err(bad_message(format!("limit on number of total updates has been reached ({UPDATES_PER_RUN_MAX})")));
     }
-    let accepted_request = acceptance.accepted_request.or(Some(pending.request));
     let accepted_event_id =
         txn.add_event(Attributes::WorkflowExecutionUpdateAcceptedEventAttributes(WorkflowExecutionUpdateAcceptedEventAttributes {
             protocol_instance_id: message.protocol_instance_id.clone(),
-            accepted_request_message_id: acceptance.accepted_request_message_id,
+            // Go names the request message it sent (or would have sent), whatever
+            // the acceptance says.
+            accepted_request_message_id: request_message_id(update_id),
             accepted_request_sequencing_event_id: acceptance.accepted_request_sequencing_event_id,
             accepted_request,
         }));
-    txn.state.updates.push(UpdateInfo { update_id: update_id.to_string(), accepted_event_id, completed_event_id: 0 });
+    match txn.state.updates.iter_mut().find(|u| u.update_id == update_id) {
+        Some(info) => info.accepted_event_id = accepted_event_id,
+        None => txn.state.updates.push(UpdateInfo { update_id: update_id.to_string(), accepted_event_id, ..Default::default() }),
+    }
     effects.push(UpdateEffect::Accepted { update_id: update_id.to_string(), accepted_event_id });
     Ok(())
 }
 
+/// Writes `request` into history as durably admitted (a reset reapplying an update
+/// of the base run, origin REAPPLY): the worker gets it from this event. An update
+/// id the run already holds is not admitted twice. Returns whether it was written.
+pub fn admit_durably(txn: &mut RunTxn, request: Request, origin: UpdateAdmittedEventOrigin) -> bool {
+    let update_id = request.meta.as_ref().map(|m| m.update_id.clone()).unwrap_or_default();
+    if txn.state.update(&update_id).is_some() {
+        return false;
+    }
+    let admitted_event_id =
+        txn.add_event(Attributes::WorkflowExecutionUpdateAdmittedEventAttributes(WorkflowExecutionUpdateAdmittedEventAttributes {
+            request: Some(request),
+            origin: origin as i32,
+        }));
+    txn.state.updates.push(UpdateInfo { update_id, admitted_event_id, ..Default::default() });
+    true
+}
+
+/// A rejection of a durably admitted update: the run forgets it (its Admitted event
+/// stays in history). False if the run holds no such update.
+fn forget_durable(txn: &mut RunTxn, update_id: &str) -> bool {
+    let Some(i) = txn.state.updates.iter().position(|u| u.update_id == update_id && u.awaits_acceptance()) else {
+        return false;
+    };
+    txn.state.updates.remove(i);
+    true
+}
+
 fn respond(update_id: &str, response: Response, txn: &mut RunTxn, effects: &mut Vec<UpdateEffect>) -> Result<(), CommandFailure> {
-    let Some(info) = txn.state.updates.iter_mut().find(|u| u.update_id == update_id) else {
+    let Some(info) = txn.state.updates.iter_mut().find(|u| u.update_id == update_id && !u.awaits_acceptance()) else {
         return Err(not_found(update_id));
     };
     if info.completed_event_id != 0 {
@@ -243,7 +280,19 @@ pub fn unprocessed_failure() -> Failure {
 
 /// After the messages: what becomes of the updates still pending. Returns whether
 /// some wait for the next workflow task (admitted while this one ran).
-pub fn settle(book: &mut UpdateBook, closed: bool, continued_as: Option<&str>, effects: &mut Vec<UpdateEffect>) -> bool {
+/// A run that closes aborts its durably admitted updates too (`state`: the run's).
+pub fn settle(
+    book: &mut UpdateBook,
+    state: &ExecutionState,
+    closed: bool,
+    continued_as: Option<&str>,
+    effects: &mut Vec<UpdateEffect>,
+) -> bool {
+    if closed {
+        for info in state.updates.iter().filter(|u| u.awaits_acceptance()) {
+            effects.push(UpdateEffect::Aborted { update_id: info.update_id.clone(), continued_as: continued_as.map(str::to_string) });
+        }
+    }
     let mut waiting = false;
     for (update_id, pending) in std::mem::take(&mut book.pending) {
         if closed {

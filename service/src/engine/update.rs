@@ -87,13 +87,16 @@ pub async fn find(engine: &Engine, target: &UpdateTarget) -> Result<Found> {
     }
 }
 
-/// The update `update_id` of `run`, if known: from the run's state once accepted
-/// (completed: its outcome from history), else from the registry.
+/// The update `update_id` of `run`, if known: from the run's state once accepted or
+/// durably admitted (completed: its outcome from history), else from the registry.
 fn known(owner: &ShardOwner, run: &RunKey, state: &ExecutionState, update_id: &str) -> Result<Option<UpdateWatch>> {
     if let Some(info) = state.update(update_id) {
         if info.completed_event_id > 0 {
             let outcome = completed_outcome(owner, run, info.completed_event_id)?;
             return Ok(Some(UpdateWatch::done(Progress::Completed(Box::new(outcome)))));
+        }
+        if info.awaits_acceptance() {
+            return Ok(Some(owner.updates().watch_durable(run, update_id)));
         }
         return Ok(Some(owner.updates().watch_accepted(run, update_id)));
     }

@@ -48,7 +48,17 @@ enum Phase {
     Admitted,
     /// Sent on the workflow task scheduled at this event id.
     Sent(i64),
+    /// Durably admitted (a reset reapplied it): the run's state and history hold it,
+    /// the worker reads it from history; here only its waiters are.
+    Durable,
     Accepted,
+}
+
+impl Phase {
+    /// Admitted in memory, to be sent (again) on workflow tasks until answered.
+    fn in_memory(self) -> bool {
+        matches!(self, Phase::Admitted | Phase::Sent(_))
+    }
 }
 
 struct Entry {
@@ -109,7 +119,7 @@ impl UpdateRegistry {
     pub fn admit(&self, run: &RunKey, update_id: &str, request: Request, accepted_in_flight: usize) -> Result<UpdateWatch, AdmitError> {
         let mut runs = self.runs.lock();
         let entries = runs.entry(run.clone()).or_default();
-        let admitted = entries.iter().filter(|e| e.phase != Phase::Accepted).count();
+        let admitted = entries.iter().filter(|e| e.phase.in_memory()).count();
         if admitted + accepted_in_flight >= UPDATES_IN_FLIGHT_MAX {
             if entries.is_empty() {
                 runs.remove(run);
@@ -130,6 +140,16 @@ impl UpdateRegistry {
         Self::insert(entries, update_id, Request::default(), Phase::Accepted, Progress::Accepted)
     }
 
+    /// Watches an update the run's state says is durably admitted and not accepted.
+    pub fn watch_durable(&self, run: &RunKey, update_id: &str) -> UpdateWatch {
+        let mut runs = self.runs.lock();
+        let entries = runs.entry(run.clone()).or_default();
+        if let Some(entry) = entries.iter().find(|e| e.update_id == update_id) {
+            return UpdateWatch { progress: entry.progress.subscribe() };
+        }
+        Self::insert(entries, update_id, Request::default(), Phase::Durable, Progress::Admitted)
+    }
+
     fn insert(entries: &mut Vec<Entry>, update_id: &str, request: Request, phase: Phase, progress: Progress) -> UpdateWatch {
         let (tx, rx) = watch::channel(progress);
         entries.push(Entry { update_id: update_id.to_string(), request, phase, progress: tx });
@@ -147,7 +167,7 @@ impl UpdateRegistry {
         let mut runs = self.runs.lock();
         let Some(entries) = runs.get_mut(run) else { return Vec::new() };
         let mut messages = Vec::new();
-        for entry in entries.iter_mut().filter(|e| e.phase != Phase::Accepted) {
+        for entry in entries.iter_mut().filter(|e| e.phase.in_memory()) {
             entry.phase = Phase::Sent(scheduled_event_id);
             messages.push(request_message(&entry.update_id, &entry.request, scheduled_event_id));
         }
@@ -161,7 +181,7 @@ impl UpdateRegistry {
             .get(run)
             .into_iter()
             .flatten()
-            .filter(|e| e.phase != Phase::Accepted)
+            .filter(|e| e.phase.in_memory())
             .map(|e| {
                 let pending = PendingUpdate { request: e.request.clone(), sent_on_this_task: e.phase == Phase::Sent(scheduled_event_id) };
                 (e.update_id.clone(), pending)

@@ -205,7 +205,7 @@ fn apply_all(
         return Err(Refusal::Unhandled);
     }
     let closed = applied.closed || !txn.state.is_open();
-    applied.updates_waiting = updates::settle(book, closed, continued_as.as_deref(), &mut applied.update_effects);
+    applied.updates_waiting = updates::settle(book, &txn.state, closed, continued_as.as_deref(), &mut applied.update_effects);
     Ok(applied)
 }
 

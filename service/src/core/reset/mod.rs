@@ -7,9 +7,12 @@
 //! 1. the outstanding workflow task is started (if it was only scheduled, by
 //!    `history-service`) and failed with cause `RESET_WORKFLOW`, naming the base and
 //!    the new run (the task attempt counter starts again at 1);
-//! 2. the signals the base run received after the reset point are written again
-//!    (unless `reset_reapply_exclude_types` / `reset_reapply_type` exclude them), then
-//!    those the current run's termination flushed, when the base is the current run;
+//! 2. the signals and updates the base run received after the reset point are
+//!    written again, in their order (unless `reset_reapply_exclude_types` /
+//!    `reset_reapply_type` exclude them), then those the current run's termination
+//!    flushed, when the base is the current run. An update comes back durably
+//!    admitted (WorkflowExecutionUpdateAdmitted, origin REAPPLY): the worker reads its
+//!    request from that event and accepts it again;
 //! 3. a workflow task is scheduled, pending activities are enqueued afresh, timers,
 //!    requests to other workflows and the run's timeouts are armed again.
 //!
@@ -19,16 +22,16 @@
 //! reset's), and keeps the base's Started event, first run id and start request id.
 //!
 //! Not built (refused, never faked): pending children at the reset point (Temporal's
-//! answer with `history.allowResetWithPendingChildren` off), reapplying updates
-//! (`Unimplemented` unless updates are excluded), walking a continue-as-new chain
-//! from an older base run to the current one (only the base's signals are reapplied).
+//! answer with `history.allowResetWithPendingChildren` off), walking a continue-as-new
+//! chain from an older base run to the current one (only the base's signals and
+//! updates are reapplied).
 
 pub mod rebuild;
 #[cfg(test)]
 mod tests;
 
 use hourglass_storage::state::RunKey;
-use temporalio_protos::protos::temporal::api::enums::v1::WorkflowTaskFailedCause;
+use temporalio_protos::protos::temporal::api::enums::v1::{UpdateAdmittedEventOrigin, WorkflowTaskFailedCause};
 use temporalio_protos::protos::temporal::api::failure::v1::failure::FailureInfo;
 use temporalio_protos::protos::temporal::api::failure::v1::{Failure, ResetWorkflowFailureInfo};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
@@ -40,8 +43,9 @@ use super::run::{self, SERVER_IDENTITY};
 use super::state::ExecutionState;
 use super::tasks::{TimerKind, TimerPayload};
 use super::txn::RunTxn;
-use super::{activity, external, lifecycle, Ctx, RunView};
+use super::{activity, external, lifecycle, updates, Ctx, RunView};
 pub use rebuild::{rebuild, RebuildError};
+use temporalio_protos::protos::temporal::api::update::v1::Request;
 
 /// Identity Temporal writes on the termination of the run a reset replaces.
 pub const RESETTER_IDENTITY: &str = "history-resetter";
@@ -57,8 +61,6 @@ pub enum ResetError {
     NotAWorkflowTaskPoint(i64),
     #[error("WorkflowResetter encountered pending child workflows.")]
     PendingChildren,
-    #[error("reapplying updates on reset is not supported by this server; exclude them (reset_reapply_exclude_types UPDATE)")]
-    UpdatesNotSupported,
     /// The base run's stored history does not fold into a state (stored data is bad).
     #[error("the base run's history cannot be rebuilt: {0}")]
     Corrupt(#[from] RebuildError),
@@ -68,7 +70,6 @@ impl From<ResetError> for crate::error::ServiceError {
     fn from(e: ResetError) -> Self {
         use crate::error::ServiceError as S;
         match e {
-            ResetError::UpdatesNotSupported => S::Unimplemented(e.to_string()),
             ResetError::Corrupt(_) => S::Internal(e.to_string()),
             _ => S::InvalidArgument(e.to_string()),
         }
@@ -131,7 +132,7 @@ pub fn reset(
         }
         txn
     });
-    let reapply = reapplied(&reapply, spec)?;
+    let reapply = reapplied(&reapply, spec);
     state.start_request_id = base.state.start_request_id.clone();
     state.start_time_ms = ctx.now_ms;
     state.execution_time_ms = ctx.now_ms;
@@ -139,32 +140,56 @@ pub fn reset(
     let mut txn = RunTxn::create(new_key, ctx.now_ms, state);
     copy_events(&mut txn, &base.events[..keep]);
     fail_workflow_task(&mut txn, &base.key.run_id, &spec.reason);
-    for signal in reapply {
-        txn.add_event(signal);
+    for event in reapply {
+        match event {
+            Reapplied::Signal(signal) => {
+                txn.add_event(*signal);
+            }
+            Reapplied::Update(request, origin) => {
+                updates::admit_durably(&mut txn, *request, origin);
+            }
+        }
     }
     rearm(&mut txn, ctx);
     run::begin_run(&mut txn);
     Ok(ResetPlan { terminated, new_run: txn })
 }
 
-/// The events to write again in the new run, per the reapply settings.
-fn reapplied(events: &[HistoryEvent], spec: &ResetSpec) -> Result<Vec<Attributes>, ResetError> {
+/// What a reset writes again in the new run, in the base run's order.
+enum Reapplied {
+    /// Boxed, as the update: both are large.
+    Signal(Box<Attributes>),
+    /// An update, durably admitted in the new run.
+    Update(Box<Request>, UpdateAdmittedEventOrigin),
+}
+
+/// The events to write again in the new run, per the reapply settings (Go's
+/// `reapplyEvents`): signals as they were; updates as durably admitted ones — an
+/// Admitted event again as it was, an Accepted event that carries its request as
+/// admitted with origin REAPPLY (one without a request follows an Admitted event,
+/// which already reapplies it).
+fn reapplied(events: &[HistoryEvent], spec: &ResetSpec) -> Vec<Reapplied> {
     let mut out = Vec::new();
     for e in events {
         match e.attributes.as_ref() {
             Some(Attributes::WorkflowExecutionSignaledEventAttributes(a)) if spec.reapply_signals => {
-                out.push(Attributes::WorkflowExecutionSignaledEventAttributes(a.clone()));
+                out.push(Reapplied::Signal(Box::new(Attributes::WorkflowExecutionSignaledEventAttributes(a.clone()))));
             }
-            Some(
-                Attributes::WorkflowExecutionUpdateAdmittedEventAttributes(_)
-                | Attributes::WorkflowExecutionUpdateAcceptedEventAttributes(_),
-            ) if spec.reapply_updates => {
-                return Err(ResetError::UpdatesNotSupported);
+            Some(Attributes::WorkflowExecutionUpdateAdmittedEventAttributes(a)) if spec.reapply_updates => {
+                if let Some(request) = &a.request {
+                    let origin = UpdateAdmittedEventOrigin::try_from(a.origin).unwrap_or(UpdateAdmittedEventOrigin::Unspecified);
+                    out.push(Reapplied::Update(Box::new(request.clone()), origin));
+                }
+            }
+            Some(Attributes::WorkflowExecutionUpdateAcceptedEventAttributes(a)) if spec.reapply_updates => {
+                if let Some(request) = &a.accepted_request {
+                    out.push(Reapplied::Update(Box::new(request.clone()), UpdateAdmittedEventOrigin::Reapply));
+                }
             }
             _ => {}
         }
     }
-    Ok(out)
+    out
 }
 
 /// Copies the base's events into the new run as they are (ids, times, attributes).

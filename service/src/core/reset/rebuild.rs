@@ -4,7 +4,7 @@
 //!
 //! The fold keeps what the events say: the Started event's run-wide settings, the
 //! workflow task in flight, pending activities, user timers, children, requests to
-//! other workflows, accepted updates, the cancel request, memo and search attribute
+//! other workflows, updates (durably admitted and accepted), the cancel request, memo and search attribute
 //! changes. What history does not carry (the start request id, the run's own times)
 //! the caller sets. A history that breaks its own links (an outcome for an activity
 //! that is not pending, ids that are not dense...) is [`RebuildError`], never a panic.
@@ -144,17 +144,28 @@ fn apply(s: &mut ExecutionState, e: &HistoryEvent) -> Result<(), RebuildError> {
             let upsert = a.upserted_memo.as_ref().map(|m| m.fields.clone()).unwrap_or_default();
             merge_payloads(&mut s.memo.get_or_insert_with(Memo::default).fields, &upsert);
         }
+        Attributes::WorkflowExecutionUpdateAdmittedEventAttributes(a) => {
+            let update_id = a.request.as_ref().and_then(|r| r.meta.as_ref()).map(|m| m.update_id.clone()).unwrap_or_default();
+            if s.update(&update_id).is_some() {
+                return Err(broken(e, format!("update {update_id:?} admitted twice")));
+            }
+            s.updates.push(UpdateInfo { update_id, admitted_event_id: id, ..Default::default() });
+        }
         Attributes::WorkflowExecutionUpdateAcceptedEventAttributes(a) => {
-            s.updates.push(UpdateInfo { update_id: a.protocol_instance_id.clone(), accepted_event_id: id, completed_event_id: 0 });
+            let update_id = a.protocol_instance_id.clone();
+            match s.updates.iter_mut().find(|u| u.update_id == update_id) {
+                Some(u) if u.awaits_acceptance() => u.accepted_event_id = id,
+                Some(_) => return Err(broken(e, format!("update {update_id:?} accepted twice"))),
+                None => s.updates.push(UpdateInfo { update_id, accepted_event_id: id, ..Default::default() }),
+            }
         }
         Attributes::WorkflowExecutionUpdateCompletedEventAttributes(a) => {
             let update_id = a.meta.as_ref().map(|m| m.update_id.as_str()).unwrap_or_default();
-            let u = s.updates.iter_mut().find(|u| u.update_id == update_id);
+            let u = s.updates.iter_mut().find(|u| u.update_id == update_id && !u.awaits_acceptance());
             u.ok_or_else(|| broken(e, format!("completed update {update_id:?} was never accepted")))?.completed_event_id = id;
         }
         Attributes::WorkflowExecutionSignaledEventAttributes(_)
         | Attributes::MarkerRecordedEventAttributes(_)
-        | Attributes::WorkflowExecutionUpdateAdmittedEventAttributes(_)
         | Attributes::WorkflowExecutionUpdateRejectedEventAttributes(_) => {}
         other => {
             let kind = crate::core::txn::event_type_of(other);

@@ -3,7 +3,9 @@
 
 use hourglass_storage::state::RunKey;
 use temporalio_protos::protos::temporal::api::common::v1::{Payload, Payloads, WorkflowType};
-use temporalio_protos::protos::temporal::api::enums::v1::{EventType, WorkflowExecutionStatus, WorkflowTaskFailedCause};
+use temporalio_protos::protos::temporal::api::enums::v1::{
+    EventType, UpdateAdmittedEventOrigin, WorkflowExecutionStatus, WorkflowTaskFailedCause,
+};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::*;
 use temporalio_protos::protos::temporal::api::taskqueue::v1::TaskQueue;
@@ -170,17 +172,93 @@ fn reset_points_are_checked_as_temporal_does() {
     assert!(run_reset(&h.0, true, &spec(3)).is_ok(), "right after WorkflowTaskScheduled is a reset point too");
 }
 
+fn update_request(update_id: &str) -> temporalio_protos::protos::temporal::api::update::v1::Request {
+    use temporalio_protos::protos::temporal::api::update::v1::{Input, Meta, Request};
+    Request {
+        meta: Some(Meta { update_id: update_id.into(), identity: "client".into() }),
+        input: Some(Input { name: "add".into(), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+/// The base run's update `update_id` accepted (its request in the Accepted event
+/// unless `durable`: then an Admitted event carries it) and completed.
+fn accepted_update(h: &mut H, update_id: &str, durable: bool) {
+    use temporalio_protos::protos::temporal::api::update::v1::{Meta, Outcome};
+    if durable {
+        h.add(Attributes::WorkflowExecutionUpdateAdmittedEventAttributes(WorkflowExecutionUpdateAdmittedEventAttributes {
+            request: Some(update_request(update_id)),
+            origin: UpdateAdmittedEventOrigin::Reapply as i32,
+        }));
+    }
+    let accepted_event_id =
+        h.add(Attributes::WorkflowExecutionUpdateAcceptedEventAttributes(WorkflowExecutionUpdateAcceptedEventAttributes {
+            protocol_instance_id: update_id.into(),
+            accepted_request_message_id: format!("{update_id}/request"),
+            accepted_request: (!durable).then(|| update_request(update_id)),
+            ..Default::default()
+        }));
+    h.add(Attributes::WorkflowExecutionUpdateCompletedEventAttributes(WorkflowExecutionUpdateCompletedEventAttributes {
+        meta: Some(Meta { update_id: update_id.into(), identity: "w".into() }),
+        accepted_event_id,
+        outcome: Some(Outcome::default()),
+    }));
+}
+
 #[test]
-fn reapply_settings_exclude_signals_and_refuse_updates() {
+fn reapply_settings_exclude_signals_and_updates() {
     let mut h = H::started();
     let first = h.task();
     h.signal("a");
+    accepted_update(&mut h, "u1", false);
     let none = ResetSpec { reapply_signals: false, ..spec(first) };
     let plan = run_reset(&h.0, true, &none).unwrap();
-    assert!(!types(plan.new_run.events()).contains(&EventType::WorkflowExecutionSignaled));
-    h.add(Attributes::WorkflowExecutionUpdateAdmittedEventAttributes(Default::default()));
-    let updates = ResetSpec { reapply_updates: true, ..spec(first) };
-    assert_eq!(run_reset(&h.0, true, &updates).err(), Some(ResetError::UpdatesNotSupported));
+    let written = types(plan.new_run.events());
+    assert!(!written.contains(&EventType::WorkflowExecutionSignaled), "{written:?}");
+    assert!(!written.contains(&EventType::WorkflowExecutionUpdateAdmitted), "{written:?}");
+    assert!(plan.new_run.state.updates.is_empty());
+}
+
+#[test]
+fn updates_come_back_durably_admitted_in_order_with_signals() {
+    let mut h = H::started();
+    let first = h.task();
+    accepted_update(&mut h, "u1", false);
+    h.signal("a");
+    accepted_update(&mut h, "u2", true);
+    h.task();
+    let all = ResetSpec { reapply_updates: true, ..spec(first) };
+    let plan = run_reset(&h.0, true, &all).unwrap();
+    let events = plan.new_run.events();
+    // Copied prefix (1..=3: Started, task Scheduled, Started), the task failed (4),
+    // then u1, the signal, u2 — each update once — and a new task.
+    let tail: Vec<EventType> = types(&events[4..]);
+    assert_eq!(
+        tail,
+        vec![
+            EventType::WorkflowExecutionUpdateAdmitted,
+            EventType::WorkflowExecutionSignaled,
+            EventType::WorkflowExecutionUpdateAdmitted,
+            EventType::WorkflowTaskScheduled,
+        ]
+    );
+    let admitted: Vec<(String, i32)> = events
+        .iter()
+        .filter_map(|e| match &e.attributes {
+            Some(Attributes::WorkflowExecutionUpdateAdmittedEventAttributes(a)) => {
+                Some((a.request.as_ref().and_then(|r| r.meta.as_ref()).map(|m| m.update_id.clone()).unwrap_or_default(), a.origin))
+            }
+            _ => None,
+        })
+        .collect();
+    let reapply = UpdateAdmittedEventOrigin::Reapply as i32;
+    assert_eq!(admitted, vec![("u1".to_string(), reapply), ("u2".to_string(), reapply)]);
+    let state: Vec<(&str, i64, i64)> =
+        plan.new_run.state.updates.iter().map(|u| (u.update_id.as_str(), u.admitted_event_id, u.accepted_event_id)).collect();
+    assert_eq!(state, vec![("u1", 5, 0), ("u2", 7, 0)], "durably admitted, awaiting acceptance");
+    // The new run's history folds back into the same updates.
+    let rebuilt = rebuild(events).expect("the new history folds");
+    assert_eq!(rebuilt.updates, plan.new_run.state.updates);
 }
 
 #[test]

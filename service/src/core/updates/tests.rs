@@ -88,7 +88,10 @@ fn accept_then_complete_in_one_completion_writes_both_events_and_the_state() {
     let Some(Attributes::WorkflowExecutionUpdateCompletedEventAttributes(c)) = &events[1].attributes else { panic!("completed next") };
     assert_eq!((c.accepted_event_id, c.meta.as_ref().map(|m| m.update_id.as_str())), (12, Some("u1")));
     assert_eq!(c.outcome, Some(Outcome { value: Some(success.clone()) }));
-    assert_eq!(txn.state.updates, vec![UpdateInfo { update_id: "u1".into(), accepted_event_id: 12, completed_event_id: 13 }]);
+    assert_eq!(
+        txn.state.updates,
+        vec![UpdateInfo { update_id: "u1".into(), accepted_event_id: 12, completed_event_id: 13, ..Default::default() }]
+    );
     assert_eq!(
         effects,
         vec![
@@ -128,7 +131,7 @@ fn messages_about_updates_the_server_does_not_hold_fail_the_task() {
 #[test]
 fn a_second_response_to_a_completed_update_is_refused() {
     let mut txn = txn();
-    txn.state.updates.push(UpdateInfo { update_id: "u1".into(), accepted_event_id: 5, completed_event_id: 6 });
+    txn.state.updates.push(UpdateInfo { update_id: "u1".into(), accepted_event_id: 5, completed_event_id: 6, ..Default::default() });
     let err = Messages::new(vec![response("u1", outcome::Value::Success(Payloads::default()))])
         .apply_rest(&mut txn, &mut book(&[]), &mut Vec::new())
         .unwrap_err();
@@ -140,7 +143,7 @@ fn settle_rejects_unanswered_sent_updates_keeps_unseen_ones_and_aborts_on_close(
     let mut effects = Vec::new();
     let mut open = book(&[("sent", true), ("new", false)]);
     assert!(unseen(&open));
-    assert!(settle(&mut open, false, None, &mut effects), "the unseen update needs a task");
+    assert!(settle(&mut open, &ExecutionState::default(), false, None, &mut effects), "the unseen update needs a task");
     assert_eq!(open.pending.keys().collect::<Vec<_>>(), vec!["new"]);
     assert!(
         matches!(&effects[..], [UpdateEffect::Rejected { update_id, failure }] if update_id == "sent" && failure.message.contains("wasn't processed"))
@@ -148,7 +151,7 @@ fn settle_rejects_unanswered_sent_updates_keeps_unseen_ones_and_aborts_on_close(
 
     let mut effects = Vec::new();
     let mut closing = book(&[("a", true), ("b", false)]);
-    assert!(!settle(&mut closing, true, Some("run-2"), &mut effects));
+    assert!(!settle(&mut closing, &ExecutionState::default(), true, Some("run-2"), &mut effects));
     assert!(closing.pending.is_empty());
     assert_eq!(
         effects,
@@ -157,4 +160,46 @@ fn settle_rejects_unanswered_sent_updates_keeps_unseen_ones_and_aborts_on_close(
             UpdateEffect::Aborted { update_id: "b".into(), continued_as: Some("run-2".into()) },
         ]
     );
+}
+
+/// The run's state after a reset reapplied `u1` (its Admitted event is event 5).
+fn durably_admitted() -> RunTxn {
+    let mut txn = txn();
+    txn.state.updates.push(UpdateInfo { update_id: "u1".into(), admitted_event_id: 5, ..Default::default() });
+    txn
+}
+
+#[test]
+fn a_durably_admitted_update_is_accepted_without_its_request_and_completed() {
+    let mut txn = durably_admitted();
+    let mut effects = Vec::new();
+    let success = outcome::Value::Success(Payloads::default());
+    Messages::new(vec![acceptance("u1"), response("u1", success)]).apply_rest(&mut txn, &mut book(&[]), &mut effects).unwrap();
+    let events = txn.events();
+    let Some(Attributes::WorkflowExecutionUpdateAcceptedEventAttributes(a)) = &events[0].attributes else { panic!("accepted first") };
+    assert_eq!(a.accepted_request, None, "the Admitted event holds the request (Go writes none again)");
+    assert_eq!(a.accepted_request_message_id, "u1/request");
+    assert_eq!(
+        txn.state.updates,
+        vec![UpdateInfo { update_id: "u1".into(), admitted_event_id: 5, accepted_event_id: 12, completed_event_id: 13 }]
+    );
+    assert!(matches!(&effects[..], [UpdateEffect::Accepted { .. }, UpdateEffect::Completed { .. }]));
+}
+
+#[test]
+fn a_durably_admitted_update_rejected_or_answered_early_or_left_by_a_close() {
+    let mut txn = durably_admitted();
+    let mut effects = Vec::new();
+    let err = Messages::new(vec![response("u1", outcome::Value::Success(Payloads::default()))])
+        .apply_rest(&mut txn, &mut book(&[]), &mut effects)
+        .unwrap_err();
+    assert!(err.message.contains("wasn't found"), "a response before the acceptance: {}", err.message);
+    Messages::new(vec![rejection("u1")]).apply_rest(&mut txn, &mut book(&[]), &mut effects).unwrap();
+    assert!(txn.events().is_empty() && txn.state.updates.is_empty(), "rejected: no event, the run forgets it");
+    assert!(matches!(&effects[..], [UpdateEffect::Rejected { .. }]));
+
+    let closing = durably_admitted();
+    let mut effects = Vec::new();
+    settle(&mut book(&[]), &closing.state, true, None, &mut effects);
+    assert_eq!(effects, vec![UpdateEffect::Aborted { update_id: "u1".into(), continued_as: None }]);
 }

@@ -91,3 +91,19 @@ async fn continue_as_new_aborts_with_the_new_run() {
     registry.apply(&run(), vec![UpdateEffect::Aborted { update_id: "u".into(), continued_as: Some("r2".into()) }]);
     assert_eq!(watch.until(|_| false).await, Progress::Aborted(Abort::ContinuedAs("r2".into())));
 }
+
+#[tokio::test]
+async fn a_durably_admitted_update_is_watched_but_never_sent_as_a_message() {
+    let registry = UpdateRegistry::default();
+    let mut watch = registry.watch_durable(&run(), "u1");
+    assert_eq!(watch.now(), Progress::Admitted);
+    assert!(!registry.has_unsent(&run()), "its request is in history, not waiting for a task");
+    assert!(registry.attach(&run(), 7).is_empty(), "the worker reads it from the Admitted event");
+    assert!(registry.book(&run(), 7).pending.is_empty(), "the run's state holds it, not the book");
+    let _others = registry.admit(&run(), "u2", request("u2"), 1).expect("counted once: in the run's state");
+
+    registry.apply(&run(), vec![UpdateEffect::Accepted { update_id: "u1".into(), accepted_event_id: 10 }]);
+    assert_eq!(watch.until(|p| *p == Progress::Accepted).await, Progress::Accepted);
+    registry.apply(&run(), vec![UpdateEffect::Completed { update_id: "u1".into(), outcome: success() }]);
+    assert_eq!(watch.until(|_| false).await, Progress::Completed(Box::new(success())));
+}
