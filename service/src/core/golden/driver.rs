@@ -40,6 +40,9 @@ pub struct Sim {
     pub token: Option<TaskToken>,
     /// One line per committed transition (printed with a failure).
     pub log: Vec<String>,
+    /// The shard owner's update registry for this run: admitted updates not yet
+    /// accepted, with the scheduled event id of the task that carried each (0: none).
+    pub updates: BTreeMap<String, (temporalio_protos::protos::temporal::api::update::v1::Request, i64)>,
 }
 
 impl Sim {
@@ -56,6 +59,7 @@ impl Sim {
             now_ms: 0,
             token: None,
             log: Vec::new(),
+            updates: BTreeMap::new(),
         }
     }
 

@@ -12,6 +12,12 @@ use temporalio_protos::protos::temporal::api::workflowservice::v1::{
     RespondWorkflowTaskCompletedRequest, RespondWorkflowTaskFailedRequest,
 };
 
+use temporalio_protos::protos::temporal::api::command::v1::command::Attributes as Cmd;
+use temporalio_protos::protos::temporal::api::command::v1::{Command, ProtocolMessageCommandAttributes};
+use temporalio_protos::protos::temporal::api::enums::v1::CommandType;
+use temporalio_protos::protos::temporal::api::protocol::v1::Message;
+use temporalio_protos::protos::temporal::api::update::v1::{Acceptance, Request, Response};
+
 use super::commands::{commands_of, is_command_event};
 use super::reference::RefEvent;
 use super::requests::{child_close_event, signal, spec};
@@ -19,6 +25,7 @@ use crate::core::activity::outcome::{Canceled, Completed, Failed};
 use crate::core::activity::timeouts::NOT_ENOUGH_TIME_MESSAGE;
 use crate::core::run::RunSpec;
 use crate::core::signals::SignalSpec;
+use crate::core::updates::to_any;
 use crate::core::workflow_task::Poller;
 use crate::core::EngineConfig;
 
@@ -104,6 +111,9 @@ pub enum Input {
         close: Box<HistoryEvent>,
         execution: WorkflowExecution,
     },
+    /// UpdateWorkflowExecution admitted this update (the request its Accepted event
+    /// records) when the workflow task it was sequenced at was scheduled.
+    AdmitUpdate(Box<Request>),
 }
 
 /// An input at the time of the reference event it comes from.
@@ -123,6 +133,9 @@ pub fn inputs(events: &[RefEvent], config: &EngineConfig) -> Result<Vec<Step>, S
     let backoff = events.first().map(|e| e.ms_of("firstWorkflowTaskBackoff")).unwrap_or(0);
     let mut first_task = true;
     for (i, e) in events.iter().enumerate() {
+        for request in admitted_at(events, e) {
+            steps.push(Step { event_id: e.id, kind: e.kind.clone(), time_ns: e.time_ns, ms: e.ms(), input: Input::AdmitUpdate(request) });
+        }
         let input = match e.kind.trim_start_matches("EVENT_TYPE_") {
             "WORKFLOW_EXECUTION_STARTED" if i == 0 => {
                 let signal = events.get(1).filter(|s| s.kind == "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED").map(signal);
@@ -203,6 +216,8 @@ pub fn inputs(events: &[RefEvent], config: &EngineConfig) -> Result<Vec<Step>, S
                 close: Box::new(child_close_event(e)?),
                 execution: e.pb("workflowExecution").unwrap_or_default(),
             }),
+            // The completion's messages write them ([`completion`]).
+            "WORKFLOW_EXECUTION_UPDATE_ACCEPTED" | "WORKFLOW_EXECUTION_UPDATE_COMPLETED" => None,
             _ if is_command_event(&e.kind) => None,
             other => return Err(format!("event {} {other}: the golden driver has no input for it", e.id)),
         };
@@ -214,10 +229,72 @@ pub fn inputs(events: &[RefEvent], config: &EngineConfig) -> Result<Vec<Step>, S
     Ok(steps)
 }
 
+/// The updates admitted when workflow task `e` was scheduled: those whose Accepted
+/// event names it as the sequencing event (the update arrived while the run was idle
+/// and a speculative task was scheduled to carry it).
+fn admitted_at(events: &[RefEvent], e: &RefEvent) -> Vec<Box<Request>> {
+    if e.kind != "EVENT_TYPE_WORKFLOW_TASK_SCHEDULED" {
+        return Vec::new();
+    }
+    events
+        .iter()
+        .filter(|a| a.kind == "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED" && a.int("acceptedRequestSequencingEventId") == e.id)
+        .filter_map(|a| a.pb::<Request>("acceptedRequest").map(Box::new))
+        .collect()
+}
+
+/// The update messages of completion `e` — an Acceptance per UpdateAccepted and a
+/// Response per UpdateCompleted written right after it — each with the
+/// ProtocolMessage command that places it among the commands, as sdk-core sends them.
+fn update_messages(events: &[RefEvent], e: &RefEvent) -> (Vec<Message>, Vec<(i64, Command)>) {
+    let mut messages = Vec::new();
+    let mut commands = Vec::new();
+    let after = events.iter().filter(|n| n.id > e.id);
+    let batch = after.take_while(|n| is_command_event(&n.kind) || n.kind.starts_with("EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_"));
+    for n in batch {
+        let ((update_id, message_id), body) = match n.kind.as_str() {
+            "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED" => {
+                let update_id = n.str("protocolInstanceId");
+                let acceptance = Acceptance {
+                    accepted_request_message_id: n.str("acceptedRequestMessageId"),
+                    accepted_request_sequencing_event_id: n.int("acceptedRequestSequencingEventId"),
+                    accepted_request: n.pb("acceptedRequest"),
+                };
+                ((update_id.clone(), format!("{update_id}/accept")), to_any(&acceptance))
+            }
+            "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED" => {
+                let update_id = n.str("meta.updateId");
+                let response = Response { meta: n.pb("meta"), outcome: n.pb("outcome") };
+                ((update_id.clone(), format!("{update_id}/complete")), to_any(&response))
+            }
+            _ => continue,
+        };
+        let command = Command {
+            command_type: CommandType::ProtocolMessage as i32,
+            attributes: Some(Cmd::ProtocolMessageCommandAttributes(ProtocolMessageCommandAttributes { message_id: message_id.clone() })),
+            ..Default::default()
+        };
+        commands.push((n.id, command));
+        messages.push(Message { id: message_id, protocol_instance_id: update_id, body: Some(body), sequencing_id: None });
+    }
+    (messages, commands)
+}
+
+/// The worker's commands of completion `e`, in the order of the events they wrote.
+fn commands_in_order(events: &[RefEvent], e: &RefEvent, protocol: Vec<(i64, Command)>) -> Result<Vec<Command>, String> {
+    let plain = commands_of(events, e.id)?;
+    let ids = events.iter().filter(|n| n.id > e.id && is_command_event(&n.kind) && n.int("workflowTaskCompletedEventId") == e.id);
+    let mut all: Vec<(i64, Command)> = ids.map(|n| n.id).zip(plain).chain(protocol).collect();
+    all.sort_by_key(|(id, _)| *id);
+    Ok(all.into_iter().map(|(_, c)| c).collect())
+}
+
 #[allow(deprecated)] // `binary_checksum`: deprecated, still sent
 fn completion(events: &[RefEvent], e: &RefEvent) -> Result<RespondWorkflowTaskCompletedRequest, String> {
+    let (messages, protocol) = update_messages(events, e);
     Ok(RespondWorkflowTaskCompletedRequest {
-        commands: commands_of(events, e.id)?,
+        commands: commands_in_order(events, e, protocol)?,
+        messages,
         identity: e.str("identity"),
         binary_checksum: e.str("binaryChecksum"),
         worker_version_stamp: e.pb("workerVersion"),

@@ -13,6 +13,7 @@ use temporalio_protos::protos::temporal::api::enums::v1::TimeoutType;
 use temporalio_protos::protos::temporal::api::failure::v1::failure::FailureInfo;
 use temporalio_protos::protos::temporal::api::failure::v1::*;
 use temporalio_protos::protos::temporal::api::sdk::v1::UserMetadata;
+use temporalio_protos::protos::temporal::api::update::v1::{outcome, Input, Meta, Outcome, Request};
 
 pub type Result<T> = std::result::Result<T, String>;
 
@@ -212,6 +213,44 @@ fn failure_info(m: &Map<String, Value>) -> Result<Option<FailureInfo>> {
         "serverFailureInfo" => FailureInfo::ServerFailureInfo(ServerFailureInfo { non_retryable: flag(i, "nonRetryable") }),
         other => return Err(format!("Failure: `{other}` is not converted by the golden tests")),
     }))
+}
+
+impl FromJson for Meta {
+    fn from_json(v: &Value) -> Result<Self> {
+        let m = obj(v)?;
+        only(m, "update Meta", &["updateId", "identity"])?;
+        Ok(Meta { update_id: text(m, "updateId"), identity: text(m, "identity") })
+    }
+}
+
+impl FromJson for Request {
+    fn from_json(v: &Value) -> Result<Self> {
+        let m = obj(v)?;
+        only(m, "update Request", &["meta", "input"])?;
+        let meta = opt(m, "meta")?;
+        let input = match m.get("input") {
+            Some(i) => {
+                let i = obj(i)?;
+                only(i, "update Input", &["name", "args", "header"])?;
+                Some(Input { name: text(i, "name"), args: opt(i, "args")?, header: opt(i, "header")? })
+            }
+            None => None,
+        };
+        Ok(Request { meta, input, ..Default::default() })
+    }
+}
+
+impl FromJson for Outcome {
+    fn from_json(v: &Value) -> Result<Self> {
+        let m = obj(v)?;
+        only(m, "update Outcome", &["success", "failure"])?;
+        let value = match (opt::<Payloads>(m, "success")?, opt::<Failure>(m, "failure")?) {
+            (Some(p), _) => Some(outcome::Value::Success(p)),
+            (None, Some(f)) => Some(outcome::Value::Failure(f)),
+            (None, None) => None,
+        };
+        Ok(Outcome { value })
+    }
 }
 
 /// Payloads as compared and shown: `encoding data` per payload (data as UTF-8).

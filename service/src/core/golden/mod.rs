@@ -19,8 +19,11 @@
 //! - Sticky queues: the worker's completions name the sticky queue the reference
 //!   scheduled the next task on ([`inputs`]), so WorkflowTaskScheduled's task queue
 //!   (name, kind, normal name) is compared as Temporal records it.
-//! - Updates are not supported (issue 10): histories with updates are compared up to
-//!   the workflow task that delivered the first update ([`Scope::BeforeUpdates`]).
+//! - Updates: an update is admitted (an input) when the speculative workflow task
+//!   its Accepted event names as the sequencing event was scheduled; the completion
+//!   carries an Acceptance / Response message, with its ProtocolMessage command, per
+//!   UpdateAccepted / UpdateCompleted event written after it ([`inputs`]); the driver
+//!   keeps the shard owner's registry for the run ([`driver::Sim::updates`]).
 //! - Times, identities, request and run ids, history sizes, worker versions and SDK
 //!   metadata are not compared; durations are compared at ms precision.
 //!
@@ -38,10 +41,9 @@
 //! |---|---|
 //! | hist-ex-can, ex-cancelact, ex-child, ex-child-child, ex-fail, ex-la, ex-wftfail | full |
 //! | hist-ext-{signal,cancel}{,-target,-notfound}, child-{cancel,signal}{,-child}, upsert | full |
-//! | hist-nc-noact, strip-st-{cancel,noact,oneact,retry,sws,term,timer} | full |
+//! | hist-nc-noact, nc-signal, strip-st-{cancel,noact,oneact,retry,signal,sws,term,timer} | full |
 //! | hist-to-exec, to-hb, to-nonretry, to-s2c | full |
-//! | hist-wf-cancel, wf-noact, wf-oneact, wf-retry, wf-sws, wf-term, wf-timer | full |
-//! | hist-nc-signal, wf-signal (events 1–8), strip-st-signal (1–5) | prefix before the first update |
+//! | hist-wf-cancel, wf-noact, wf-oneact, wf-retry, wf-signal, wf-sws, wf-term, wf-timer | full |
 
 mod activities;
 mod commands;
@@ -59,13 +61,10 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-/// How much of a reference history is compared.
+/// How much of a reference history is compared (today: every history whole).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     Full,
-    /// The events before the first update's: before the workflow task that delivered
-    /// it (its `acceptedRequestSequencingEventId`) or the first update event.
-    BeforeUpdates,
 }
 
 fn reference_dir() -> PathBuf {
@@ -78,20 +77,9 @@ fn load(file: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// How many leading events `scope` keeps.
-fn cut(events: &[reference::RefEvent], scope: Scope) -> Result<usize, String> {
-    if scope == Scope::Full {
-        return Ok(events.len());
-    }
-    let first = events.iter().position(|e| e.kind.starts_with("EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_")).ok_or("no update event")?;
-    let sequencing = events[first].int("acceptedRequestSequencingEventId");
-    Ok(if sequencing > 0 { first.min(sequencing as usize - 1) } else { first })
-}
-
 /// Replays `history`'s inputs through the core and compares; `Err` is the report.
 pub fn run(name: &str, history: &Value, scope: Scope) -> Result<(), String> {
-    let mut events = reference::parse(history)?;
-    events.truncate(cut(&events, scope)?);
+    let events = reference::parse(history)?;
     let mut sim = driver::Sim::new();
     let mut stopped = None;
     match inputs::inputs(&events, &sim.config) {
@@ -111,7 +99,6 @@ pub fn run(name: &str, history: &Value, scope: Scope) -> Result<(), String> {
     }
     let scope = match scope {
         Scope::Full => "whole history".to_string(),
-        Scope::BeforeUpdates => format!("first {} events, before the first update: updates are not supported, issue 10", events.len()),
     };
     Err(compare::report(name, &scope, &events, &sim, &mismatches, stopped.as_deref()))
 }
@@ -155,12 +142,12 @@ golden_tests! {
     child_signal_child: "hist-child-signal-child.json", Full;
     upsert: "hist-upsert.json", Full;
     nc_noact: "hist-nc-noact.json", Full;
-    nc_signal: "hist-nc-signal.json", BeforeUpdates;
+    nc_signal: "hist-nc-signal.json", Full;
     strip_st_cancel: "hist-strip-st-cancel.json", Full;
     strip_st_noact: "hist-strip-st-noact.json", Full;
     strip_st_oneact: "hist-strip-st-oneact.json", Full;
     strip_st_retry: "hist-strip-st-retry.json", Full;
-    strip_st_signal: "hist-strip-st-signal.json", BeforeUpdates;
+    strip_st_signal: "hist-strip-st-signal.json", Full;
     strip_st_sws: "hist-strip-st-sws.json", Full;
     strip_st_term: "hist-strip-st-term.json", Full;
     strip_st_timer: "hist-strip-st-timer.json", Full;
@@ -172,7 +159,7 @@ golden_tests! {
     wf_noact: "hist-wf-noact.json", Full;
     wf_oneact: "hist-wf-oneact.json", Full;
     wf_retry: "hist-wf-retry.json", Full;
-    wf_signal: "hist-wf-signal.json", BeforeUpdates;
+    wf_signal: "hist-wf-signal.json", Full;
     wf_sws: "hist-wf-sws.json", Full;
     wf_term: "hist-wf-term.json", Full;
     wf_timer: "hist-wf-timer.json", Full;
@@ -207,6 +194,18 @@ fn a_wrong_link_is_reported() {
     assert!(report.contains("WORKFLOW_TASK_COMPLETED"), "{report}");
     let row = report.lines().find(|l| l.contains("startedEventId")).unwrap_or_else(|| panic!("{report}"));
     assert!(row.contains(" 8 ") && row.trim_end().ends_with('9'), "{row}");
+}
+
+/// The update events are compared too: a wrong link from UpdateCompleted to its
+/// Accepted event is reported.
+#[test]
+fn a_wrong_update_link_is_reported() {
+    let mut history = load("hist-wf-signal.json");
+    // UpdateCompleted 13 names its Accepted event 12; claim 11.
+    history["events"][12]["workflowExecutionUpdateCompletedEventAttributes"]["acceptedEventId"] = Value::String("11".into());
+    let report = run("hist-wf-signal.json (altered)", &history, Scope::Full).unwrap_err();
+    let row = report.lines().find(|l| l.contains("acceptedEventId")).unwrap_or_else(|| panic!("{report}"));
+    assert!(row.contains(" 11 ") && row.trim_end().ends_with("12"), "{row}");
 }
 
 /// An event the reference has and Hourglass does not write is reported.

@@ -225,6 +225,39 @@ pub fn fields(e: &HistoryEvent) -> Vec<(&'static str, Val)> {
             ("input", p(&a.input)),
             ("externalWorkflowExecution.workflowId", wid(&a.external_workflow_execution)),
         ],
+        A::WorkflowExecutionUpdateAcceptedEventAttributes(a) => {
+            let request = a.accepted_request.as_ref();
+            let input = request.and_then(|r| r.input.as_ref());
+            vec![
+                ("protocolInstanceId", s(&a.protocol_instance_id)),
+                ("acceptedRequestMessageId", s(&a.accepted_request_message_id)),
+                ("acceptedRequestSequencingEventId", n(a.accepted_request_sequencing_event_id)),
+                (
+                    "acceptedRequest.meta.updateId",
+                    s(request.and_then(|r| r.meta.as_ref()).map(|m| m.update_id.as_str()).unwrap_or_default()),
+                ),
+                ("acceptedRequest.input.name", s(input.map(|i| i.name.as_str()).unwrap_or_default())),
+                ("acceptedRequest.input.args", p(&input.and_then(|i| i.args.clone()))),
+            ]
+        }
+        A::WorkflowExecutionUpdateCompletedEventAttributes(a) => {
+            use temporalio_protos::protos::temporal::api::update::v1::outcome::Value as Outcome;
+            let value = a.outcome.as_ref().and_then(|o| o.value.as_ref());
+            let success = match value {
+                Some(Outcome::Success(p)) => Some(p.clone()),
+                _ => None,
+            };
+            let failure = match value {
+                Some(Outcome::Failure(f)) => Some(f.clone()),
+                _ => None,
+            };
+            vec![
+                ("meta.updateId", s(a.meta.as_ref().map(|m| m.update_id.as_str()).unwrap_or_default())),
+                ("acceptedEventId", n(a.accepted_event_id)),
+                ("outcome.success", p(&success)),
+                ("outcome.failure.message", msg(&failure)),
+            ]
+        }
         A::WorkflowExecutionCancelRequestedEventAttributes(a) => vec![
             ("cause", s(&a.cause)),
             ("externalInitiatedEventId", n(a.external_initiated_event_id)),

@@ -14,6 +14,7 @@ use crate::core::commands::{self, command_sequence, Completed};
 use crate::core::external::{self, Delivery, ExternalRequest};
 use crate::core::tasks::{TaskKind, TimerKind};
 use crate::core::token::TaskToken;
+use crate::core::updates::{PendingUpdate, UpdateBook, UpdateEffect};
 use crate::core::{lifecycle, run, signals, wft, workflow_task, Ctx, IdSource};
 
 impl Sim {
@@ -46,6 +47,10 @@ impl Sim {
                 let mut txn = self.txn(now)?;
                 let request_id = self.ids.new_id();
                 let started = workflow_task::start(&mut txn, &wt, (&queue, task_id), &queue.name, &poller, request_id, &self.config);
+                // engine: the registry's updates go out on the task that started.
+                for (_, sent) in self.updates.values_mut() {
+                    *sent = wt.scheduled_event_id;
+                }
                 let key = &txn.key;
                 self.token = Some(TaskToken {
                     kind: TaskKind::WorkflowTask as i32,
@@ -68,14 +73,17 @@ impl Sim {
                 #[allow(deprecated)] // `binary_checksum`: deprecated, still echoed
                 let (identity, checksum) = (req.identity.clone(), req.binary_checksum.clone());
                 let txn = self.txn(now)?;
+                let book = self.update_book(wt.scheduled_event_id);
                 let config = self.config.clone();
                 let mut ctx = Ctx { now_ms: now, config: &config, ids: &mut self.ids };
-                match commands::complete(txn, &wt, *req, started.as_ref(), Default::default(), &mut ctx) {
-                    Ok(Completed { txn, new_run, .. }) => {
+                match commands::complete(txn, &wt, *req, started.as_ref(), book, &mut ctx) {
+                    Ok(Completed { txn, new_run, update_effects, .. }) => {
                         if let Some(new_run) = new_run {
                             new_run.verify().map_err(|v| format!("{what}: the new run: {v}"))?;
                         }
-                        self.commit(txn, what)
+                        self.commit(txn, what)?;
+                        self.apply_update_effects(&update_effects);
+                        Ok(())
                     }
                     Err(refusal) => {
                         let refused = commands::refuse(self.txn(now)?, &wt, refusal.clone(), &identity, &checksum);
@@ -176,6 +184,39 @@ impl Sim {
                 txn.state.remove_child(initiated);
                 self.commit(txn, what)
             }
+            Input::AdmitUpdate(request) => {
+                // engine::update::admit: the registry takes it; a run with no workflow
+                // task gets a speculative one to carry it.
+                let update_id = request.meta.as_ref().map(|m| m.update_id.clone()).unwrap_or_default();
+                self.updates.insert(update_id, (*request, 0));
+                let mut txn = self.txn(now)?;
+                if wft::schedule_speculative_workflow_task(&mut txn).is_none() {
+                    return Err(format!("{what}: no speculative workflow task to carry the update (one is outstanding)"));
+                }
+                self.commit(txn, what)
+            }
+        }
+    }
+
+    /// The registry's book for the completion of the task scheduled at `scheduled`.
+    fn update_book(&self, scheduled: i64) -> UpdateBook {
+        let pending = self
+            .updates
+            .iter()
+            .map(|(id, (request, sent))| (id.clone(), PendingUpdate { request: request.clone(), sent_on_this_task: *sent == scheduled }))
+            .collect();
+        UpdateBook { pending }
+    }
+
+    /// The registry after a committed completion: accepted, rejected, completed or
+    /// aborted updates leave it (an accepted one is in the run's state).
+    fn apply_update_effects(&mut self, effects: &[UpdateEffect]) {
+        for effect in effects {
+            let (UpdateEffect::Accepted { update_id, .. }
+            | UpdateEffect::Rejected { update_id, .. }
+            | UpdateEffect::Completed { update_id, .. }
+            | UpdateEffect::Aborted { update_id, .. }) = effect;
+            self.updates.remove(update_id);
         }
     }
 
