@@ -134,7 +134,13 @@ pub fn inputs(events: &[RefEvent], config: &EngineConfig) -> Result<Vec<Step>, S
     let mut first_task = true;
     for (i, e) in events.iter().enumerate() {
         for request in admitted_at(events, e) {
-            steps.push(Step { event_id: e.id, kind: e.kind.clone(), time_ns: e.time_ns, ms: e.ms(), input: Input::AdmitUpdate(request) });
+            steps.push(Step {
+                event_id: e.id,
+                kind: e.kind.clone(),
+                time_ns: e.time_ns,
+                ms: e.ms(),
+                input: Input::AdmitUpdate(Box::new(request)),
+            });
         }
         let input = match e.kind.trim_start_matches("EVENT_TYPE_") {
             "WORKFLOW_EXECUTION_STARTED" if i == 0 => {
@@ -232,14 +238,14 @@ pub fn inputs(events: &[RefEvent], config: &EngineConfig) -> Result<Vec<Step>, S
 /// The updates admitted when workflow task `e` was scheduled: those whose Accepted
 /// event names it as the sequencing event (the update arrived while the run was idle
 /// and a speculative task was scheduled to carry it).
-fn admitted_at(events: &[RefEvent], e: &RefEvent) -> Vec<Box<Request>> {
+fn admitted_at(events: &[RefEvent], e: &RefEvent) -> Vec<Request> {
     if e.kind != "EVENT_TYPE_WORKFLOW_TASK_SCHEDULED" {
         return Vec::new();
     }
     events
         .iter()
         .filter(|a| a.kind == "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED" && a.int("acceptedRequestSequencingEventId") == e.id)
-        .filter_map(|a| a.pb::<Request>("acceptedRequest").map(Box::new))
+        .filter_map(|a| a.pb::<Request>("acceptedRequest"))
         .collect()
 }
 
