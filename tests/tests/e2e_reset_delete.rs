@@ -208,7 +208,7 @@ async fn a_completed_run_reset_to_its_first_task_completes_again_with_its_signal
     assert_eq!(reset(&client, &id, "", 1, "reset-closed-2").await, Err(Code::InvalidArgument));
 }
 
-/// Reset reapplies updates as Temporal's server does (checked with the CLI against
+/// Reset reapplies updates as Temporal's server does (checked with the Python SDK against
 /// `temporal server start-dev`): an update accepted after the reset point comes back
 /// as WorkflowExecutionUpdateAdmitted (origin REAPPLY) in its place among the
 /// signals; the worker reads it from history and accepts it again, and the new

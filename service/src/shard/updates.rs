@@ -132,22 +132,22 @@ impl UpdateRegistry {
     /// Watches an update the run's state says is accepted and not completed (after a
     /// restart or a new owner, the registry learns it from the state).
     pub fn watch_accepted(&self, run: &RunKey, update_id: &str) -> UpdateWatch {
-        let mut runs = self.runs.lock();
-        let entries = runs.entry(run.clone()).or_default();
-        if let Some(entry) = entries.iter().find(|e| e.update_id == update_id) {
-            return UpdateWatch { progress: entry.progress.subscribe() };
-        }
-        Self::insert(entries, update_id, Request::default(), Phase::Accepted, Progress::Accepted)
+        self.watch_from_state(run, update_id, Phase::Accepted, Progress::Accepted)
     }
 
     /// Watches an update the run's state says is durably admitted and not accepted.
     pub fn watch_durable(&self, run: &RunKey, update_id: &str) -> UpdateWatch {
+        self.watch_from_state(run, update_id, Phase::Durable, Progress::Admitted)
+    }
+
+    /// The entry of an update the run's state holds, made in `phase` if new.
+    fn watch_from_state(&self, run: &RunKey, update_id: &str, phase: Phase, progress: Progress) -> UpdateWatch {
         let mut runs = self.runs.lock();
         let entries = runs.entry(run.clone()).or_default();
         if let Some(entry) = entries.iter().find(|e| e.update_id == update_id) {
             return UpdateWatch { progress: entry.progress.subscribe() };
         }
-        Self::insert(entries, update_id, Request::default(), Phase::Durable, Progress::Admitted)
+        Self::insert(entries, update_id, Request::default(), phase, progress)
     }
 
     fn insert(entries: &mut Vec<Entry>, update_id: &str, request: Request, phase: Phase, progress: Progress) -> UpdateWatch {
