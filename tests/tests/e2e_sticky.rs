@@ -4,7 +4,9 @@
 //! sticky queue; the schedule-to-start timeout moves a task nobody takes to the
 //! normal queue with full history (WorkflowTaskTimedOut, SCHEDULE_TO_START); a sticky
 //! queue nobody polls sends its tasks to the normal queue at once;
-//! `ResetStickyTaskQueue` and `ShutdownWorker` end stickiness. Then a real Rust SDK
+//! `ResetStickyTaskQueue` and `ShutdownWorker` end stickiness; a legacy query goes to
+//! the sticky worker first, with no history, and to the normal queue when that worker
+//! does not take it in time. Then a real Rust SDK
 //! worker runs a many-task workflow on its sticky queue and answers queries.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -18,10 +20,11 @@ use temporalio_client::tonic::transport::Channel;
 use temporalio_client::tonic::{Code, Request};
 use temporalio_client::{WorkflowGetResultOptions, WorkflowQueryOptions, WorkflowSignalOptions, WorkflowStartOptions};
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_protos::protos::temporal::api::common::v1::{WorkflowExecution, WorkflowType};
-use temporalio_protos::protos::temporal::api::enums::v1::{EventType, TaskQueueKind, TimeoutType};
+use temporalio_protos::protos::temporal::api::common::v1::{Payload, Payloads, WorkflowExecution, WorkflowType};
+use temporalio_protos::protos::temporal::api::enums::v1::{EventType, QueryResultType, TaskQueueKind, TimeoutType};
 use temporalio_protos::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::protos::temporal::api::history::v1::HistoryEvent;
+use temporalio_protos::protos::temporal::api::query::v1::WorkflowQuery;
 use temporalio_protos::protos::temporal::api::taskqueue::v1::{StickyExecutionAttributes, TaskQueue};
 use temporalio_protos::protos::temporal::api::workflowservice::v1::workflow_service_client::WorkflowServiceClient;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::*;
@@ -145,6 +148,30 @@ impl Run {
         self.svc.get_workflow_execution_history(request).await.unwrap().into_inner().history.unwrap().events
     }
 
+    /// Asks query `state` (as a client does), answered whenever a worker answers it.
+    fn query(&self) -> tokio::task::JoinHandle<Result<QueryWorkflowResponse, temporalio_client::tonic::Status>> {
+        let (mut svc, execution) = (self.svc.clone(), self.execution());
+        tokio::spawn(async move {
+            let query = Some(WorkflowQuery { query_type: "state".into(), ..Default::default() });
+            svc.query_workflow(QueryWorkflowRequest { namespace: NS.into(), execution, query, ..Default::default() })
+                .await
+                .map(|r| r.into_inner())
+        })
+    }
+
+    /// Answers the legacy query task `task` with `answer`.
+    async fn answer(&mut self, task: &PollWorkflowTaskQueueResponse, answer: &str) {
+        assert!(task.query.is_some(), "a legacy query task: {task:?}");
+        let request = RespondQueryTaskCompletedRequest {
+            namespace: NS.into(),
+            task_token: task.task_token.clone(),
+            completed_type: QueryResultType::Answered as i32,
+            query_result: Some(Payloads { payloads: vec![Payload { data: answer.as_bytes().to_vec(), ..Default::default() }] }),
+            ..Default::default()
+        };
+        self.svc.respond_query_task_completed(request).await.unwrap();
+    }
+
     /// The first task, from the normal queue (full history), completed sticky.
     async fn first_task_sticky(&mut self, schedule_to_start: Duration) -> PollWorkflowTaskQueueResponse {
         let first = within("the first task", self.poll_normal(Duration::from_secs(30))).await;
@@ -263,6 +290,43 @@ async fn a_sticky_queue_nobody_polls_sends_its_task_to_the_normal_queue_at_once(
     let next = within("the next task", run.poll_normal(Duration::from_secs(30))).await;
     assert_eq!(scheduled_queue(&run.history().await, 10), normal(&run.queue));
     assert_eq!(ids(&next).first(), Some(&1));
+}
+
+fn answered(response: QueryWorkflowResponse) -> String {
+    String::from_utf8(response.query_result.unwrap().payloads[0].data.clone()).unwrap()
+}
+
+/// A legacy query on a sticky run goes to the sticky worker first, with no history
+/// (it has the run cached), as Temporal's server sends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_query_goes_to_the_sticky_worker_with_no_history() {
+    let server = TestServer::start().await.unwrap();
+    let mut run = Run::start(&server).await;
+    run.first_task_sticky(LONG).await;
+    // The sticky worker polled lately (an empty poll), and polls again.
+    run.poll_sticky(Duration::from_millis(200)).await;
+    let asked = run.query();
+    let task = within("the query on the sticky queue", run.poll_sticky(Duration::from_secs(30))).await;
+    assert_eq!(task.query.as_ref().map(|q| q.query_type.as_str()), Some("state"));
+    assert!(ids(&task).is_empty(), "no history for the sticky worker: {:?}", ids(&task));
+    assert_eq!((task.started_event_id, task.previous_started_event_id), (0, 3));
+    run.answer(&task, "sticky").await;
+    assert_eq!(answered(within("the answer", asked).await.unwrap().unwrap()), "sticky");
+}
+
+/// A legacy query the sticky worker does not take within the sticky schedule-to-start
+/// timeout goes to the normal queue, with the full history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_query_the_sticky_worker_does_not_take_falls_back_to_the_normal_queue() {
+    let server = TestServer::start().await.unwrap();
+    let mut run = Run::start(&server).await;
+    run.first_task_sticky(Duration::from_secs(1)).await;
+    run.poll_sticky(Duration::from_millis(200)).await; // polled lately, then gone quiet
+    let asked = run.query();
+    let task = within("the query on the normal queue", run.poll_normal(Duration::from_secs(30))).await;
+    assert_eq!(ids(&task), (1..=4).collect::<Vec<_>>(), "the normal queue's poller gets the full history");
+    run.answer(&task, "normal").await;
+    assert_eq!(answered(within("the answer", asked).await.unwrap().unwrap()), "normal");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

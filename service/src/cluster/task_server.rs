@@ -49,7 +49,7 @@ impl PeerTasks for TaskService {
         let history = HistoryApi::new(&self.engine);
         let poller = Poller { identity: request.identity, build_id: request.build_id };
         let outcome = match (dispatcher, queue.kind) {
-            (Dispatcher::Query, _) => match history.start_query_task_here(task)? {
+            (Dispatcher::Query, _) => match history.start_query_task_here(&queue, task)? {
                 Some(response) => Outcome::WorkflowTask(response.encode_to_vec()),
                 None => Outcome::Stale(true),
             },

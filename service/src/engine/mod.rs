@@ -102,9 +102,11 @@ impl Engine {
         let query_dispatch = Matching::new(Dispatcher::Query);
         let pollers = Pollers::default();
         let (seen, now) = (pollers.clone(), clock.clone());
-        matching.set_polled_lately(Arc::new(move |queue| {
-            seen.polled_since(queue, now.now_ms() - crate::core::sticky::STICKY_POLLER_WINDOW_MS)
-        }));
+        let polled_lately: crate::matching::PolledLately =
+            Arc::new(move |queue| seen.polled_since(queue, now.now_ms() - crate::core::sticky::STICKY_POLLER_WINDOW_MS));
+        // Workflow tasks and legacy query tasks alike leave a sticky queue whose worker is gone.
+        matching.set_polled_lately(polled_lately.clone());
+        query_dispatch.set_polled_lately(polled_lately);
         let (started_tx, mut started) = mpsc::unbounded_channel::<Arc<ShardOwner>>();
         let on_start: OnOwnerStart = Arc::new(move |owner| {
             let _ = started_tx.send(owner);

@@ -9,6 +9,7 @@ pub use crate::shard::queries::{QueryOutcome, QueryRegistry, QueryTask, QueryTic
 use hourglass_storage::state::{QueueKey, QueueKind, RunKey};
 use temporalio_protos::protos::temporal::api::common::v1::WorkflowType;
 use temporalio_protos::protos::temporal::api::enums::v1::{EventType, QueryRejectCondition, WorkflowExecutionStatus};
+use temporalio_protos::protos::temporal::api::history::v1::History;
 use temporalio_protos::protos::temporal::api::query::v1::WorkflowQuery;
 use temporalio_protos::protos::temporal::api::workflowservice::v1::{PollWorkflowTaskQueueResponse, RespondQueryTaskCompletedRequest};
 
@@ -49,10 +50,31 @@ pub async fn ask(engine: &Engine, run: &RunKey, query: WorkflowQuery, reject_con
     }
     let queue = QueueKey { namespace: run.namespace.clone(), name: state.task_queue.clone(), kind: QueueKind::Workflow };
     let direct = direct_dispatch_ok(&lock, run, &loaded)?;
-    let ticket = lock.queries().register(run, query, queue, direct).map_err(|e| match e {
+    let too_many = |e| match e {
         RegisterError::TooManyPending { max } => QueryError::TooManyPending { max },
-    })?;
+    };
+    let ticket = match sticky_route(&run.namespace, state).filter(|_| direct) {
+        Some((sticky, timeout)) => {
+            let ticket = lock.queries().register_sticky(run, query, queue, sticky).map_err(too_many)?;
+            let (registry, run, id) = (lock.queries().clone(), run.clone(), ticket.id().to_string());
+            tokio::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                registry.fall_back(&run, &id);
+            });
+            ticket
+        }
+        None => lock.queries().register(run, query, queue, direct).map_err(too_many)?,
+    };
     Ok(Asked::Pending(ticket))
+}
+
+/// A sticky run's sticky queue, and how long a legacy query task waits there before
+/// it goes to the normal queue (the sticky schedule-to-start timeout, as Go's
+/// history waits on its sticky query).
+fn sticky_route(namespace: &str, state: &ExecutionState) -> Option<(QueueKey, std::time::Duration)> {
+    let sticky = state.sticky.as_ref().filter(|s| !s.queue.is_empty() && s.schedule_to_start_ms > 0)?;
+    let queue = QueueKey { namespace: namespace.to_string(), name: sticky.queue.clone(), kind: QueueKind::Workflow };
+    Some((queue, std::time::Duration::from_millis(sticky.schedule_to_start_ms.unsigned_abs())))
 }
 
 /// Re-evaluates a waiting query: dispatches it if the run closed or has no workflow
@@ -133,10 +155,12 @@ pub async fn poll_task(engine: &Engine, queue: &QueueKey, wait: std::time::Durat
     }
 }
 
-/// The poll response for a legacy query task: full history to date, no new
-/// workflow task (`started_event_id` 0). `None` if the run is gone (the query is
-/// then failed).
-pub fn legacy_task_response(owner: &ShardOwner, task: &QueryTask) -> Result<Option<PollWorkflowTaskQueueResponse>> {
+/// The poll response for a legacy query task polled from queue `polled`: no new
+/// workflow task (`started_event_id` 0); the full history to date, or none on the
+/// run's sticky queue (Go sends a sticky worker no events for a query: it has the
+/// run cached, or fetches the history itself). `None` if the run is gone (the query
+/// is then failed).
+pub fn legacy_task_response(owner: &ShardOwner, task: &QueryTask, polled: &QueueKey) -> Result<Option<PollWorkflowTaskQueueResponse>> {
     let Some(loaded) = owner.load(&task.run)? else {
         let gone = format!("workflow execution {}/{} no longer exists", task.run.workflow_id, task.run.run_id);
         owner.queries().answer(&task.run, &task.query_id, QueryOutcome::Failed(gone));
@@ -154,7 +178,11 @@ pub fn legacy_task_response(owner: &ShardOwner, task: &QueryTask) -> Result<Opti
         ..Default::default()
     };
     let state = &loaded.state;
-    let (history, next_page_token) = first_page(owner, &task.run, last_event_id, FIRST_PAGE_EVENTS_MAX, FIRST_PAGE_BYTES_MAX)?;
+    let (history, next_page_token) = if polled.name != state.task_queue {
+        (History::default(), Vec::new())
+    } else {
+        first_page(owner, &task.run, last_event_id, FIRST_PAGE_EVENTS_MAX, FIRST_PAGE_BYTES_MAX)?
+    };
     Ok(Some(PollWorkflowTaskQueueResponse {
         task_token: token.encode_token(),
         workflow_execution: Some(super::workflow_task::execution_of(&task.run)),

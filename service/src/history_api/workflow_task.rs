@@ -115,7 +115,7 @@ impl HistoryApi<'_> {
     /// failure puts the task back and is returned; any other fails the query.
     pub async fn start_query_task(&self, req: StartQueryTask<'_>) -> Result<Option<PollWorkflowTaskQueueResponse>> {
         let (node, task) = match req.task {
-            LegacyQueryTask::Here { owner, task } => return start_claimed_query(&owner, task),
+            LegacyQueryTask::Here { owner, task } => return start_claimed_query(&owner, task, req.queue),
             LegacyQueryTask::Elsewhere { node, task } => (node, task),
         };
         let Some(remote) = self.engine.remote_tasks() else { return Ok(None) };
@@ -139,22 +139,23 @@ impl HistoryApi<'_> {
         }
     }
 
-    /// For a peer: claims and starts query task `task` of a shard this node leads.
-    pub fn start_query_task_here(&self, task: TaskRef) -> Result<Option<PollWorkflowTaskQueueResponse>> {
+    /// For a peer: claims and starts query task `task` (polled from `queue`) of a
+    /// shard this node leads.
+    pub fn start_query_task_here(&self, queue: &QueueKey, task: TaskRef) -> Result<Option<PollWorkflowTaskQueueResponse>> {
         let shard = task.shard;
         let Some(owner) = self.engine.router().owners().current(shard) else {
             return Err(ServiceError::NotLeader { shard, leader_hint: self.engine.node().leader(shard).ok().flatten() });
         };
         match owner.queries().claim(task) {
-            Some(query) => start_claimed_query(&owner, query),
+            Some(query) => start_claimed_query(&owner, query, queue),
             None => Ok(None),
         }
     }
 }
 
-/// [`HistoryApi::start_query_task`] for a query claimed from `owner`.
-fn start_claimed_query(owner: &ShardOwner, task: QueryTask) -> Result<Option<PollWorkflowTaskQueueResponse>> {
-    match query::legacy_task_response(owner, &task) {
+/// [`HistoryApi::start_query_task`] for a query claimed from `owner`, polled from `queue`.
+fn start_claimed_query(owner: &ShardOwner, task: QueryTask, queue: &QueueKey) -> Result<Option<PollWorkflowTaskQueueResponse>> {
+    match query::legacy_task_response(owner, &task, queue) {
         Ok(response) => Ok(response),
         Err(ServiceError::NotLeader { .. }) => Ok(None),
         Err(e @ (ServiceError::Unavailable(_) | ServiceError::ResourceExhausted(_))) => {

@@ -31,6 +31,8 @@ use tokio::sync::oneshot;
 use crate::core::tasks::TaskPayload;
 use crate::matching::{Matching, TaskRef};
 
+mod sticky;
+
 /// Most queries pending on one run; more are refused (Go: `MaxBufferedQueryCount`).
 pub const QUERIES_PER_RUN_MAX: usize = 64;
 
@@ -85,9 +87,21 @@ enum Phase {
 struct Pending {
     seq: u64,
     query: WorkflowQuery,
+    /// The run's normal queue.
     queue: QueueKey,
+    /// While dispatched to the run's sticky queue first ([`sticky`]): that queue.
+    sticky: Option<QueueKey>,
+    /// A poller took the legacy task (it is not in the dispatcher).
+    with_worker: bool,
     phase: Phase,
     reply: Option<oneshot::Sender<QueryOutcome>>,
+}
+
+impl Pending {
+    /// The queue its legacy task is dispatched on.
+    fn dispatch_queue(&self) -> &QueueKey {
+        self.sticky.as_ref().unwrap_or(&self.queue)
+    }
 }
 
 #[derive(Default)]
@@ -140,6 +154,18 @@ impl QueryRegistry {
     /// `queue` at once, otherwise it waits for the next workflow task. Call under the
     /// workflow's lock, after deciding from the run's state.
     pub fn register(&self, run: &RunKey, query: WorkflowQuery, queue: QueueKey, dispatch_now: bool) -> Result<QueryTicket, RegisterError> {
+        self.register_routed(run, query, queue, None, dispatch_now)
+    }
+
+    /// [`Self::register`]; `sticky`: dispatched now to that queue first.
+    fn register_routed(
+        &self,
+        run: &RunKey,
+        query: WorkflowQuery,
+        queue: QueueKey,
+        sticky: Option<QueueKey>,
+        dispatch_now: bool,
+    ) -> Result<QueryTicket, RegisterError> {
         let (tx, rx) = oneshot::channel();
         let id = uuid::Uuid::new_v4().to_string();
         let mut reg = self.inner.lock();
@@ -150,12 +176,14 @@ impl QueryRegistry {
         let seq = reg.next_seq;
         reg.next_seq += 1;
         let phase = if dispatch_now { Phase::Dispatched } else { Phase::Waiting };
-        let pending = Pending { seq, query, queue: queue.clone(), phase, reply: Some(tx) };
+        let sticky = sticky.filter(|_| dispatch_now);
+        let pending = Pending { seq, query, queue, sticky, with_worker: false, phase, reply: Some(tx) };
+        let (dispatch_queue, task) = (pending.dispatch_queue().clone(), self.task_ref(run, &pending));
         reg.runs.entry(run.clone()).or_default().insert(id.clone(), pending);
         reg.by_seq.insert(seq, (run.clone(), id.clone()));
         drop(reg);
         if dispatch_now {
-            self.dispatch.add(queue, self.task_ref(run, seq));
+            self.dispatch.add(dispatch_queue, task);
         }
         Ok(QueryTicket { registry: self.clone(), run: run.clone(), id, rx })
     }
@@ -179,13 +207,14 @@ impl QueryRegistry {
         if (task.shard, task.term) != (self.shard, self.term) {
             return None;
         }
-        let reg = self.inner.lock();
-        let (run, id) = reg.by_seq.get(&task.task_id)?;
-        let pending = reg.runs.get(run).and_then(|qs| qs.get(id))?;
+        let mut reg = self.inner.lock();
+        let (run, id) = reg.by_seq.get(&task.task_id).cloned()?;
+        let pending = reg.pending_mut(&run, &id)?;
         if pending.phase != Phase::Dispatched {
             return None;
         }
-        Some(QueryTask { run: run.clone(), query_id: id.clone(), query: pending.query.clone(), task })
+        pending.with_worker = true;
+        Some(QueryTask { query: pending.query.clone(), run, query_id: id, task })
     }
 
     /// The owner stopped: every pending query is withdrawn (its caller sees the
@@ -201,10 +230,11 @@ impl QueryRegistry {
 
     /// Puts back a legacy query task that could not be delivered (the poller left).
     pub fn requeue(&self, task: QueryTask) {
-        let reg = self.inner.lock();
-        let live = reg.runs.get(&task.run).and_then(|qs| qs.get(&task.query_id)).filter(|p| p.phase == Phase::Dispatched);
+        let mut reg = self.inner.lock();
+        let live = reg.pending_mut(&task.run, &task.query_id).filter(|p| p.phase == Phase::Dispatched && p.seq == task.task.task_id);
         if let Some(pending) = live {
-            let queue = pending.queue.clone();
+            pending.with_worker = false;
+            let queue = pending.dispatch_queue().clone();
             drop(reg);
             self.dispatch.requeue(queue, task.task);
         }
@@ -267,12 +297,13 @@ impl QueryRegistry {
                 }
                 if !workflow_task_outstanding && pending.phase == Phase::Waiting {
                     pending.phase = Phase::Dispatched;
-                    to_dispatch.push((pending.queue.clone(), pending.seq));
+                    (pending.sticky, pending.with_worker) = (None, false);
+                    to_dispatch.push((pending.queue.clone(), self.task_ref(run, pending)));
                 }
             }
         }
-        for (queue, seq) in to_dispatch {
-            self.dispatch.add(queue, self.task_ref(run, seq));
+        for (queue, task) in to_dispatch {
+            self.dispatch.add(queue, task);
         }
     }
 
@@ -295,8 +326,8 @@ impl QueryRegistry {
             reg.runs
                 .iter()
                 .flat_map(|(run, qs)| qs.values().map(move |p| (run, p)))
-                .filter(|(_, p)| p.phase == Phase::Dispatched && pick(&p.queue))
-                .map(|(run, p)| (p.queue.clone(), self.task_ref(run, p.seq)))
+                .filter(|(_, p)| p.phase == Phase::Dispatched && pick(p.dispatch_queue()))
+                .map(|(run, p)| (p.dispatch_queue().clone(), self.task_ref(run, p)))
                 .collect()
         };
         for (queue, task) in tasks {
@@ -304,8 +335,13 @@ impl QueryRegistry {
         }
     }
 
-    fn task_ref(&self, run: &RunKey, seq: u64) -> TaskRef {
-        TaskRef { shard: self.shard, term: self.term, task_id: seq, run: run.clone(), payload: TaskPayload::default() }
+    /// The dispatcher's handle on `pending`'s legacy task. One dispatched to a sticky
+    /// queue names the normal queue, as a sticky workflow task does: matching sends it
+    /// there at once when the sticky worker has not polled lately.
+    fn task_ref(&self, run: &RunKey, pending: &Pending) -> TaskRef {
+        let normal_queue = pending.sticky.as_ref().map(|_| pending.queue.name.clone()).unwrap_or_default();
+        let payload = TaskPayload { normal_queue, ..Default::default() };
+        TaskRef { shard: self.shard, term: self.term, task_id: pending.seq, run: run.clone(), payload }
     }
 }
 
@@ -397,6 +433,44 @@ mod tests {
             Poll::Ready(outcome) => outcome,
             Poll::Pending => panic!("the ticket is still waiting"),
         }
+    }
+
+    fn sticky_queue() -> QueueKey {
+        QueueKey { name: "sticky-1".into(), ..queue() }
+    }
+
+    #[tokio::test]
+    async fn a_sticky_query_waits_on_the_sticky_queue_then_falls_back_to_the_normal_one() {
+        let reg = registry();
+        let mut ticket = reg.register_sticky(&run(), query("q"), queue(), sticky_queue()).unwrap();
+        assert_eq!((ready(&reg), reg.dispatch.ready_len(&sticky_queue())), (0, 1), "on the sticky queue only");
+        assert!(reg.fall_back(&run(), ticket.id()));
+        assert_eq!(ready(&reg), 1, "moved to the normal queue");
+        assert!(now(reg.poll(&sticky_queue(), NEVER)).is_pending(), "the task left on the sticky queue is skipped");
+        let task = take(&reg).expect("the normal queue's task");
+        assert!(!reg.fall_back(&run(), ticket.id()), "nothing to move any more");
+        assert!(reg.answer(&task.run, &task.query_id, QueryOutcome::Answered(None)));
+        assert_eq!(settled(&mut ticket), Some(QueryOutcome::Answered(None)));
+    }
+
+    #[tokio::test]
+    async fn a_sticky_query_a_worker_holds_does_not_fall_back() {
+        let reg = registry();
+        let ticket = reg.register_sticky(&run(), query("q"), queue(), sticky_queue()).unwrap();
+        let Poll::Ready(Some(task)) = now(reg.poll(&sticky_queue(), NEVER)) else { panic!("the sticky worker takes it") };
+        assert!(!reg.fall_back(&run(), ticket.id()), "a worker has it");
+        reg.requeue(task); // that poller went away
+        assert_eq!(reg.dispatch.ready_len(&sticky_queue()), 1, "back on the sticky queue");
+        assert!(reg.fall_back(&run(), ticket.id()), "nobody holds it again: it moves");
+        assert_eq!(ready(&reg), 1);
+    }
+
+    #[tokio::test]
+    async fn a_sticky_query_goes_to_the_normal_queue_at_once_when_the_sticky_worker_is_gone() {
+        let reg = registry();
+        reg.dispatch.set_polled_lately(Arc::new(|_| false));
+        let _ticket = reg.register_sticky(&run(), query("q"), queue(), sticky_queue()).unwrap();
+        assert_eq!((ready(&reg), reg.dispatch.ready_len(&sticky_queue())), (1, 0));
     }
 
     #[tokio::test]

@@ -83,7 +83,7 @@ async fn an_idle_run_is_queried_through_a_legacy_query_task() {
     let mut ticket = pending(ask(e, &run, q("count"), 0).await.unwrap());
     assert_eq!(legacy_ready(e), 1, "dispatched at once");
     let (owner, task) = legacy_task(e, "the legacy query task").await;
-    let resp = legacy_task_response(&owner, &task).unwrap().unwrap();
+    let resp = legacy_task_response(&owner, &task, &queue()).unwrap().unwrap();
     assert_eq!((resp.started_event_id, resp.previous_started_event_id, resp.attempt), (0, 3, 1));
     assert_eq!(resp.query.as_ref().unwrap().query_type, "count");
     assert!(resp.queries.is_empty(), "never both query and queries");
@@ -136,7 +136,7 @@ async fn an_unanswered_attached_query_falls_back_to_a_legacy_task() {
     complete_idle(e, &resp, HashMap::new()).await;
     let (owner, task) = legacy_task(e, "a legacy task after the task completed unanswered").await;
     assert_eq!(task.query_id, ticket.id());
-    let legacy = legacy_task_response(&owner, &task).unwrap().unwrap();
+    let legacy = legacy_task_response(&owner, &task, &queue()).unwrap().unwrap();
     respond(e, &token_of(&legacy), respond_request(legacy.task_token.clone(), QueryResultType::Failed, "no handler")).await.unwrap();
     assert_eq!(outcome(&mut ticket).await, Some(QueryOutcome::Failed("no handler".into())));
 }
@@ -153,7 +153,7 @@ async fn closed_runs_are_queried_with_their_full_history_or_rejected() {
     assert_eq!(legacy_ready(e), 0, "nothing dispatched it yet: the re-check does");
     recheck(e, &ticket).await.unwrap();
     let (owner, task) = legacy_task(e, "closed: dispatched by the re-check").await;
-    let legacy = legacy_task_response(&owner, &task).unwrap().unwrap();
+    let legacy = legacy_task_response(&owner, &task, &queue()).unwrap().unwrap();
     let events = &legacy.history.as_ref().unwrap().events;
     assert_eq!(types(events).last(), Some(&EventType::WorkflowExecutionTerminated), "full history with the close event");
     respond(e, &token_of(&legacy), respond_request(legacy.task_token.clone(), QueryResultType::Answered, "x")).await.unwrap();
