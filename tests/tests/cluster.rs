@@ -665,14 +665,27 @@ async fn wait_closed(client: &Client, started: &[Started]) {
 // -------------------------------------------------------------------- checks
 
 /// The run id DescribeWorkflowExecution names for `workflow_id`'s current run.
-async fn current_run(client: &Client, workflow_id: &str) -> Option<String> {
+/// The workflow's current run as Describe answers, repeating the call while it is
+/// `Unavailable` (a leadership move under way: the placement hands a restarted node
+/// its shards back while the checks run), as an SDK client does; the last error as
+/// text otherwise.
+async fn current_run(client: &Client, workflow_id: &str) -> Result<Option<String>, String> {
     let request = DescribeWorkflowExecutionRequest {
         namespace: "default".into(),
         execution: Some(WorkflowExecution { workflow_id: workflow_id.to_string(), run_id: String::new() }),
     };
-    let mut service = client.connection().workflow_service();
-    let described = tokio::time::timeout(WAIT_RPC, service.describe_workflow_execution(request.into_request())).await.ok()?.ok()?;
-    described.into_inner().workflow_execution_info?.execution.map(|e| e.run_id)
+    let deadline = Instant::now() + WAIT_RPC;
+    loop {
+        let mut service = client.connection().workflow_service();
+        match tokio::time::timeout(WAIT_RPC, service.describe_workflow_execution(request.clone().into_request())).await {
+            Ok(Ok(described)) => return Ok(described.into_inner().workflow_execution_info.and_then(|i| i.execution).map(|e| e.run_id)),
+            Ok(Err(status)) if status.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Ok(Err(status)) => return Err(format!("describe: {status}")),
+            Err(_) => return Err(format!("describe: no answer within {WAIT_RPC:?}")),
+        }
+    }
 }
 
 /// Waits (bounded) for every existing workflow to close, then checks each.
@@ -723,7 +736,7 @@ async fn check_all_via(client: &Client, started: &[Started]) {
         }
         if let Some(acked) = &s.acked_run {
             match current_run(client, &s.workflow_id).await {
-                Some(run) if &run == acked => {}
+                Ok(Some(run)) if &run == acked => {}
                 other => failures.push(format!("{}: current run {other:?}, the acknowledged one is {acked}", s.workflow_id)),
             }
         }
