@@ -315,7 +315,8 @@ async fn a_legacy_query_goes_to_the_sticky_worker_with_no_history() {
 }
 
 /// A legacy query the sticky worker does not take within the sticky schedule-to-start
-/// timeout goes to the normal queue, with the full history.
+/// timeout goes to the normal queue, with the full history, and the run's stickiness
+/// ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_legacy_query_the_sticky_worker_does_not_take_falls_back_to_the_normal_queue() {
     let server = TestServer::start().await.unwrap();
@@ -327,6 +328,12 @@ async fn a_legacy_query_the_sticky_worker_does_not_take_falls_back_to_the_normal
     assert_eq!(ids(&task), (1..=4).collect::<Vec<_>>(), "the normal queue's poller gets the full history");
     run.answer(&task, "normal").await;
     assert_eq!(answered(within("the answer", asked).await.unwrap().unwrap()), "normal");
+    // As on Temporal's server, the run is no longer sticky: its next task goes to the
+    // normal queue at once.
+    run.signal().await;
+    let next = within("the next task", run.poll_normal(Duration::from_secs(30))).await;
+    assert_eq!(scheduled_queue(&run.history().await, 6), normal(&run.queue));
+    assert_eq!(ids(&next).first(), Some(&1), "full history");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,9 +56,19 @@ pub async fn ask(engine: &Engine, run: &RunKey, query: WorkflowQuery, reject_con
     let ticket = match sticky_route(&run.namespace, state).filter(|_| direct) {
         Some((sticky, timeout)) => {
             let ticket = lock.queries().register_sticky(run, query, queue, sticky).map_err(too_many)?;
-            let (registry, run, id) = (lock.queries().clone(), run.clone(), ticket.id().to_string());
+            let (registry, run, id, engine) = (lock.queries().clone(), run.clone(), ticket.id().to_string(), engine.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(timeout).await;
+                if !registry.waits_on_sticky(&run, &id) {
+                    return;
+                }
+                // As Go's history after a sticky query timed out: the run's stickiness
+                // ends (first, so the query's next poller sees a run that is not
+                // sticky), and the query goes to the normal queue.
+                let reset = super::workflow_task::reset_sticky_task_queue(&engine, &run.namespace, &run.workflow_id, &run.run_id);
+                if let Err(e) = reset.await {
+                    tracing::debug!(?run, error = %e, "stickiness not reset after a sticky query timed out");
+                }
                 registry.fall_back(&run, &id);
             });
             ticket

@@ -444,7 +444,9 @@ mod tests {
         let reg = registry();
         let mut ticket = reg.register_sticky(&run(), query("q"), queue(), sticky_queue()).unwrap();
         assert_eq!((ready(&reg), reg.dispatch.ready_len(&sticky_queue())), (0, 1), "on the sticky queue only");
+        assert!(reg.waits_on_sticky(&run(), ticket.id()));
         assert!(reg.fall_back(&run(), ticket.id()));
+        assert!(!reg.waits_on_sticky(&run(), ticket.id()));
         assert_eq!(ready(&reg), 1, "moved to the normal queue");
         assert!(now(reg.poll(&sticky_queue(), NEVER)).is_pending(), "the task left on the sticky queue is skipped");
         let task = take(&reg).expect("the normal queue's task");
@@ -458,7 +460,7 @@ mod tests {
         let reg = registry();
         let ticket = reg.register_sticky(&run(), query("q"), queue(), sticky_queue()).unwrap();
         let Poll::Ready(Some(task)) = now(reg.poll(&sticky_queue(), NEVER)) else { panic!("the sticky worker takes it") };
-        assert!(!reg.fall_back(&run(), ticket.id()), "a worker has it");
+        assert!(!reg.waits_on_sticky(&run(), ticket.id()) && !reg.fall_back(&run(), ticket.id()), "a worker has it");
         reg.requeue(task); // that poller went away
         assert_eq!(reg.dispatch.ready_len(&sticky_queue()), 1, "back on the sticky queue");
         assert!(reg.fall_back(&run(), ticket.id()), "nobody holds it again: it moves");

@@ -23,6 +23,13 @@ impl QueryRegistry {
         self.register_routed(run, query, normal, Some(sticky), true)
     }
 
+    /// Whether query `id` of `run` still waits on a sticky queue with no worker
+    /// holding it ([`Self::fall_back`] would move it).
+    pub fn waits_on_sticky(&self, run: &RunKey, id: &str) -> bool {
+        let mut reg = self.inner.lock();
+        reg.pending_mut(run, id).is_some_and(|p| p.phase == Phase::Dispatched && !p.with_worker && p.sticky.is_some())
+    }
+
     /// The sticky worker did not take query `id` of `run` in time: its legacy task
     /// goes to the normal queue (under a new dispatch id, so the one left on the
     /// sticky queue is skipped). False when there is nothing to move (answered, taken
