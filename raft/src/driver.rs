@@ -115,7 +115,12 @@ pub(crate) struct Driver {
     /// A leader's snapshot checked when its message arrived, for `on_ready` to
     /// install if raft-rs accepts it (see `install`).
     pub pending_install: Option<crate::install::PendingInstall>,
+    /// Ticks since the driver started (paces the replication report).
+    pub ticks: u64,
 }
+
+/// Every this many ticks a leader reports (debug) the followers it has not caught up.
+const LAG_REPORT_TICKS: u64 = 50;
 
 impl Driver {
     pub async fn run(mut self, mut inbox: mpsc::Receiver<ShardMsg>) {
@@ -340,6 +345,31 @@ impl Driver {
         }
     }
 
+    /// A leader's view of each follower that lacks committed entries (debug): what a
+    /// replication that does not advance looks like from here.
+    fn report_lagging_followers(&self) {
+        let raft = &self.raw.raft;
+        if raft.state != StateRole::Leader || !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let committed = raft.raft_log.committed;
+        for (id, p) in raft.prs().iter().filter(|(id, p)| **id != raft.id && p.matched < committed) {
+            tracing::debug!(
+                shard = self.shard,
+                term = raft.term,
+                follower = id,
+                matched = p.matched,
+                committed,
+                next = p.next_idx,
+                state = ?p.state,
+                paused = p.paused,
+                recently_active = p.recent_active,
+                pending_snapshot = p.pending_snapshot,
+                "follower behind"
+            );
+        }
+    }
+
     /// Publishes who leads, in which term, and whether this node may serve yet: it
     /// leads and its applied index is in its own term (the entry it appended on
     /// winning is applied, so everything committed before the term is too).
@@ -352,6 +382,10 @@ impl Driver {
 
     async fn on_tick(&mut self) -> Result<()> {
         self.raw.tick();
+        self.ticks += 1;
+        if self.ticks % LAG_REPORT_TICKS == 0 {
+            self.report_lagging_followers();
+        }
         if self.hard_state_dirty && !self.raw.has_ready() {
             // Bound how far the durable commit index lags the applied one.
             self.persist(Vec::new(), true).await?;

@@ -530,6 +530,7 @@ async fn start_shard(
         hard_state_dirty: false,
         replay_to,
         pending_install: None,
+        ticks: 0,
     };
     Ok((ShardHandle { inbox: inbox_tx, single_member, state, status }, driver, inbox))
 }

@@ -58,8 +58,11 @@ impl PeerService {
     fn deliver(&self, batch: RaftBatch) -> Result<(), Status> {
         for m in batch.messages {
             match self.step(batch.from_node, m.shard, &m.message) {
+                Ok(()) => {}
                 // A busy shard drops the message; Raft retransmits.
-                Ok(()) | Err(RaftError::Overloaded { .. } | RaftError::Stopped { .. }) => {}
+                Err(e @ (RaftError::Overloaded { .. } | RaftError::Stopped { .. })) => {
+                    tracing::debug!(from = batch.from_node, shard = m.shard, error = %e, "raft message dropped");
+                }
                 Err(e) => return Err(Status::invalid_argument(e.to_string())),
             }
         }
