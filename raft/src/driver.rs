@@ -383,7 +383,7 @@ impl Driver {
     async fn on_tick(&mut self) -> Result<()> {
         self.raw.tick();
         self.ticks += 1;
-        if self.ticks % LAG_REPORT_TICKS == 0 {
+        if self.ticks.is_multiple_of(LAG_REPORT_TICKS) {
             self.report_lagging_followers();
         }
         if self.hard_state_dirty && !self.raw.has_ready() {
