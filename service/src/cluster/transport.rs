@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hourglass_proto::peer::peer_client::PeerClient;
 use hourglass_proto::peer::{RaftBatch, ShardMessage, SnapshotChunk};
@@ -50,6 +50,12 @@ const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Keep-alive pings: a peer that does not answer within the timeout is cut off.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(500);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest a stream with frames waiting may take none of them. A stream that stalls
+/// this long is stuck (seen under load: a call opened while the peer's port was
+/// resetting connections, that neither failed nor carried a frame, so keep-alives
+/// never ran and the lane fed the peer nothing for minutes): the lane drops it and
+/// connects again.
+const STREAM_STALL_TIMEOUT: Duration = Duration::from_secs(3);
 
 type Queued = (ShardId, Message);
 
@@ -223,6 +229,7 @@ impl Lane {
         let mut client = PeerClient::new(channel).max_encoding_message_size(usize::MAX);
         let mut call = tokio::spawn(async move { client.raft(tokio_stream::wrappers::ReceiverStream::new(stream)).await });
         tracing::debug!(peer = self.peer, "stream to peer open");
+        let mut progress = StreamProgress::new(Instant::now());
         let alive = loop {
             let first = tokio::select! {
                 item = queue.recv() => item,
@@ -240,12 +247,19 @@ impl Lane {
                 }
             }
             let shards: Vec<ShardId> = batch.iter().map(|(s, _)| *s).collect();
-            if frames.send(self.frame(batch)).await.is_err() {
+            let buffered = frames.max_capacity() - frames.capacity();
+            let stalled = progress.stalled(buffered, Instant::now());
+            let sent = if stalled { None } else { tokio::time::timeout(STREAM_STALL_TIMEOUT, frames.send(self.frame(batch))).await.ok() };
+            if !matches!(sent, Some(Ok(()))) {
+                if sent.is_none() {
+                    tracing::warn!(peer = self.peer, "stream to peer took no frame for {STREAM_STALL_TIMEOUT:?}; connecting again");
+                }
                 for shard in shards {
                     report_unreachable(&self.node, shard, self.peer);
                 }
                 break true;
             }
+            progress.sent();
         };
         call.abort();
         alive
@@ -263,5 +277,57 @@ impl Lane {
             })
             .collect();
         RaftBatch { from_node: self.from, messages }
+    }
+}
+
+/// Whether a stream takes the frames handed to it: frames taken only ever grow
+/// while the stream works.
+struct StreamProgress {
+    sent: usize,
+    taken: usize,
+    taken_at: Instant,
+}
+
+impl StreamProgress {
+    fn new(now: Instant) -> Self {
+        Self { sent: 0, taken: 0, taken_at: now }
+    }
+
+    fn sent(&mut self) {
+        self.sent += 1;
+    }
+
+    /// `buffered`: frames handed over and not taken yet. True when some wait and
+    /// none was taken for [`STREAM_STALL_TIMEOUT`].
+    fn stalled(&mut self, buffered: usize, now: Instant) -> bool {
+        let taken = self.sent.saturating_sub(buffered);
+        if buffered == 0 || taken > self.taken {
+            self.taken = taken;
+            self.taken_at = now;
+            return false;
+        }
+        now.saturating_duration_since(self.taken_at) >= STREAM_STALL_TIMEOUT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_that_takes_no_waiting_frame_for_the_timeout_is_stalled() {
+        let t0 = Instant::now();
+        let mut progress = StreamProgress::new(t0);
+        progress.sent();
+        progress.sent();
+        assert!(!progress.stalled(2, t0), "just sent");
+        let t1 = t0 + STREAM_STALL_TIMEOUT;
+        assert!(progress.stalled(2, t1), "two frames waiting, none taken for the timeout");
+        assert!(!progress.stalled(1, t1), "one taken since: the stream works");
+        let t2 = t1 + STREAM_STALL_TIMEOUT;
+        assert!(!progress.stalled(0, t2), "nothing waiting is never a stall");
+        progress.sent();
+        assert!(!progress.stalled(1, t2 + STREAM_STALL_TIMEOUT / 2), "not yet");
+        assert!(progress.stalled(1, t2 + STREAM_STALL_TIMEOUT), "now");
     }
 }
