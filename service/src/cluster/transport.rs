@@ -13,7 +13,9 @@
 //! [`SNAPSHOT_SEND_TIMEOUT`], and tells the shard how it went (`report_snapshot`). Nothing blocks a driver: a full queue
 //! drops the message, and a lost connection drops what it carried; both are reported
 //! to the shard (`report_unreachable`) and Raft retransmits. A lane reconnects with
-//! backoff; HTTP/2 keep-alives end a connection to a peer that stopped answering.
+//! backoff; HTTP/2 keep-alives end a connection to a peer that stopped answering, and
+//! a stream that takes none of the frames waiting for it for [`STREAM_STALL_TIMEOUT`]
+//! is dropped (a stuck call keep-alives do not see).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
